@@ -1,0 +1,30 @@
+"""Workbench: train the prompts of multi-step LLM pipelines with textual gradients (LLM-AutoDiff).
+
+The engine in one look::
+
+    instruction = Parameter("answer.instruction", "Answer the question.", role="instruction")
+    answer = LLMCall("answer", "{{instruction}}\\n\\nQuestion: {{question}}", [instruction])
+    with use_model(model), trace("s1") as graph:
+        prediction = answer(question="...")
+"""
+from .backward import BackwardEngine
+from .errors import WorkbenchError
+from .events import Event, EventBus
+from .graph import Gradient, Graph, render_svg, to_dot
+from .loss import exact_match, f1_score, numeric_match
+from .nodes import LLMCall, Tool, tool
+from .parameter import Parameter, Role
+from .pipeline import FunctionPipeline, Pipeline
+from .prompt import PromptTemplate
+from .runner import SampleResult, run_batch, run_example
+from .selection import select_for_backward
+from .tracing import TracedText, trace, use_model
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BackwardEngine", "Event", "EventBus", "FunctionPipeline", "Gradient", "Graph", "LLMCall", "Parameter",
+    "Pipeline", "PromptTemplate", "Role", "SampleResult", "Tool", "TracedText", "WorkbenchError",
+    "exact_match", "f1_score", "numeric_match", "render_svg", "run_batch", "run_example",
+    "select_for_backward", "to_dot", "tool", "trace", "use_model",
+]

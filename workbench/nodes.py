@@ -1,0 +1,172 @@
+"""The two kinds of graph node a pipeline is built from.
+
+`LLMCall` renders a template from its parameters (peers) and inputs and asks a model; `tool` marks
+any Python function (retriever, parser, calculator) as a functional node. Both work outside a trace
+as ordinary callables and record themselves when called inside `tracing.trace`.
+"""
+from __future__ import annotations
+
+import functools
+import inspect
+import time
+from typing import TYPE_CHECKING, Any, Callable, Iterable
+
+from .errors import ParseError, WorkbenchError
+from .parameter import Parameter, check_unique
+from .prompt import PromptTemplate
+from .tracing import TracedText, current_graph, current_model, find_sources, output_texts
+
+if TYPE_CHECKING:
+    from .graph import Graph, NodeRecord
+    from .llm.types import ChatModel
+
+
+def _short(value: Any, limit: int = 4000) -> str:
+    text = value if isinstance(value, str) else repr(value) if not isinstance(value, (list, tuple)) else \
+        "\n".join(str(v) for v in value)
+    return text if len(text) <= limit else text[:limit] + f"... [{len(text) - limit} more characters]"
+
+
+def _link_inputs(graph: "Graph", node: "NodeRecord", inputs: dict[str, Any]) -> None:
+    for name, value in inputs.items():
+        for source in find_sources(graph, value, {k: v for k, v in graph.output_texts.items() if k != node.id}):
+            graph.add_edge(source, node.id, name)
+
+
+def _finish(graph: "Graph", node: "NodeRecord", output: Any, *, raw: str | None = None) -> None:
+    node.output = _short(raw if raw is not None else output)
+    node.status = "done"
+    node.ended = time.time()
+    graph.output_texts[node.id] = output_texts(output) + ([raw] if raw is not None else [])
+
+
+class LLMCall:
+    """An LLM node: `{{slots}}` in the template are filled from parameters and call inputs.
+
+    `parser` turns the reply into the value the pipeline uses; when it raises, the node records
+    the raw reply and a `ParseError` carrying it propagates, so the sample counts as failed.
+    """
+
+    def __init__(self, name: str, template: str | PromptTemplate, parameters: Iterable[Parameter] = (),
+                 *, system: str | None = None, model: "ChatModel | None" = None,
+                 parser: Callable[[str], Any] | None = None, **sampling: Any) -> None:
+        if isinstance(template, str):
+            template = PromptTemplate(user=template, system=system)
+        elif system is not None:
+            raise WorkbenchError(f"LLM node {name!r}: give `system` inside the PromptTemplate, not both")
+        self.name = name
+        self.template = template
+        self.params = check_unique(parameters)
+        self.model = model
+        self.parser = parser
+        self.sampling = sampling
+        missing = [p.name for p in self.params.values() if self._slot(p) not in template.variables()]
+        if missing:
+            raise WorkbenchError(f"LLM node {name!r}: parameters {missing} have no {{{{slot}}}} in its template "
+                                 f"(slots: {template.variables()})")
+
+    @staticmethod
+    def _slot(p: Parameter) -> str:
+        """The template slot of a parameter: the last part of its dotted name."""
+        return p.name.split(".")[-1]
+
+    def parameters(self) -> list[Parameter]:
+        return list(self.params.values())
+
+    def render(self, inputs: dict[str, Any]) -> list[dict]:
+        variables = {self._slot(p): p.value for p in self.params.values()}
+        overlap = set(variables) & set(inputs)
+        if overlap:
+            raise WorkbenchError(f"LLM node {self.name!r}: inputs {sorted(overlap)} clash with parameter slots")
+        variables.update({k: v if isinstance(v, str) else _short(v) for k, v in inputs.items()})
+        return self.template.render(variables, node=self.name)
+
+    def __call__(self, **inputs: Any) -> Any:
+        model = self.model or current_model()
+        if model is None:
+            raise WorkbenchError(f"LLM node {self.name!r} has no model: pass model=... or run it inside "
+                                 f"workbench.use_model(model)")
+        messages = self.render(inputs)  # template errors surface before anything is recorded
+        graph = current_graph()
+        node = None
+        if graph is not None:
+            node = graph.new_node(self.name, "llm", parameters=list(self.params),
+                                  inputs={k: _short(v) for k, v in inputs.items()}, prompt=messages,
+                                  started=time.time())
+            _link_inputs(graph, node, inputs)
+        try:
+            completion = model.complete(messages, **self.sampling)
+        except Exception as exc:
+            if node is not None:
+                node.status, node.error, node.ended = "failed", f"{type(exc).__name__}: {exc}", time.time()
+            raise
+        text = completion.text
+        if node is not None:
+            node.prompt_tokens, node.completion_tokens = completion.prompt_tokens, completion.completion_tokens
+            node.cached = completion.cached
+        value: Any = text
+        if self.parser is not None:
+            try:
+                value = self.parser(text)
+            except Exception as exc:
+                if node is not None:
+                    node.output, node.status, node.ended = text, "failed", time.time()
+                    node.error = f"could not parse the reply: {exc}"
+                    graph.output_texts[node.id] = [text]
+                raise ParseError(text, f"node {self.name!r}: {exc}") from exc
+        if node is not None:
+            _finish(graph, node, value, raw=text if value != text else None)
+            if isinstance(value, str):
+                value = TracedText(value, node.id)
+        return value
+
+    def __repr__(self) -> str:
+        return f"LLMCall({self.name!r}, parameters={list(self.params)})"
+
+
+class Tool:
+    """A functional node: ordinary Python whose call is recorded; feedback passes through it."""
+
+    def __init__(self, fn: Callable, name: str | None = None) -> None:
+        self.fn = fn
+        self.name = name or fn.__name__
+        self.signature = inspect.signature(fn)
+        functools.update_wrapper(self, fn)
+
+    def parameters(self) -> list[Parameter]:
+        return []
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        graph = current_graph()
+        if graph is None:
+            return self.fn(*args, **kwargs)
+        bound = self.signature.bind(*args, **kwargs)
+        inputs = dict(bound.arguments)
+        node = graph.new_node(self.name, "function", inputs={k: _short(v) for k, v in inputs.items()},
+                              started=time.time())
+        _link_inputs(graph, node, inputs)
+        try:
+            output = self.fn(*args, **kwargs)
+        except Exception as exc:
+            node.status, node.error, node.ended = "failed", f"{type(exc).__name__}: {exc}", time.time()
+            raise
+        _finish(graph, node, output)
+        return TracedText(output, node.id) if isinstance(output, str) else output
+
+    def __get__(self, obj: Any, objtype: Any = None) -> Any:
+        """Support decorating methods: bind `self` but keep recording."""
+        if obj is None:
+            return self
+        bound = Tool(functools.partial(self.fn, obj), self.name)
+        bound.signature = inspect.signature(bound.fn)
+        return bound
+
+    def __repr__(self) -> str:
+        return f"Tool({self.name!r})"
+
+
+def tool(fn: Callable | None = None, *, name: str | None = None) -> Any:
+    """Mark a function as a functional graph node: `@tool` or `@tool(name="retrieve")`."""
+    if fn is None:
+        return lambda f: Tool(f, name)
+    return Tool(fn, name)

@@ -1,0 +1,63 @@
+"""Which samples of a batch are back-propagated, and why.
+
+Backward costs several LLM calls per node, so only failed samples are sent (the worst first),
+capped, plus a few passing ones for contrast. Errored samples (the endpoint failed) say nothing
+about the prompt and are never sent. The reason for every choice is recorded for the UI.
+"""
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from typing import Iterable, Protocol
+
+
+class Scored(Protocol):
+    sample_id: str
+    score: float | None
+    status: str  # "ok" | "failed" | "errored"
+
+
+@dataclass(frozen=True)
+class Selection:
+    sample_id: str
+    selected: bool
+    reason: str
+
+
+def select_for_backward(results: Iterable[Scored], *, pass_threshold: float = 1.0, max_failed: int = 4,
+                        max_correct: int = 1, seed: int = 0, pinned: Iterable[str] = (),
+                        excluded: Iterable[str] = ()) -> list[Selection]:
+    """Return one `Selection` per result, in the results' order."""
+    results = list(results)
+    pinned, excluded = set(pinned), set(excluded)
+    chosen: dict[str, str] = {}
+    failed = [r for r in results if r.status != "errored" and r.sample_id not in excluded
+              and (r.score is None or r.score < pass_threshold)]
+    passed = [r for r in results if r.status != "errored" and r.sample_id not in excluded
+              and r.score is not None and r.score >= pass_threshold]
+    for r in results:
+        if r.sample_id in pinned and r.sample_id not in excluded and r.status != "errored":
+            chosen[r.sample_id] = "pinned by the user"
+    failed.sort(key=lambda r: (r.score if r.score is not None else 0.0))
+    for r in failed:
+        if sum(1 for v in chosen.values() if v.startswith("failed")) >= max_failed:
+            break
+        chosen.setdefault(r.sample_id, f"failed (score {r.score or 0:g} < {pass_threshold:g})")
+    if any(v.startswith("failed") or v.startswith("pinned") for v in chosen.values()):
+        rng = random.Random(seed)
+        contrast = [r for r in passed if r.sample_id not in chosen]
+        for r in rng.sample(contrast, min(max_correct, len(contrast))):
+            chosen[r.sample_id] = f"passed (score {r.score:g}), kept for contrast"
+    out = []
+    for r in results:
+        if r.sample_id in chosen:
+            out.append(Selection(r.sample_id, True, chosen[r.sample_id]))
+        elif r.status == "errored":
+            out.append(Selection(r.sample_id, False, "errored: the call failed, says nothing about the prompt"))
+        elif r.sample_id in excluded:
+            out.append(Selection(r.sample_id, False, "excluded by the user"))
+        elif r in failed:
+            out.append(Selection(r.sample_id, False, f"failed, but over the cap of {max_failed}"))
+        else:
+            out.append(Selection(r.sample_id, False, "passed"))
+    return out
