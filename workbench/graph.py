@@ -9,7 +9,7 @@ from __future__ import annotations
 import html
 import threading
 from dataclasses import asdict, dataclass, field
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 
 @dataclass
@@ -80,6 +80,8 @@ class Graph:
         self._lock = threading.Lock()
         # texts each node produced, for linking later inputs to it (see tracing.find_sources)
         self.output_texts: dict[str, list[str]] = {}
+        # called with a node when it starts and when it ends (the trainer turns it into events)
+        self.listener: Callable[[NodeRecord], None] | None = None
 
     # -- recording ----------------------------------------------------------------------------
     def new_node(self, component: str, kind: str, **fields: Any) -> NodeRecord:
@@ -90,7 +92,12 @@ class Graph:
             node = NodeRecord(id=component if n == 1 else f"{component}#{n}", component=component,
                               kind=kind, call_index=n, **fields)
             self.nodes.append(node)
-            return node
+        self.notify(node)
+        return node
+
+    def notify(self, node: NodeRecord) -> None:
+        if self.listener is not None:
+            self.listener(node)
 
     def add_edge(self, source: str, target: str, input: str) -> None:
         with self._lock:

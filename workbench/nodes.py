@@ -38,6 +38,7 @@ def _finish(graph: "Graph", node: "NodeRecord", output: Any, *, raw: str | None 
     node.status = "done"
     node.ended = time.time()
     graph.output_texts[node.id] = output_texts(output) + ([raw] if raw is not None else [])
+    graph.notify(node)
 
 
 class LLMCall:
@@ -99,6 +100,7 @@ class LLMCall:
         except Exception as exc:
             if node is not None:
                 node.status, node.error, node.ended = "failed", f"{type(exc).__name__}: {exc}", time.time()
+                graph.notify(node)
             raise
         text = completion.text
         if node is not None:
@@ -113,6 +115,7 @@ class LLMCall:
                     node.output, node.status, node.ended = text, "failed", time.time()
                     node.error = f"could not parse the reply: {exc}"
                     graph.output_texts[node.id] = [text]
+                    graph.notify(node)
                 raise ParseError(text, f"node {self.name!r}: {exc}") from exc
         if node is not None:
             _finish(graph, node, value, raw=text if value != text else None)
@@ -149,6 +152,7 @@ class Tool:
             output = self.fn(*args, **kwargs)
         except Exception as exc:
             node.status, node.error, node.ended = "failed", f"{type(exc).__name__}: {exc}", time.time()
+            graph.notify(node)
             raise
         _finish(graph, node, output)
         return TracedText(output, node.id) if isinstance(output, str) else output

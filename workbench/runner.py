@@ -19,6 +19,7 @@ from .tracing import trace, use_model
 
 if TYPE_CHECKING:
     from .datasets import Example
+    from .graph import NodeRecord
     from .llm.types import ChatModel
     from .pipeline import Pipeline
 
@@ -64,11 +65,16 @@ class BatchResult:
         return sum(r.score or 0.0 for r in scored) / len(scored) if scored else None
 
 
+NodeListener = Callable[[str, "NodeRecord"], None]
+
+
 def run_example(pipeline: "Pipeline", example: "Example", eval_fn: EvalFn, model: "ChatModel", *,
-                pass_threshold: float = 1.0) -> SampleResult:
-    """Run, trace and score one example."""
+                pass_threshold: float = 1.0, on_node: NodeListener | None = None) -> SampleResult:
+    """Run, trace and score one example; `on_node(sample_id, node)` sees nodes start and end."""
     start = time.perf_counter()
     with use_model(model), trace(example.id) as graph:
+        if on_node is not None:
+            graph.listener = lambda node: on_node(example.id, node)
         try:
             prediction = pipeline(**example.input)
         except (EndpointUnreachableError, LLMCallError) as exc:
@@ -88,12 +94,13 @@ def run_example(pipeline: "Pipeline", example: "Example", eval_fn: EvalFn, model
 def run_batch(pipeline: "Pipeline", examples: Sequence["Example"], eval_fn: EvalFn, model: "ChatModel", *,
               concurrency: int = 8, pass_threshold: float = 1.0,
               on_result: Callable[[SampleResult], None] | None = None,
+              on_node: NodeListener | None = None,
               should_stop: Callable[[], bool] | None = None) -> BatchResult:
     """Run examples in parallel (up to `concurrency`); results keep the examples' order."""
     def one(example: "Example") -> SampleResult | None:
         if should_stop and should_stop():
             return None
-        result = run_example(pipeline, example, eval_fn, model, pass_threshold=pass_threshold)
+        result = run_example(pipeline, example, eval_fn, model, pass_threshold=pass_threshold, on_node=on_node)
         if on_result:
             on_result(result)
         return result

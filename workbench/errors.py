@@ -1,0 +1,79 @@
+"""Every exception the workbench package raises.
+
+All of them derive from :class:`WorkbenchError`, so callers can catch the package's failures
+without also catching programming errors.
+"""
+
+from __future__ import annotations
+
+
+class WorkbenchError(Exception):
+    """Base class of every error raised on purpose by workbench."""
+
+
+class ConfigError(WorkbenchError):
+    """Raised when a configuration (env vars, run config, pipeline spec) is invalid or incomplete."""
+
+
+class EndpointUnreachableError(WorkbenchError):
+    """Raised when no connection to an LLM endpoint could be made, even after retries."""
+
+    def __init__(self, url: str, detail: str = "") -> None:
+        self.url = url
+        self.detail = detail
+        message = f"LLM endpoint {url} is unreachable"
+        if detail:
+            message += f": {detail}"
+        super().__init__(message)
+
+
+class LLMCallError(WorkbenchError):
+    """Raised when an LLM call finally fails (after retries) for a reason other than no connection."""
+
+    def __init__(self, url: str, message: str, status: int | None = None) -> None:
+        self.url = url
+        self.message = message
+        self.status = status
+        where = f"{url} (HTTP {status})" if status is not None else url
+        super().__init__(f"LLM call to {where} failed: {message}")
+
+
+class LocalModelError(WorkbenchError):
+    """Raised when the embedded llama.cpp server cannot be installed, started, or reached."""
+
+
+class TemplateError(WorkbenchError):
+    """Raised when a prompt template is rendered without a variable it references."""
+
+    def __init__(self, variable: str, node: str, detail: str = "") -> None:
+        self.variable = variable
+        self.node = node
+        message = f"template of node '{node}' needs variable '{variable}'"
+        message += f" ({detail})" if detail else " but it was not provided"
+        super().__init__(message)
+
+
+class ParseError(WorkbenchError):
+    """Raised when an LLM reply cannot be parsed into the expected structure; keeps the raw text."""
+
+    def __init__(self, raw_text: str, detail: str = "") -> None:
+        self.raw = raw_text
+        self.detail = detail
+        preview = raw_text if len(raw_text) <= 200 else raw_text[:200] + "..."
+        super().__init__(f"could not parse LLM output ({detail}): {preview!r}")
+
+
+class DuplicateParameterError(WorkbenchError):
+    """Raised when two trainable parameters of one pipeline share a name."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        super().__init__(f"parameter name '{name}' is used more than once")
+
+
+class BudgetExceeded(WorkbenchError):
+    """Raised when a run would spend more calls or tokens than its configured budget."""
+
+
+class RunStopped(WorkbenchError):
+    """Raised inside a training run when the user (or a policy) asks it to stop."""

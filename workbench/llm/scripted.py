@@ -1,0 +1,71 @@
+"""An in-process chat model driven by a Python function, for fast and deterministic unit tests."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Callable
+
+from workbench.llm.types import Completion
+from workbench.llm.usage import UsageMeter
+
+
+def count_words(text: str) -> int:
+    """The token count ScriptedModel (and the test server) charge: whitespace-separated words."""
+    return len(str(text).split())
+
+
+def _message_text(message: dict) -> str:
+    content = message.get("content") or ""
+    if isinstance(content, list):  # OpenAI "content parts"
+        return " ".join(str(part.get("text", "")) for part in content if isinstance(part, dict))
+    return str(content)
+
+
+class ScriptedModel:
+    """A :class:`~workbench.llm.types.ChatModel` whose replies come from ``respond(messages)``.
+
+    Every call is appended to ``calls`` (a copy of its message list) so tests can assert on the
+    exact prompts a pipeline sent. Tokens are counted as whitespace-separated words, so usage
+    accounting behaves like a real model's without a server.
+    """
+
+    def __init__(
+        self,
+        respond: Callable[[list[dict]], str],
+        role: str = "task",
+        model: str = "scripted",
+        usage: UsageMeter | None = None,
+    ) -> None:
+        self.respond = respond
+        self.role = role
+        self.model = model
+        self.usage = usage if usage is not None else UsageMeter()
+        self.calls: list[list[dict]] = []
+        self.sampling_calls: list[dict] = []
+        self._lock = threading.Lock()
+
+    def complete(self, messages: list[dict], **sampling) -> Completion:
+        messages_copy = [dict(message) for message in messages]
+        with self._lock:
+            self.calls.append(messages_copy)
+            self.sampling_calls.append(dict(sampling))
+        started = time.perf_counter()
+        text = self.respond(messages_copy)
+        if not isinstance(text, str):
+            raise TypeError(f"ScriptedModel respond() must return str, got {type(text).__name__}")
+        latency = time.perf_counter() - started
+        prompt_tokens = sum(count_words(_message_text(message)) for message in messages_copy)
+        completion_tokens = count_words(text)
+        self.usage.record_call(self.role, prompt_tokens, completion_tokens, latency)
+        return Completion(
+            text=text,
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
+            cached=False,
+            latency_s=latency,
+            model=self.model,
+        )
+
+    def __repr__(self) -> str:
+        return f"ScriptedModel(role={self.role!r}, model={self.model!r}, calls={len(self.calls)})"
