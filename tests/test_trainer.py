@@ -1,65 +1,15 @@
 """The training loop with a scripted model whose accuracy depends on what the instruction says."""
-import re
 import threading
 
 import pytest
 
-from workbench import LLMCall, Parameter, Pipeline
 from workbench.approval import HumanApproval
-from workbench.datasets import Example
 from workbench.errors import ConfigError
 from workbench.llm.models import Models
 from workbench.store import RunStore, list_runs
 from workbench.trainer import TrainConfig, Trainer
 
-WORDS = ["apple", "river", "stone", "cloud", "maple", "tiger", "piano", "ocean", "lemon", "north",
-         "candle", "garden", "silver", "forest", "rocket", "window"]
-
-
-def examples(prefix, words):
-    return [Example(f"{prefix}-{w}", {"word": w}, w.upper(), {}) for w in words]
-
-
-TRAIN, VAL, TEST = examples("tr", WORDS[:8]), examples("va", WORDS[8:12]), examples("te", WORDS[12:])
-
-
-class Shout(Pipeline):
-    def __init__(self):
-        self.instruction = Parameter("shout.instruction", "Repeat the word.",
-                                     description="tells the model how to write the word")
-        self.node = LLMCall("shout", "{{instruction}}\nWord: {{word}}", [self.instruction])
-
-    def forward(self, word):
-        return self.node(word=word)
-
-
-def task(messages):
-    """Writes the word in capitals only when the instruction asks for UPPERCASE."""
-    text = messages[-1]["content"]
-    word = re.search(r"Word: (\w+)", text).group(1)
-    return word.upper() if "uppercase" in text.lower() else word
-
-
-def backward(messages):
-    return "The output must be in capital letters; the instruction never says so."
-
-
-class Optimizer:
-    """Proposes a useless instruction first, then the right one; keeps every prompt it saw."""
-    def __init__(self):
-        self.prompts = []
-
-    def __call__(self, messages):
-        self.prompts.append(messages[-1]["content"])
-        if len(self.prompts) == 1:
-            return "<PROPOSAL>Repeat the word, in French.</PROPOSAL>"
-        return "<PROPOSAL>Repeat the word in UPPERCASE letters.</PROPOSAL>"
-
-
-def same_text(prediction, target):
-    """Case matters here, unlike exact_match."""
-    return float(str(prediction).strip() == target)
-
+from scripted_tasks import TEST, TRAIN, VAL, Optimizer, Shout, backward, same_text, task
 
 def make(tmp_path, **kw):
     opt = Optimizer()
