@@ -204,3 +204,29 @@ def test_graphviz_renders_svg_with_node_ids():
     ids = {el.get("id") for el in ET.fromstring(svg.encode()).iter() if el.get("id")}
     assert {"node-query", "node-query#2", "node-retrieve#2", "node-answer", "node-loss"} <= ids
     assert "edge-query#2-retrieve#2" in ids
+
+
+def test_sample_input_passed_along_is_not_linked_to_an_output_it_quotes():
+    """A query that copies words of the question must not make the question look derived from it."""
+    p = Parameter("query.instruction", "Copy the question's subject.")
+    query = LLMCall("query", "{{instruction}} {{question}}", [p])
+    answer = LLMCall("answer", "{{instruction}} {{question}} {{query}}", [Parameter("answer.instruction", "Answer.")])
+
+    class Copy(Pipeline):
+        def __init__(self):
+            self.query, self.answer = query, answer
+        def forward(self, question):
+            return self.answer(question=question, query=self.query(question=question))
+    model = ScriptedModel(lambda m: "capital of France", role="task")
+    ex = Example("s", {"question": "What is the capital of France?"}, "Paris", {})
+    r = run_example(Copy(), ex, exact_match, model)
+    assert {(e.source, e.target, e.input) for e in r.graph.edges} == {
+        ("query", "answer", "query"), ("answer", "loss", "prediction")}
+
+
+def test_method_tools_are_components():
+    class WithTool(Pipeline):
+        @tool(name="lookup")
+        def lookup(self, key: str) -> str:
+            return key.upper()
+    assert [c.name for c in WithTool().components()] == ["lookup"]

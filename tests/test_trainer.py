@@ -4,7 +4,7 @@ import threading
 import pytest
 
 from workbench.approval import HumanApproval
-from workbench.errors import ConfigError
+from workbench.errors import ConfigError, WorkbenchError
 from workbench.llm.models import Models
 from workbench.store import RunStore, list_runs
 from workbench.trainer import TrainConfig, Trainer
@@ -111,7 +111,7 @@ def test_worker_thread_errors_reach_the_caller(tmp_path):
         raise RuntimeError("scripted model broke")
     models = Models.scripted(broken)
     trainer = Trainer(Shout(), TRAIN, VAL, TEST, "exact_match", models, run_dir=tmp_path / "r")
-    with pytest.raises(RuntimeError, match="scripted model broke"):
+    with pytest.raises(WorkbenchError, match=r"4 of 4 samples errored .*RuntimeError: scripted model broke"):
         trainer.start().result(timeout=30)
     assert RunStore(tmp_path / "r").summary()["status"] == "failed"
 

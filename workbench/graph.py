@@ -80,6 +80,7 @@ class Graph:
         self._lock = threading.Lock()
         # texts each node produced, for linking later inputs to it (see tracing.find_sources)
         self.output_texts: dict[str, list[str]] = {}
+        self.sample_inputs: set[str] = set()  # the sample's own input texts (never linked by content)
         # called with a node when it starts and when it ends (the trainer turns it into events)
         self.listener: Callable[[NodeRecord], None] | None = None
 

@@ -28,8 +28,11 @@ def _short(value: Any, limit: int = 4000) -> str:
 
 
 def _link_inputs(graph: "Graph", node: "NodeRecord", inputs: dict[str, Any]) -> None:
+    earlier = {k: v for k, v in graph.output_texts.items() if k != node.id}
     for name, value in inputs.items():
-        for source in find_sources(graph, value, {k: v for k, v in graph.output_texts.items() if k != node.id}):
+        if type(value) is str and value in graph.sample_inputs:
+            continue  # the sample's own input passed along unchanged
+        for source in find_sources(graph, value, earlier):
             graph.add_edge(source, node.id, name)
 
 

@@ -22,6 +22,11 @@ def _walk(value: Any, seen: set[int]) -> Iterable[Any]:
     elif isinstance(value, Pipeline):
         for item in vars(value).values():
             yield from _walk(item, seen)
+        for klass in type(value).__mro__:  # tools written as decorated methods live on the class
+            for item in vars(klass).values():
+                if isinstance(item, Tool) and id(item) not in seen:
+                    seen.add(id(item))
+                    yield item
     elif isinstance(value, (list, tuple)):
         for item in value:
             yield from _walk(item, seen)

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import contextvars
 import time
+import traceback
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
-from .errors import EndpointUnreachableError, LLMCallError, ParseError
+from .errors import EndpointUnreachableError, LLMCallError, ParseError, WorkbenchError
 from .graph import Graph
 from .loss import EvalFn, add_loss
 from .tracing import trace, use_model
@@ -72,7 +73,7 @@ def run_example(pipeline: "Pipeline", example: "Example", eval_fn: EvalFn, model
                 pass_threshold: float = 1.0, on_node: NodeListener | None = None) -> SampleResult:
     """Run, trace and score one example; `on_node(sample_id, node)` sees nodes start and end."""
     start = time.perf_counter()
-    with use_model(model), trace(example.id) as graph:
+    with use_model(model), trace(example.id, example.input) as graph:
         if on_node is not None:
             graph.listener = lambda node: on_node(example.id, node)
         try:
@@ -84,6 +85,13 @@ def run_example(pipeline: "Pipeline", example: "Example", eval_fn: EvalFn, model
             add_loss(graph, exc.raw, example.target, 0.0, pass_threshold=pass_threshold)
             return SampleResult(example.id, example.input, example.target, exc.raw, 0.0, "failed", graph,
                                 error=str(exc), seconds=time.perf_counter() - start)
+        except WorkbenchError:
+            raise  # a configuration problem (template, model): every sample would hit it
+        except Exception as exc:  # a bug in user code on this sample: errored, counted, shown
+            where = traceback.extract_tb(exc.__traceback__)[-1]
+            return SampleResult(example.id, example.input, example.target, None, None, "errored", graph,
+                                error=f"{type(exc).__name__}: {exc} (at {where.filename}:{where.lineno})",
+                                seconds=time.perf_counter() - start)
         score = float(eval_fn(prediction, example.target))
         add_loss(graph, prediction, example.target, score, pass_threshold=pass_threshold)
     status = "ok" if graph.loss and graph.loss.passed else "failed"

@@ -42,9 +42,14 @@ def current_graph() -> Graph | None:
 
 
 @contextlib.contextmanager
-def trace(sample_id: str) -> Iterator[Graph]:
-    """Record every node called inside the block into a new graph for `sample_id`."""
+def trace(sample_id: str, inputs: dict[str, Any] | None = None) -> Iterator[Graph]:
+    """Record every node called inside the block into a new graph for `sample_id`.
+
+    `inputs` are the sample's own inputs: a node input equal to one of them came from the sample,
+    not from an earlier node, even when an earlier output happens to be quoted inside it.
+    """
     graph = Graph(sample_id)
+    graph.sample_inputs = {v for v in (inputs or {}).values() if isinstance(v, str)}
     token = _graph.set(graph)
     try:
         yield graph
