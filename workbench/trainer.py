@@ -53,6 +53,7 @@ class TrainConfig:
     num_candidates: int = 1  # proposals per parameter per step
     optimize: str = "all"  # "all" trained parameters each step, or "one" at a time (round robin)
     tie_rule: str = "strict"  # "strict": validation must beat the best; "equal": a tie is kept
+    min_gain: float = 0.0  # a win must beat the best by more than this (noise margin on small val sets)
     num_demos: int = 3
     max_calls: int | None = None
     max_tokens: int | None = None
@@ -279,10 +280,11 @@ class Trainer:
             if p.role is Role.DEMOS and p.trainable:
                 self.demo_optimizer.collect(p, batch.results, slots=[s.split(".")[-1] for s in self.params])
                 self.demo_optimizer.add_raw(p, [e for e in batch_examples if e.id not in self.excluded])
-        accepted, rejected = [], []
+        accepted, rejected, optimized = [], [], []
         failed = [r for r in batch.results if r.status == "failed"]
         if failed or chosen:
-            for param in self._params_to_optimize(step):
+            optimized = self._params_to_optimize(step)
+            for param in optimized:
                 kept, ids = self._optimize(param, batch, failed, step)
                 accepted += ids[-1:] if kept else []
                 rejected += ids[:-1] if kept else ids
@@ -292,7 +294,8 @@ class Trainer:
                  "accepted": accepted, "rejected": rejected}
         self.curve.append(point)
         self._emit("step_finished", epoch=epoch, train_score=batch.mean_score, val_score=self.best_val,
-                   best_val=self.best_val, accepted=accepted, rejected=rejected, usage=self.usage())
+                   best_val=self.best_val, accepted=accepted, rejected=rejected,
+                   optimized=[p.name for p in optimized], mode=cfg.optimize, usage=self.usage())
         self._checkpoint()
 
     def _params_to_optimize(self, step: int) -> list[Parameter]:
@@ -398,7 +401,8 @@ class Trainer:
         else:
             score = self._score_with(param, candidate, self.val, "val", pid)
             best = self.best_val if self.best_val is not None else -1.0
-            keep = score > best or (self.config.tie_rule == "equal" and score >= best)
+            margin = best + self.config.min_gain
+            keep = score > margin or (self.config.tie_rule == "equal" and score >= margin)
             self._emit("validation", proposal_id=pid, score=score, best=self.best_val, passed=keep)
             reason = f"validation {score:.3f} {'beats' if keep else 'does not beat'} best {best:.3f}"
         if not keep:
