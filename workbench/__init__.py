@@ -19,10 +19,14 @@ from .prompt import PromptTemplate
 from .runner import SampleResult, run_batch, run_example
 from .selection import select_for_backward
 from .tracing import TracedText, trace, use_model
+from .approval import AutoApproval, HumanApproval
+from .llm import Models
+from .trainer import TrainConfig, Trainer
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "AutoApproval", "HumanApproval", "Models", "TrainConfig", "Trainer",
     "BackwardEngine", "Event", "EventBus", "FunctionPipeline", "Gradient", "Graph", "LLMCall", "Parameter",
     "Pipeline", "PromptTemplate", "Role", "SampleResult", "Tool", "TracedText", "WorkbenchError",
     "exact_match", "f1_score", "numeric_match", "render_svg", "run_batch", "run_example",
