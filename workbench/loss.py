@@ -75,4 +75,5 @@ def add_loss(graph: Graph, prediction: Any, target: Any, score: float, *, pass_t
         graph.add_edge(source, node.id, "prediction")
     graph.loss = LossRecord(score=float(score), prediction=str(prediction), target=str(target),
                             passed=score >= pass_threshold)
+    graph.notify(node)
     return graph.loss

@@ -177,24 +177,38 @@ class Trainer:
 
     def pause(self) -> None:
         self._running.clear()
+        self._emit("control", action="pause")
 
     def resume(self) -> None:
         self._pause_after_step = False
         self._running.set()
+        self._emit("control", action="resume")
 
     def step_once(self) -> None:
         """Run exactly one more step, then pause (for teaching)."""
         self._pause_after_step = True
         self._running.set()
+        self._emit("control", action="step")
 
     def stop(self) -> None:
         """Stop at the next point between LLM calls; the last checkpoint stays valid."""
         self._stop.set()
         self._running.set()
+        self._emit("control", action="stop")
 
     @property
     def is_paused(self) -> bool:
         return not self._running.is_set()
+
+    @property
+    def is_running(self) -> bool:
+        """True while a `start()`ed run has not finished."""
+        return self._future is not None and not self._future.done()
+
+    @property
+    def future(self) -> Future | None:
+        """The Future of the last `start()`, or None."""
+        return self._future
 
     @property
     def pending(self) -> PendingProposal | None:
@@ -229,6 +243,7 @@ class Trainer:
                 if self._pause_after_step:
                     self._pause_after_step = False
                     self._running.clear()
+                    self._emit("control", action="pause")
         except RunStopped:
             status = "stopped"
         except BudgetExceeded as exc:

@@ -1,0 +1,695 @@
+"""The notebook widgets, Python side: traits, browser messages, decisions, throttling.
+
+Most tests feed the funnel a synthetic event stream built to docs/EVENTS.md (no trainer, no
+kernel); the last ones drive a real Trainer with ScriptedModels and HumanApproval.
+"""
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import time
+from concurrent.futures import Future
+
+import pytest
+import traitlets
+
+from workbench.approval import ApprovalDesk, HumanApproval, PendingProposal
+from workbench.events import Event, EventBus
+from workbench.parameter import Parameter
+from workbench.ui import (ControlsView, CurvesView, Funnel, GraphView, ReviewView, SamplesView, Workbench,
+                          word_diff)
+from workbench.ui import assets
+
+PAYLOAD = '<img src=x onerror="alert(1)"><script>alert(2)</script>'
+
+
+# -- a synthetic run -----------------------------------------------------------------------------
+
+def graph_dict(sid, *, hops=2, question="q?", prediction="Paris", target="Paris", score=1.0):
+    """A recorded graph like Graph.to_dict(): query -> retrieve (looped `hops` times) -> answer -> loss."""
+    nodes, edges, prev = [], [], None
+    for i in range(1, hops + 1):
+        q = "query" if i == 1 else f"query#{i}"
+        r = "retrieve" if i == 1 else f"retrieve#{i}"
+        nodes.append({"id": q, "component": "query", "kind": "llm", "call_index": i,
+                      "parameters": ["query.instruction"], "inputs": {"question": question, "known": prev or ""},
+                      "output": f"query {i} of {sid}", "prompt": None, "status": "done", "error": None,
+                      "started": 0.0, "ended": 0.1, "prompt_tokens": 3, "completion_tokens": 2, "cached": False})
+        nodes.append({"id": r, "component": "retrieve", "kind": "function", "call_index": i, "parameters": [],
+                      "inputs": {"query": f"query {i} of {sid}"}, "output": f"doc {i}", "prompt": None,
+                      "status": "done", "error": None, "started": 0.0, "ended": 0.1, "prompt_tokens": 0,
+                      "completion_tokens": 0, "cached": False})
+        edges.append({"source": q, "target": r, "input": "query"})
+        prev = r
+    nodes.append({"id": "answer", "component": "answer", "kind": "llm", "call_index": 1,
+                  "parameters": ["answer.instruction"], "inputs": {"question": question, "context": "doc"},
+                  "output": prediction, "prompt": None, "status": "done", "error": None, "started": 0.0,
+                  "ended": 0.1, "prompt_tokens": 3, "completion_tokens": 1, "cached": False})
+    nodes.append({"id": "loss", "component": "loss", "kind": "loss", "call_index": 1, "parameters": [],
+                  "inputs": {"prediction": prediction, "target": target}, "output": f"score {score:g}",
+                  "prompt": None, "status": "done", "error": None, "started": 0.0, "ended": None,
+                  "prompt_tokens": 0, "completion_tokens": 0, "cached": False})
+    edges += [{"source": prev, "target": "answer", "input": "context"},
+              {"source": "answer", "target": "loss", "input": "prediction"}]
+    return {"sample_id": sid, "nodes": nodes, "edges": edges, "gradients": [],
+            "loss": {"score": score, "prediction": prediction, "target": target, "passed": score >= 1}}
+
+
+class Emitter:
+    def __init__(self, bus):
+        self.bus, self.step = bus, 0
+
+    def __call__(self, type, **data):
+        self.bus.emit(Event(type, data, run_id="r1", step=self.step))
+
+
+PARAMS = [Parameter("query.instruction", "Write a query."), Parameter("answer.instruction", "Answer.")]
+
+
+def emit_step(emit, step, *, samples=("s1", "s2", "s3"), proposal=True, approve=True, hops=2):
+    emit.step = step
+    emit("step_started", epoch=0, batch=list(samples))
+    for i, sid in enumerate(samples):
+        g = graph_dict(sid, hops=hops, question=PAYLOAD if sid == "s2" else f"question {sid}",
+                       prediction="wrong" if i < 2 else "Paris", score=0.0 if i < 2 else 1.0)
+        for n in g["nodes"]:
+            emit("node", sample_id=sid, split="train", node_id=n["id"], component=n["component"], kind=n["kind"],
+                 call_index=n["call_index"], status="running")
+            emit("node", sample_id=sid, split="train", node_id=n["id"], component=n["component"], kind=n["kind"],
+                 call_index=n["call_index"], status="done")
+        emit("forward", split="train", phase="train", graph=g,
+             summary={"sample_id": sid, "inputs": {"question": g["nodes"][0]["inputs"]["question"]},
+                      "target": "Paris", "prediction": g["loss"]["prediction"], "score": g["loss"]["score"],
+                      "status": "ok" if g["loss"]["passed"] else "failed", "error": None, "seconds": 0.1})
+    emit("selection", samples=[{"sample_id": "s1", "selected": True, "reason": "failed (score 0 < 1)"},
+                               {"sample_id": "s2", "selected": False, "reason": "failed, but over the cap of 1"},
+                               {"sample_id": "s3", "selected": True, "reason": "passed (score 1), kept for contrast"}])
+    for sid in ("s1", "s3"):
+        emit("gradient", sample_id=sid, node_id="loss", component="loss", call_index=1, target="answer",
+             target_kind="value", score=0.0, text=f"loss says {sid} was wrong")
+        emit("gradient", sample_id=sid, node_id="answer", component="answer", call_index=1,
+             target="answer.instruction", target_kind="parameter", score=0.0, text=f"answer fix for {sid}")
+        for i in range(hops, 0, -1):
+            q = "query" if i == 1 else f"query#{i}"
+            emit("gradient", sample_id=sid, node_id=q, component="query", call_index=i, target="query.instruction",
+                 target_kind="parameter", score=0.0, text=f"call {i} feedback {sid}")
+    emit("backward_done", samples=["s1", "s3"], gradients=8)
+    accepted, rejected = [], []
+    if proposal:
+        pid = f"p{step}"
+        old = "Answer." if step == 1 else "Answer in one word."
+        emit("proposal", proposal_id=pid, parameter="answer.instruction", role="instruction", old=old,
+             new="Answer in one word.", source="optimizer", gradient_summary="Sample s1: be brief")
+        emit("minibatch", proposal_id=pid, before=0.33, after=0.66, passed=True)
+        emit("approval_requested", proposal_id=pid, parameter="answer.instruction", old=old,
+             new="Answer in one word.", minibatch_before=0.33, minibatch_after=0.66)
+        if approve is not None:
+            emit("decision", proposal_id=pid, action="accept" if approve else "reject", by="person", text=None,
+                 at=time.time())
+            if approve:
+                emit("validation", proposal_id=pid, score=0.75, best=0.5, passed=True)
+                emit("update", proposal_id=pid, parameter="answer.instruction", accepted=True,
+                     value="Answer in one word.", reason="validation 0.750 beats best 0.500")
+                accepted.append(pid)
+            else:
+                emit("update", proposal_id=pid, parameter="answer.instruction", accepted=False, value=old,
+                     reason="rejected by person")
+                rejected.append(pid)
+    if approve is not None:
+        emit("step_finished", epoch=0, train_score=0.33, val_score=0.75, best_val=0.75, accepted=accepted,
+             rejected=rejected, usage={"task": {"calls": 10 * step, "prompt_tokens": 100 * step,
+                                                "completion_tokens": 10 * step, "cache_hits": 0, "latency_s": 1.0}})
+
+
+def start_run(emit):
+    emit("run_started", run_id="r1", config={}, parameters=[p.to_dict() for p in PARAMS],
+         splits={"train": 3, "val": 2, "test": 2}, resumed_from=None)
+    emit("eval", split="val", phase="baseline", score=0.5, n=2, errored=0, proposal_id=None)
+
+
+class FakeTrainer:
+    """Just what the funnel uses: bus, sets, approval, decide through a real ApprovalDesk, controls."""
+
+    def __init__(self):
+        self.bus = EventBus()
+        self.pinned, self.excluded = set(), set()
+        self.approval = HumanApproval()
+        self.desk = ApprovalDesk()
+        self.calls = []
+        self._future = None
+        self.is_paused = False
+
+        class P:
+            def parameters(self_inner):
+                return PARAMS
+        self.pipeline = P()
+
+    def decide(self, proposal_id, action, text=None, by="person"):
+        self.calls.append(("decide", proposal_id, action, text, by))
+        return self.desk.answer(proposal_id, action, text, by)
+
+    def start(self):
+        self.calls.append(("start",))
+        self._future = Future()
+        return self._future
+
+    def pause(self):
+        self.calls.append(("pause",))
+        self.is_paused = True
+
+    def resume(self):
+        self.calls.append(("resume",))
+        self.is_paused = False
+
+    def stop(self):
+        self.calls.append(("stop",))
+
+    def step_once(self):
+        self.calls.append(("step_once",))
+
+    def usage(self):
+        return {"task": {"calls": 1, "prompt_tokens": 5, "completion_tokens": 1, "cache_hits": 0}}
+
+
+def fake_svg(layout):
+    return "<svg>" + "".join(f'<g id="node-{n["id"]}" class="node"></g>' for n in layout["nodes"]) + "</svg>"
+
+
+@pytest.fixture
+def rig():
+    """A fake trainer, an unthreaded funnel (tests flush by hand) and one of each view."""
+    tr = FakeTrainer()
+    funnel = Funnel(tr, threaded=False, svg_renderer=fake_svg, prices={"task": (1.0, 2.0)})
+    views = {"graph": GraphView(funnel), "samples": SamplesView(funnel), "curves": CurvesView(funnel),
+             "review": ReviewView(funnel), "controls": ControlsView(funnel)}
+    sent = {k: [] for k in views}
+    for k, v in views.items():
+        v.send = (lambda box: lambda content, buffers=None: box.append(content))(sent[k])
+    emit = Emitter(tr.bus)
+    yield tr, funnel, views, sent, emit
+    funnel.close()
+
+
+def browser(view, **msg):
+    """What `model.send(msg)` in the browser arrives as in the kernel."""
+    view._handle_custom_msg(msg, [])
+
+
+# -- pure parts -----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("old,new", [
+    ("Answer the question.", "Answer the question in one word."),
+    ("", "new text"), ("old text", ""),
+    ("Line one.\n\nLine  two\twith tabs.", "Line one.\nLine two with tabs, changed."),
+    (PAYLOAD, PAYLOAD.replace("alert", "confirm")),
+])
+def test_word_diff_rebuilds_both_texts(old, new):
+    diff = word_diff(old, new)
+    assert "".join(t for op, t in diff if op != "+") == old
+    assert "".join(t for op, t in diff if op != "-") == new
+    assert all(op in "=+-" for op, _ in diff)
+    assert all(a[0] != b[0] for a, b in zip(diff, diff[1:]))  # neighbours merged
+
+
+def test_word_diff_is_word_level():
+    diff = word_diff("Answer the question.", "Answer the question briefly.")
+    assert ["=", "Answer the "] == diff[0]
+    assert ["-", "question."] in diff and ["+", "question briefly."] in diff
+
+
+def test_each_view_module_is_one_self_contained_es_module():
+    for name in ("graph.js", "samples.js", "curves.js", "review.js", "controls.js"):
+        code = assets.esm(name)
+        assert "export default" in code
+        assert 'from "./util.js"' not in code and "import " not in code.split("// ----", 1)[0]
+        assert "function safeSvg" in code and "export function" not in code
+        assert not re.search(r"\.(innerHTML|outerHTML)\b|insertAdjacentHTML|document\.write|\beval\(|new Function",
+                             code)
+        assert "http://" not in code.replace("http://www.w3.org/2000/svg", "")  # nothing fetched
+        assert "https://" not in code
+    assert ".wb-view" in assets.css()
+
+
+def test_front_end_files_are_found_from_an_override(tmp_path, monkeypatch):
+    for f in assets.widgets_dir().iterdir():
+        (tmp_path / f.name).write_bytes(f.read_bytes())
+    monkeypatch.setenv("WORKBENCH_WIDGETS_DIR", str(tmp_path))
+    assert assets.widgets_dir() == tmp_path
+    monkeypatch.setenv("WORKBENCH_WIDGETS_DIR", str(tmp_path / "missing"))
+    assert assets.widgets_dir() != tmp_path / "missing"
+
+
+@pytest.mark.parametrize("cls,names", [
+    (GraphView, {"svg", "node_status", "caption", "selected_node", "selected_sample", "sample_ids", "panel"}),
+    (SamplesView, {"rows", "selected_sample", "caption"}),
+    (CurvesView, {"points", "marks", "usage", "totals"}),
+    (ReviewView, {"pending", "history", "parameters", "auto_approve", "can_decide", "notice"}),
+    (ControlsView, {"status", "step", "epoch", "detail", "run_id", "export_path", "export_formats", "message",
+                    "summary"}),
+])
+def test_views_have_flat_synced_traits(cls, names):
+    view = cls()
+    synced = {n for n in view.trait_names(sync=True) if not n.startswith("_") and n not in
+              set(traitlets.HasTraits().trait_names()) | {"layout", "tabbable", "tooltip", "comm", "keys", "log"}}
+    assert names <= synced, names - synced
+    simple = (traitlets.Unicode, traitlets.Int, traitlets.Bool, traitlets.Float, traitlets.List, traitlets.Dict)
+    for n in names:
+        assert isinstance(view.traits()[n], simple), n
+    assert view.funnel is None  # usable on its own: a view without a funnel shows its traits
+
+
+# -- the funnel with a synthetic stream --------------------------------------------------------------
+
+def test_graph_view_lays_out_once_and_paints_status(rig):
+    tr, funnel, v, sent, emit = rig
+    calls = []
+    funnel._svg_renderer = lambda layout: calls.append(layout) or fake_svg(layout)
+    start_run(emit)
+    emit_step(emit, 1, approve=None)
+    funnel.flush()
+    g = v["graph"]
+    ids = ["query", "retrieve", "query#2", "retrieve#2", "answer", "loss"]
+    assert all(f'id="node-{i}"' in g.svg for i in ids)
+    # gradients arrived: the nodes that received one are marked, the others are done
+    assert g.node_status["answer"] == "gradient" and g.node_status["query#2"] == "gradient"
+    assert len(calls) == 1  # three samples, one layout
+    emit_step(emit, 2, approve=None)
+    funnel.flush()
+    assert len(calls) == 1  # same nodes: no new layout
+    emit_step(emit, 3, approve=None, hops=3)  # a longer loop adds nodes: laid out again, once
+    funnel.flush()
+    assert len(calls) == 2 and 'id="node-query#3"' in g.svg
+
+
+def test_node_status_follows_running_and_done_and_failures(rig):
+    tr, funnel, v, sent, emit = rig
+    start_run(emit)
+    emit.step = 1
+    emit("step_started", epoch=0, batch=["s1", "s2"])
+    funnel.flush()
+    g = graph_dict("s1")
+    emit("forward", split="train", phase="train", graph=g, summary={"sample_id": "s1", "inputs": {}, "target": "",
+                                                                     "prediction": "", "score": 1, "status": "ok"})
+    funnel.flush()
+    node = lambda sid, nid, st: emit("node", sample_id=sid, split="train", node_id=nid, component=nid, kind="llm",
+                                     call_index=1, status=st)
+    node("s1", "answer", "running")
+    node("s2", "answer", "running")
+    node("s1", "answer", "done")
+    funnel.flush()
+    assert v["graph"].node_status["answer"] == "running"  # s2 still runs it
+    node("s2", "answer", "failed")
+    funnel.flush()
+    assert v["graph"].node_status["answer"] == "failed"
+    node("s1", "loss", "running")  # the loss node announces its start only
+    emit("forward", split="train", phase="train", graph=graph_dict("s1"),
+         summary={"sample_id": "s1", "inputs": {}, "target": "", "prediction": "", "score": 1, "status": "ok"})
+    funnel.flush()
+    assert v["graph"].node_status["loss"] == "done"
+    emit.step = 2
+    emit("step_started", epoch=0, batch=["s1"])
+    funnel.flush()
+    assert v["graph"].node_status == {}  # everything waits again
+
+
+def test_clicking_a_node_opens_its_panel_with_gradients_per_call(rig):
+    tr, funnel, v, sent, emit = rig
+    start_run(emit)
+    emit_step(emit, 1, approve=None)
+    funnel.flush()
+    g = v["graph"]
+    assert g.panel == {}
+    browser(g, type="select_node", node_id="query#2")
+    p = g.panel
+    assert g.selected_node == "query#2" and p["component"] == "query" and p["multi_call"]
+    assert p["sample_id"] == "s1"  # the first sample sent to backward
+    assert [c["node_id"] for c in p["calls"]] == ["query", "query#2"]
+    assert [c["current"] for c in p["calls"]] == [False, True]
+    call2 = p["calls"][1]
+    assert dict(call2["inputs"])["known"] == "retrieve" and call2["output"] == "query 2 of s1"
+    texts = [gr["text"] for gr in call2["gradients"]]
+    assert texts[0] == "call 2 feedback s1" and "call 2 feedback s3" in texts  # the selected sample first
+    assert all("call 2" in t for t in texts)
+    assert p["parameters"] == [{"name": "query.instruction", "role": "instruction", "value": "Write a query.",
+                                "trainable": True}]
+    # the answer node received feedback on its output (from loss) and on its parameter
+    browser(g, type="select_node", node_id="answer")
+    kinds = {(gr["kind"], gr["from"]) for gr in g.panel["calls"][0]["gradients"]}
+    assert kinds == {("value", "loss"), ("parameter", "answer")}
+    # clicking a sample row switches the panel's sample
+    browser(v["samples"], type="select_sample", sample_id="s2")
+    assert g.selected_sample == "s2" and v["samples"].selected_sample == "s2"
+    assert dict(g.panel["calls"][0]["inputs"])["question"] == PAYLOAD  # text, untouched
+    browser(g, type="select_node", node_id="")
+    assert g.panel == {}
+
+
+def test_samples_view_rows_selection_and_pin_exclude(rig):
+    tr, funnel, v, sent, emit = rig
+    start_run(emit)
+    emit_step(emit, 1, approve=None)
+    funnel.flush()
+    rows = {r["sample_id"]: r for r in v["samples"].rows}
+    assert list(rows) == ["s1", "s2", "s3"]
+    assert rows["s1"]["selected"] is True and rows["s1"]["reason"].startswith("failed")
+    assert rows["s2"]["selected"] is False and "cap" in rows["s2"]["reason"]
+    assert rows["s2"]["input"] == PAYLOAD and rows["s1"]["score"] == 0.0 and rows["s3"]["status"] == "ok"
+    browser(v["samples"], type="pin", sample_id="s2", value=True)
+    assert tr.pinned == {"s2"} and {r["sample_id"]: r for r in v["samples"].rows}["s2"]["pinned"]
+    browser(v["samples"], type="exclude", sample_id="s2", value=True)  # exclude wins over pin
+    assert tr.pinned == set() and tr.excluded == {"s2"}
+    browser(v["samples"], type="exclude", sample_id="s2", value=False)
+    assert tr.excluded == set()
+    browser(v["samples"], type="pin", sample_id="", value=True)  # malformed: ignored
+    assert tr.pinned == set()
+    assert "step 1" in v["samples"].caption
+
+
+def test_curves_view_points_marks_usage_and_cost(rig):
+    tr, funnel, v, sent, emit = rig
+    start_run(emit)
+    emit_step(emit, 1, approve=True)
+    emit_step(emit, 2, approve=False)
+    funnel.flush()
+    c = v["curves"]
+    assert [p["step"] for p in c.points] == [0, 1, 2]
+    assert c.points[0]["val"] == 0.5 and c.points[1] == {"step": 1, "train": 0.33, "val": 0.75, "best": 0.75}
+    assert [(m["proposal_id"], m["accepted"], m["score"]) for m in c.marks] == [("p1", True, 0.75),
+                                                                                ("p2", False, None)]
+    assert [u["calls"] for u in c.usage] == [10, 20]
+    assert c.totals["tokens"] == 220 and c.totals["calls"] == 20
+    assert c.totals["cost"] == pytest.approx((200 * 1.0 + 20 * 2.0) / 1e6)
+
+
+def test_review_view_pending_diff_decisions_and_history(rig):
+    tr, funnel, v, sent, emit = rig
+    r = v["review"]
+    start_run(emit)
+    emit_step(emit, 1, approve=None)  # waits for a decision
+    tr.desk.open(PendingProposal("p1", "answer.instruction", "Answer.", "Answer in one word."))
+    funnel.flush()
+    assert r.pending["proposal_id"] == "p1" and r.can_decide and not r.auto_approve
+    assert r.pending["diff"] == [["-", "Answer."], ["+", "Answer in one word."]]
+    assert r.pending["gradient_summary"] == "Sample s1: be brief"
+    assert (r.pending["minibatch_before"], r.pending["minibatch_after"]) == (0.33, 0.66)
+    # a decision for another proposal (a stale button) is refused and changes nothing
+    browser(r, type="decide", proposal_id="p0", action="accept")
+    assert sent["review"][-1] == {"type": "decision_result", "proposal_id": "p0", "action": "accept", "ok": False,
+                                  "reason": "proposal p0 is no longer waiting for a decision"}
+    assert not tr.desk.pending.future.done()
+    # an edit without text is refused before it reaches the trainer
+    browser(r, type="decide", proposal_id="p1", action="edit", text="  ")
+    assert sent["review"][-1]["ok"] is False and not tr.desk.pending.future.done()
+    browser(r, type="decide", proposal_id="p1", action="explode")
+    assert sent["review"][-1]["ok"] is False
+    # the real button
+    browser(r, type="decide", proposal_id="p1", action="accept")
+    assert sent["review"][-1]["ok"] is True
+    assert tr.desk.pending.future.result(0).action == "accept"
+    assert tr.calls[-1] == ("decide", "p1", "accept", None, "person")
+    # a second click on the same (now answered) proposal does nothing
+    browser(r, type="decide", proposal_id="p1", action="reject")
+    assert sent["review"][-1]["ok"] is False and tr.desk.pending.future.result(0).action == "accept"
+    tr.desk.close()
+    emit("decision", proposal_id="p1", action="accept", by="person", text=None, at=0.0)
+    emit("validation", proposal_id="p1", score=0.75, best=0.5, passed=True)
+    emit("update", proposal_id="p1", parameter="answer.instruction", accepted=True, value="Answer in one word.",
+         reason="validation 0.750 beats best 0.500")
+    funnel.flush()
+    assert r.pending == {}
+    h = r.history[0]
+    assert (h["proposal_id"], h["status"], h["action"], h["by"], h["validation"]) == \
+        ("p1", "kept", "accept", "person", 0.75)
+    assert h["diff"] == [["-", "Answer."], ["+", "Answer in one word."]]
+    assert {p["name"]: p["value"] for p in r.parameters}["answer.instruction"] == "Answer in one word."
+
+
+def test_review_edit_sends_the_text_and_history_shows_it(rig):
+    tr, funnel, v, sent, emit = rig
+    r = v["review"]
+    start_run(emit)
+    emit_step(emit, 1, approve=None)
+    tr.desk.open(PendingProposal("p1", "answer.instruction", "Answer.", "Answer in one word."))
+    funnel.flush()
+    browser(r, type="decide", proposal_id="p1", action="edit", text="Answer with one word only.")
+    assert tr.desk.pending.future.result(0).text == "Answer with one word only."
+    emit("decision", proposal_id="p1", action="edit", by="person", text="Answer with one word only.", at=0.0)
+    funnel.flush()
+    h = r.history[0]
+    assert h["status"] == "edited" and h["edited_diff"] == [["-", "Answer."], ["+", "Answer with one word only."]]
+
+
+def test_auto_approve_switch_sets_the_policy(rig):
+    tr, funnel, v, sent, emit = rig
+    browser(v["review"], type="auto", value=True)
+    assert tr.approval.auto is True and v["review"].auto_approve is True
+    browser(v["review"], type="auto", value=False)
+    assert tr.approval.auto is False and v["review"].auto_approve is False
+
+
+def test_controls_call_the_trainer_and_show_status(rig):
+    tr, funnel, v, sent, emit = rig
+    c = v["controls"]
+    assert c.status == "idle"
+    browser(c, type="control", action="start")
+    assert tr.calls[-1] == ("start",) and c.status == "starting"
+    start_run(emit)
+    funnel.flush()
+    assert c.status == "running" and c.run_id == "r1"
+    browser(c, type="control", action="start")  # already running: nothing started twice
+    assert tr.calls.count(("start",)) == 1 and c.message == "already running"
+    browser(c, type="control", action="pause")
+    assert tr.calls[-1] == ("pause",) and c.status == "paused"
+    browser(c, type="control", action="resume")
+    assert tr.calls[-1] == ("resume",) and c.status == "running"
+    tr.is_paused = True  # step_once paused it between steps: no event, the funnel notices
+    funnel.push_now()
+    assert c.status == "paused"
+    browser(c, type="control", action="step")
+    assert tr.calls[-1] == ("step_once",) and tr.calls.count(("start",)) == 1
+    browser(c, type="control", action="stop")
+    assert tr.calls[-1] == ("stop",) and c.status == "stopping"
+    browser(c, type="control", action="explode")
+    assert "explode" in c.message and tr.calls[-1] == ("stop",)
+    emit("run_finished", status="stopped", baseline={"val": 0.5, "test": 0.5}, final={"val": 0.5, "test": None},
+         best_val=0.5, best_step=0, usage={}, error=None, run_dir="runs/r1", run_id="r1", steps=1)
+    funnel.flush()
+    assert c.status == "finished" and c.summary["status"] == "stopped"
+    tr._future.set_result(None)
+
+
+def test_step_on_an_idle_trainer_starts_it_for_one_step(rig):
+    tr, funnel, v, sent, emit = rig
+    browser(v["controls"], type="control", action="step")
+    assert tr.calls == [("step_once",), ("start",)]
+
+
+def test_unknown_or_malformed_messages_are_ignored(rig):
+    tr, funnel, v, sent, emit = rig
+    for msg in ({"type": "nope"}, {}, {"type": "decide"}, {"type": "select_node", "node_id": None}):
+        browser(v["graph"], **msg)
+    v["graph"]._handle_custom_msg("not a dict", [])
+    assert [c for c in tr.calls if c[0] != "decide"] == []
+
+
+def test_a_late_view_gets_the_whole_state(rig):
+    tr, funnel, v, sent, emit = rig
+    start_run(emit)
+    emit_step(emit, 1, approve=True)
+    funnel.flush()
+    late = CurvesView(funnel)
+    assert late.points == v["curves"].points and late.marks == v["curves"].marks
+
+
+# -- throttling and scale ---------------------------------------------------------------------------
+
+def test_updates_are_throttled_and_coalesced_and_never_block_the_emitter():
+    bus = EventBus()
+    funnel = Funnel(bus=bus, interval=0.2, svg_renderer=fake_svg)
+    try:
+        graph = GraphView(funnel)
+        emit = Emitter(bus)
+        start_run(emit)
+        t0 = time.perf_counter()
+        n = 0
+        while time.perf_counter() - t0 < 1.2:  # a busy trainer: events as fast as it can
+            emit("node", sample_id="s1", split="train", node_id="answer", component="answer", kind="llm",
+                 call_index=1, status="running" if n % 2 == 0 else "done")
+            n += 1
+        elapsed = time.perf_counter() - t0
+        time.sleep(0.5)
+        assert n > 1000 and elapsed / n < 0.001  # emitting is an append to a queue
+        assert funnel.pushes <= elapsed / 0.2 + 3, (funnel.pushes, elapsed)
+        assert graph.node_status["answer"] == ("done" if n % 2 == 0 else "running")  # the last event won
+    finally:
+        funnel.close()
+
+
+def test_thirty_nodes_and_two_hundred_steps_stay_fast():
+    """A 30-node pipeline and a 200-step run: folding events in and building the traits stays cheap."""
+    bus = EventBus()
+    funnel = Funnel(bus=bus, threaded=False)  # the real Graphviz layout
+    views = [GraphView(funnel), SamplesView(funnel), CurvesView(funnel), ReviewView(funnel)]
+    emit = Emitter(bus)
+    start_run(emit)
+    t0 = time.perf_counter()
+    for step in range(1, 201):
+        emit_step(emit, step, hops=14, approve=step % 3 != 0)  # 14 x 2 + answer + loss = 30 nodes
+        if step % 10 == 0:
+            funnel.flush()
+    funnel.flush()
+    elapsed = time.perf_counter() - t0
+    g = views[0]
+    assert g.svg.count('class="node') == 30
+    assert len(views[2].points) == 201 and len(views[2].marks) == 200
+    assert len(views[3].history) == 200
+    browser(g, type="select_node", node_id="query#7")
+    assert len(g.panel["calls"]) == 14
+    assert elapsed < 20, elapsed  # ~60k events; generous for 2 busy cores
+
+
+# -- with the real trainer ------------------------------------------------------------------------
+
+def make_trainer(tmp_path, approval):
+    from scripted_tasks import TEST, TRAIN, VAL, Optimizer, Shout, backward, same_text, task
+    from workbench.llm.models import Models
+    from workbench.trainer import TrainConfig, Trainer
+    return Trainer(Shout(), TRAIN, VAL, TEST, same_text, Models.scripted(task, backward, Optimizer()),
+                   config=TrainConfig(max_steps=2, batch_size=4, concurrency=2), approval=approval,
+                   run_dir=tmp_path / "run")
+
+
+def wait_for(predicate, timeout=30.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.02)
+    raise AssertionError("timed out")
+
+
+def test_workbench_with_a_real_trainer_and_human_approval(tmp_path):
+    trainer = make_trainer(tmp_path, HumanApproval(timeout=60))
+    wb = Workbench(trainer, interval=0.05)
+    sent = []
+    wb.review.send = lambda content, buffers=None: sent.append(content)
+    try:
+        t0 = time.perf_counter()
+        future = wb.start()
+        assert time.perf_counter() - t0 < 1.0 and not future.done()  # returns at once
+        first = wait_for(lambda: wb.review.pending.get("proposal_id"))
+        assert wb.review.pending["new"] == "Repeat the word, in French."
+        assert wb.controls.status == "running" and "waiting for a decision" in wb.controls.detail
+        assert 'id="node&#45;shout"' in wb.graph.svg or 'id="node-shout"' in wb.graph.svg
+        # a stale id (as from a button drawn for an older proposal) is ignored
+        browser(wb.review, type="decide", proposal_id="p0-0", action="accept")
+        assert sent[-1]["ok"] is False and trainer.pending.proposal_id == first
+        browser(wb.review, type="decide", proposal_id=first, action="reject")
+        assert sent[-1]["ok"] is True
+        second = wait_for(lambda: (wb.review.pending.get("proposal_id") or "") not in ("", first)
+                          and wb.review.pending["proposal_id"])
+        # the first proposal's button, clicked late, does nothing to the second
+        browser(wb.review, type="decide", proposal_id=first, action="accept")
+        assert sent[-1]["ok"] is False and trainer.pending.proposal_id == second
+        browser(wb.review, type="decide", proposal_id=second, action="accept")
+        summary = future.result(timeout=60)
+        assert summary.status == "completed"
+        wait_for(lambda: wb.controls.status == "finished")
+        wb.flush()
+        statuses = {h["proposal_id"]: (h["status"], h["by"]) for h in wb.review.history}
+        assert statuses == {first: ("reverted", "person"), second: ("kept", "person")}
+        assert {p["name"]: p["value"] for p in wb.review.parameters}["shout.instruction"] == \
+            "Repeat the word in UPPERCASE letters."
+        assert wb.curves.totals["calls"] > 0 and [m["accepted"] for m in wb.curves.marks] == [False, True]
+        # export from the controls
+        path = tmp_path / "tuned.md"
+        browser(wb.controls, type="control", action="export", path=str(path), format="md")
+        assert path.exists() and "UPPERCASE" in path.read_text() and "exported" in wb.controls.message
+    finally:
+        trainer.stop()
+        wb.close()
+
+
+def test_auto_approve_switch_releases_a_waiting_proposal(tmp_path):
+    trainer = make_trainer(tmp_path, HumanApproval())
+    wb = Workbench(trainer, interval=0.05)
+    try:
+        future = wb.start()
+        wait_for(lambda: wb.review.pending.get("proposal_id"))
+        browser(wb.review, type="auto", value=True)
+        assert future.result(timeout=60).status == "completed"
+        wait_for(lambda: wb.controls.status == "finished")
+        assert all(h["by"] == "policy" for h in wb.review.history)
+    finally:
+        trainer.stop()
+        wb.close()
+
+
+def test_stop_while_waiting_for_a_decision(tmp_path):
+    trainer = make_trainer(tmp_path, HumanApproval())
+    wb = Workbench(trainer, interval=0.05)
+    try:
+        future = wb.start()
+        wait_for(lambda: wb.review.pending.get("proposal_id"))
+        browser(wb.controls, type="control", action="stop")
+        assert future.result(timeout=30).status == "stopped"
+        wait_for(lambda: wb.controls.status == "finished" and wb.review.pending == {})
+        assert wb.controls.summary["status"] == "stopped"
+    finally:
+        wb.close()
+
+
+def test_the_engine_does_not_import_the_ui():
+    code = ("import sys, workbench, workbench.trainer, workbench.approval, workbench.export; "
+            "assert not [m for m in sys.modules if m.startswith(('workbench.ui', 'anywidget', 'ipywidgets'))]")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_a_sample_the_person_picked_stays_picked_through_backward(rig):
+    tr, funnel, v, sent, emit = rig
+    start_run(emit)
+    emit.step = 1
+    emit("step_started", epoch=0, batch=["s1", "s2", "s3"])
+    funnel.flush()
+    browser(v["samples"], type="select_sample", sample_id="s2")  # s2 is not sent to backward
+    emit_step(emit, 1, approve=None)  # the same batch again, with selection and gradients
+    funnel.flush()
+    assert v["graph"].selected_sample == "s2"
+    browser(v["graph"], type="select_node", node_id="answer")
+    assert "not sent to backward" in v["graph"].panel["note"]
+    emit_step(emit, 2, samples=("s7", "s8"), approve=None)  # a batch without s2: back to a backward sample
+    funnel.flush()
+    assert v["graph"].selected_sample == "s7"
+
+
+def test_a_graph_that_cannot_be_laid_out_says_why():
+    bus = EventBus()
+
+    def broken(layout):
+        raise FileNotFoundError("dot not found")
+    funnel = Funnel(bus=bus, threaded=False, svg_renderer=broken)
+    g = GraphView(funnel)
+    emit = Emitter(bus)
+    start_run(emit)
+    emit_step(emit, 1, approve=None)
+    funnel.flush()
+    assert g.svg == "" and "could not draw the graph with Graphviz" in g.caption and "dot not found" in g.caption
+    funnel.close()
+
+
+def test_step_button_runs_one_step_then_shows_paused(tmp_path):
+    from workbench.approval import AutoApproval
+    trainer = make_trainer(tmp_path, AutoApproval())
+    wb = Workbench(trainer, interval=0.05)
+    try:
+        browser(wb.controls, type="control", action="step")
+        wait_for(lambda: wb.controls.status == "paused" and wb.controls.step == 1, timeout=30)
+        assert trainer.step == 1 and trainer.is_paused and not wb.review.can_decide
+        browser(wb.controls, type="control", action="resume")
+        assert wb.funnel.future.result(timeout=30).status == "completed"
+        wait_for(lambda: wb.controls.status == "finished")
+    finally:
+        trainer.stop()
+        wb.close()

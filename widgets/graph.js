@@ -1,0 +1,199 @@
+// Graph view: the pipeline as Graphviz SVG (laid out by the kernel, inserted once per layout), node
+// colours for live status (only classes change on updates), and a side panel for the clicked node.
+import { h, clear, safeSvg, pre, watch, coalesce, fmtScore, statusClass } from "./util.js";
+
+const STATES = ["waiting", "running", "done", "failed", "gradient"];
+const STATE_LABEL = { waiting: "waiting", running: "running", done: "done", failed: "failed", gradient: "receiving gradient" };
+
+function render({ model, el }) {
+  el.classList.add("wb-view", "wb-graph-view");
+  const caption = h("span", { class: "wb-caption" });
+  const legend = h("span", { class: "wb-legend" },
+    STATES.map((st) => h("span", { class: "wb-legend-item" }, h("span", { class: "wb-swatch wb-st-" + st }), STATE_LABEL[st])));
+  let fit = true;
+  const fitBtn = h("button", { class: "wb-btn wb-small", type: "button", title: "fit the graph into the view, or show it at full size" }, "full size");
+  const head = h("div", { class: "wb-head" }, h("span", { class: "wb-title" }, "Graph"), caption, h("span", { class: "wb-spacer" }), legend, fitBtn);
+  const canvas = h("div", { class: "wb-graph-canvas wb-fit" });
+  const panel = h("aside", { class: "wb-panel", "aria-label": "node details" });
+  panel.hidden = true;
+  const body = h("div", { class: "wb-graph-body" }, canvas, panel);
+  el.append(h("div", { class: "wb-card" }, head, body));
+
+  let nodes = new Map();
+  let svgText = null;
+  let svgEl = null;
+  let localSelected = null;
+  let panelNode = null;
+
+  fitBtn.addEventListener("click", () => {
+    fit = !fit;
+    canvas.classList.toggle("wb-fit", fit);
+    fitBtn.textContent = fit ? "full size" : "fit";
+    sizeSvg();
+  });
+
+  function sizeSvg() {
+    if (!svgEl) return;
+    if (fit) {
+      svgEl.removeAttribute("width");
+      svgEl.removeAttribute("height");
+    } else {
+      svgEl.setAttribute("width", svgEl.dataset.width || "");
+      svgEl.setAttribute("height", svgEl.dataset.height || "");
+    }
+  }
+
+  function select(id) {
+    localSelected = id;
+    paintSelected();
+    model.send({ type: "select_node", node_id: id });
+  }
+
+  function drawSvg() {
+    const text = model.get("svg") || "";
+    if (text === svgText) return;
+    svgText = text;
+    clear(canvas);
+    nodes = new Map();
+    svgEl = safeSvg(text);
+    if (!svgEl) {
+      canvas.append(h("div", { class: "wb-empty" }, "The graph appears when the first sample has run."));
+      return;
+    }
+    svgEl.dataset.width = svgEl.getAttribute("width") || "";
+    svgEl.dataset.height = svgEl.getAttribute("height") || "";
+    svgEl.classList.add("wb-svg");
+    svgEl.setAttribute("role", "group");
+    svgEl.setAttribute("aria-label", "pipeline graph");
+    for (const g of svgEl.querySelectorAll("g.node")) {
+      const id = g.id.startsWith("node-") ? g.id.slice(5) : g.id;
+      g.dataset.nodeId = id;
+      g.setAttribute("tabindex", "0");
+      g.setAttribute("role", "button");
+      g.addEventListener("click", (e) => {
+        e.preventDefault();
+        select(id);
+      });
+      g.addEventListener("keydown", (e) => {
+        if (e.key === "Enter" || e.key === " ") {
+          e.preventDefault();
+          select(id);
+        }
+      });
+      nodes.set(id, g);
+    }
+    sizeSvg();
+    canvas.append(svgEl);
+    paintStatus();
+    paintSelected();
+  }
+
+  function paintStatus() {
+    const status = model.get("node_status") || {};
+    for (const [id, g] of nodes) {
+      const st = STATES.includes(status[id]) ? status[id] : "waiting";
+      if (g.dataset.status === st) continue;
+      for (const c of STATES) g.classList.remove("wb-st-" + c);
+      g.classList.add("wb-st-" + st);
+      g.dataset.status = st;
+    }
+  }
+
+  function paintSelected() {
+    const sel = localSelected !== null ? localSelected : model.get("selected_node");
+    for (const [id, g] of nodes) g.classList.toggle("wb-selected", id === sel);
+  }
+
+  function section(title, ...children) {
+    return h("section", { class: "wb-section" }, h("h4", { class: "wb-h" }, title), ...children);
+  }
+
+  function drawPanel() {
+    const p = model.get("panel") || {};
+    const scroll = panel.scrollTop;
+    clear(panel);
+    if (!p.node_id) {
+      panel.hidden = true;
+      return;
+    }
+    panel.hidden = false;
+    const close = h("button", { class: "wb-btn wb-small wb-close", type: "button", title: "close", "aria-label": "close" }, "×");
+    close.addEventListener("click", () => select(""));
+    panel.append(h("div", { class: "wb-panel-head" },
+      h("strong", { class: "wb-panel-title" }, p.node_id),
+      h("span", { class: "wb-kind" }, p.kind || ""), h("span", { class: "wb-spacer" }), close));
+
+    const ids = model.get("sample_ids") || [];
+    const picker = h("select", { class: "wb-sample-picker", "aria-label": "sample" });
+    if (!ids.includes(p.sample_id)) picker.append(h("option", { value: p.sample_id || "" }, p.sample_id || "(none)"));
+    for (const id of ids) picker.append(h("option", { value: id }, id));
+    picker.value = p.sample_id || "";
+    picker.addEventListener("change", () => model.send({ type: "select_sample", sample_id: picker.value }));
+    panel.append(h("label", { class: "wb-row-label" }, "sample ", picker));
+    if (p.note) panel.append(h("p", { class: "wb-note" }, p.note));
+
+    if ((p.parameters || []).length) {
+      panel.append(section("Parameters (current value)", ...(p.parameters || []).map((q) =>
+        h("div", { class: "wb-param", dataset: { param: q.name } },
+          h("div", { class: "wb-param-name" }, q.name, " ", h("span", { class: "wb-kind" }, q.role || ""),
+            q.trainable ? null : h("span", { class: "wb-kind" }, "frozen")),
+          pre(q.value, "wb-param-value")))));
+    }
+
+    for (const call of p.calls || []) {
+      const title = (p.multi_call ? "Call " + call.call_index + " · " : "") + call.node_id;
+      const box = h("section", { class: "wb-call" + (call.current ? " wb-current" : ""), dataset: { nodeId: call.node_id } },
+        h("h4", { class: "wb-h" }, title, call.status ? h("span", { class: statusClass(call.status) }, call.status) : null));
+      if ((call.inputs || []).length) {
+        box.append(h("div", { class: "wb-sub" }, "Inputs"));
+        for (const [k, v] of call.inputs) box.append(h("div", { class: "wb-kv" }, h("span", { class: "wb-k" }, k), pre(v, "wb-input")));
+      }
+      if (call.output) {
+        box.append(h("div", { class: "wb-sub" }, "Output"), pre(call.output, "wb-output"));
+      }
+      if (call.error) box.append(h("div", { class: "wb-error" }, call.error));
+      box.append(h("div", { class: "wb-sub" }, "Gradients received"));
+      if (!(call.gradients || []).length) {
+        box.append(h("p", { class: "wb-note" }, "none yet"));
+      }
+      for (const g of call.gradients || []) {
+        const what = g.kind === "parameter" ? "on parameter " + g.target : "on its output";
+        box.append(h("div", { class: "wb-grad", dataset: { sample: g.sample_id } },
+          h("div", { class: "wb-grad-meta" }, "sample " + g.sample_id + " · from " + g.from + " · " + what +
+            (g.score !== null && g.score !== undefined ? " · score " + fmtScore(g.score) : "")),
+          pre(g.text, "wb-grad-text")));
+      }
+      panel.append(box);
+    }
+    const current = panel.querySelector(".wb-call.wb-current");
+    if (p.node_id !== panelNode && current && p.multi_call) {
+      panel.scrollTop = Math.max(0, current.offsetTop - 4); // a loop's clicked call, not call 1
+    } else {
+      panel.scrollTop = p.node_id === panelNode ? scroll : 0;
+    }
+    panelNode = p.node_id;
+  }
+
+  const onSvg = coalesce(drawSvg);
+  const onStatus = coalesce(paintStatus);
+  const onPanel = coalesce(drawPanel);
+  const onSelected = () => {
+    localSelected = null;
+    paintSelected();
+  };
+  const onCaption = () => (caption.textContent = model.get("caption") || "");
+
+  drawSvg();
+  drawPanel();
+  onCaption();
+  const cleanups = [
+    watch(model, ["svg"], onSvg),
+    watch(model, ["node_status"], onStatus),
+    watch(model, ["panel", "sample_ids"], onPanel),
+    watch(model, ["selected_node"], onSelected),
+    watch(model, ["caption"], onCaption),
+  ];
+  return () => cleanups.forEach((c) => c());
+}
+
+export default { render };

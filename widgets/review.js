@@ -1,0 +1,189 @@
+// Review view: the pending proposal as a word diff against the current value, with the gradient
+// summary that motivated it and its scores; Accept / Reject / Edit; auto-approve; decision history.
+// Every button carries the id of the proposal it was drawn for; the kernel ignores stale ids.
+import { h, clear, watch, coalesce, fmtScore, pre, diffView, statusClass } from "./util.js";
+
+const MAX_HISTORY_SHOWN = 200;
+
+function scoreLine(p) {
+  const bits = [];
+  if (p.minibatch_before !== null && p.minibatch_before !== undefined || p.minibatch_after !== null && p.minibatch_after !== undefined) {
+    bits.push("minibatch " + fmtScore(p.minibatch_before) + " → " + fmtScore(p.minibatch_after));
+  }
+  if (p.validation !== null && p.validation !== undefined) bits.push("validation " + fmtScore(p.validation) + (p.best !== null && p.best !== undefined ? " (best " + fmtScore(p.best) + ")" : ""));
+  return bits.join(" · ");
+}
+
+function render({ model, el }) {
+  el.classList.add("wb-view", "wb-review-view");
+  const autoBox = h("input", { type: "checkbox", class: "wb-auto" });
+  const autoLabel = h("label", { class: "wb-switch", title: "accept every proposal automatically; validation still decides what is kept" }, autoBox, " auto-approve");
+  autoBox.addEventListener("change", () => model.send({ type: "auto", value: autoBox.checked }));
+  const head = h("div", { class: "wb-head" }, h("span", { class: "wb-title" }, "Review"), h("span", { class: "wb-spacer" }), autoLabel);
+  const pendingBox = h("div", { class: "wb-pending-box" });
+  const notice = h("div", { class: "wb-notice", role: "status" });
+  const paramsBox = h("details", { class: "wb-params" });
+  const historyBox = h("div", { class: "wb-history" });
+  el.append(h("div", { class: "wb-card" }, head, notice, pendingBox, paramsBox,
+    h("h4", { class: "wb-h" }, "History"), historyBox));
+
+  let drawnFor = null; // the proposal id the current buttons belong to
+  let drawnKey = null;
+  let editing = null; // {id, text} while the person edits
+  const openIds = new Set();
+
+  function drawPending() {
+    const p = model.get("pending") || {};
+    const key = JSON.stringify(p);
+    if (key === drawnKey) return;
+    drawnKey = key;
+    clear(pendingBox);
+    if (!p.proposal_id) {
+      drawnFor = null;
+      editing = null;
+      pendingBox.append(h("p", { class: "wb-note" }, "No proposal is waiting for a decision."));
+      return;
+    }
+    const pid = p.proposal_id;
+    if (drawnFor !== pid) editing = null;
+    drawnFor = pid;
+    const status = h("div", { class: "wb-action-status", role: "status" });
+    const buttons = [];
+    const send = (action, text) => {
+      buttons.forEach((b) => (b.disabled = true));
+      status.textContent = action === "reject" ? "rejecting…" : "sending…";
+      // the id is the one this card was drawn for, never "whatever is pending now"
+      model.send({ type: "decide", proposal_id: pid, action, text: text === undefined ? null : text });
+    };
+    const button = (label, action, cls) => {
+      const b = h("button", { type: "button", class: "wb-btn " + cls, dataset: { action, proposal: pid } }, label);
+      buttons.push(b);
+      return b;
+    };
+    const accept = button("Accept", "accept", "wb-accept");
+    const reject = button("Reject", "reject", "wb-reject");
+    const edit = button("Edit", "edit", "wb-edit");
+    accept.addEventListener("click", () => send("accept"));
+    reject.addEventListener("click", () => send("reject"));
+
+    const area = h("textarea", { class: "wb-edit-text", rows: "6", "aria-label": "edited value" });
+    area.value = editing && editing.id === pid ? editing.text : p.new || "";
+    area.addEventListener("input", () => (editing = { id: pid, text: area.value }));
+    const acceptEdited = button("Accept edited", "edit", "wb-accept");
+    const cancel = h("button", { type: "button", class: "wb-btn" }, "Cancel");
+    const editBox = h("div", { class: "wb-edit-box" }, area, h("div", { class: "wb-actions" }, acceptEdited, cancel));
+    editBox.hidden = !(editing && editing.id === pid);
+    edit.addEventListener("click", () => {
+      editing = { id: pid, text: area.value };
+      editBox.hidden = false;
+      area.focus();
+    });
+    cancel.addEventListener("click", () => {
+      editing = null;
+      editBox.hidden = true;
+    });
+    acceptEdited.addEventListener("click", () => {
+      if (!area.value.trim()) {
+        status.textContent = "the edited text is empty";
+        return;
+      }
+      send("edit", area.value);
+    });
+
+    pendingBox.append(h("div", { class: "wb-pending", dataset: { proposal: pid } },
+      h("div", { class: "wb-pending-title" }, "Proposal ", h("b", {}, pid), " for ", h("code", {}, p.parameter || "?"),
+        p.role ? h("span", { class: "wb-kind" }, p.role) : null, p.source ? h("span", { class: "wb-kind" }, p.source) : null,
+        h("span", { class: "wb-kind" }, "step " + p.step)),
+      h("div", { class: "wb-scores" }, scoreLine(p),
+        p.validation === null || p.validation === undefined ? " · validated after your decision" : ""),
+      h("div", { class: "wb-sub" }, "Change against the current value"),
+      diffView(p.diff),
+      p.gradient_summary ? h("details", { class: "wb-gradsum", open: true }, h("summary", {}, "Gradient summary that motivated it"), pre(p.gradient_summary)) : null,
+      h("div", { class: "wb-actions" }, accept, reject, edit),
+      editBox, status));
+  }
+
+  function drawParams() {
+    const params = model.get("parameters") || [];
+    const wasOpen = paramsBox.open;
+    clear(paramsBox);
+    paramsBox.append(h("summary", {}, "Current values (" + params.length + " parameters)"));
+    for (const q of params) {
+      paramsBox.append(h("div", { class: "wb-param", dataset: { param: q.name } },
+        h("div", { class: "wb-param-name" }, q.name, " ", h("span", { class: "wb-kind" }, q.role || ""), q.trainable ? null : h("span", { class: "wb-kind" }, "frozen")),
+        pre(q.value, "wb-param-value")));
+    }
+    paramsBox.open = wasOpen;
+  }
+
+  function drawHistory() {
+    const items = model.get("history") || [];
+    clear(historyBox);
+    if (!items.length) {
+      historyBox.append(h("p", { class: "wb-note" }, "No decisions yet."));
+      return;
+    }
+    for (const p of items.slice(0, MAX_HISTORY_SHOWN)) {
+      const d = h("details", { class: "wb-hist", dataset: { proposal: p.proposal_id, status: p.status } });
+      d.open = openIds.has(p.proposal_id);
+      d.addEventListener("toggle", () => (d.open ? openIds.add(p.proposal_id) : openIds.delete(p.proposal_id)));
+      const by = p.action ? p.action + (p.by ? " by " + p.by : "") : "";
+      d.append(h("summary", {},
+        h("span", { class: "wb-kind" }, "step " + p.step), " ", h("b", {}, p.proposal_id), " ", h("code", {}, p.parameter),
+        " ", h("span", { class: statusClass(p.status) }, p.status), by ? " " + by : "", " ", h("span", { class: "wb-scores" }, scoreLine(p))));
+      if (p.diff) d.append(h("div", { class: "wb-sub" }, "Proposed change"), diffView(p.diff));
+      if (p.edited_diff) d.append(h("div", { class: "wb-sub" }, "As edited"), diffView(p.edited_diff));
+      if (p.reason) d.append(h("div", { class: "wb-reason" }, p.reason));
+      if (p.gradient_summary) d.append(h("div", { class: "wb-sub" }, "Gradient summary"), pre(p.gradient_summary));
+      historyBox.append(d);
+    }
+    if (items.length > MAX_HISTORY_SHOWN) historyBox.append(h("p", { class: "wb-note" }, (items.length - MAX_HISTORY_SHOWN) + " older proposals not shown"));
+  }
+
+  function drawAuto() {
+    autoBox.checked = !!model.get("auto_approve");
+    autoLabel.hidden = !model.get("can_decide");
+  }
+
+  function drawNotice(text) {
+    notice.textContent = text || model.get("notice") || "";
+    notice.hidden = !notice.textContent;
+  }
+
+  function onMessage(msg) {
+    if (!msg || msg.type !== "decision_result") return;
+    if (!msg.ok) {
+      drawNotice("Not applied: " + (msg.reason || "that proposal is no longer pending") + ".");
+      if (msg.proposal_id === drawnFor) {
+        for (const b of pendingBox.querySelectorAll("button")) b.disabled = false;
+        const st = pendingBox.querySelector(".wb-action-status");
+        if (st) st.textContent = "";
+      }
+    } else {
+      drawNotice("");
+    }
+  }
+
+  const redrawPending = coalesce(drawPending);
+  const redrawHistory = coalesce(drawHistory);
+  const redrawParams = coalesce(drawParams);
+  drawPending();
+  drawParams();
+  drawHistory();
+  drawAuto();
+  drawNotice();
+  model.on("msg:custom", onMessage);
+  const cleanups = [
+    watch(model, ["pending"], redrawPending),
+    watch(model, ["history"], redrawHistory),
+    watch(model, ["parameters"], redrawParams),
+    watch(model, ["auto_approve", "can_decide"], drawAuto),
+    watch(model, ["notice"], () => drawNotice()),
+  ];
+  return () => {
+    model.off("msg:custom", onMessage);
+    cleanups.forEach((c) => c());
+  };
+}
+
+export default { render };

@@ -1,0 +1,69 @@
+// Samples view: the current batch as a table. Marks the samples chosen for backward (and why);
+// pin / exclude a sample for the next steps; click a row to show that sample in the graph panel.
+import { h, clear, watch, coalesce, fmtScore, statusClass } from "./util.js";
+
+function render({ model, el }) {
+  el.classList.add("wb-view", "wb-samples-view");
+  const caption = h("span", { class: "wb-caption" });
+  const head = h("div", { class: "wb-head" }, h("span", { class: "wb-title" }, "Samples"), caption);
+  const tbody = h("tbody");
+  const table = h("table", { class: "wb-table" },
+    h("thead", {}, h("tr", {},
+      h("th", { title: "chosen for backward" }, "bwd"), h("th", {}, "sample"), h("th", {}, "input"),
+      h("th", {}, "prediction"), h("th", {}, "target"), h("th", {}, "score"), h("th", {}, "next steps"))),
+    tbody);
+  const scroller = h("div", { class: "wb-table-scroll" }, table);
+  el.append(h("div", { class: "wb-card" }, head, scroller));
+
+  function toggle(label, on, title, onClick) {
+    const b = h("button", { type: "button", class: "wb-btn wb-small wb-toggle" + (on ? " wb-on" : ""), "aria-pressed": on ? "true" : "false", title }, label);
+    b.addEventListener("click", (e) => {
+      e.stopPropagation();
+      onClick();
+    });
+    return b;
+  }
+
+  function draw() {
+    const rows = model.get("rows") || [];
+    const selected = model.get("selected_sample");
+    caption.textContent = model.get("caption") || "";
+    clear(tbody);
+    if (!rows.length) {
+      tbody.append(h("tr", {}, h("td", { colspan: "7", class: "wb-empty" }, "The batch appears when a step starts.")));
+      return;
+    }
+    for (const r of rows) {
+      const mark = r.selected === true ? "●" : r.selected === false ? "○" : "";
+      const tr = h("tr", {
+        class: "wb-sample" + (r.sample_id === selected ? " wb-row-selected" : "") + (r.selected ? " wb-backward" : "") +
+          (r.excluded ? " wb-excluded" : ""),
+        dataset: { sample: r.sample_id }, tabindex: "0",
+      },
+        h("td", { class: "wb-mark", title: r.reason || "" }, mark, r.reason ? h("div", { class: "wb-reason" }, r.reason) : null),
+        h("td", { class: "wb-id" }, r.sample_id),
+        h("td", { class: "wb-cell", title: r.input || "" }, h("div", { class: "wb-clip" }, r.input || "")),
+        h("td", { class: "wb-cell wb-pred", title: r.error || r.prediction || "" }, h("div", { class: "wb-clip" }, r.prediction || ""),
+          r.error ? h("div", { class: "wb-error wb-clip" }, r.error) : null),
+        h("td", { class: "wb-cell", title: r.target || "" }, h("div", { class: "wb-clip" }, r.target || "")),
+        h("td", { class: "wb-score" }, fmtScore(r.score), " ", h("span", { class: statusClass(r.status) }, r.status || "")),
+        h("td", { class: "wb-flags" },
+          toggle("pin", r.pinned, "always send this sample to backward in the next steps",
+            () => model.send({ type: "pin", sample_id: r.sample_id, value: !r.pinned })),
+          toggle("exclude", r.excluded, "never send this sample to backward in the next steps",
+            () => model.send({ type: "exclude", sample_id: r.sample_id, value: !r.excluded }))));
+      const pick = () => model.send({ type: "select_sample", sample_id: r.sample_id });
+      tr.addEventListener("click", pick);
+      tr.addEventListener("keydown", (e) => {
+        if (e.key === "Enter") pick();
+      });
+      tbody.append(tr);
+    }
+  }
+
+  const redraw = coalesce(draw);
+  draw();
+  return watch(model, ["rows", "selected_sample", "caption"], redraw);
+}
+
+export default { render };

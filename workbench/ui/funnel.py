@@ -1,0 +1,397 @@
+"""The one object between the trainer and the widgets.
+
+Kernel -> browser: the trainer's worker thread emits events on `trainer.bus`; the funnel's
+subscriber only appends them to a queue (never blocks training). The funnel's own thread wakes on
+new events, folds them into a `RunState`, and pushes what changed to the attached views, at most
+once per `interval` seconds (coalescing: a burst of 1000 node events is one push).
+
+Browser -> kernel: views forward the person's messages to `Funnel.handle`, which calls the trainer
+(`decide`, `pause`, pinned / excluded sets, ...) and pushes the visible result at once.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+
+from ..events import Event, EventBus
+from .state import ALL_PARTS, CONTROLS, CURVES, LAYOUT, PANEL, REVIEW, SAMPLES, STATUS, RunState
+
+if TYPE_CHECKING:
+    from .widgets import View
+
+log = logging.getLogger(__name__)
+
+DECIDE_ACTIONS = ("accept", "reject", "edit")
+CONTROL_ACTIONS = ("start", "pause", "resume", "stop", "step", "export")
+
+
+def _default_svg(layout: dict) -> str:
+    from ..graph import render_svg
+    return render_svg(layout)
+
+
+class Funnel:
+    """Subscribe to a trainer's events and keep any number of views up to date, throttled."""
+
+    def __init__(self, trainer: Any = None, *, bus: EventBus | None = None, interval: float = 0.2,
+                 prices: dict[str, tuple[float, float]] | None = None,
+                 svg_renderer: Callable[[dict], str] | None = None, threaded: bool = True) -> None:
+        if bus is None and trainer is None:
+            raise ValueError("Funnel needs a trainer or an event bus")
+        self.trainer = trainer
+        self.bus = bus if bus is not None else trainer.bus
+        if prices is None and trainer is not None:
+            prices = getattr(getattr(trainer, "config", None), "prices", None)
+        self.state = RunState(prices)
+        self.interval = interval
+        self.views: list["View"] = []
+        self.pushes = 0                      # how many throttled pushes happened (tests, diagnostics)
+        self.future: Any = None              # trainer.start()'s Future, once started here
+        self._svg_renderer = svg_renderer or _default_svg
+        self._svg = ""
+        self._svg_error = ""
+        self._svg_version = -1
+        self._queue: deque[Event] = deque()
+        self._lock = threading.RLock()
+        self._wake = threading.Event()
+        self._closed = False
+        if trainer is not None:
+            self._read_trainer()
+        self._unsubscribe = self.bus.subscribe(self._on_event)
+        self._thread: threading.Thread | None = None
+        if threaded:
+            self._thread = threading.Thread(target=self._loop, name="workbench-ui-funnel", daemon=True)
+            self._thread.start()
+
+    # -- initial state ----------------------------------------------------------------------------
+    def _read_trainer(self) -> None:
+        tr, st = self.trainer, self.state
+        pipeline = getattr(tr, "pipeline", None)
+        if pipeline is not None:
+            for p in pipeline.parameters():
+                st.parameters[p.name] = {"name": p.name, "value": p.value, "role": getattr(p.role, "value", p.role),
+                                         "trainable": p.trainable, "description": p.description}
+        st.pinned = set(getattr(tr, "pinned", set()) or set())
+        st.excluded = set(getattr(tr, "excluded", set()) or set())
+        st.auto_approve = bool(getattr(getattr(tr, "approval", None), "auto", True))
+        run_dir = getattr(tr, "run_dir", None)
+        st.run_dir = str(run_dir) if run_dir else ""
+
+    @property
+    def human_approval(self) -> bool:
+        """True when a person may decide (the policy can wait for a button)."""
+        approval = getattr(self.trainer, "approval", None)
+        if approval is None:
+            return self.trainer is None
+        return type(approval).__name__ != "AutoApproval"
+
+    # -- views ------------------------------------------------------------------------------------
+    def attach(self, view: "View") -> None:
+        with self._lock:
+            if view not in self.views:
+                self.views.append(view)
+            self._push_view(view, set(ALL_PARTS))
+
+    def detach(self, view: "View") -> None:
+        with self._lock:
+            if view in self.views:
+                self.views.remove(view)
+
+    # -- events in --------------------------------------------------------------------------------
+    def _on_event(self, event: Event) -> None:
+        """Called in the trainer's thread: O(1), never blocks on the UI."""
+        self._queue.append(event)
+        self._wake.set()
+
+    def _loop(self) -> None:
+        while not self._closed:
+            woke = self._wake.wait(timeout=1.0)
+            if self._closed:
+                break
+            self._wake.clear()
+            try:
+                if woke:
+                    self.flush()
+                else:
+                    with self._lock:  # a pause takes effect without an event: look now and then
+                        if self._sync_status():
+                            self._push()
+            except Exception:  # a broken view must not stop the updates of the others
+                log.exception("workbench dashboard update failed")
+            if woke:
+                time.sleep(self.interval)  # the throttle: at most one push per interval
+
+    def running(self) -> bool:
+        """Whether the trainer's worker thread is alive (started here or by `trainer.start()`)."""
+        future = self.future if self.future is not None else getattr(self.trainer, "_future", None)
+        return future is not None and not future.done()
+
+    def _sync_status(self) -> bool:
+        """Follow the trainer's paused flag (pause and step_once have no event). True if changed."""
+        tr, st = self.trainer, self.state
+        if tr is None or not self.running() or st.status in ("finished", "stopping"):
+            return False
+        paused = bool(getattr(tr, "is_paused", False))
+        new = "paused" if paused else ("running" if st.status in ("paused", "starting") and st.run_id else st.status)
+        if new != st.status:
+            st.status = new
+            st.dirty.add(CONTROLS)
+            return True
+        return False
+
+    def flush(self) -> None:
+        """Apply every queued event and push the changes now (tests call this directly)."""
+        with self._lock:
+            while self._queue:
+                event = self._queue.popleft()
+                try:
+                    self.state.apply(event)
+                except Exception:
+                    log.exception("workbench dashboard could not apply event %s", event.type)
+            self._push()
+
+    def _push(self) -> None:
+        self._sync_status()
+        if self.running():
+            usage = getattr(self.trainer, "usage", None)
+            if callable(usage):
+                try:
+                    self.state.set_live_usage(usage())
+                except Exception:  # usage is a nicety; never let it stop an update
+                    log.debug("could not read the trainer's usage", exc_info=True)
+        parts = set(self.state.dirty)
+        self.state.dirty.clear()
+        if not parts:
+            return
+        self.pushes += 1
+        for view in list(self.views):
+            try:
+                self._push_view(view, parts)
+            except Exception:
+                log.exception("workbench dashboard could not update the %s view", view.kind)
+
+    # -- what each view shows -------------------------------------------------------------------------
+    def svg(self) -> str:
+        st = self.state
+        if st.layout_version != self._svg_version:
+            self._svg_version = st.layout_version
+            try:
+                self._svg = self._svg_renderer(st.layout()) if st.layout_nodes else ""
+            except Exception as exc:  # e.g. Graphviz's `dot` is not installed
+                log.warning("could not lay out the pipeline graph: %s", exc)
+                self._svg_error = f"could not draw the graph with Graphviz ({type(exc).__name__}: {exc})"
+                self._svg = ""
+            else:
+                self._svg_error = ""
+        return self._svg
+
+    def caption(self) -> str:
+        st = self.state
+        bits = [st.status if st.status != "finished" else f"finished ({st.finish_status})"]
+        if st.step:
+            bits.append(f"step {st.step}")
+        if st.phase and st.status != "finished":
+            bits.append(st.phase)
+        return " · ".join(bits)
+
+    def _push_view(self, view: "View", parts: set[str]) -> None:
+        st = self.state
+        values: dict[str, Any] = {}
+        kind = view.kind
+        if kind == "graph":
+            if LAYOUT in parts:
+                values["svg"] = self.svg()
+            if STATUS in parts or LAYOUT in parts:
+                values["node_status"] = dict(st.node_status)
+            if parts & {STATUS, CONTROLS, SAMPLES, REVIEW, LAYOUT}:
+                values["caption"] = self.caption() + (f" · {self._svg_error}" if self._svg_error else "")
+            if parts & {PANEL, SAMPLES, LAYOUT}:
+                values.update(selected_node=st.selected_node, selected_sample=st.selected_sample,
+                              sample_ids=list(st.rows), panel=st.panel())
+        elif kind == "samples":
+            if parts & {SAMPLES, PANEL}:
+                values.update(rows=st.rows_snapshot(), selected_sample=st.selected_sample)
+            if parts & {SAMPLES, CONTROLS}:
+                values["caption"] = (f"step {st.step} · epoch {st.epoch + 1} · {len(st.rows)} samples"
+                                     if st.rows else "no batch yet")
+        elif kind == "curves":
+            if CURVES in parts:
+                points, marks, usage, totals = st.curves()
+                values.update(points=points, marks=marks, usage=usage, totals=totals)
+        elif kind == "review":
+            if REVIEW in parts:
+                values.update(pending=st.pending(), history=st.history(), parameters=st.parameters_snapshot(),
+                              auto_approve=st.auto_approve, can_decide=self.human_approval)
+        elif kind == "controls":
+            if parts & {CONTROLS, REVIEW, STATUS}:
+                values.update(status=st.status, step=st.step, epoch=st.epoch, detail=self.caption(),
+                              run_id=st.run_id, summary=st.finished, message=st.message)
+        _set(view, values)
+
+    def push_now(self, *parts: str) -> None:
+        """Mark parts dirty and push at once (answers to a click should not wait for the throttle)."""
+        with self._lock:
+            self.state.dirty |= set(parts)
+            self._push()
+
+    # -- browser -> kernel ------------------------------------------------------------------------------
+    def handle(self, view: "View", msg: dict) -> None:
+        """One message from a view in the browser. Unknown or malformed messages are ignored."""
+        kind = msg.get("type")
+        try:
+            if kind == "select_node":
+                self.select(node_id=str(msg.get("node_id") or ""))
+            elif kind == "select_sample":
+                self.select(sample_id=str(msg.get("sample_id") or ""))
+            elif kind in ("pin", "exclude"):
+                self.set_sample_flag(str(msg.get("sample_id") or ""), kind, bool(msg.get("value")))
+            elif kind == "decide":
+                ok, reason = self.decide(str(msg.get("proposal_id") or ""), str(msg.get("action") or ""),
+                                         msg.get("text"))
+                view.reply(type="decision_result", proposal_id=msg.get("proposal_id"), action=msg.get("action"),
+                           ok=ok, reason=reason)
+            elif kind == "auto":
+                self.set_auto_approve(bool(msg.get("value")))
+            elif kind == "control":
+                self.control(str(msg.get("action") or ""), path=msg.get("path"), fmt=msg.get("format"))
+            else:
+                log.debug("ignored message from the %s view: %r", view.kind, msg)
+        except Exception as exc:  # report to the person, never crash the kernel's comm handler
+            log.exception("handling %r from the %s view failed", kind, view.kind)
+            with self._lock:
+                self.state.message = f"{kind} failed: {type(exc).__name__}: {exc}"
+            self.push_now(CONTROLS)
+
+    def select(self, *, node_id: str | None = None, sample_id: str | None = None) -> None:
+        with self._lock:
+            if node_id is not None:
+                self.state.selected_node = node_id
+            if sample_id is not None:
+                self.state.selected_sample = sample_id
+                self.state.user_picked_sample = bool(sample_id)
+            self.push_now(PANEL, SAMPLES)
+
+    def set_sample_flag(self, sample_id: str, flag: str, value: bool) -> None:
+        """Pin a sample into, or exclude it from, backward in the next steps."""
+        if not sample_id:
+            return
+        tr = self.trainer
+        with self._lock:
+            st = self.state
+            on, off = (st.pinned, st.excluded) if flag == "pin" else (st.excluded, st.pinned)
+            if value:
+                on.add(sample_id)
+                off.discard(sample_id)
+            else:
+                on.discard(sample_id)
+            if tr is not None:
+                t_on = tr.pinned if flag == "pin" else tr.excluded
+                t_off = tr.excluded if flag == "pin" else tr.pinned
+                if value:
+                    t_on.add(sample_id)
+                    t_off.discard(sample_id)
+                else:
+                    t_on.discard(sample_id)
+            self.push_now(SAMPLES)
+
+    def decide(self, proposal_id: str, action: str, text: Any = None) -> tuple[bool, str]:
+        """Answer the pending proposal. False (with a reason) for a stale or unknown proposal id."""
+        if action not in DECIDE_ACTIONS:
+            return False, f"unknown action {action!r}"
+        if action == "edit" and (not isinstance(text, str) or not text.strip()):
+            return False, "an edit needs non-empty text"
+        if self.trainer is None:
+            return False, "no trainer"
+        ok = bool(self.trainer.decide(proposal_id, action, text=text if action == "edit" else None, by="person"))
+        if not ok:
+            return False, f"proposal {proposal_id} is no longer waiting for a decision"
+        return True, ""
+
+    def set_auto_approve(self, value: bool) -> None:
+        approval = getattr(self.trainer, "approval", None)
+        if approval is not None and self.human_approval:
+            approval.auto = value
+        with self._lock:
+            self.state.auto_approve = bool(getattr(approval, "auto", value)) if approval is not None else value
+            self.push_now(REVIEW)
+
+    def control(self, action: str, *, path: Any = None, fmt: Any = None) -> None:
+        if action not in CONTROL_ACTIONS:
+            raise ValueError(f"unknown control {action!r}")
+        tr = self.trainer
+        if tr is None:
+            raise RuntimeError("no trainer to control")
+        st = self.state
+        message = ""
+        if action == "start":
+            if self.running():
+                message = "already running"
+            else:
+                with self._lock:
+                    st.status, st.message = "starting", ""
+                    self.push_now(CONTROLS)
+                self.future = tr.start()
+                self.future.add_done_callback(self._run_ended)
+                message = "started"
+        elif action == "pause":
+            tr.pause()
+            st.status, message = "paused", "paused: the run stops at the next safe point"
+        elif action == "resume":
+            tr.resume()
+            st.status, message = "running", "resumed"
+        elif action == "stop":
+            tr.stop()
+            st.status, message = "stopping", "stopping after the current call"
+        elif action == "step":
+            running = self.running()
+            tr.step_once()  # run one more step, then pause
+            if not running:
+                with self._lock:
+                    st.status = "starting"
+                self.future = tr.start()
+                self.future.add_done_callback(self._run_ended)
+            st.status, message = "running", "running one step, then pausing"
+        elif action == "export":
+            message = self.export(path or "tuned_prompts.json", fmt or "json")
+        with self._lock:
+            st.message = message
+            self.push_now(CONTROLS)
+
+    def _run_ended(self, future: Any) -> None:
+        exc = future.exception() if not future.cancelled() else None
+        with self._lock:
+            if exc is not None:
+                self.state.message = f"the run failed: {type(exc).__name__}: {exc}"
+            if self.state.status != "finished":
+                self.state.status = "finished"
+                self.state.finish_status = self.state.finish_status or ("failed" if exc else "stopped")
+            self.state.dirty |= {CONTROLS, REVIEW}
+        self._wake.set()
+
+    def export(self, path: str, fmt: str) -> str:
+        from ..export import export_prompts  # imported late: the engine's export module
+        target = Path(path).expanduser()
+        written = export_prompts(self.trainer, target, fmt)
+        return f"exported the tuned prompts to {written or target}"
+
+    # -- lifetime ------------------------------------------------------------------------------------
+    def close(self) -> None:
+        self._closed = True
+        self._unsubscribe()
+        self._wake.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout=2)
+
+
+def _set(view: Any, values: dict[str, Any]) -> None:
+    """Set only the traits that changed, in one message."""
+    changed = {k: v for k, v in values.items() if getattr(view, k) != v}
+    if not changed:
+        return
+    with view.hold_sync():
+        for k, v in changed.items():
+            setattr(view, k, v)
