@@ -230,3 +230,23 @@ def test_method_tools_are_components():
         def lookup(self, key: str) -> str:
             return key.upper()
     assert [c.name for c in WithTool().components()] == ["lookup"]
+
+
+def test_traced_text_links_only_to_its_producer_even_when_an_earlier_output_is_equal():
+    """Two hops writing the same query: hop 2's retrieval depends on hop 2 only."""
+    p = Parameter("query.instruction", "Write a query.")
+    query = LLMCall("query", "{{instruction}} {{question}} {{hop}}", [p])
+
+    @tool
+    def look(q: str) -> str:
+        return "found: " + q
+
+    class Twice(Pipeline):
+        def __init__(self):
+            self.query = query
+        def forward(self, question):
+            return [look(self.query(question=question, hop=h)) for h in (1, 2)][-1]
+    model = ScriptedModel(lambda m: "little mermaid", role="task")
+    r = run_example(Twice(), Example("s", {"question": "Where is it?"}, "x", {}), exact_match, model)
+    assert ("query#2", "look#2", "q") in {(e.source, e.target, e.input) for e in r.graph.edges}
+    assert ("query", "look#2", "q") not in {(e.source, e.target, e.input) for e in r.graph.edges}

@@ -103,7 +103,8 @@ def find_sources(graph: Graph, value: Any, outputs: dict[str, list[str]]) -> lis
                 visit(item, depth + 1)
 
     visit(value)
-    pieces = _texts(value)
+    # a TracedText's producer is known exactly; only other text is matched by content
+    pieces = [p for p in _texts(value) if not isinstance(p, TracedText)]
     for node_id in reversed(list(outputs)):
         if node_id in found:
             continue
