@@ -31,12 +31,17 @@ class Demo:
     source: str  # "bootstrapped" | "raw"
 
     def render(self) -> str:
-        lines = [f"{k}: {v}" for k, v in self.inputs]
-        return "\n".join(lines + [f"answer: {self.output}"])
+        """Input fields as `Name: value`, then the answer (a traced reply may already say `Answer:`)."""
+        lines = [f"{k[:1].upper()}{k[1:]}: {v}" for k, v in self.inputs]
+        answer = self.output if self.output.lower().startswith("answer:") else f"Answer: {self.output}"
+        return "\n".join(lines + [answer])
 
 
 def format_demos(demos: Sequence[Demo]) -> str:
-    return "\n\n".join(f"Example {i}:\n{d.render()}" for i, d in enumerate(demos, 1))
+    """Numbered examples, ending with a blank line so the prompt text that follows stays apart."""
+    if not demos:
+        return ""
+    return "\n\n".join(f"Example {i}:\n{d.render()}" for i, d in enumerate(demos, 1)) + "\n\n"
 
 
 class DemoOptimizer:

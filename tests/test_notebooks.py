@@ -1,0 +1,120 @@
+"""Every notebook in notebooks/ named NN_*.ipynb runs top to bottom, headless, in a fresh kernel.
+
+The kernel is this interpreter (`sys.executable`), registered as a kernelspec in a temporary
+JUPYTER_PATH, so the test does not depend on which kernels the machine has. Each notebook runs in its
+own working directory under tmp_path (its `runs/` and exports land there, not in the repository), with
+an empty response cache and no endpoint configured: 01 really runs on the embedded Gemma 3 270M server,
+and the others on their scripted models. Executed outputs are only checked, never saved.
+"""
+import json
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
+FOUND = sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
+KERNEL = "workbench-notebook-tests"
+ENDPOINT_VARIABLES = ("WORKBENCH_BASE_URL", "WORKBENCH_API_KEY", "OPENAI_API_KEY", "OPENAI_BASE_URL",
+                      "WORKBENCH_TASK_MODEL", "WORKBENCH_BACKWARD_MODEL", "WORKBENCH_OPTIMIZER_MODEL")
+
+# What each notebook must print or show. The scripted notebooks are deterministic, so their final
+# scores are exact; 01 runs a tiny base model, so only that it got through and reported.
+EXPECTED = {
+    "01_quickstart": {"text": ["embedded server: LocalServer('gemma-3-270m'", "status: completed | steps: 1",
+                               "baseline: val ", "final   : val ", "calls,", "tokens"],
+                      "mime": ["image/svg+xml"]},
+    "02_classification": {"text": ["status: completed | steps: 4", "reverted: validation 0.000 does not beat best 0.000",
+                                   "baseline: val 0.000  test 0.000", "final   : val 1.000  test 1.000",
+                                   "step 2 (demos, val 1.00)"],
+                          "mime": ["application/vnd.jupyter.widget-view+json"]},
+    "03_multihop_rag": {"text": ["query (call 1): Hop 1 searched", "query#2 (call 2): In query#2 the query",
+                                 "retrieve#2 -> query#2] (value)\n    (relayed through function `retrieve#2`)",
+                                 "final   : val 1.000  test 1.000", "query#2  -> 'ostervale'"],
+                        "mime": ["image/svg+xml"]},
+    "04_agent": {"text": ["step#2  (step 2): At step 2", "lookup -> step: (relayed through function `lookup`)",
+                          "final   : val 1.000  test 1.000", "Final Answer: 48,000"],
+                 "mime": ["image/svg+xml"]},
+    "05_how_gradients_flow": {"text": ["node retrieve (function)", "### Parameter: query.instruction",
+                                       "retrieve -> query: (relayed through function `retrieve`)",
+                                       "validation: 1.00 vs best 0.00: keep", "prediction: 1791 | target: 1791",
+                                       "baseline val 0.00 -> final val 1.00"],
+                              "mime": ["image/svg+xml"]},
+    "06_export_and_use": {"text": ["exports/tuned_prompts.md", '"format": "workbench-prompts/1"',
+                                   "1.000 after", "reply   : Answer: NUM", "workbench imported: False"],
+                          "mime": ["text/markdown"]},
+}
+
+
+@pytest.fixture(scope="session")
+def jupyter_dirs(tmp_path_factory):
+    """A kernelspec for this interpreter, and a response cache shared by the notebooks (empty at first)."""
+    root = tmp_path_factory.mktemp("jupyter")
+    spec = root / "kernels" / KERNEL
+    spec.mkdir(parents=True)
+    (spec / "kernel.json").write_text(json.dumps({
+        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "display_name": "workbench (tests)", "language": "python"}))
+    return root, tmp_path_factory.mktemp("llm-cache")
+
+
+@pytest.fixture
+def notebook_env(jupyter_dirs, monkeypatch):
+    """The kernel inherits this environment: our kernelspec, the test cache, and no endpoint configured."""
+    root, cache = jupyter_dirs
+    monkeypatch.setenv("JUPYTER_PATH", str(root))
+    monkeypatch.setenv("WORKBENCH_CACHE_DIR", str(cache))
+    for name in ENDPOINT_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+
+
+def outputs_of(nb):
+    """All stream and text outputs joined, and the set of MIME types displayed."""
+    texts, mimes = [], set()
+    for cell in nb.cells:
+        for out in cell.get("outputs", []):
+            if out.output_type == "stream":
+                texts.append(out.text)
+            elif out.output_type in ("display_data", "execute_result"):
+                mimes.update(out.data)
+                texts.append(str(out.data.get("text/plain", "")))
+    return "\n".join(texts), mimes
+
+
+def test_notebooks_exist_and_are_committed_without_outputs():
+    assert [p.stem for p in FOUND] == sorted(EXPECTED)
+    for path in FOUND:
+        nb = nbformat.read(path, as_version=4)
+        nbformat.validate(nb)
+        dirty = [i for i, c in enumerate(nb.cells) if c.cell_type == "code" and (c.outputs or c.execution_count)]
+        assert not dirty, f"{path.name}: cells {dirty} hold outputs; clear them before committing"
+        first = nb.cells[0]
+        assert first.cell_type == "markdown" and "model" in first.source.lower()
+        assert "WORKBENCH_BASE_URL" in first.source  # says how to use another endpoint
+
+
+def notebook_param(path):
+    if path.stem.startswith("01_"):  # the embedded model: slow, but it runs everywhere, so no skip
+        return pytest.param(path, id=path.stem, marks=[pytest.mark.local_model, pytest.mark.timeout(2700)])
+    return pytest.param(path, id=path.stem)
+
+
+@pytest.mark.parametrize("path", [notebook_param(p) for p in FOUND])
+def test_notebook_runs_headless(path, notebook_env, tmp_path):
+    nb = nbformat.read(path, as_version=4)
+    before = sorted(p.name for p in NOTEBOOKS.iterdir())
+    started = time.monotonic()
+    # timeout is per cell: generous, because the 270M model slows down a lot on busy cores
+    NotebookClient(nb, kernel_name=KERNEL, timeout=1500, allow_errors=False,
+                   resources={"metadata": {"path": str(tmp_path)}}).execute()
+    print(f"{path.name}: executed in {time.monotonic() - started:.1f} s")
+    text, mimes = outputs_of(nb)
+    expected = EXPECTED[path.stem]
+    missing = [s for s in expected["text"] if s not in text]
+    assert not missing, f"{path.name}: outputs lack {missing}"
+    assert set(expected["mime"]) <= mimes, f"{path.name}: displayed only {sorted(mimes)}"
+    assert list((tmp_path / "runs").iterdir()), "the run folder should be under the notebook's working directory"
+    assert sorted(p.name for p in NOTEBOOKS.iterdir()) == before, "a notebook wrote into notebooks/"
