@@ -23,7 +23,8 @@ from typing import Any, Iterator
 from .errors import WorkbenchError
 from .events import Event
 
-SECRET_KEYS = re.compile(r"(api[_-]?key|secret|token|password)", re.I)
+# credential-like key names; `*_tokens` counters and `max_tokens` settings are not secrets
+SECRET_KEYS = re.compile(r"(api[_-]?key|secret|password|authorization|(^|[_-])token$)", re.I)
 
 
 def scrub(value: Any) -> Any:
@@ -103,6 +104,12 @@ class RunStore:
         return self._read("config.json")
 
     def latest_checkpoint(self) -> dict | None:
+        """The newest complete checkpoint (a kill between the step file and latest.json loses nothing)."""
+        for path in reversed(self.checkpoints()):
+            try:
+                return json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, json.JSONDecodeError):
+                continue
         return self._read("latest.json") if (self.path / "latest.json").exists() else None
 
     def checkpoints(self) -> list[Path]:

@@ -248,6 +248,9 @@ class Trainer:
             status = "stopped"
         except BudgetExceeded as exc:
             status, error = "budget", str(exc)
+        except KeyboardInterrupt:
+            self._finish("stopped", "interrupted (Ctrl-C)", run_test=False)
+            raise
         except Exception as exc:
             status, error = "failed", f"{type(exc).__name__}: {exc}"
             self._finish(status, error, run_test=False)

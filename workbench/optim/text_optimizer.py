@@ -79,11 +79,15 @@ def check_constraints(param: Parameter, candidate: str) -> str | None:
     return None
 
 
+# parts of our own prompt: a reply quoting them is an echo (small base models do this), not a value
+_ECHO_MARKERS = ("<CURRENT_VALUE>", "### Parameter:", "### Constraints", "<FAILED")
+
+
 def parse_proposals(text: str) -> list[str]:
-    """Values between <PROPOSAL> tags; a reply without tags counts as one proposal (small models)."""
+    """Values between <PROPOSAL> tags; a reply without tags counts as one proposal unless it echoes the prompt."""
     found = [m.strip() for m in re.findall(r"<PROPOSAL>(.*?)(?:</PROPOSAL>|$)", text, re.S)]
-    found = [f for f in found if f]
-    if not found and text.strip():
+    found = [f for f in found if f and not any(m in f for m in _ECHO_MARKERS)]
+    if not found and text.strip() and "<PROPOSAL>" not in text and not any(m in text for m in _ECHO_MARKERS):
         found = [text.strip()]
     return found
 

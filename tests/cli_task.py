@@ -1,0 +1,83 @@
+"""A small task for the CLI tests, loaded by `workbench train --module tests/cli_task.py:shout_task`,
+and the deterministic responders our OpenAI-compatible test server answers it with.
+
+The task model writes a word in capitals only when the instruction holds enough "Rule" sentences
+for that word's bucket (so accuracy climbs one rule at a time, over several steps). The optimizer
+alternates a useless proposal ("in French") with one more rule, by the parity of the rules and the
+failed proposals its prompt shows. Every reply is a function of the messages alone, so a replayed
+or resumed run makes exactly the same decisions.
+"""
+import re
+
+from workbench import LLMCall, Parameter, Pipeline
+from workbench.datasets import Example
+from workbench.tasks import Task
+
+WORDS = ["apple", "river", "stone", "cloud", "maple", "tiger", "piano", "ocean", "lemon", "north", "candle",
+         "garden", "silver", "forest", "rocket", "window", "bridge", "castle", "desert", "engine", "falcon",
+         "glacier", "harbor", "island", "jungle", "kettle", "ladder", "magnet", "needle", "orange"]
+
+
+def bucket(word: str) -> int:
+    return sum(map(ord, word)) % 4
+
+
+class Shout(Pipeline):
+    def __init__(self):
+        self.instruction = Parameter("shout.instruction", "Repeat the word.",
+                                     description="tells the model how to write the word")
+        self.node = LLMCall("shout", "{{instruction}}\nWord: {{word}}", [self.instruction])
+
+    def forward(self, word):
+        return self.node(word=word)
+
+
+def same_text(prediction, target):
+    """Case matters, unlike exact_match."""
+    return float(str(prediction).strip() == target)
+
+
+def sample(n, seed):
+    return [Example(f"w-{w}", {"word": w}, w.upper(), {}) for w in WORDS[:n]]
+
+
+def shout_task():
+    return Task("shout", "Write the word in capitals.", Shout, same_text, 1.0, sample=sample,
+                sample_sizes=(8, 8, 8), sample_name="cli_task.WORDS")
+
+
+# -- responders of the test server ------------------------------------------------------------------
+
+def _text(messages):
+    return "\n".join(str(m.get("content") or "") for m in messages)
+
+
+def task_reply(messages):
+    text = _text(messages)
+    word = re.search(r"Word: (\w+)", text).group(1)
+    if "French" in text:
+        return word[::-1]
+    return word.upper() if bucket(word) < text.count("Rule ") else word
+
+
+def backward_reply(messages):
+    return "The word must be written in capital letters; add a rule that says so."
+
+
+def optimizer_reply(messages):
+    text = _text(messages)
+    current = re.search(r"<CURRENT_VALUE>\n(.*?)\n</CURRENT_VALUE>", text, re.S).group(1)
+    rules, failed = current.count("Rule "), text.count("<FAILED")
+    if (rules + failed) % 2 == 0:
+        return f"<PROPOSAL>{current} Say it in French.</PROPOSAL>"
+    return f"<PROPOSAL>{current} Rule {rules + 1}: use capitals.</PROPOSAL>"
+
+
+def respond(messages):
+    """One endpoint serves all three roles; the system prompt tells them apart."""
+    system = messages[0]["content"] if messages and messages[0]["role"] == "system" else ""
+    if system.startswith("You are the backward engine"):
+        return backward_reply(messages)
+    if system.startswith("You improve one part of a prompt"):
+        return optimizer_reply(messages)
+    return task_reply(messages)

@@ -1,0 +1,254 @@
+"""The `workbench` command in real subprocesses, against our OpenAI-compatible test server over HTTP.
+
+The server runs in this process (a thread); replies come from the deterministic responders in
+cli_task.py, so every number the CLI prints can be checked against the run folder it wrote.
+"""
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from workbench.datasets import make_counting
+from workbench.export import apply_export, load_export
+from workbench.store import RunStore
+from workbench.testing import OpenAITestServer
+
+import cli_task
+
+TESTS = Path(__file__).parent
+MODULE = f"{TESTS / 'cli_task.py'}:shout_task"
+SECRET = "sk-cli-test-secret-9876543210"
+
+
+def workbench(*args, cwd, cache_dir=None, stdin=None, timeout=120, extra_env=None):
+    """Run `python -m workbench ARGS` with a clean model environment and our own response cache."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("WORKBENCH_", "OPENAI_"))}
+    env["WORKBENCH_CACHE_DIR"] = str(cache_dir or Path(cwd) / "cache")
+    env["CLI_TEST_KEY"] = SECRET
+    env.update(extra_env or {})
+    return subprocess.run([sys.executable, "-m", "workbench", *map(str, args)], cwd=cwd, env=env, input=stdin,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def report(stdout):
+    """The final report's numbers, parsed from the printed text."""
+    val = re.search(r"^validation\s+baseline (\S+)\s+final (\S+)\s+\(best at step (\d+)\)", stdout, re.M)
+    test = re.search(r"^test\s+baseline (\S+)\s+final (\S+)", stdout, re.M)
+    usage = {m[0]: {"calls": int(m[1]), "prompt_tokens": int(m[2]), "completion_tokens": int(m[3]),
+                    "cache_hits": int(m[4])}
+             for m in re.findall(r"^\s+(task|backward|optimizer)\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)$", stdout, re.M)}
+    run_dir = re.search(r"^run folder\s+(.+)$", stdout, re.M).group(1)
+    return {"val": val.groups(), "test": test.groups(), "usage": usage, "run_dir": run_dir,
+            "steps": re.findall(r"^step (\d+)/(\d+): .*$", stdout, re.M)}
+
+
+def fmt(x):
+    return f"{x:.3f}" if x is not None else "n/a"
+
+
+@pytest.fixture(scope="module")
+def shout_run(tmp_path_factory):
+    """One `workbench train` run of the shout module, shared by the tests that inspect it."""
+    tmp = tmp_path_factory.mktemp("cli")
+    with OpenAITestServer(responder=cli_task.respond, latency_s=0.005) as server:
+        proc = workbench("train", "--module", MODULE, "--base-url", server.base_url, "--model", "test-model",
+                         "--api-key-env", "CLI_TEST_KEY", "--steps", 4, "--batch-size", 2, "--runs-dir", "runs",
+                         cwd=tmp)
+        served = {"calls": server.served_count, "prompt_tokens": server.prompt_tokens,
+                  "completion_tokens": server.completion_tokens}
+    assert proc.returncode == 0, proc.stderr
+    return tmp, proc, served
+
+
+def test_train_prints_the_numbers_its_run_folder_recorded(shout_run):
+    tmp, proc, served = shout_run
+    printed = report(proc.stdout)
+    store = RunStore(tmp / printed["run_dir"])
+    summary = store.summary()
+    assert summary["status"] == "completed" and summary["steps"] == 4
+    assert printed["val"] == (fmt(summary["baseline"]["val"]), fmt(summary["final"]["val"]), str(summary["best_step"]))
+    assert printed["test"] == (fmt(summary["baseline"]["test"]), fmt(summary["final"]["test"]))
+    assert printed["val"][:2] == ("0.000", "0.375") and printed["test"] == ("0.000", "0.250")
+    # usage: the run folder's numbers, which are what the endpoint served (a fresh cache)
+    assert printed["usage"] == {role: {k: summary["usage"][role][k] for k in
+                                       ("calls", "prompt_tokens", "completion_tokens", "cache_hits")}
+                                for role in ("task", "backward", "optimizer")}
+    assert {k: sum(u[k] for u in printed["usage"].values()) for k in served} == served
+    # one line per step, from the step_finished events
+    finished = [e for e in store.events() if e.type == "step_finished"]
+    assert printed["steps"] == [(str(e.step), "4") for e in finished] == [(str(i), "4") for i in range(1, 5)]
+    assert "accepted p2-2" in proc.stdout and "rejected p1-1" in proc.stdout
+    # the progress display went to stderr
+    assert "baseline val score 0.000" in proc.stderr and "Traceback" not in proc.stderr
+    # exports were written next to the run, and cli.json records how to rebuild it
+    assert (store.path / "prompts.json").is_file() and (store.path / "prompts.md").is_file()
+    cli = json.loads((store.path / "cli.json").read_text())
+    assert cli["module"] == MODULE and cli["key_env"] == "CLI_TEST_KEY" and cli["config"]["max_steps"] == 4
+
+
+def test_no_api_key_in_any_file_of_the_run_folder(shout_run):
+    tmp, proc, _ = shout_run
+    files = [p for p in (tmp / "runs").rglob("*") if p.is_file()]
+    assert {p.name for p in files} >= {"config.json", "cli.json", "events.jsonl", "latest.json", "summary.json",
+                                       "prompts.json", "prompts.md", "step-0004.json"}
+    for path in files:
+        assert SECRET not in path.read_text(encoding="utf-8"), path
+    assert SECRET not in proc.stdout + proc.stderr
+
+
+def test_runs_lists_the_run_with_its_scores(shout_run):
+    tmp, proc, _ = shout_run
+    run_id = Path(report(proc.stdout)["run_dir"]).name
+    listed = workbench("runs", "--runs-dir", "runs", cwd=tmp)
+    assert listed.returncode == 0
+    header, row = listed.stdout.splitlines()
+    assert header.split() == ["run", "task", "status", "steps", "baseline", "best", "val", "test"]
+    assert row.split() == [run_id, "shout", "completed", "4", "0.000", "0.375", "0.250"]
+    empty = workbench("runs", "--runs-dir", "nowhere", cwd=tmp)
+    assert empty.returncode == 0 and "no runs in nowhere" in empty.stdout
+
+
+def test_export_writes_each_format_and_it_loads_into_a_fresh_pipeline(shout_run):
+    tmp, proc, _ = shout_run
+    run_dir = tmp / report(proc.stdout)["run_dir"]
+    expected = RunStore(run_dir).summary()["parameters"]
+    assert expected == {"shout.instruction": "Repeat the word. Rule 1: use capitals. Rule 2: use capitals."}
+    for args, path in [((), run_dir / "prompts.json"), (("-o", tmp / "p.yaml"), tmp / "p.yaml"),
+                       (("--format", "md"), run_dir / "prompts.md"), (("-o", tmp / "p.txt", "--format", "md"),
+                                                                      tmp / "p.txt")]:
+        done = workbench("export", run_dir, *args, cwd=tmp)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.strip() == str(path)
+        fmt_ = "md" if path.suffix == ".txt" else None
+        assert load_export(path, fmt_) == expected
+        pipeline = cli_task.Shout()
+        apply_export(pipeline, path, fmt_)
+        assert pipeline.state() == expected
+    prov = json.loads((run_dir / "prompts.json").read_text())["parameters"][0]["provenance"]
+    assert (prov["step"], prov["source"], prov["validation_score"], prov["approved_by"]) == (4, "optimizer", 0.375,
+                                                                                            "policy")
+
+
+def test_terminal_approval_edit_is_validated_and_recorded_as_a_person(tmp_path):
+    edited = "Write the word. Rule 1. Rule 2. Rule 3. Rule 4."
+    with OpenAITestServer(responder=cli_task.respond) as server:
+        proc = workbench("train", "--module", MODULE, "--base-url", server.base_url, "--model", "test-model",
+                         "--steps", 1, "--batch-size", 2, "--approval", "terminal", "--run-dir", "run",
+                         cwd=tmp_path, stdin=f"what?\ne\n{edited}\n.\n")
+    assert proc.returncode == 0, proc.stderr
+    assert "Proposal p1-1 for shout.instruction" in proc.stderr and "[a]ccept, [r]eject or [e]dit?" in proc.stderr
+    assert "Say it in French." in proc.stderr  # the proposal was shown before the question
+    summary = RunStore(tmp_path / "run").summary()
+    assert summary["parameters"]["shout.instruction"] == edited and summary["final"]["val"] == 1.0
+    prov = json.loads((tmp_path / "run" / "prompts.json").read_text())["parameters"][0]["provenance"]
+    assert (prov["source"], prov["decision"], prov["approved_by"]) == ("human", "edit", "person")
+    assert "edited and approved by person" in (tmp_path / "run" / "prompts.md").read_text()
+
+
+def test_stdin_closing_during_terminal_approval_stops_cleanly_and_can_resume(tmp_path):
+    with OpenAITestServer(responder=cli_task.respond) as server:
+        proc = workbench("train", "--module", MODULE, "--base-url", server.base_url, "--model", "test-model",
+                         "--steps", 1, "--batch-size", 2, "--approval", "terminal", "--run-dir", "run",
+                         cwd=tmp_path, stdin="")
+        assert proc.returncode == 130
+        assert "continue with: workbench train --resume run" in proc.stderr
+        assert RunStore(tmp_path / "run").summary()["status"] == "stopped"
+        resumed = workbench("train", "--resume", "run", "--approval", "auto", "--base-url", server.base_url,
+                            cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    assert RunStore(tmp_path / "run").summary()["status"] == "completed"
+
+
+def counting_responder(train, val, test, seed=0):
+    """The counting task's model: right only once a prompt mentions quantities; the optimizer adds that."""
+    answers = {e.input["question"]: int(e.target) for e in make_counting(train + val + test, seed)}
+
+    def respond(messages):
+        text = "\n".join(m["content"] for m in messages)
+        system = messages[0]["content"] if messages[0]["role"] == "system" else ""
+        if system.startswith("You are the backward engine"):
+            return "Items given with a quantity (two apples) must be counted that many times."
+        if system.startswith("You improve one part of a prompt"):
+            current = re.search(r"<CURRENT_VALUE>\n(.*?)\n</CURRENT_VALUE>", text, re.S).group(1)
+            return f"<PROPOSAL>{current} Add up the quantities.</PROPOSAL>"
+        question = re.search(r"Question: (.*)", text).group(1)
+        answer = answers[question] if "quantities" in text else answers[question] + 1
+        return f"Let me count.\nAnswer: {answer}"
+    return respond
+
+
+def test_demo_on_an_endpoint_trains_the_counting_task(tmp_path):
+    with OpenAITestServer(responder=counting_responder(4, 4, 4)) as server:
+        refused = workbench("demo", "--base-url", server.base_url, "--train", 4, "--val", 4, "--test", 4,
+                            cwd=tmp_path)
+        assert refused.returncode == 2 and "pass --yes" in refused.stderr
+        proc = workbench("demo", "--base-url", server.base_url, "--train", 4, "--val", 4, "--test", 4, "--steps", 1,
+                         "--yes", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    printed = report(proc.stdout)
+    summary = RunStore(tmp_path / printed["run_dir"]).summary()
+    assert re.search(r"^data\s+counting: 4 train / 4 val / 4 test, seed 0", proc.stdout, re.M)
+    assert printed["val"] == ("0.000", "1.000", "1") and printed["test"] == ("0.000", "1.000")
+    assert printed["usage"]["task"]["calls"] == summary["usage"]["task"]["calls"] > 0
+    assert summary["parameters"]["count.instruction"].endswith("Add up the quantities.")
+    assert "test-model" in proc.stderr
+
+
+@pytest.mark.parametrize("args, message", [
+    (["train", "--task", "nosuch"], "unknown task 'nosuch'; available tasks: classification, counting"),
+    (["train", "--module", "missing.py:make"], "file not found: missing.py"),
+    (["train", "--module", f"{TESTS / 'cli_task.py'}:nothing"], "has no function 'nothing'"),
+    (["train", "--task", "counting", "--batch-size", "0"], "batch_size must be at least 1"),
+    (["train", "--task", "counting", "--api-key-env", "NOT_SET_ANYWHERE"], "NOT_SET_ANYWHERE"),
+    (["train", "--task", "counting", "--base-url", "http://127.0.0.1:9/v1"], "127.0.0.1:9/v1 is unreachable"),
+    (["train", "--resume", "nowhere"], "nowhere has no cli.json"),
+    (["train"], "train needs --task NAME, --module FILE.py:factory or --resume RUN_DIR"),
+    (["export", "nowhere"], "nowhere is not a run folder"),
+])
+def test_errors_are_one_clear_line_with_exit_code_2(tmp_path, args, message):
+    proc = workbench(*args, cwd=tmp_path, timeout=60)
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert lines[-1].startswith("workbench: error: ") and message in lines[-1], proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_config_file_settings_and_secrets(tmp_path):
+    (tmp_path / "bad.yaml").write_text("task: counting\nmax_steps: 2\napi_key: sk-oops\n")
+    proc = workbench("train", "--config", "bad.yaml", cwd=tmp_path)
+    assert proc.returncode == 2 and "do not put API keys in config files" in proc.stderr
+    (tmp_path / "typo.json").write_text(json.dumps({"task": "counting", "max_step": 2}))
+    proc = workbench("train", "--config", "typo.json", cwd=tmp_path)
+    assert proc.returncode == 2 and "unknown setting 'max_step'" in proc.stderr
+    (tmp_path / "good.yaml").write_text(f"module: {MODULE}\nmax_steps: 1\nbatch_size: 2\ntrain: 4\nval: 4\ntest: 4\n")
+    with OpenAITestServer(responder=cli_task.respond) as server:
+        proc = workbench("train", "--config", "good.yaml", "--base-url", server.base_url, "--model", "test-model",
+                         "--batch-size", 4, "--run-dir", "run", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    cli = json.loads((tmp_path / "run" / "cli.json").read_text())
+    assert cli["config"]["max_steps"] == 1 and cli["config"]["batch_size"] == 4  # the flag beats the file
+    assert (cli["train"], cli["val"], cli["test"]) == (4, 4, 4)
+
+
+def test_resume_refuses_to_change_the_run_and_a_finished_run_is_left_alone(shout_run):
+    tmp, proc, _ = shout_run
+    run_dir = report(proc.stdout)["run_dir"]
+    changed = workbench("train", "--resume", run_dir, "--steps", 9, cwd=tmp)
+    assert changed.returncode == 2 and "--steps cannot change when resuming" in changed.stderr
+    again = workbench("train", "--resume", run_dir, cwd=tmp)
+    assert again.returncode == 0 and "already finished (completed)" in again.stderr
+    assert report(again.stdout)["val"] == report(proc.stdout)["val"]
+
+
+def test_python_dash_m_and_the_console_script_agree():
+    script = Path(sys.executable).parent / "workbench"
+    if not script.exists():
+        pytest.skip("the console script is not installed next to this interpreter")
+    via_script = subprocess.run([str(script), "--help"], capture_output=True, text=True)
+    via_module = subprocess.run([sys.executable, "-m", "workbench", "--help"], capture_output=True, text=True)
+    assert via_script.returncode == via_module.returncode == 0
+    assert "{demo,train,runs,export}" in via_script.stdout == via_module.stdout
