@@ -43,7 +43,7 @@ def main() -> None:
     splits = task.load(args.train, args.val, args.test, seed=args.seed, source=source)
     print(f"[data] {splits.describe()}")
     models = Models.from_env(max_tokens=args.max_tokens)
-    print(f"[models] " + ", ".join(f"{r}={m.model}" for r, m in models.by_role().items()))
+    print("[models] " + ", ".join(f"{r}={m.model}" for r, m in models.by_role().items()))
     start = time.monotonic()
     trainer = Trainer(task.make_pipeline(), splits.train, splits.val, splits.test, task.eval_fn, models,
                       config=TrainConfig(max_steps=args.steps, batch_size=args.batch, seed=args.seed),

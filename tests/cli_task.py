@@ -8,10 +8,14 @@ failed proposals its prompt shows. Every reply is a function of the messages alo
 or resumed run makes exactly the same decisions.
 """
 import re
+import sys
+from pathlib import Path
 
-from workbench import LLMCall, Parameter, Pipeline
 from workbench.datasets import Example
 from workbench.tasks import Task
+
+sys.path.insert(0, str(Path(__file__).parent))  # loaded by file path from a CLI subprocess
+from scripted_tasks import Shout, same_text  # noqa: E402
 
 WORDS = ["apple", "river", "stone", "cloud", "maple", "tiger", "piano", "ocean", "lemon", "north", "candle",
          "garden", "silver", "forest", "rocket", "window", "bridge", "castle", "desert", "engine", "falcon",
@@ -20,21 +24,6 @@ WORDS = ["apple", "river", "stone", "cloud", "maple", "tiger", "piano", "ocean",
 
 def bucket(word: str) -> int:
     return sum(map(ord, word)) % 4
-
-
-class Shout(Pipeline):
-    def __init__(self):
-        self.instruction = Parameter("shout.instruction", "Repeat the word.",
-                                     description="tells the model how to write the word")
-        self.node = LLMCall("shout", "{{instruction}}\nWord: {{word}}", [self.instruction])
-
-    def forward(self, word):
-        return self.node(word=word)
-
-
-def same_text(prediction, target):
-    """Case matters, unlike exact_match."""
-    return float(str(prediction).strip() == target)
 
 
 def sample(n, seed):

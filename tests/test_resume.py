@@ -104,7 +104,7 @@ def test_sigkill_then_resume_ends_where_an_uninterrupted_run_ends(tmp_path):
     assert 0 < resumed_calls < whole_run
     # and what it printed is what it recorded
     assert f"final {summary['final']['val']:.3f}" in resumed.stdout
-    assert f"run folder  run" in resumed.stdout
+    assert "run folder  run" in resumed.stdout
 
 
 def test_ctrl_c_stops_cleanly_and_the_run_resumes_to_the_end(tmp_path):

@@ -14,14 +14,13 @@ import datetime as _dt
 import json
 import os
 import re
-import tempfile
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
 
 from .errors import ConfigError, WorkbenchError
 from .pipeline import Pipeline
-from .store import RunStore, scrub
+from .store import RunStore, scrub, write_text_atomic
 
 if TYPE_CHECKING:
     from .events import Event
@@ -131,7 +130,7 @@ def export_prompts(source: "Trainer | RunStore | Pipeline | str | os.PathLike", 
     fmt = _format_of(path, fmt)
     doc = build_export(source)
     text = {"json": render_json, "yaml": render_yaml, "md": render_markdown}[fmt](doc)
-    _write_text_atomic(path, text)
+    write_text_atomic(path, text)
     return path
 
 
@@ -225,22 +224,6 @@ def _one_line(text: str) -> str:
 
 def _longest_backtick_run(text: str) -> int:
     return max((len(m) for m in re.findall(r"`+", text)), default=0)
-
-
-def _write_text_atomic(path: Path, text: str) -> None:
-    """Temp file, fsync, rename: a crash leaves either the old export or the new one, never half."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 # -- reading back ----------------------------------------------------------------------------------
