@@ -245,6 +245,8 @@ def describe_event(kind: str, d: dict) -> str | None:
         return f"step started (epoch {d['epoch']}): batch of {len(d['batch'])}"
     if kind == "backward_done":
         return f"{d['gradients']} textual gradients from {len(d['samples'])} samples"
+    if kind == "no_proposal":
+        return f"no proposal for {d['parameter']}: {d['reason']}"
     if kind == "proposal":
         return f"proposal {d['proposal_id']} for {d['parameter']} ({d['source']})"
     if kind == "minibatch":

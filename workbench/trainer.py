@@ -374,10 +374,14 @@ class Trainer:
         if param.role is Role.DEMOS:
             demo = self.demo_optimizer.propose(param, failed, step)
             candidates, source = ([demo] if demo else []), "demos"
+            why, reply = "no demo candidates different from the current demos yet", ""
         else:
             peers = [self.params[n] for n in self._peers_of(param) if n != param.name]
-            candidates = self.text_optimizer.propose(param, peers, self.memory[param.name], param.gradients)
-            source = "optimizer"
+            candidates, reply = self.text_optimizer.propose_with_reply(param, peers, self.memory[param.name],
+                                                                       param.gradients)
+            source, why = "optimizer", "the optimizer's reply held no usable value (empty, or it echoed its prompt)"
+        if not candidates:
+            self._emit("no_proposal", parameter=param.name, source=source, reason=why, reply=reply[:2000])
         ids = []
         for candidate in candidates:
             self._gate()

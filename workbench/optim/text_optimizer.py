@@ -125,5 +125,10 @@ class TextOptimizer:
 
     def propose(self, param: Parameter, peers: Sequence[Parameter], memory: ParameterMemory,
                 gradients: Sequence["Gradient"]) -> list[str]:
+        return self.propose_with_reply(param, peers, memory, gradients)[0]
+
+    def propose_with_reply(self, param: Parameter, peers: Sequence[Parameter], memory: ParameterMemory,
+                           gradients: Sequence["Gradient"]) -> tuple[list[str], str]:
+        """Candidates and the raw reply (shown to the user when it held no usable candidate)."""
         reply = self.model.complete(self.prompt(param, peers, memory, gradients)).text
-        return parse_proposals(reply)[: self.num_candidates]
+        return parse_proposals(reply)[: self.num_candidates], reply
