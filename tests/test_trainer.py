@@ -121,3 +121,25 @@ def test_config_errors_name_the_setting(tmp_path):
         TrainConfig(batch_size=0)
     with pytest.raises(ConfigError, match="validation set is empty"):
         Trainer(Shout(), TRAIN, [], TEST, "exact_match", Models.scripted(task), run_dir=tmp_path / "x")
+
+
+def test_errored_samples_are_kept_out_of_scores_and_counted(tmp_path):
+    """The task endpoint fails for one word: that sample is errored, not a silent 0."""
+    from workbench.errors import LLMCallError
+
+    def flaky(messages):
+        if "Word: lemon" in messages[-1]["content"]:
+            raise LLMCallError("http://127.0.0.1:9/v1", "server error", 500)
+        return task(messages)
+    models = Models.scripted(flaky, backward, Optimizer())
+    trainer = Trainer(Shout(), TRAIN, VAL, TEST, same_text, models,
+                      config=TrainConfig(max_steps=2, batch_size=4), run_dir=tmp_path / "run")
+    events = []
+    trainer.bus.subscribe(events.append)
+    summary = trainer.fit()
+    baseline_val = next(e.data for e in events if e.type == "eval" and e.data["split"] == "val")
+    assert baseline_val["errored"] == 1 and baseline_val["n"] == 4
+    assert summary.final["val"] == 1.0  # mean over the 3 scored samples, not 3/4
+    assert summary.errored_samples >= 1
+    errored = [e.data["summary"] for e in events if e.type == "forward" and e.data["summary"]["status"] == "errored"]
+    assert errored and all("127.0.0.1:9" in s["error"] and s["score"] is None for s in errored)

@@ -408,6 +408,8 @@ def print_report(store, data: str, exports: list[Path], seconds: float, out: Tex
         lines.append(f"            {role:<10} {u.get('calls', 0):>7} {u.get('prompt_tokens', 0):>14} "
                      f"{u.get('completion_tokens', 0):>18} {u.get('cache_hits', 0):>11}")
     status = f"{summary.get('status', 'unknown')} after {_steps(summary.get('steps'))} in {_duration(seconds)}"
+    if summary.get("errored_samples"):
+        status += f"; {summary['errored_samples']} sample runs errored (endpoint failures, kept out of scores)"
     lines += [f"status      {status}" + (f" ({summary['error']})" if summary.get("error") else ""),
               f"prompts     {', '.join(str(p) for p in exports)}",
               f"run folder  {store.path}"]

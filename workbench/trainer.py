@@ -92,6 +92,7 @@ class RunSummary:
     run_dir: str | None
     parameters: dict[str, str]
     error: str | None = None
+    errored_samples: int = 0  # sample runs whose calls failed after retries: kept out of every score
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -136,6 +137,7 @@ class Trainer:
         self.usage_before: dict[str, dict] = {}
         self._proposal_counter = 0
         self._stale_steps = 0
+        self.errored_samples = 0
         # control
         self._stop = threading.Event()
         self._running = threading.Event()
@@ -346,6 +348,7 @@ class Trainer:
         result = run_batch(self.pipeline, examples, self.eval_fn, self.models.task,
                            concurrency=self.config.concurrency, pass_threshold=self.config.pass_threshold,
                            on_result=on_result, on_node=on_node, should_stop=self._stop.is_set)
+        self.errored_samples += len(result.errored)
         if self._stop.is_set():
             raise RunStopped("stopped during a forward pass")
         if examples and len(result.errored) / len(examples) > self.config.max_error_share:
@@ -527,6 +530,7 @@ class Trainer:
         return {"step": self.step, "best_val": self.best_val, "best_step": self.best_step,
                 "baseline": self.baseline, "curve": self.curve, "usage": self.usage(),
                 "proposal_counter": self._proposal_counter, "stale_steps": self._stale_steps,
+                "errored_samples": self.errored_samples,
                 "parameters": {n: p.to_dict() for n, p in self.params.items()},
                 "memory": {n: m.to_dict() for n, m in self.memory.items()},
                 "demo_pool": {n: [asdict(d) for d in pool.values()] for n, pool in self.demo_optimizer.pool.items()},
@@ -553,6 +557,7 @@ class Trainer:
         self.usage_before = state.get("usage", {})
         self._proposal_counter = state.get("proposal_counter", 0)
         self._stale_steps = state.get("stale_steps", 0)
+        self.errored_samples = state.get("errored_samples", 0)
         self.pinned, self.excluded = set(state.get("pinned", [])), set(state.get("excluded", []))
 
     def _finish(self, status: str, error: str | None, *, run_test: bool) -> RunSummary:
@@ -563,7 +568,8 @@ class Trainer:
             except (RunStopped, BudgetExceeded) as exc:
                 error = error or f"final test skipped: {exc}"
         summary = RunSummary(self.run_id, status, self.step, self.baseline, final, self.best_val, self.best_step,
-                             self.usage(), str(self.store.path), {n: p.value for n, p in self.params.items()}, error)
+                             self.usage(), str(self.store.path), {n: p.value for n, p in self.params.items()}, error,
+                             self.errored_samples)
         self.store.write_summary(summary.to_dict())
         self._emit("run_finished", **{k: v for k, v in summary.to_dict().items() if k != "parameters"})
         return summary
