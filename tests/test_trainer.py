@@ -10,6 +10,7 @@ from workbench.store import RunStore, list_runs
 from workbench.trainer import TrainConfig, Trainer
 
 from scripted_tasks import TEST, TRAIN, VAL, Optimizer, Shout, backward, same_text, task
+from workbench.datasets import Example
 
 def make(tmp_path, **kw):
     opt = Optimizer()
@@ -143,3 +144,20 @@ def test_errored_samples_are_kept_out_of_scores_and_counted(tmp_path):
     assert summary.errored_samples >= 1
     errored = [e.data["summary"] for e in events if e.type == "forward" and e.data["summary"]["status"] == "errored"]
     assert errored and all("127.0.0.1:9" in s["error"] and s["score"] is None for s in errored)
+
+
+def test_validation_of_a_losing_candidate_stops_early(tmp_path):
+    """Validation wants lower case, so the baseline already scores 1.0: no candidate can beat it under
+    the strict rule, and validation stops after its first chunk of 2 instead of running all 8."""
+    words = ["apple", "river", "stone", "cloud", "maple", "tiger", "piano", "ocean"]
+    val = [Example(f"v-{w}", {"word": w}, w, {}) for w in words]
+    trainer, _ = make(tmp_path, config=TrainConfig(max_steps=1, batch_size=4, concurrency=2))
+    trainer.val = val
+    events = []
+    trainer.bus.subscribe(events.append)
+    trainer.fit()
+    proposal_evals = [e.data for e in events if e.type == "eval" and e.data["phase"] == "proposal"
+                      and e.data["split"] == "val"]
+    assert proposal_evals and proposal_evals[0]["complete"] is False and proposal_evals[0]["n"] < len(val)
+    update = next(e.data for e in events if e.type == "update")
+    assert not update["accepted"] and "stopped early" in update["reason"]

@@ -54,6 +54,7 @@ class TrainConfig:
     optimize: str = "all"  # "all" trained parameters each step, or "one" at a time (round robin)
     tie_rule: str = "strict"  # "strict": validation must beat the best; "equal": a tie is kept
     min_gain: float = 0.0  # a win must beat the best by more than this (noise margin on small val sets)
+    early_stop_validation: bool = True  # stop validating a candidate once it can no longer win
     num_demos: int = 3
     max_calls: int | None = None
     max_tokens: int | None = None
@@ -424,12 +425,13 @@ class Trainer:
             score = None
             keep, reason = True, "accepted by a person without validation"
         else:
-            score = self._score_with(param, candidate, self.val, "val", pid)
             best = self.best_val if self.best_val is not None else -1.0
-            margin = best + self.config.min_gain
-            keep = score > margin or (self.config.tie_rule == "equal" and score >= margin)
-            self._emit("validation", proposal_id=pid, score=score, best=self.best_val, passed=keep)
-            reason = f"validation {score:.3f} {'beats' if keep else 'does not beat'} best {best:.3f}"
+            score, complete = self._validate(param, candidate, pid)
+            keep = complete and self._wins(score)
+            self._emit("validation", proposal_id=pid, score=score, best=self.best_val, passed=keep,
+                       complete=complete)
+            reason = f"validation {score:.3f} {'beats' if keep else 'does not beat'} best {best:.3f}" + \
+                ("" if complete else " (stopped early: it could no longer win)")
         if not keep:
             return self._reject(param, candidate, pid, step, reason, minibatch=after, score=score, by=by)
         param.update(candidate, step=step, source=by, score=score, note=pid)
@@ -456,6 +458,34 @@ class Trainer:
             return self.approval.decide(pending, stopped=self._stop.is_set)
         finally:
             self.desk.close()
+
+    def _wins(self, score: float) -> bool:
+        margin = (self.best_val if self.best_val is not None else -1.0) + self.config.min_gain
+        return score > margin or (self.config.tie_rule == "equal" and score >= margin)
+
+    def _validate(self, param: Parameter, value: str, pid: str) -> tuple[float, bool]:
+        """A candidate's validation score, in chunks; stops once even a perfect rest could not win.
+
+        Returns (mean score of the samples run, whether all of validation ran).
+        """
+        chunk = self.config.concurrency
+        total, scored, results = 0.0, 0, []
+        complete = True
+        with self._trying(param, value):
+            for start in range(0, len(self.val), chunk):
+                batch = self._forward(self.val[start:start + chunk], split="val", phase="proposal")
+                results += batch.results
+                total += sum(r.score or 0.0 for r in batch.scored)
+                scored += len(batch.scored)
+                remaining = len(self.val) - start - chunk
+                if self.config.early_stop_validation and remaining > 0 and \
+                        not self._wins((total + remaining) / (scored + remaining)):
+                    complete = False
+                    break
+        score = total / scored if scored else 0.0
+        self._emit("eval", split="val", phase="proposal", score=score, n=len(results),
+                   errored=sum(r.status == "errored" for r in results), proposal_id=pid, complete=complete)
+        return score, complete
 
     def _score_with(self, param: Parameter, value: str, examples: Sequence["Example"], split: str, pid: str) -> float:
         with self._trying(param, value):
