@@ -70,3 +70,34 @@ def test_pipeline_trains_and_every_trained_parameter_gets_gradients(tmp_path, na
                    if e.type == "gradient" and e.data["target_kind"] == "value")
     kept = [e.data for e in events if e.type == "update" and e.data["accepted"]]
     assert kept and kept[0]["value"].endswith(PRECISE)
+
+
+def test_a_teachers_correct_traces_become_the_students_demos(tmp_path):
+    """The student answers right only once its prompt holds demos; the teacher is always right and
+    says so in its own words, which is what the bootstrapped demos must contain."""
+    task = get_task("classification")
+    train, val, test = task.load(12, 12, 12, seed=2)
+    targets = {e.input["question"].strip(): e.target for e in train + val + test}
+
+    def question_target(messages):
+        return targets[re.findall(r"Question: (.*)", messages[-1]["content"])[-1].strip()]  # after the demos
+
+    def student(messages):
+        target = question_target(messages)
+        return f"Answer: {target if 'Example 1:' in messages[-1]['content'] else LABELS[(LABELS.index(target) + 1) % 6]}"
+
+    def teacher_reply(messages):
+        return f"Answer: {question_target(messages)} (teacher)"
+    models = Models.scripted(student, lambda m: "Show worked examples.", lambda m: "<PROPOSAL>x</PROPOSAL>")
+    teacher = Models.scripted(teacher_reply).task
+    pipeline = task.make_pipeline()
+    for p in pipeline.parameters():
+        p.trainable = p.name == "classify.demos"
+    # step 1 only gathers traces: a step's own failed samples are never its demos (the minibatch gate
+    # would be judged on answers it was shown); step 2 draws on step 1's
+    trainer = Trainer(pipeline, train, val, test, task.eval_fn, models, teacher=teacher,
+                      config=TrainConfig(max_steps=2, batch_size=4), run_dir=tmp_path / "run")
+    summary = trainer.fit()
+    demos = pipeline.named_parameters()["classify.demos"]
+    assert summary.final["val"] == 1.0 and demos.history[-1].source == "demos"
+    assert demos.value.count("(teacher)") == 3 and demos.value.startswith("Example 1:\nQuestion: ")

@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from .datasets import Example
     from .graph import NodeRecord
     from .llm.models import Models
+    from .llm.types import ChatModel
     from .pipeline import Pipeline
 
 
@@ -106,7 +107,7 @@ class Trainer:
                  test: Sequence["Example"], eval_fn: EvalFn | str, models: "Models", *,
                  config: TrainConfig | None = None, approval: Any = None, run_dir: str | Path | None = None,
                  runs_root: str | Path = "runs", task: str = "", bus: EventBus | None = None,
-                 resume: bool = False) -> None:
+                 resume: bool = False, teacher: "ChatModel | None" = None) -> None:
         if not train:
             raise ConfigError("the training set is empty")
         if not val:
@@ -118,6 +119,7 @@ class Trainer:
         self.config = config or TrainConfig()
         self.approval = approval or AutoApproval()
         self.task = task
+        self.teacher = teacher  # a stronger model whose correct traces become demos (default: the task model's)
         self.bus = bus or EventBus()
         self.desk = ApprovalDesk()
         self.params = pipeline.named_parameters()  # also checks names are unique
@@ -297,10 +299,16 @@ class Trainer:
         for p in self.params.values():
             p.zero_grad()
         self._backward(chosen)
-        for p in self.params.values():  # demo candidates: what the node did on passing samples
-            if p.role is Role.DEMOS and p.trainable:
-                self.demo_optimizer.collect(p, batch.results, slots=[s.split(".")[-1] for s in self.params])
-                self.demo_optimizer.add_raw(p, [e for e in batch_examples if e.id not in self.excluded])
+        demo_params = [p for p in self.params.values() if p.role is Role.DEMOS and p.trainable]
+        traces = batch.results
+        if demo_params and self.teacher is not None:
+            traces = run_batch(self.pipeline, batch_examples, self.eval_fn, self.teacher,
+                               concurrency=self.config.concurrency, pass_threshold=self.config.pass_threshold,
+                               should_stop=self._stop.is_set).results
+            self._emit("teacher", samples=[r.summary() for r in traces])
+        for p in demo_params:  # demo candidates: what the node did on passing samples
+            self.demo_optimizer.collect(p, traces, slots=[s.split(".")[-1] for s in self.params])
+            self.demo_optimizer.add_raw(p, [e for e in batch_examples if e.id not in self.excluded])
         accepted, rejected, optimized = [], [], []
         failed = [r for r in batch.results if r.status == "failed"]
         if failed or chosen:
