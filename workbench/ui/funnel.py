@@ -87,7 +87,8 @@ class Funnel:
         approval = getattr(self.trainer, "approval", None)
         if approval is None:
             return self.trainer is None
-        return type(approval).__name__ != "AutoApproval"
+        from ..approval import AutoApproval
+        return not isinstance(approval, AutoApproval)
 
     # -- views ------------------------------------------------------------------------------------
     def attach(self, view: "View") -> None:
@@ -127,7 +128,7 @@ class Funnel:
 
     def running(self) -> bool:
         """Whether the trainer's worker thread is alive (started here or by `trainer.start()`)."""
-        future = self.future if self.future is not None else getattr(self.trainer, "_future", None)
+        future = self.future if self.future is not None else getattr(self.trainer, "future", None)
         return future is not None and not future.done()
 
     def _sync_status(self) -> bool:
