@@ -51,8 +51,9 @@ def main() -> None:
     summary = trainer.fit()
     seconds = time.monotonic() - start
     print(f"[result] status {summary.status}, {summary.steps} steps in {seconds:.0f} s")
-    print(f"[result] validation {summary.baseline['val']} -> {summary.final['val']}; "
-          f"test {summary.baseline['test']} -> {summary.final['test']}")
+    fmt = lambda x: "n/a" if x is None else f"{x:.3f}"
+    print(f"[result] validation {fmt(summary.baseline['val'])} -> {fmt(summary.final['val'])}; "
+          f"test {fmt(summary.baseline['test'])} -> {fmt(summary.final['test'])}")
     for role, u in summary.usage.items():
         print(f"[usage] {role:9s} calls {u['calls']:5d}  prompt tokens {u['prompt_tokens']:8d}  "
               f"completion tokens {u['completion_tokens']:7d}  cache hits {u['cache_hits']}")

@@ -693,3 +693,12 @@ def test_step_button_runs_one_step_then_shows_paused(tmp_path):
     finally:
         trainer.stop()
         wb.close()
+
+
+def test_no_proposal_is_reported_in_the_controls_message():
+    from workbench.events import Event
+    from workbench.ui.state import RunState
+    st = RunState()
+    st.apply(Event("no_proposal", {"parameter": "count.instruction", "source": "optimizer",
+                                   "reason": "the optimizer's reply held no usable value", "reply": "..."}, step=2))
+    assert st.message == "step 2: no proposal for count.instruction: the optimizer's reply held no usable value"

@@ -324,6 +324,11 @@ class RunState:
         self.phase = "validating" if action != "reject" else "reverting"
         self.dirty |= {REVIEW, CONTROLS}
 
+    def _on_no_proposal(self, e: Event, d: dict) -> None:
+        """Say so when the optimizer gave nothing usable (tiny base models echo their prompt)."""
+        self.message = clip(f"step {e.step}: no proposal for {d.get('parameter', '?')}: {d.get('reason', '')}", 300)
+        self.dirty |= {CONTROLS}
+
     def _on_validation(self, e: Event, d: dict) -> None:
         p = self._proposal(d.get("proposal_id", ""))
         p.update({"validation": d.get("score"), "best": d.get("best")})
