@@ -291,7 +291,7 @@ class Trainer:
         self._emit("step_started", epoch=epoch, batch=[e.id for e in batch_examples])
         batch = self._forward(batch_examples, split="train", phase="train")
         selection = select_for_backward(batch.results, pass_threshold=cfg.pass_threshold, max_failed=cfg.max_failed,
-                                        max_correct=cfg.max_correct, seed=hash((cfg.seed, step)) & 0xFFFF,
+                                        max_correct=cfg.max_correct, seed=cfg.seed * 1_000_003 + step,
                                         pinned=self.pinned, excluded=self.excluded)
         self._emit("selection", samples=[{"sample_id": s.sample_id, "selected": s.selected, "reason": s.reason}
                                          for s in selection])
