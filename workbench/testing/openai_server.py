@@ -18,19 +18,9 @@ import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Callable, Iterable
 
+from workbench.llm.scripted import _message_text, count_words  # the same word-count "tokens" as ScriptedModel
+
 Responder = Callable[[list[dict]], str]
-
-
-def count_words(text: str) -> int:
-    """The server's token count: whitespace-separated words."""
-    return len(str(text).split())
-
-
-def _content_text(message: dict) -> str:
-    content = message.get("content") or ""
-    if isinstance(content, list):
-        return " ".join(str(part.get("text", "")) for part in content if isinstance(part, dict))
-    return str(content)
 
 
 class Failure:
@@ -176,7 +166,7 @@ class OpenAITestServer:
                 return failure.status, failure.headers, error
             messages = body.get("messages") or []
             text = self.responder(messages)
-            prompt_tokens = sum(count_words(_content_text(message)) for message in messages)
+            prompt_tokens = sum(count_words(_message_text(message)) for message in messages)
             completion_tokens = count_words(text)
             served = True
             reply = {
