@@ -9,6 +9,7 @@ import re
 
 from workbench import LLMCall, Parameter, Pipeline
 from workbench.datasets import Example
+from workbench.llm.scripted import ScriptedModel
 
 WORDS = ["apple", "river", "stone", "cloud", "maple", "tiger", "piano", "ocean", "lemon", "north",
          "candle", "garden", "silver", "forest", "rocket", "window"]
@@ -56,3 +57,12 @@ class Optimizer:
         text = messages[-1]["content"]
         self.prompts.append(text)
         return f"<PROPOSAL>{GOOD if '<FAILED' in text else BAD}</PROPOSAL>"
+
+
+def backward_model() -> ScriptedModel:
+    """Names its target, so a test can see which prompt was sent for which target."""
+    def respond(messages):
+        text = messages[-1]["content"]
+        m = re.search(r"### Parameter: (\S+)", text) or re.search(r"### Target value from node (\S+)", text)
+        return f"feedback for {m.group(1)}"
+    return ScriptedModel(respond, role="backward")

@@ -11,6 +11,8 @@ from workbench.graph import Graph
 from workbench.llm.scripted import ScriptedModel
 from workbench.loss import exact_match
 
+from scripted_tasks import backward_model
+
 DOCS = {"paris": "Paris is the capital of France.", "seine": "The Seine flows through Paris."}
 
 
@@ -24,15 +26,6 @@ def task_model() -> ScriptedModel:
         context = re.search(r"Context: (.*)", text, re.S).group(1)
         return context.split()[0]
     return ScriptedModel(respond, role="task")
-
-
-def backward_model() -> ScriptedModel:
-    """Names its target, so tests can see exactly which prompt was sent for which target."""
-    def respond(messages):
-        text = messages[-1]["content"]
-        m = re.search(r"### Parameter: (\S+)", text) or re.search(r"### Target value from node (\S+)", text)
-        return f"feedback for {m.group(1)}"
-    return ScriptedModel(respond, role="backward")
 
 
 @tool

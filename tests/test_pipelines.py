@@ -13,16 +13,9 @@ from workbench.pipelines import (BM25, MultiHopRAG, ObjectCounter, QuestionClass
                                  parse_count, parse_label, parse_query, parse_step, safe_eval, tokenize)
 from workbench.tasks import get_task, task_names
 
+from scripted_tasks import backward_model
+
 DOCUMENTS = load_multihop()[1]
-
-
-def backward_model() -> ScriptedModel:
-    """Names its target, so a test can see which prompt was sent for which target."""
-    def respond(messages):
-        text = messages[-1]["content"]
-        m = re.search(r"### Parameter: (\S+)", text) or re.search(r"### Target value from node (\S+)", text)
-        return f"feedback for {m.group(1)}"
-    return ScriptedModel(respond, role="backward")
 
 
 def backward(result, pipeline):
