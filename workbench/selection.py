@@ -3,6 +3,11 @@
 Backward costs several LLM calls per node, so only failed samples are sent (the worst first),
 capped, plus a few passing ones for contrast. Errored samples (the endpoint failed) say nothing
 about the prompt and are never sent. The reason for every choice is recorded for the UI.
+
+Graded scores: a sample at or above `pass_threshold` counts as passing here (an F1 of 0.95 is not
+an error worth a backward pass). Samples that failed in a step where no proposal was accepted are
+*carried over* to the next steps (as in AdalFlow) until something is accepted, capped; they are
+chosen first, outside the `max_failed` cap of the fresh batch.
 """
 from __future__ import annotations
 
@@ -26,11 +31,22 @@ class Selection:
 
 def select_for_backward(results: Iterable[Scored], *, pass_threshold: float = 1.0, max_failed: int = 4,
                         max_correct: int = 1, seed: int = 0, pinned: Iterable[str] = (),
-                        excluded: Iterable[str] = ()) -> list[Selection]:
-    """Return one `Selection` per result, in the results' order."""
+                        excluded: Iterable[str] = (), carried: Iterable[str] = (),
+                        max_carried: int = 4) -> list[Selection]:
+    """Return one `Selection` per result, in the results' order.
+
+    `carried`: ids (among `results`) of samples that failed in earlier steps with nothing accepted;
+    those still failing are chosen first, up to `max_carried`.
+    """
     results = list(results)
-    pinned, excluded = set(pinned), set(excluded)
+    pinned, excluded, carried = set(pinned), set(excluded), list(dict.fromkeys(carried))
     chosen: dict[str, str] = {}
+    by_id = {r.sample_id: r for r in results}
+    for sample_id in carried[-max_carried:] if max_carried > 0 else []:
+        r = by_id.get(sample_id)
+        if r is not None and sample_id not in excluded and r.status != "errored" and \
+                (r.score is None or r.score < pass_threshold):
+            chosen[sample_id] = f"carried: failed in an earlier step (score {r.score or 0:g}), nothing accepted since"
     failed = [r for r in results if r.status != "errored" and r.sample_id not in excluded
               and (r.score is None or r.score < pass_threshold)]
     passed = [r for r in results if r.status != "errored" and r.sample_id not in excluded
@@ -40,10 +56,12 @@ def select_for_backward(results: Iterable[Scored], *, pass_threshold: float = 1.
             chosen[r.sample_id] = "pinned by the user"
     failed.sort(key=lambda r: (r.score if r.score is not None else 0.0))
     for r in failed:
+        if r.sample_id in carried:
+            continue
         if sum(1 for v in chosen.values() if v.startswith("failed")) >= max_failed:
             break
         chosen.setdefault(r.sample_id, f"failed (score {r.score or 0:g} < {pass_threshold:g})")
-    if any(v.startswith("failed") or v.startswith("pinned") for v in chosen.values()):
+    if chosen:
         rng = random.Random(seed)
         contrast = [r for r in passed if r.sample_id not in chosen]
         for r in rng.sample(contrast, min(max_correct, len(contrast))):
@@ -56,6 +74,10 @@ def select_for_backward(results: Iterable[Scored], *, pass_threshold: float = 1.
             out.append(Selection(r.sample_id, False, "errored: the call failed, says nothing about the prompt"))
         elif r.sample_id in excluded:
             out.append(Selection(r.sample_id, False, "excluded by the user"))
+        elif r.sample_id in carried and r in failed:
+            out.append(Selection(r.sample_id, False, f"carried, but over the cap of {max_carried}"))
+        elif r.sample_id in carried:
+            out.append(Selection(r.sample_id, False, "carried, and passes now"))
         elif r in failed:
             out.append(Selection(r.sample_id, False, f"failed, but over the cap of {max_failed}"))
         else:

@@ -17,7 +17,7 @@ class Attempt:
     accepted: bool
     reason: str
     minibatch: float | None = None
-    by: str = "optimizer"  # optimizer | demos | human
+    by: str = "optimizer"  # optimizer | demos | human | initial (the starting value, with the baseline score)
 
 
 @dataclass
@@ -27,6 +27,11 @@ class ParameterMemory:
 
     def record(self, attempt: Attempt) -> None:
         self.attempts.append(attempt)
+
+    def record_initial(self, value: str, score: float | None) -> None:
+        """The starting value with its baseline validation score: the first line of the history."""
+        if not any(a.by == "initial" for a in self.attempts):
+            self.attempts.insert(0, Attempt(value, 0, score, True, "initial value (baseline)", None, "initial"))
 
     def best_values(self, k: int = 3) -> list[Attempt]:
         """Accepted values, best validation score first."""

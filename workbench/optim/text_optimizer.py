@@ -6,7 +6,8 @@ from typing import TYPE_CHECKING, Sequence
 
 from ..parameter import Parameter
 from ..prompt import placeholders
-from .memory import ParameterMemory
+from .completion import CompletionPrompt, completion_style_of
+from .memory import Attempt, ParameterMemory
 
 if TYPE_CHECKING:
     from ..graph import Gradient
@@ -28,7 +29,8 @@ Purpose: {description}
 ### Other parts of the same prompt (peers; do not move their content into this part)
 {peers}
 
-### Feedback from this step, per sample (textual gradients, in call order)
+### Feedback from this step, per sample (textual gradients, in call order; samples marked PASSED
+### show what already works: keep it)
 {gradients}
 
 ### Earlier values and their validation scores (best first)
@@ -37,21 +39,36 @@ Purpose: {description}
 ### Earlier proposals that failed (do not repeat them)
 {failures}
 
+### Already tried in THIS step and rejected (write something different that fixes their problem)
+{rejected}
+
 ### Constraints
 {constraints}
 
 Write {count} between <PROPOSAL> and </PROPOSAL>, and nothing else inside the tags."""
 
 
-def summarise_gradients(gradients: Sequence["Gradient"], *, max_samples: int = 6, max_chars: int = 600) -> str:
-    """Group by sample, keep call order within a sample, clip long texts."""
+def summarise_gradients(gradients: Sequence["Gradient"], *, max_samples: int = 6, max_chars: int = 600,
+                        pass_threshold: float | None = None) -> str:
+    """Group by sample, keep call order within a sample, clip long texts.
+
+    With `pass_threshold`, samples that passed are framed as what works (to keep), not as errors.
+    """
     by_sample: dict[str, list["Gradient"]] = {}
     for g in sorted(gradients, key=lambda g: (g.sample_id, g.call_index, g.node_id)):
         by_sample.setdefault(g.sample_id, []).append(g)
+
+    def passing(grads: list["Gradient"]) -> bool:
+        return pass_threshold is not None and grads[0].score is not None and grads[0].score >= pass_threshold
+
     parts = []
     for sample_id, grads in list(by_sample.items())[:max_samples]:
         score = grads[0].score
-        lines = [f"Sample {sample_id} (score {score:g}):" if score is not None else f"Sample {sample_id}:"]
+        if passing(grads):
+            head = f"Sample {sample_id} PASSED (score {score:g}): what works here, keep it:"
+        else:
+            head = f"Sample {sample_id} (score {score:g}):" if score is not None else f"Sample {sample_id}:"
+        lines = [head]
         for g in grads:
             text = g.text if len(g.text) <= max_chars else g.text[:max_chars] + " ..."
             lines.append(f"  - at {g.node_id} (call {g.call_index}): {text}")
@@ -92,43 +109,145 @@ def parse_proposals(text: str) -> list[str]:
     return found
 
 
+def format_attempt(a: Attempt) -> str:
+    """A rejected value as the optimizer sees it: its text, scores and why it was refused."""
+    scores = "".join([f" minibatch={a.minibatch:.3f}" if a.minibatch is not None else "",
+                      f" validation={a.score:.3f}" if a.score is not None else ""])
+    return f"<FAILED step={a.step}{scores} reason=\"{a.reason}\">\n{a.value}\n</FAILED>"
+
+
 class TextOptimizer:
-    """Proposes `num_candidates` values for a parameter; the trainer validates them."""
+    """Proposes a value for a parameter, one call at a time; the trainer gates and decides.
+
+    Each call sees the step's gradients, the history (the initial value with its baseline score
+    first, then accepted values), earlier failures, and the candidates already rejected in this
+    step, so the next attempt can differ from them (the paper's proposal loop).
+
+    `style`: "chat" is the full protocol for instruction-following models; "completion" is a short
+    prompt that a small *base* model can complete (it ends where the new value begins, and the
+    reply is cut at the end of the line); "auto" asks the model (`completion_style` or
+    `is_base_model` attributes) and falls back to "chat".
+    """
 
     def __init__(self, model: "ChatModel", *, num_candidates: int = 1, history_size: int = 3,
-                 failures_shown: int = 4) -> None:
+                 failures_shown: int = 4, style: str = "auto", pass_threshold: float | None = None) -> None:
+        if style not in ("auto", "chat", "completion"):
+            raise ValueError(f"TextOptimizer style must be 'auto', 'chat' or 'completion', not {style!r}")
         self.model = model
         self.num_candidates = num_candidates
         self.history_size = history_size
         self.failures_shown = failures_shown
+        self.style = completion_style_of(model) if style == "auto" else style
+        self.pass_threshold = pass_threshold  # samples at or above it are framed as "what works"
+        self.completion = CompletionPrompt()
 
+    # -- prompts ----------------------------------------------------------------------------------
     def prompt(self, param: Parameter, peers: Sequence[Parameter], memory: ParameterMemory,
-               gradients: Sequence["Gradient"]) -> list[dict]:
-        history = "\n".join(f"- score {a.score:.3f} (step {a.step}): {a.value!r}"
-                            for a in memory.best_values(self.history_size)) or "(none yet)"
-        failures = "\n".join(
-            f"<FAILED step={a.step} reason=\"{a.reason}\">\n{a.value}\n</FAILED>"
-            for a in memory.failures(self.failures_shown)) or "(none)"
-        rules = [f"- Keep the placeholders exactly: {', '.join('{{' + p + '}}' for p in placeholders(param.value))}"
-                 ] if placeholders(param.value) else []
-        rules += [f"- Keep this text verbatim: {c!r}" for c in param.constraints]
-        if param.max_length:
-            rules.append(f"- At most {param.max_length} characters.")
+               gradients: Sequence["Gradient"], *, step: int | None = None) -> list[dict]:
+        if self.style == "completion":
+            return self.completion.messages(param, gradients, self._rejected(memory, step))
+        history = "\n".join(f"- score {a.score:.3f} (step {a.step}{', initial value' if a.by == 'initial' else ''}): "
+                            f"{a.value!r}" for a in memory.best_values(self.history_size)) or "(none yet)"
+        rejected = self._rejected(memory, step)
+        earlier = [a for a in memory.failures(self.failures_shown + len(rejected)) if a not in rejected]
+        failures = "\n".join(format_attempt(a) for a in earlier[-self.failures_shown:]) or "(none)"
         count = "one improved value" if self.num_candidates == 1 else \
             f"{self.num_candidates} different improved values, each in its own tags"
         user = OPTIMIZER_PROMPT.format(
             name=param.name, role=param.role.value, description=param.description or "(none)", value=param.value,
             peers="\n".join(f"- {p.name} ({p.role.value}): {p.value}" for p in peers) or "(none)",
-            gradients=summarise_gradients(gradients), history=history, failures=failures,
-            constraints="\n".join(rules) or "(none)", count=count)
+            gradients=summarise_gradients(gradients, pass_threshold=self.pass_threshold), history=history,
+            failures=failures, rejected="\n".join(format_attempt(a) for a in rejected) or "(none yet)",
+            constraints=_rules(param), count=count)
         return [{"role": "system", "content": OPTIMIZER_SYSTEM}, {"role": "user", "content": user}]
 
+    def joint_prompt(self, params: Sequence[Parameter], memory: dict[str, ParameterMemory],
+                     step: int | None = None) -> list[dict]:
+        """One prompt for all `params` of a prompt: changes that only work together are proposed together."""
+        sections = []
+        for p in params:
+            mem = memory[p.name]
+            history = "\n".join(f"- score {a.score:.3f} (step {a.step}): {a.value!r}"
+                                for a in mem.best_values(self.history_size)) or "(none yet)"
+            tried = self._rejected(mem, step) + [a for a in mem.failures(self.failures_shown)
+                                                 if a not in self._rejected(mem, step)][-self.failures_shown:]
+            sections.append(JOINT_PART.format(
+                name=p.name, role=p.role.value, description=p.description or "(none)", value=p.value,
+                gradients=summarise_gradients(p.gradients, pass_threshold=self.pass_threshold), history=history,
+                failures="\n".join(format_attempt(a) for a in tried) or "(none)", constraints=_rules(p)))
+        names = ", ".join(p.name for p in params)
+        user = JOINT_PROMPT.format(parts="\n\n".join(sections), names=names)
+        return [{"role": "system", "content": OPTIMIZER_SYSTEM}, {"role": "user", "content": user}]
+
+    # -- proposing --------------------------------------------------------------------------------
     def propose(self, param: Parameter, peers: Sequence[Parameter], memory: ParameterMemory,
-                gradients: Sequence["Gradient"]) -> list[str]:
-        return self.propose_with_reply(param, peers, memory, gradients)[0]
+                gradients: Sequence["Gradient"], *, step: int | None = None) -> list[str]:
+        return self.propose_with_reply(param, peers, memory, gradients, step=step)[0]
 
     def propose_with_reply(self, param: Parameter, peers: Sequence[Parameter], memory: ParameterMemory,
-                           gradients: Sequence["Gradient"]) -> tuple[list[str], str]:
+                           gradients: Sequence["Gradient"], *, step: int | None = None) -> tuple[list[str], str]:
         """Candidates and the raw reply (shown to the user when it held no usable candidate)."""
-        reply = self.model.complete(self.prompt(param, peers, memory, gradients)).text
+        messages = self.prompt(param, peers, memory, gradients, step=step)
+        if self.style == "completion":
+            reply = self.model.complete(messages, **self.completion.sampling).text
+            found = self.completion.parse(reply, param, messages)
+            return ([found] if found else []), reply
+        reply = self.model.complete(messages).text
         return parse_proposals(reply)[: self.num_candidates], reply
+
+    def propose_joint(self, params: Sequence[Parameter], memory: dict[str, ParameterMemory],
+                      step: int | None = None) -> tuple[dict[str, str], str]:
+        """New values by parameter name (only those the reply changed) and the raw reply."""
+        reply = self.model.complete(self.joint_prompt(params, memory, step)).text
+        values = parse_named_proposals(reply)
+        return {p.name: values[p.name] for p in params
+                if values.get(p.name) and values[p.name].strip() != p.value.strip()}, reply
+
+    @staticmethod
+    def _rejected(memory: ParameterMemory, step: int | None) -> list[Attempt]:
+        """Candidates rejected in `step` (this step's earlier attempts)."""
+        return [] if step is None else [a for a in memory.attempts if a.step == step and not a.accepted]
+
+
+def _rules(param: Parameter) -> str:
+    rules = [f"- Keep the placeholders exactly: {', '.join('{{' + p + '}}' for p in placeholders(param.value))}"
+             ] if placeholders(param.value) else []
+    rules += [f"- Keep this text verbatim: {c!r}" for c in param.constraints]
+    if param.max_length:
+        rules.append(f"- At most {param.max_length} characters.")
+    return "\n".join(rules) or "(none)"
+
+
+JOINT_PART = """### Parameter: {name}
+Role: {role}
+Purpose: {description}
+<CURRENT_VALUE name="{name}">
+{value}
+</CURRENT_VALUE>
+Feedback from this step:
+{gradients}
+Earlier values and their validation scores:
+{history}
+Proposals that failed (do not repeat them):
+{failures}
+Constraints:
+{constraints}"""
+
+JOINT_PROMPT = """These parts make up one prompt. Improve them TOGETHER: a change in one part may only work \
+with a matching change in another.
+
+{parts}
+
+Write the new value of each part you change between <PROPOSAL name="NAME"> and </PROPOSAL> (names: {names}); \
+leave out the parts you keep as they are."""
+
+
+def parse_named_proposals(text: str) -> dict[str, str]:
+    """`<PROPOSAL name="x">value</PROPOSAL>` blocks by name; echoes of the prompt are ignored."""
+    found = {}
+    for name, value in re.findall(r"<PROPOSAL\s+name=[\"']?([^\"'>\s]+)[\"']?\s*>(.*?)(?:</PROPOSAL>|(?=<PROPOSAL)|$)",
+                                  text, re.S):
+        value = value.strip()
+        if value and not any(m in value for m in _ECHO_MARKERS):
+            found[name] = value
+    return found

@@ -1,0 +1,137 @@
+"""Never pay twice for the same evaluation.
+
+Within a run, the score of one sample under one set of prompt values is computed once, whatever the
+response cache does (it may be off, or the model may sample at temperature > 0). The key holds the
+values of ALL parameters of the pipeline, the task model's identity, the eval function and the
+sample (id, inputs and target), so any change anywhere is a new evaluation. Errored runs (the
+endpoint failed) are not remembered: they say nothing about the prompt and should be retried.
+
+The memo appends each new result to `eval_memo.jsonl` in the run folder, one line per evaluation,
+so a resumed run does not re-pay for them either. A damaged line (a kill mid-write) is skipped.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
+
+from .graph import Graph
+from .runner import BatchResult, SampleResult, run_batch
+
+if TYPE_CHECKING:
+    from .datasets import Example
+    from .llm.types import ChatModel
+    from .pipeline import Pipeline
+
+log = logging.getLogger(__name__)
+
+MEMO_FILE = "eval_memo.jsonl"
+
+
+def model_identity(model: Any) -> str:
+    """What decides a model's replies: endpoint, model name and default sampling settings.
+
+    An in-process model without an endpoint (a ScriptedModel) is identified by the object itself:
+    two scripted models with the same name answer differently.
+    """
+    explicit = getattr(model, "identity", None)
+    if isinstance(explicit, str) and explicit:
+        return explicit
+    base_url = getattr(model, "base_url", None)
+    name = getattr(model, "model", "?")
+    if base_url:
+        return f"{base_url}|{name}|t={getattr(model, 'temperature', None)}|max={getattr(model, 'max_tokens', None)}"
+    return f"{type(model).__name__}|{name}|{id(model)}"
+
+
+def _fn_identity(fn: Callable) -> str:
+    return f"{getattr(fn, '__module__', '')}.{getattr(fn, '__qualname__', repr(fn))}"
+
+
+def _copy(result: SampleResult, graph: dict) -> SampleResult:
+    """A fresh result whose graph is a private copy (backward writes gradients into graphs)."""
+    return SampleResult(result.sample_id, dict(result.inputs), result.target, result.prediction, result.score,
+                        result.status, Graph.from_dict(graph), result.error, result.seconds)
+
+
+class EvalMemo:
+    """Sample results by (all parameter values, model, eval function, sample)."""
+
+    def __init__(self, path: str | Path | None = None) -> None:
+        self.path = Path(path) if path is not None else None
+        self._entries: dict[str, tuple[SampleResult, dict]] = {}
+        self._lock = threading.Lock()
+        self.hits = 0
+        if self.path is not None and self.path.exists():
+            self._load()
+
+    def key(self, values: Mapping[str, str], model: Any, eval_fn: Callable, example: "Example",
+            pass_threshold: float) -> str:
+        record = {"values": sorted(values.items()), "model": model_identity(model), "eval": _fn_identity(eval_fn),
+                  "pass_threshold": pass_threshold, "sample": example.id,
+                  "input": {k: str(v) for k, v in sorted(example.input.items())}, "target": str(example.target)}
+        return hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()
+
+    def get(self, key: str) -> SampleResult | None:
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is not None:
+                self.hits += 1
+        return _copy(*entry) if entry is not None else None
+
+    def put(self, key: str, result: SampleResult) -> None:
+        if result.status == "errored":
+            return
+        graph = result.graph.to_dict()
+        graph["gradients"] = []  # gradients belong to a step, not to the evaluation
+        with self._lock:
+            if key in self._entries:
+                return
+            self._entries[key] = (_copy(result, graph), graph)
+            if self.path is not None:
+                line = {"key": key, "result": {k: v for k, v in result.summary().items()}, "graph": graph}
+                with self.path.open("a", encoding="utf-8") as f:
+                    f.write(json.dumps(line) + "\n")
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def _load(self) -> None:
+        for number, line in enumerate(self.path.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
+            try:
+                row = json.loads(line)
+                r = row["result"]
+                result = SampleResult(r["sample_id"], r["inputs"], r["target"], r["prediction"], r["score"],
+                                      r["status"], Graph.from_dict(row["graph"]), r.get("error"), r.get("seconds", 0.0))
+                self._entries[row["key"]] = (result, row["graph"])
+            except (ValueError, KeyError, TypeError) as exc:
+                log.warning("%s line %d skipped (damaged: %s)", self.path, number, exc)
+
+
+def run_batch_memo(memo: EvalMemo | None, pipeline: "Pipeline", examples: Sequence["Example"], eval_fn: Callable,
+                   model: "ChatModel", *, values: Mapping[str, str], pass_threshold: float = 1.0,
+                   on_result: Callable[[SampleResult], None] | None = None,
+                   **kwargs: Any) -> tuple[BatchResult, int]:
+    """`run_batch`, but samples already scored under these exact `values` are not run again.
+
+    Returns the batch (in the examples' order) and how many results were reused. `on_result` sees
+    every result, reused or new.
+    """
+    if memo is None:
+        return run_batch(pipeline, examples, eval_fn, model, pass_threshold=pass_threshold,
+                         on_result=on_result, **kwargs), 0
+    keys = {e.id: memo.key(values, model, eval_fn, e, pass_threshold) for e in examples}
+    known = {e.id: r for e in examples if (r := memo.get(keys[e.id])) is not None}
+    for r in known.values():
+        if on_result:
+            on_result(r)
+    todo = [e for e in examples if e.id not in known]
+    fresh = run_batch(pipeline, todo, eval_fn, model, pass_threshold=pass_threshold, on_result=on_result,
+                      **kwargs) if todo else BatchResult([])
+    for r in fresh.results:
+        memo.put(keys[r.sample_id], r)
+    by_id = {**known, **{r.sample_id: r for r in fresh.results}}
+    return BatchResult([by_id[e.id] for e in examples if e.id in by_id]), len(known)
