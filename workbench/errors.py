@@ -77,3 +77,7 @@ class BudgetExceeded(WorkbenchError):
 
 class RunStopped(WorkbenchError):
     """Raised inside a training run when the user (or a policy) asks it to stop."""
+
+
+class EventContractError(WorkbenchError, ValueError):
+    """Raised when an event breaks its definition in workbench/events.py (unknown type or field, missing field)."""

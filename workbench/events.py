@@ -1,18 +1,39 @@
-"""The event bus: how the engine tells the world what it is doing.
+"""The event bus and the event contract: how the engine tells the world what it is doing.
 
-The trainer emits small, documented events (docs/EVENTS.md); the run store, the CLI progress
-display and the notebook widgets subscribe. A failing subscriber is logged, never allowed to kill
-training.
+The trainer emits small events; the run store, the CLI progress display, the notebook widgets and
+exports read them. Every event type has ONE typed definition below (a frozen dataclass registered
+with `@defines("type")`), and `EventBus.emit` checks each event's `data` against it: an unknown
+type, a missing required field, an unknown field or a value of the wrong type is a contract
+violation. Under pytest (or with WORKBENCH_STRICT_EVENTS=1) a violation raises `EventContractError`;
+in production (or with WORKBENCH_STRICT_EVENTS=0) it is logged once and the event is still delivered,
+because losing the record of a paid-for run is worse than an odd field.
+
+Optional fields have defaults, and `emit` fills them in, so a consumer may read any defined field
+of a delivered event with `event.data["field"]`. docs/EVENTS.md is generated from these definitions:
+`python -m workbench.events --write`.
+
+A failing subscriber is logged, never allowed to kill training (unless it is `critical`).
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
+import os
+import sys
 import threading
 import time
-from dataclasses import dataclass, field
-from typing import Any, Callable
+import types
+import typing
+from dataclasses import MISSING, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, ClassVar, Literal
+
+from .errors import EventContractError
 
 log = logging.getLogger(__name__)
+
+# 1: untyped dicts (logs written before the contract); 2: every type defined here, checked on emit
+SCHEMA_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -24,7 +45,8 @@ class Event:
     time: float = field(default_factory=time.time)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"type": self.type, "run_id": self.run_id, "step": self.step, "time": self.time, "data": self.data}
+        return {"type": self.type, "run_id": self.run_id, "step": self.step, "time": self.time,
+                "schema": SCHEMA_VERSION, "data": self.data}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "Event":
@@ -32,15 +54,396 @@ class Event:
                    time=d.get("time", 0.0))
 
 
+# -- the definitions ---------------------------------------------------------------------------------
+
+EVENT_TYPES: dict[str, type["EventData"]] = {}
+
+
+class EventData:
+    """Base of every event definition: the fields of one event type's `data`."""
+
+    TYPE: ClassVar[str] = ""
+
+    def event(self, *, run_id: str = "", step: int = 0) -> Event:
+        """This data as an `Event` to emit."""
+        return Event(self.TYPE, dataclasses.asdict(self), run_id=run_id, step=step)
+
+    @classmethod
+    def of(cls, event: Event) -> Any:
+        """Typed access to a received event: `Proposal.of(e).parameter` (defaults filled in)."""
+        if event.type != cls.TYPE:
+            raise EventContractError(f"{cls.__name__} reads {cls.TYPE!r} events, not {event.type!r}")
+        found = problems(event)
+        if found:
+            raise EventContractError("; ".join(found))
+        return cls(**(event.data or {}))
+
+
+def defines(type_name: str) -> Callable[[type], type]:
+    """Register a class as the definition of `type_name` (and make it a frozen, keyword-only dataclass)."""
+    def register(cls: type) -> type:
+        cls = dataclass(frozen=True, kw_only=True)(cls)
+        cls.TYPE = type_name
+        EVENT_TYPES[type_name] = cls
+        return cls
+    return register
+
+
+def doc(text: str, default: Any = MISSING) -> Any:
+    """A field with a description for docs/EVENTS.md (and a default when it is optional)."""
+    if isinstance(default, (list, dict)):
+        empty = type(default)
+        return field(default_factory=empty, metadata={"doc": text})
+    return field(default=default, metadata={"doc": text})
+
+
+Split = Literal["train", "val", "test", "minibatch"]
+Phase = Literal["baseline", "train", "proposal", "final"]
+
+
+@defines("run_started")
+class RunStarted(EventData):
+    """Once, at the start of `fit()` (also on resume)."""
+    run_id: str
+    config: dict = doc("`TrainConfig` as a dict")
+    parameters: list = doc("`[Parameter.to_dict()]`")
+    splits: dict = doc("`{train, val, test}`: sample counts")
+    resumed_from: int | None = doc("the step a resumed run continues after; null for a new run")
+
+
+@defines("node")
+class NodeStatus(EventData):
+    """A node starts or ends during a forward pass of the train split."""
+    sample_id: str
+    split: str
+    node_id: str
+    component: str
+    kind: str = doc("`llm` / `function` / `loss`")
+    call_index: int
+    status: str = doc("`running` / `done` / `failed`")
+
+
+@defines("forward")
+class Forward(EventData):
+    """A sample has been run and scored."""
+    split: str = doc("`train` / `val` / `test` / `minibatch`")
+    phase: str = doc("`baseline` / `train` / `proposal` / `final`")
+    summary: dict = doc("`SampleResult.summary()`: sample_id, inputs, target, prediction, score, status, error, seconds")
+    graph: dict | None = doc("`Graph.to_dict()` for the train split; else null")
+
+
+@defines("eval")
+class Eval(EventData):
+    """An evaluation of a split finished."""
+    split: str
+    phase: str
+    score: float | None = doc("mean over the samples that were scored; null when none was")
+    n: int = doc("samples run")
+    errored: int = doc("samples the endpoint could not answer after retries (kept out of the mean)")
+    proposal_id: str | None = doc("the candidate evaluated, or null for the current values")
+    complete: bool | None = doc("for a candidate's validation: false when it stopped early (it could no "
+                                "longer win); null otherwise", None)
+    left_out: int = doc("samples left out of a paired comparison (errored in either run)", 0)
+
+
+@defines("step_started")
+class StepStarted(EventData):
+    """A training step begins."""
+    epoch: int
+    batch: list[str] = doc("sample ids of the minibatch")
+
+
+@defines("teacher")
+class TeacherRan(EventData):
+    """A teacher model ran the minibatch to bootstrap demos (only with `Trainer(teacher=...)`)."""
+    samples: list = doc("`[SampleResult.summary()]`")
+
+
+@defines("selection")
+class Selection(EventData):
+    """The backward subset is chosen."""
+    samples: list = doc("`[{sample_id, selected, reason}]`")
+
+
+@defines("gradient")
+class GradientWritten(EventData):
+    """One textual gradient is written (`Gradient.to_dict()`)."""
+    sample_id: str
+    node_id: str = doc("the node whose backward rule wrote it")
+    component: str
+    call_index: int
+    target: str = doc("a parameter name, or the id of the upstream node whose output is criticised")
+    target_kind: Literal["parameter", "value"]
+    score: float | None
+    text: str
+
+
+@defines("backward_done")
+class BackwardDone(EventData):
+    """Backward of the step finished."""
+    samples: list[str]
+    gradients: int = doc("textual gradients written")
+
+
+@defines("disconnected")
+class Disconnected(EventData):
+    """A trainable parameter's node has no path to the loss, so it gets no gradient (backward pass)."""
+    parameter: str
+    node_id: str = doc("the node where the path to the loss ends")
+    sample_id: str
+    reason: str
+
+
+@defines("skipped")
+class Skipped(EventData):
+    """A gradient or proposal was skipped because its model failed after retries."""
+    stage: Literal["backward", "optimizer", "teacher"]
+    parameter: str | None = doc("the parameter it was for, if any")
+    node_id: str | None = doc("the node it was for, if any")
+    sample_id: str | None = doc("the sample it was for, if any")
+    error: str = doc("the model's error (secrets redacted)")
+
+
+@defines("proposal")
+class Proposal(EventData):
+    """The optimizer (or a person's edit, or the demo optimizer) proposes a value."""
+    proposal_id: str
+    parameter: str
+    role: str
+    old: str
+    new: str
+    source: Literal["optimizer", "demos", "human"]
+    gradient_summary: str
+    attempt: int | None = doc("attempt number of this parameter within the step", None)
+    group: str | None = doc("the joint group proposed together, if any", None)
+
+
+@defines("no_proposal")
+class NoProposal(EventData):
+    """The optimizer gave nothing usable for a parameter this step."""
+    parameter: str
+    source: str
+    reason: str
+    reply: str = doc("the optimizer's raw reply, clipped")
+
+
+@defines("minibatch")
+class Minibatch(EventData):
+    """The cheap gate on the step's minibatch (paired: same sample ids before and after)."""
+    proposal_id: str
+    before: float | None
+    after: float | None
+    passed: bool
+    left_out: int = doc("samples that errored in either run, left out of both means", 0)
+    samples: list[str] = doc("sample ids compared", [])
+
+
+@defines("approval_requested")
+class ApprovalRequested(EventData):
+    """A person must decide (human approval policy)."""
+    proposal_id: str
+    parameter: str
+    old: str
+    new: str
+    minibatch_before: float | None
+    minibatch_after: float | None
+
+
+@defines("decision")
+class DecisionMade(EventData):
+    """A proposal was decided."""
+    proposal_id: str
+    action: Literal["accept", "reject", "edit"]
+    by: str = doc("`policy` / `person` / `timeout`")
+    text: str | None = doc("the person's text, for `edit`")
+    at: float = doc("unix time of the decision")
+
+
+@defines("validation")
+class Validation(EventData):
+    """The candidate's validation score."""
+    proposal_id: str
+    score: float | None
+    best: float | None = doc("the best validation score before this candidate")
+    passed: bool
+    complete: bool = doc("false when validation stopped early: the candidate could no longer win", True)
+    left_out: int = doc("samples that errored in either run, left out of both means", 0)
+
+
+@defines("update")
+class Update(EventData):
+    """A proposal was kept (accepted) or reverted."""
+    proposal_id: str
+    parameter: str
+    accepted: bool
+    value: str = doc("the parameter's value after the decision")
+    reason: str
+
+
+@defines("step_finished")
+class StepFinished(EventData):
+    """A step ended."""
+    epoch: int
+    train_score: float | None
+    val_score: float | None
+    best_val: float | None
+    accepted: list[str] = doc("proposal ids kept")
+    rejected: list[str] = doc("proposal ids reverted")
+    optimized: list[str] = doc("parameters the optimizer worked on", [])
+    mode: Literal["all", "one"] = doc("`TrainConfig.optimize`", "all")
+    usage: dict = doc("`{role: {calls, prompt_tokens, completion_tokens, cache_hits, latency_s}}`")
+
+
+@defines("checkpoint")
+class CheckpointWritten(EventData):
+    """Parameters and trainer state were written (the step is the event's `step`)."""
+    path: str
+
+
+@defines("checkpoint_skipped")
+class CheckpointSkipped(EventData):
+    """A damaged checkpoint was skipped on resume; an older one is used."""
+    path: str
+    reason: str
+
+
+@defines("control")
+class Control(EventData):
+    """Someone paused, resumed, asked for one step or stopped; `pause` also when a single step ends."""
+    action: Literal["pause", "resume", "step", "stop"]
+
+
+@defines("endpoint_probe")
+class EndpointProbe(EventData):
+    """Whether an endpoint drops system messages (then they are folded into the user turn)."""
+    role: str = doc("the model's role: task / backward / optimizer / teacher")
+    base_url: str | None = doc("without credentials")
+    model: str
+    system_messages: Literal["kept", "dropped", "unknown"]
+    fold_system: bool
+    source: Literal["probe", "config"]
+
+
+@defines("run_finished")
+class RunFinished(EventData):
+    """Once, at the end (`RunSummary.to_dict()` without the parameters)."""
+    run_id: str
+    status: Literal["completed", "stopped", "budget", "plateau", "failed"]
+    steps: int
+    baseline: dict = doc("`{val, test}`")
+    final: dict = doc("`{val, test}`")
+    best_val: float | None
+    best_step: int
+    usage: dict
+    run_dir: str | None
+    error: str | None
+    errored_samples: int = doc("sample runs whose calls failed after retries", 0)
+
+
+# -- checking ------------------------------------------------------------------------------------------
+
+def _type_ok(value: Any, hint: Any) -> bool:
+    """A shallow, forgiving type check (an int is a float; list items are checked one level deep)."""
+    if hint is Any:
+        return True
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        return any(_type_ok(value, h) for h in typing.get_args(hint))
+    if origin is Literal:
+        return value in typing.get_args(hint)
+    if hint is type(None):
+        return value is None
+    if origin is list:
+        (item,) = typing.get_args(hint) or (Any,)
+        return isinstance(value, (list, tuple)) and all(_type_ok(v, item) for v in value)
+    if origin is dict:
+        return isinstance(value, dict)
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint in (list, tuple):
+        return isinstance(value, (list, tuple))
+    return isinstance(value, hint)
+
+
+def fields_of(type_name: str) -> set[str]:
+    """The field names an event type defines (an unknown type is a contract error)."""
+    if type_name not in EVENT_TYPES:
+        raise EventContractError(f"unknown event type {type_name!r}")
+    return {f.name for f in dataclasses.fields(EVENT_TYPES[type_name])}
+
+
+def _hints(definition: type) -> dict[str, Any]:
+    return typing.get_type_hints(definition)
+
+
+def _required(f: dataclasses.Field) -> bool:
+    return f.default is MISSING and f.default_factory is MISSING
+
+
+def problems(event: Event) -> list[str]:
+    """Every way `event` breaks its definition (empty when it conforms)."""
+    definition = EVENT_TYPES.get(event.type)
+    if definition is None:
+        return [f"unknown event type {event.type!r}; define it in workbench/events.py "
+                f"(known: {', '.join(sorted(EVENT_TYPES))})"]
+    data = event.data or {}
+    if not isinstance(data, dict):
+        return [f"{event.type!r} event data must be a dict, not {type(data).__name__}"]
+    fields = {f.name: f for f in dataclasses.fields(definition)}
+    hints = _hints(definition)
+    found = [f"{event.type!r} event has unknown field {k!r} (defined: {', '.join(fields)})"
+             for k in data if k not in fields]
+    found += [f"{event.type!r} event lacks required field {name!r}"
+              for name, f in fields.items() if _required(f) and name not in data]
+    found += [f"{event.type!r} event field {k!r} = {v!r:.80} is not {_type_name(hints[k])}"
+              for k, v in data.items() if k in fields and not _type_ok(v, hints[k])]
+    return found
+
+
+def with_defaults(event: Event) -> Event:
+    """`event` with every optional field its definition has, at its default, filled in."""
+    definition = EVENT_TYPES.get(event.type)
+    if definition is None or not isinstance(event.data, dict):
+        return event
+    missing = {f.name: (f.default if f.default_factory is MISSING else f.default_factory())
+               for f in dataclasses.fields(definition) if not _required(f) and f.name not in event.data}
+    return dataclasses.replace(event, data={**event.data, **missing}) if missing else event
+
+
+def _type_name(hint: Any) -> str:
+    text = str(hint) if not isinstance(hint, type) else hint.__name__
+    return text.replace("typing.", "")
+
+
+def strict_by_default() -> bool:
+    """WORKBENCH_STRICT_EVENTS=1/0 decides; unset, violations raise under pytest and are logged otherwise."""
+    setting = os.environ.get("WORKBENCH_STRICT_EVENTS", "").strip().lower()
+    if setting in ("1", "true", "yes", "on"):
+        return True
+    if setting in ("0", "false", "no", "off"):
+        return False
+    return "PYTEST_CURRENT_TEST" in os.environ
+
+
+# -- the bus ---------------------------------------------------------------------------------------------
+
 Subscriber = Callable[[Event], None]
 
 
 class EventBus:
-    """Synchronous fan-out to subscribers, safe to emit from worker threads."""
+    """Synchronous fan-out to subscribers, safe to emit from worker threads.
 
-    def __init__(self) -> None:
+    `strict=None` follows `strict_by_default()`: True raises `EventContractError` on an event that
+    breaks its definition; False logs it (once per problem) and delivers the event anyway.
+    """
+
+    def __init__(self, *, strict: bool | None = None) -> None:
         self._subscribers: list[tuple[Subscriber, frozenset[str] | None, bool]] = []
         self._lock = threading.Lock()
+        self.strict = strict
+        self._logged: set[str] = set()
 
     def subscribe(self, fn: Subscriber, types: set[str] | None = None, *, critical: bool = False) -> Callable[[], None]:
         """Call `fn` for each event (of `types`, if given). Returns a function that unsubscribes.
@@ -48,6 +451,9 @@ class EventBus:
         A `critical` subscriber (the run store) re-raises its errors: losing the record of a run is
         worse than stopping it. Others (views) are logged and skipped.
         """
+        unknown = sorted(set(types or ()) - set(EVENT_TYPES))
+        if unknown:
+            self._violation([f"subscribed to unknown event types {unknown}"])
         entry = (fn, frozenset(types) if types else None, critical)
         with self._lock:
             self._subscribers.append(entry)
@@ -59,6 +465,10 @@ class EventBus:
         return unsubscribe
 
     def emit(self, event: Event) -> None:
+        found = problems(event)
+        if found:
+            self._violation(found)
+        event = with_defaults(event)
         with self._lock:
             subscribers = list(self._subscribers)
         for fn, types, critical in subscribers:
@@ -69,3 +479,79 @@ class EventBus:
                     if critical:
                         raise
                     log.exception("event subscriber %r failed on %s", fn, event.type)
+
+    def _violation(self, found: list[str]) -> None:
+        strict = strict_by_default() if self.strict is None else self.strict
+        if strict:
+            raise EventContractError("; ".join(found))
+        for problem in found:
+            if problem not in self._logged:
+                self._logged.add(problem)
+                log.warning("event contract: %s", problem)
+
+
+# -- docs/EVENTS.md ---------------------------------------------------------------------------------------
+
+DOC_BEGIN = "<!-- generated by `python -m workbench.events --write`: edit workbench/events.py, not this part -->"
+DOC_END = "<!-- end of generated part -->"
+
+
+def render_reference() -> str:
+    """The generated part of docs/EVENTS.md: a summary table, then each type's fields."""
+    lines = [DOC_BEGIN, "", f"Schema version: **{SCHEMA_VERSION}** (each line of `events.jsonl` carries it as "
+             "`schema`; lines without it are version 1).", "",
+             "| type | when |", "|---|---|"]
+    lines += [f"| [`{name}`](#{name}) | {_one_line(cls.__doc__)} |" for name, cls in EVENT_TYPES.items()]
+    hints_of = {name: _hints(cls) for name, cls in EVENT_TYPES.items()}
+    for name, cls in EVENT_TYPES.items():
+        lines += ["", f"### {name}", "", f"{_one_line(cls.__doc__)} Definition: `workbench.events.{cls.__name__}`.",
+                  "", "| field | type | | meaning |", "|---|---|---|---|"]
+        for f in dataclasses.fields(cls):
+            need = "required" if _required(f) else f"optional, default `{_default_text(f)}`"
+            lines.append(f"| `{f.name}` | `{_type_name(hints_of[name][f.name])}` | {need} | "
+                         f"{f.metadata.get('doc', '')} |")
+    lines += ["", DOC_END]
+    return "\n".join(lines)
+
+
+def _default_text(f: dataclasses.Field) -> str:
+    value = f.default if f.default_factory is MISSING else f.default_factory()
+    return {None: "null", True: "true", False: "false"}.get(value, repr(value)) \
+        if isinstance(value, (bool, type(None))) else repr(value)
+
+
+def _one_line(text: str | None) -> str:
+    return " ".join((text or "").split())
+
+
+def updated_doc(current: str) -> str:
+    """`current` (the text of docs/EVENTS.md) with its generated part replaced by `render_reference()`."""
+    start, end = current.find(DOC_BEGIN), current.find(DOC_END)
+    if start < 0 or end < start:
+        return current.rstrip("\n") + "\n\n" + render_reference() + "\n"
+    return current[:start] + render_reference() + current[end + len(DOC_END):]
+
+
+DOC_PATH = Path(__file__).resolve().parent.parent / "docs" / "EVENTS.md"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Print the generated reference; `--write` updates docs/EVENTS.md; `--check` fails when it is stale."""
+    argv = sys.argv[1:] if argv is None else argv
+    if "--write" in argv or "--check" in argv:
+        current = DOC_PATH.read_text(encoding="utf-8") if DOC_PATH.exists() else "# Events\n"
+        wanted = updated_doc(current)
+        if "--check" in argv:
+            if wanted != current:
+                print(f"{DOC_PATH} is out of date: run python -m workbench.events --write", file=sys.stderr)
+                return 1
+            return 0
+        DOC_PATH.write_text(wanted, encoding="utf-8")
+        print(f"wrote {DOC_PATH}")
+        return 0
+    print(render_reference())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
