@@ -100,11 +100,12 @@ def test_cache_key_covers_model_and_sampling(server, tmp_path):
     cache = ResponseCache(tmp_path / "cache.sqlite")
     client = LLMClient("test-model", base_url=server.base_url, cache=cache)
     client.complete(user("same words"))
-    client.complete(user("same words"), temperature=0.5)
+    client.complete(user("same words"), temperature=0.5, seed=7)
     LLMClient("other-model", base_url=server.base_url, cache=cache).complete(user("same words"))
     client.complete(user("same words"), use_cache=False)
     assert server.request_count == 4
     client.complete(user("same words"))
+    client.complete(user("same words"), temperature=0.5, seed=7)
     assert server.request_count == 4
     assert len(cache) == 3
 
@@ -126,10 +127,11 @@ def test_default_cache_location_follows_env(monkeypatch, tmp_path):
     monkeypatch.setenv("WORKBENCH_CACHE_DIR", str(tmp_path / "wb"))
     cache = ResponseCache.default()
     assert cache.path == tmp_path / "wb" / "llm-cache.sqlite"
-    key = ResponseCache.key("m", user("hi"), {"temperature": 0})
+    key = ResponseCache.key("http://a/v1", "m", user("hi"), {"temperature": 0})
     cache.put(key, {"text": "hello"})
     assert cache.get(key) == {"text": "hello"}
-    assert cache.get(ResponseCache.key("m", user("hi"), {"temperature": 1})) is None
+    assert cache.get(ResponseCache.key("http://a/v1", "m", user("hi"), {"temperature": 1})) is None
+    assert cache.get(ResponseCache.key("http://b/v1", "m", user("hi"), {"temperature": 0})) is None
 
 
 def test_429_is_retried_after_the_servers_retry_after(server):
@@ -265,8 +267,11 @@ def test_models_from_env_uses_configured_endpoint(server, monkeypatch):
     monkeypatch.delenv("WORKBENCH_TASK_MODEL", raising=False)
     monkeypatch.setenv("WORKBENCH_BACKWARD_MODEL", "big-model")
     monkeypatch.delenv("WORKBENCH_OPTIMIZER_MODEL", raising=False)
+    monkeypatch.setenv("WORKBENCH_FOLD_SYSTEM", "0")  # no probe: the counts below are the test's calls
     models = Models.from_env(cache=None)
     try:
+        assert {(n["role"], n["fold_system"], n["source"]) for n in models.notices} == {
+            ("task", False, "config"), ("backward", False, "config"), ("optimizer", False, "config")}
         assert models.server is None
         assert (models.task.model, models.backward.model, models.optimizer.model) == (
             "test-model", "big-model", "test-model")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import sqlite3
 import threading
@@ -12,6 +13,25 @@ from pathlib import Path
 from typing import Any
 
 CACHE_FILE_NAME = "llm-cache.sqlite"
+KEY_VERSION = 2  # v2: the endpoint is part of the key (v1 keys simply never match again)
+
+log = logging.getLogger(__name__)
+
+
+def is_deterministic(settings: dict[str, Any]) -> bool:
+    """A request whose answer may be replayed: temperature 0 (the default) or a fixed seed."""
+    temperature = settings.get("temperature")
+    return not temperature or settings.get("seed") is not None
+
+
+def is_storable(text: str, finish_reason: str | None, settings: dict[str, Any], keep_truncated: bool = False) -> bool:
+    """Whether a reply may be cached: not empty, not cut by the length limit (unless the user asked
+    for that with ``keep_truncated``), and from a deterministic request."""
+    if not text or not text.strip():
+        return False
+    if finish_reason == "length" and not keep_truncated:
+        return False
+    return is_deterministic(settings)
 
 
 def default_cache_dir() -> Path:
@@ -23,9 +43,12 @@ def default_cache_dir() -> Path:
 class ResponseCache:
     """Chat responses stored in one SQLite file, keyed by what determines the answer.
 
-    The key is the sha256 of the canonical JSON of model, messages and sampling settings, so the
-    same request at temperature 0 is answered from disk. Safe to share between threads (one
-    connection behind a lock) and tolerant of other processes using the same file (WAL, busy timeout).
+    The key is the sha256 of the canonical JSON of the endpoint (base URL without credentials, or
+    a stable name such as the embedded model's file), the model, the messages and every sampling
+    setting, so two endpoints that serve a model under the same name never share answers. Values
+    are stored ASCII-escaped, so text that is not valid UTF-8 (a lone surrogate) round-trips.
+    Safe to share between threads (one connection behind a lock) and tolerant of other processes
+    using the same file (WAL, busy timeout).
     """
 
     def __init__(self, path: str | os.PathLike) -> None:
@@ -49,26 +72,33 @@ class ResponseCache:
         return cls(default_cache_dir() / CACHE_FILE_NAME)
 
     @staticmethod
-    def key(model: str, messages: list[dict], sampling: dict[str, Any]) -> str:
-        """The cache key of one request: sha256 of its canonical JSON."""
+    def key(endpoint: str, model: str, messages: list[dict], sampling: dict[str, Any]) -> str:
+        """The cache key of one request: sha256 of its canonical JSON (ASCII-escaped, so any text hashes)."""
         canonical = json.dumps(
-            {"model": model, "messages": messages, "sampling": sampling},
+            {"v": KEY_VERSION, "endpoint": endpoint, "model": model, "messages": messages, "sampling": sampling},
             sort_keys=True,
             separators=(",", ":"),
-            ensure_ascii=False,
+            ensure_ascii=True,
             default=str,
         )
-        return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+        return hashlib.sha256(canonical.encode("ascii")).hexdigest()
 
     def get(self, key: str) -> dict | None:
-        """The stored value for ``key``, or None."""
+        """The stored value for ``key``, or None (also for a row that no longer decodes)."""
         with self._lock:
             row = self._db.execute("SELECT value FROM responses WHERE key = ?", (key,)).fetchone()
-        return json.loads(row[0]) if row else None
+        if not row:
+            return None
+        try:
+            value = json.loads(row[0])
+        except (TypeError, ValueError):
+            log.warning("ignoring a damaged cache entry %s in %s", key[:12], self.path)
+            return None
+        return value if isinstance(value, dict) and isinstance(value.get("text"), str) else None
 
     def put(self, key: str, value: dict) -> None:
         """Store (or replace) the value for ``key``."""
-        encoded = json.dumps(value, ensure_ascii=False)
+        encoded = json.dumps(value, ensure_ascii=True)  # \udXXX escapes keep lone surrogates intact
         with self._lock:
             self._db.execute(
                 "INSERT OR REPLACE INTO responses (key, value, created) VALUES (?, ?, ?)",

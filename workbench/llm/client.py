@@ -1,26 +1,32 @@
 """LLMClient: chat completions against any OpenAI-compatible endpoint, with our own retries.
 
 The SDK's built-in retries are turned off (``max_retries=0``) so that retrying, the concurrency
-limit, caching and usage accounting all happen in one place we can test and reason about.
+limit, the budget, caching and usage accounting all happen in one place we can test and reason about.
 """
 
 from __future__ import annotations
 
 import email.utils
+import inspect
+import json
 import logging
-import os
 import random
+import re
 import threading
 import time
 from typing import Any
 
+import httpx
 import openai
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
 
-from workbench.errors import EndpointUnreachableError, LLMCallError
-from workbench.llm.cache import ResponseCache
+from workbench.errors import ConfigError, EndpointUnreachableError, LLMCallError
+from workbench.llm.budget import Budget, reserve
+from workbench.llm.cache import ResponseCache, is_deterministic, is_storable
+from workbench.llm.endpoint import display_url, resolve_api_key
 from workbench.llm.types import Completion
 from workbench.llm.usage import UsageMeter
+from workbench.redact import redact
 
 log = logging.getLogger(__name__)
 
@@ -30,11 +36,48 @@ RETRYABLE_STATUSES = frozenset({408, 409, 429}) | frozenset(range(500, 600))
 PLACEHOLDER_API_KEY = "not-needed"
 
 
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+class MalformedReply(Exception):
+    """A 200 reply whose body is not a chat completion (cut JSON, an HTML error page): transient."""
+
+
 def _is_retryable(exc: BaseException) -> bool:
-    """Rate limits, server errors, timeouts and connection failures are worth another try."""
+    """Rate limits, server errors, timeouts, connection failures and malformed bodies are worth another try."""
     if isinstance(exc, openai.APIStatusError):
         return exc.status_code in RETRYABLE_STATUSES
-    return isinstance(exc, (openai.APIConnectionError, openai.APITimeoutError))
+    return isinstance(exc, (openai.APIConnectionError, openai.APITimeoutError, MalformedReply))
+
+
+def _sdk_parameters() -> frozenset[str]:
+    """The keyword arguments ``chat.completions.create`` accepts; other sampling settings
+    (``top_k``, ``repeat_penalty``, ...) travel in ``extra_body`` as servers like llama.cpp expect."""
+    try:
+        return frozenset(inspect.signature(openai.OpenAI(api_key="x").chat.completions.create).parameters)
+    except (TypeError, ValueError):
+        return frozenset({"temperature", "max_tokens", "stop", "seed", "top_p", "n"})
+
+
+_SDK_PARAMETERS: frozenset[str] | None = None
+
+
+def _request_kwargs(settings: dict) -> dict:
+    global _SDK_PARAMETERS
+    if _SDK_PARAMETERS is None:
+        _SDK_PARAMETERS = _sdk_parameters()
+    kwargs = {k: v for k, v in settings.items() if k in _SDK_PARAMETERS}
+    extra = {k: v for k, v in settings.items() if k not in _SDK_PARAMETERS}
+    if extra:
+        kwargs["extra_body"] = {**kwargs.get("extra_body", {}), **extra}
+    return kwargs
+
+
+def wire_safe(messages: list[dict]) -> list[dict]:
+    """Messages with lone surrogates replaced by U+FFFD: JSON over HTTP must be valid UTF-8."""
+    def clean(value):
+        return _LONE_SURROGATE.sub("\ufffd", value) if isinstance(value, str) else value
+    return [{k: clean(v) for k, v in m.items()} for m in messages]
 
 
 def _retry_after_seconds(exc: BaseException | None) -> float | None:
@@ -82,6 +125,10 @@ def _is_connect_failure(exc: BaseException) -> bool:
 
 
 def _server_message(exc: openai.APIStatusError) -> str:
+    return redact(_raw_server_message(exc))
+
+
+def _raw_server_message(exc: openai.APIStatusError) -> str:
     body = exc.body
     if isinstance(body, dict):
         error = body.get("error", body)
@@ -113,18 +160,25 @@ def fold_system_messages(messages: list[dict]) -> list[dict]:
 class LLMClient:
     """A :class:`~workbench.llm.types.ChatModel` over the ``openai`` SDK's chat completions.
 
-    - Retries 408/409/429/5xx, timeouts and connection errors up to ``max_retries`` times with
-      exponential backoff and jitter; a server's ``Retry-After`` is honoured, capped at
-      ``retry_after_cap_s`` so a misbehaving server cannot stall a run.
+    - Retries 408/409/429/5xx, timeouts, connection errors and malformed reply bodies (a 200 whose
+      JSON is cut or is not a chat completion) up to ``max_retries`` times with exponential backoff
+      and jitter; a server's ``Retry-After`` is honoured, capped at ``retry_after_cap_s``.
     - After the retries, a connection that was never established raises
       :class:`EndpointUnreachableError`; any other failure raises :class:`LLMCallError`. Both name
-      the endpoint URL.
+      the endpoint URL without credentials, and every registered secret is masked in them.
     - At most ``max_concurrency`` requests of this client are in flight at once (pass a shared
-      ``semaphore`` to limit several clients together, e.g. three roles on one small local server).
+      ``semaphore`` to limit several clients together, e.g. three roles on one small local server);
+      the HTTP connection pool is sized to match, so the number set is the number the endpoint sees.
+    - ``budget``: a :class:`~workbench.llm.budget.Budget` checked before each request is sent.
     - ``fold_system_prompt=True`` moves system messages into the first user turn, for servers whose
-      chat format silently drops them (llama.cpp's ``gemma`` format does).
-    - With a ``cache``, an identical request (model, messages, sampling) is answered from disk: the
-      usage meter records a cache hit and charges no tokens.
+      chat format silently drops them (see :mod:`workbench.llm.probe`).
+    - With a ``cache``, an identical request (endpoint, model, messages, every sampling setting) at
+      temperature 0 or with a seed is answered from disk for free. Empty replies and replies cut by
+      the length limit are not stored (``cache_truncated=True`` stores the latter).
+    - ``api_key``: explicit, else ``WORKBENCH_API_KEY``, else ``OPENAI_API_KEY`` only for OpenAI's
+      own endpoint (see :mod:`workbench.llm.endpoint`).
+    - Any other keyword of :meth:`complete` (``stop=[...]``, ``seed``, ``top_k``) is sent with the
+      request and is part of the cache key.
     """
 
     def __init__(
@@ -136,7 +190,7 @@ class LLMClient:
         cache: ResponseCache | None = None,
         usage: UsageMeter | None = None,
         timeout: float = 60.0,
-        max_retries: int = 4,
+        max_retries: int = 6,
         max_concurrency: int = 8,
         temperature: float = 0.0,
         max_tokens: int = 512,
@@ -146,26 +200,59 @@ class LLMClient:
         retry_after_cap_s: float = 30.0,
         semaphore: threading.Semaphore | None = None,
         fold_system_prompt: bool = False,
+        budget: Budget | None = None,
+        cache_namespace: str | None = None,
+        cache_truncated: bool = False,
     ) -> None:
-        if max_concurrency < 1:
-            raise ValueError("max_concurrency must be at least 1")
+        if not isinstance(max_concurrency, int) or isinstance(max_concurrency, bool) or max_concurrency < 1:
+            raise ConfigError(f"max_concurrency must be a whole number of at least 1, not {max_concurrency!r}")
         self.model = model
         self.role = role
         self.cache = cache
         self.usage = usage if usage is not None else UsageMeter()
         self.timeout = timeout
         self.max_retries = max(0, int(max_retries))
-        self.max_concurrency = max_concurrency
         self.temperature = temperature
         self.max_tokens = max_tokens
         self.backoff_initial_s = backoff_initial_s
         self.backoff_max_s = backoff_max_s
         self.retry_after_cap_s = retry_after_cap_s
         self.fold_system_prompt = fold_system_prompt
+        self.budget = budget
+        self.cache_truncated = cache_truncated
+        self.retries = 0  # attempts that failed and were retried, over this client's life
+        self._api_key = resolve_api_key(base_url, api_key) or PLACEHOLDER_API_KEY
+        self._sdk_base_url = base_url
+        self._retired: list[openai.OpenAI] = []
+        self._lock = threading.Lock()
+        self.max_concurrency = max_concurrency
         self._semaphore = semaphore if semaphore is not None else threading.BoundedSemaphore(max_concurrency)
-        api_key = api_key or os.environ.get("OPENAI_API_KEY") or PLACEHOLDER_API_KEY
-        self._sdk = openai.OpenAI(base_url=base_url, api_key=api_key, max_retries=0, timeout=timeout)
-        self.base_url = str(self._sdk.base_url).rstrip("/")
+        self._sdk = self._make_sdk(max_concurrency)
+        self.base_url = display_url(str(self._sdk.base_url))
+        # what identifies "the same endpoint" for the cache: the URL, or a stable name the caller gives
+        self.cache_namespace = cache_namespace or self.base_url
+
+    def _make_sdk(self, connections: int) -> openai.OpenAI:
+        """An SDK client whose connection pool holds ``connections`` (httpx keeps only 100 alive by
+        default, so hundreds of concurrent calls would each open a new TCP connection)."""
+        limits = httpx.Limits(max_connections=max(connections, 1), max_keepalive_connections=max(connections, 1))
+        http_client = openai.DefaultHttpxClient(limits=limits, timeout=self.timeout)
+        return openai.OpenAI(base_url=self._sdk_base_url, api_key=self._api_key, max_retries=0,
+                             timeout=self.timeout, http_client=http_client)
+
+    def set_concurrency(self, n: int, semaphore: threading.Semaphore | None = None) -> None:
+        """Allow ``n`` requests in flight (or share ``semaphore`` with other clients); resizes the pool.
+
+        Meant to be called between runs: calls already in flight finish on the old pool.
+        """
+        if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+            raise ConfigError(f"concurrency must be a whole number of at least 1, not {n!r}")
+        with self._lock:
+            if n != self.max_concurrency:
+                self._retired.append(self._sdk)
+                self._sdk = self._make_sdk(n)
+            self.max_concurrency = n
+            self._semaphore = semaphore if semaphore is not None else threading.BoundedSemaphore(n)
 
     # -- public -----------------------------------------------------------------------------------
 
@@ -179,9 +266,9 @@ class LLMClient:
         if self.fold_system_prompt:
             messages = fold_system_messages(messages)
         cache_key = None
-        if self.cache is not None and use_cache:
-            cache_key = ResponseCache.key(self.model, messages, settings)
-            hit = self.cache.get(cache_key)
+        if self.cache is not None and use_cache and is_deterministic(settings):
+            cache_key = ResponseCache.key(self.cache_namespace, self.model, messages, settings)
+            hit = self._cache_get(cache_key)
             if hit is not None:
                 self.usage.record_cache_hit(self.role)
                 return Completion(
@@ -191,41 +278,49 @@ class LLMClient:
                     cached=True,
                     latency_s=0.0,
                     model=hit.get("model", self.model),
+                    finish_reason=hit.get("finish_reason"),
                 )
 
-        started = time.perf_counter()
-        response = self._create_with_retries(messages, settings)
-        latency = time.perf_counter() - started
+        completion = self.send(messages, settings)
+        if cache_key is not None and is_storable(completion.text, completion.finish_reason, settings, self.cache_truncated):
+            self._cache_put(cache_key, completion)
+        return completion
 
-        choice = response.choices[0] if response.choices else None
-        text = (choice.message.content if choice is not None and choice.message is not None else None) or ""
+    def send(self, messages: list[dict], settings: dict, role: str | None = None) -> Completion:
+        """One paid request, no cache: reserve budget, send with retries, record usage."""
+        reservation = reserve(self.budget)
+        started = time.perf_counter()
+        try:
+            response = self._create_with_retries(wire_safe(messages), settings)
+        except BaseException:
+            if reservation is not None:
+                reservation.release()
+            raise
+        latency = time.perf_counter() - started
+        choice = response.choices[0]
+        text = (choice.message.content if choice.message is not None else None) or ""
         usage = response.usage
         prompt_tokens = int(getattr(usage, "prompt_tokens", 0) or 0)
         completion_tokens = int(getattr(usage, "completion_tokens", 0) or 0)
-        served_model = response.model or self.model
-        self.usage.record_call(self.role, prompt_tokens, completion_tokens, latency)
-        if cache_key is not None:
-            self.cache.put(
-                cache_key,
-                {
-                    "text": text,
-                    "prompt_tokens": prompt_tokens,
-                    "completion_tokens": completion_tokens,
-                    "model": served_model,
-                },
-            )
+        if reservation is not None:
+            reservation.settle(prompt_tokens, completion_tokens)
+        self.usage.record_call(role or self.role, prompt_tokens, completion_tokens, latency)
         return Completion(
             text=text,
             prompt_tokens=prompt_tokens,
             completion_tokens=completion_tokens,
             cached=False,
             latency_s=latency,
-            model=served_model,
+            model=response.model or self.model,
+            finish_reason=getattr(choice, "finish_reason", None),
         )
 
     def close(self) -> None:
-        """Close the HTTP connection pool."""
-        self._sdk.close()
+        """Close the HTTP connection pools."""
+        with self._lock:
+            sdks, self._retired = [self._sdk, *self._retired], []
+        for sdk in sdks:
+            sdk.close()
 
     def __enter__(self) -> "LLMClient":
         return self
@@ -237,6 +332,22 @@ class LLMClient:
         return f"LLMClient(model={self.model!r}, base_url={self.base_url!r}, role={self.role!r})"
 
     # -- internals --------------------------------------------------------------------------------
+
+    def _cache_get(self, key: str) -> dict | None:
+        try:
+            return self.cache.get(key)
+        except Exception as exc:  # a broken cache costs a call, never the run
+            log.warning("response cache %s unreadable (%s); calling the endpoint", self.cache, exc)
+            return None
+
+    def _cache_put(self, key: str, completion: Completion) -> None:
+        value = {"text": completion.text, "prompt_tokens": completion.prompt_tokens,
+                 "completion_tokens": completion.completion_tokens, "model": completion.model,
+                 "finish_reason": completion.finish_reason}
+        try:
+            self.cache.put(key, value)
+        except Exception as exc:  # the reply is paid for: the caller gets it even if it cannot be stored
+            log.warning("could not store a reply in the response cache %s: %s", self.cache, exc)
 
     def _backoff_seconds(self, state: RetryCallState) -> float:
         """Exponential backoff with full jitter, or the server's Retry-After (capped) when it sent one."""
@@ -250,16 +361,25 @@ class LLMClient:
     def _log_retry(self, state: RetryCallState) -> None:
         exc = state.outcome.exception() if state.outcome is not None else None
         delay = state.next_action.sleep if state.next_action is not None else 0.0
+        with self._lock:
+            self.retries += 1
         log.warning(
             "LLM call to %s failed (%s: %s); retry %d/%d in %.2fs",
-            self.base_url, type(exc).__name__, exc, state.attempt_number, self.max_retries, delay,
+            self.base_url, type(exc).__name__, redact(str(exc)), state.attempt_number, self.max_retries, delay,
         )
 
     def _create_once(self, messages: list[dict], settings: dict):
         with self._semaphore:
-            return self._sdk.chat.completions.create(
-                model=self.model, messages=messages, timeout=self.timeout, **settings
-            )
+            try:
+                response = self._sdk.chat.completions.create(
+                    model=self.model, messages=messages, timeout=self.timeout, **_request_kwargs(settings)
+                )
+            except json.JSONDecodeError as exc:
+                raise MalformedReply(f"the reply body is not valid JSON ({exc.msg} at character {exc.pos})") from exc
+        choices = getattr(response, "choices", None)
+        if not isinstance(choices, list) or not choices or not hasattr(choices[0], "message"):
+            raise MalformedReply(f"the reply is not a chat completion: {redact(str(response))[:200]}")
+        return response
 
     def _create_with_retries(self, messages: list[dict], settings: dict):
         retrying = Retrying(
@@ -269,21 +389,26 @@ class LLMClient:
             before_sleep=self._log_retry,
             reraise=True,
         )
+        attempts = self.max_retries + 1
         try:
             return retrying(self._create_once, messages, settings)
         except openai.APIStatusError as exc:
-            raise LLMCallError(self.base_url, _server_message(exc), status=exc.status_code) from exc
+            raise LLMCallError(self.base_url, _server_message(exc), status=exc.status_code) from None
+        except MalformedReply as exc:
+            raise LLMCallError(self.base_url, f"{exc} (after {attempts} attempts)") from None
         except (openai.APIConnectionError, openai.APITimeoutError) as exc:
             if _is_connect_failure(exc):
                 cause = exc.__cause__
-                detail = f"could not connect after {self.max_retries + 1} attempts"
+                detail = f"could not connect after {attempts} attempts"
                 if cause is not None:
-                    detail += f" ({type(cause).__name__}: {cause})"
-                raise EndpointUnreachableError(self.base_url, detail) from exc
+                    detail += f" ({type(cause).__name__}: {redact(str(cause))})"
+                raise EndpointUnreachableError(self.base_url, detail) from None
             if isinstance(exc, openai.APITimeoutError):
-                message = f"no reply within {self.timeout}s after {self.max_retries + 1} attempts"
+                message = f"no reply within {self.timeout}s after {attempts} attempts"
             else:
-                message = f"{type(exc).__name__}: {exc}"
-            raise LLMCallError(self.base_url, message) from exc
+                cause = exc.__cause__
+                message = f"{type(exc).__name__}: {exc}" + (f" ({type(cause).__name__}: {cause})" if cause else "")
+                message = f"{redact(message)} after {attempts} attempts"
+            raise LLMCallError(self.base_url, message) from None
         except openai.OpenAIError as exc:
-            raise LLMCallError(self.base_url, f"{type(exc).__name__}: {exc}") from exc
+            raise LLMCallError(self.base_url, redact(f"{type(exc).__name__}: {exc}")) from None

@@ -144,6 +144,13 @@ class LocalServer:
         return f"http://{self.host}:{self.port}/v1"
 
     @property
+    def cache_namespace(self) -> str:
+        """What names this server in response-cache keys: the model file and chat format, not the
+        port (which changes every start) nor the alias (which is the same for every file)."""
+        name = self.model_path.name if self.model_path is not None else "default-model"
+        return f"embedded:{name}:{self.chat_format}"
+
+    @property
     def is_running(self) -> bool:
         return self._process is not None and self._process.poll() is None
 

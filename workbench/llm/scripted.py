@@ -6,6 +6,7 @@ import threading
 import time
 from typing import Callable
 
+from workbench.llm.budget import Budget, reserve
 from workbench.llm.types import Completion
 from workbench.llm.usage import UsageMeter
 
@@ -27,7 +28,8 @@ class ScriptedModel:
 
     Every call is appended to ``calls`` (a copy of its message list) so tests can assert on the
     exact prompts a pipeline sent. Tokens are counted as whitespace-separated words, so usage
-    accounting behaves like a real model's without a server.
+    accounting behaves like a real model's without a server. A ``budget`` is checked before each
+    call, exactly as :class:`~workbench.llm.client.LLMClient` does.
     """
 
     def __init__(
@@ -36,8 +38,10 @@ class ScriptedModel:
         role: str = "task",
         model: str = "scripted",
         usage: UsageMeter | None = None,
+        budget: Budget | None = None,
     ) -> None:
         self.respond = respond
+        self.budget = budget
         self.role = role
         self.model = model
         self.usage = usage if usage is not None else UsageMeter()
@@ -47,16 +51,24 @@ class ScriptedModel:
 
     def complete(self, messages: list[dict], **sampling) -> Completion:
         messages_copy = [dict(message) for message in messages]
+        reservation = reserve(self.budget)
         with self._lock:
             self.calls.append(messages_copy)
             self.sampling_calls.append(dict(sampling))
         started = time.perf_counter()
-        text = self.respond(messages_copy)
-        if not isinstance(text, str):
-            raise TypeError(f"ScriptedModel respond() must return str, got {type(text).__name__}")
+        try:
+            text = self.respond(messages_copy)
+            if not isinstance(text, str):
+                raise TypeError(f"ScriptedModel respond() must return str, got {type(text).__name__}")
+        except BaseException:
+            if reservation is not None:
+                reservation.release()
+            raise
         latency = time.perf_counter() - started
         prompt_tokens = sum(count_words(_message_text(message)) for message in messages_copy)
         completion_tokens = count_words(text)
+        if reservation is not None:
+            reservation.settle(prompt_tokens, completion_tokens)
         self.usage.record_call(self.role, prompt_tokens, completion_tokens, latency)
         return Completion(
             text=text,
@@ -65,6 +77,7 @@ class ScriptedModel:
             cached=False,
             latency_s=latency,
             model=self.model,
+            finish_reason="stop",
         )
 
     def __repr__(self) -> str:

@@ -19,6 +19,7 @@ class Completion:
     cached: bool
     latency_s: float
     model: str
+    finish_reason: str | None = None  # "stop", "length" (cut by the reply cap), ... when the server says
 
 
 @runtime_checkable
