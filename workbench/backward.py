@@ -1,21 +1,38 @@
 """The backward engine: textual gradients by a reverse walk over a recorded graph.
 
-Each rule is local to its node, as in micrograd:
-- loss node: states the score, the prediction and the expected answer to the node that produced
-  the prediction (no LLM call);
-- LLM node: one backward-engine call per trained parameter (with its role, description and peers)
-  and one per input that came from an upstream node; the latter becomes that node's feedback;
-- functional node: passes its feedback through to the nodes that produced its inputs.
+Each node kind carries its own backward rule, as micrograd's ops carry `_backward`; a rule reads
+the feedback that arrived at its node's output and sends feedback on to the nodes its inputs came
+from (`BACKWARD_RULES`, extended with `@backward_rule("kind")`: a new kind touches one place):
+- `loss`: the score, what the eval function measures, the prediction and the expected answer go
+  to the node(s) that produced the prediction (no LLM call);
+- `function`: passes its feedback through to the nodes that produced its inputs;
+- `llm`: one backward-engine call per trained parameter (with its role, description and peers)
+  and one per input that came from an upstream node; the latter becomes that node's feedback.
 A node called in a loop is its own graph node, so each call gets its own gradient, in time order.
+
+Training targets stay out of upstream prompts: the raw expected answer reaches only the node that
+produced the prediction (through pass-through functions); feedback an LLM node's backward call
+writes for its inputs has the target text masked, so upstream nodes get feedback *about* it.
+
+`backward(graph, parameters, on_gradient=, on_disconnected=, on_skipped=)` reports, besides the
+gradients, each trainable parameter that cannot get one on this sample because its node has no
+path to the loss: `on_disconnected(Disconnection)` with {parameter, node_id, sample_id, reason}
+(`node_id` is where the path ends; also kept in `graph.disconnected`). The trainer forwards it as a
+`disconnected` event. When the backward model fails after its retries on one gradient, that
+gradient is skipped and `on_skipped({stage, parameter, node_id, sample_id, error})` is called
+(without `on_skipped`, the error propagates).
 """
 from __future__ import annotations
 
+import re
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable
 
-from .graph import Gradient, Graph, NodeRecord
+from .errors import EndpointUnreachableError, LLMCallError, WorkbenchError
+from .graph import Disconnection, Gradient, Graph, NodeRecord
 from .parameter import Parameter
+from .redact import redact
 
 if TYPE_CHECKING:
     from .llm.types import ChatModel
@@ -93,18 +110,156 @@ def _join(feedbacks: list[Feedback]) -> str:
 
 
 def loss_feedback(graph: Graph) -> str:
+    """What the loss says to the node that produced the prediction: score, measure, answer, target."""
     loss = graph.loss
-    assert loss is not None
+    if loss is None:
+        raise WorkbenchError(f"graph of sample {graph.sample_id!r} has no loss: score it before backward")
     verdict = "passed" if loss.passed else "FAILED"
-    return (f"The evaluation {verdict} with score {loss.score:g}. The pipeline's final answer was "
-            f"{loss.prediction!r}; the expected answer was {loss.target!r}.")
+    measure = f" (it measures: {loss.measure})" if loss.measure else ""
+    text = f"The evaluation {verdict} with score {loss.score:g}{measure}. "
+    if loss.error and not loss.prediction:
+        text += f"The pipeline gave no final answer: it raised `{loss.error}` after this output"
+    else:
+        text += f"The pipeline's final answer was {loss.prediction!r}"
+        if loss.error:
+            text += f" ({loss.error})"
+    text += f"; the expected answer was {loss.target!r}."
+    if loss.feedback:
+        text += f" The evaluator's reasoning: {loss.feedback}"
+    return text
+
+
+def hide_target(text: str, target: str) -> str:
+    """`text` with the expected answer masked, for feedback that goes further upstream.
+
+    Single characters are not distinctive enough to mask without garbling the text.
+    """
+    target = (target or "").strip()
+    if len(target) < 2:
+        return text
+    pattern = re.escape(target)
+    if target[0].isalnum():
+        pattern = r"(?<!\w)" + pattern
+    if target[-1].isalnum():
+        pattern += r"(?!\w)"
+    return re.sub(pattern, "[the expected answer]", text, flags=re.IGNORECASE if len(target) > 3 else 0)
+
+
+Rule = Callable[["BackwardPass", NodeRecord, list[Feedback]], None]
+BACKWARD_RULES: dict[str, Rule] = {}
+
+
+def backward_rule(kind: str) -> Callable[[Rule], Rule]:
+    """Register the backward rule of a node kind: `rule(bp, node, feedback_at_its_output)`."""
+    def register(rule: Rule) -> Rule:
+        BACKWARD_RULES[kind] = rule
+        return rule
+    return register
+
+
+@dataclass
+class BackwardPass:
+    """One reverse walk over one graph: what the rules read (graph, parameters, score) and do
+    (`send` feedback upstream, `ask` the backward model)."""
+
+    engine: "BackwardEngine"
+    graph: Graph
+    parameters: dict[str, Parameter]
+    on_gradient: Callable[[Gradient], None] | None = None
+    on_skipped: Callable[[dict], None] | None = None
+    arrived: dict[str, list[Feedback]] = field(default_factory=dict)
+
+    @property
+    def score(self) -> float:
+        return self.graph.loss.score  # type: ignore[union-attr]
+
+    def emit(self, node: NodeRecord, target: str, kind: str, text: str) -> None:
+        g = Gradient(self.graph.sample_id, node.id, node.component, node.call_index, target, kind, self.score, text)
+        self.graph.add_gradient(g)
+        if kind == "parameter" and target in self.parameters:
+            self.parameters[target].add_gradient(g)
+        if self.on_gradient:
+            self.on_gradient(g)
+
+    def send(self, node: NodeRecord, source: str, text: str) -> None:
+        """Feedback from `node` about the value that `source` produced (a value gradient)."""
+        self.emit(node, source, "value", text)
+        self.arrived.setdefault(source, []).append(Feedback(node.id, text))
+
+    def ask_all(self, node: NodeRecord, jobs: list[tuple[str, str, str]]) -> list[str | None]:
+        """Backward-model replies for `(target, kind, prompt)` jobs, in parallel, in job order.
+
+        A job whose model call fails after retries is None when `on_skipped` takes the report.
+        """
+        def one(job: tuple[str, str, str]) -> str | None:
+            target, kind, prompt = job
+            try:
+                return self.engine.ask(prompt)
+            except (LLMCallError, EndpointUnreachableError) as exc:
+                if self.on_skipped is None:
+                    raise
+                self.on_skipped({"stage": "backward", "parameter": target if kind == "parameter" else None,
+                                 "node_id": node.id, "sample_id": self.graph.sample_id, "error": redact(str(exc))})
+                return None
+        if not jobs:
+            return []
+        with ThreadPoolExecutor(max_workers=max(1, min(self.engine.max_parallel, len(jobs)))) as pool:
+            return list(pool.map(one, jobs))
+
+
+@backward_rule("loss")
+def loss_backward(bp: BackwardPass, node: NodeRecord, feedback: list[Feedback]) -> None:
+    """The loss speaks to the node(s) that produced the prediction; it needs no LLM call."""
+    for source in dict.fromkeys(bp.graph.sources(node.id)):
+        bp.send(node, source, " ".join(f.text for f in feedback))
+
+
+@backward_rule("function")
+def function_backward(bp: BackwardPass, node: NodeRecord, feedback: list[Feedback]) -> None:
+    """A function has no prompt to blame: its feedback passes through to where its inputs came from."""
+    relayed = f"(relayed through function `{node.id}`) " + " ".join(f.text for f in feedback)
+    for source in dict.fromkeys(bp.graph.sources(node.id)):
+        bp.send(node, source, relayed)
+
+
+@backward_rule("llm")
+def llm_backward(bp: BackwardPass, node: NodeRecord, feedback: list[Feedback]) -> None:
+    """One backward call per trained parameter of the node and per input an upstream node produced."""
+    engine, graph, clip = bp.engine, bp.graph, bp.engine.clip
+    inputs = "\n".join(f"<INPUT name={k}>\n{clip(v)}\n</INPUT>" for k, v in node.inputs.items()) or "(none)"
+    jobs: list[tuple[str, str, str]] = []  # (target, kind, prompt)
+    used = [bp.parameters[n] for n in node.parameters if n in bp.parameters]
+    for p in used:
+        if not p.trainable:
+            continue
+        peers = "\n".join(f"- {q.name} ({q.role.value}): {clip(q.value)}" for q in used if q is not p) or "(none)"
+        jobs.append((p.name, "parameter", PARAMETER_PROMPT.format(
+            node=node.id, name=p.name, role=p.role.value, description=p.description or "(none)",
+            value=p.value, peers=peers, inputs=inputs, output=clip(node.output),
+            feedback=_join(feedback), score=f"{bp.score:g}")))
+    prompt_text = "\n\n".join(f"[{m['role']}]\n{m['content']}" for m in (node.prompt or []))
+    for edge in graph.edges:
+        if edge.target == node.id:
+            jobs.append((edge.source, "value", VALUE_PROMPT.format(
+                node=node.id, input=edge.input, source=edge.source,
+                value=clip(graph.node(edge.source).output), prompt=clip(prompt_text),
+                output=clip(node.output), feedback=_join(feedback), score=f"{bp.score:g}")))
+    target = graph.loss.target if graph.loss else ""
+    for (name, kind, _), text in zip(jobs, bp.ask_all(node, jobs)):  # emitted in a fixed order: reproducible
+        if text is None:
+            continue
+        if kind == "parameter":
+            bp.emit(node, name, kind, text)
+        else:
+            bp.send(node, name, hide_target(text, target))
 
 
 class BackwardEngine:
     """A frozen LLM that writes feedback; `backward(graph, parameters)` fills `graph.gradients`.
 
     Parameter gradients are also appended to each `Parameter.gradients`, for the optimizer.
-    `on_gradient` is called for each gradient as soon as it exists (the trainer turns it into an event).
+    `on_gradient` is called for each gradient as soon as it exists (the trainer turns it into an
+    event); `on_disconnected` and `on_skipped` are described in the module docstring.
     """
 
     def __init__(self, model: "ChatModel", *, max_parallel: int = 4, max_chars: int = 3000) -> None:
@@ -112,76 +267,73 @@ class BackwardEngine:
         self.max_parallel = max_parallel
         self.max_chars = max_chars
 
-    def _clip(self, text: str | None) -> str:
+    def clip(self, text: str | None) -> str:
+        """Context in the backward prompt is clipped (the parameter's own value never is)."""
         text = text or ""
         return text if len(text) <= self.max_chars else text[: self.max_chars] + " ...[clipped]"
 
-    def _ask(self, prompt: str) -> str:
+    def ask(self, prompt: str) -> str:
         messages = [{"role": "system", "content": BACKWARD_SYSTEM}, {"role": "user", "content": prompt}]
         return self.model.complete(messages).text.strip()
 
     def backward(self, graph: Graph, parameters: dict[str, Parameter],
-                 on_gradient: Callable[[Gradient], None] | None = None) -> list[Gradient]:
-        if graph.loss is None:
-            raise ValueError(f"graph of sample {graph.sample_id!r} has no loss: score it before backward")
-        score = graph.loss.score
-        arrived: dict[str, list[Feedback]] = {}
-
-        def emit(g: Gradient) -> None:
-            graph.add_gradient(g)
-            if g.target_kind == "parameter" and g.target in parameters:
-                parameters[g.target].add_gradient(g)
-            if on_gradient:
-                on_gradient(g)
-
-        for node in reversed(graph.topological_order()):
+                 on_gradient: Callable[[Gradient], None] | None = None, *,
+                 on_disconnected: Callable[[Disconnection], None] | None = None,
+                 on_skipped: Callable[[dict], None] | None = None) -> list[Gradient]:
+        """Walk the graph from the loss back to the first node; return every gradient written."""
+        start = loss_feedback(graph)  # raises when the graph was never scored
+        bp = BackwardPass(self, graph, parameters, on_gradient, on_skipped)
+        nodes = graph.topological_order()
+        for node in nodes:
             if node.kind == "loss":
-                for source in graph.sources(node.id):
-                    text = loss_feedback(graph)
-                    arrived.setdefault(source, []).append(Feedback(node.id, text))
-                    emit(Gradient(graph.sample_id, node.id, node.component, node.call_index, source, "value",
-                                  score, text))
-                continue
-            feedback = arrived.get(node.id)
+                bp.arrived.setdefault(node.id, []).append(Feedback("evaluation", start))
+        for node in reversed(nodes):
+            feedback = bp.arrived.get(node.id)
             if not feedback:
                 continue  # nothing downstream depends on this node's output
-            if node.kind == "function":
-                relayed = f"(relayed through function `{node.id}`) " + " ".join(f.text for f in feedback)
-                for source in dict.fromkeys(graph.sources(node.id)):
-                    arrived.setdefault(source, []).append(Feedback(node.id, relayed))
-                    emit(Gradient(graph.sample_id, node.id, node.component, node.call_index, source, "value",
-                                  score, relayed))
-                continue
-            self._llm_node(graph, node, feedback, parameters, score, arrived, emit)
+            rule = BACKWARD_RULES.get(node.kind)
+            if rule is None:
+                raise WorkbenchError(f"node {node.id!r} is of kind {node.kind!r}, which has no backward rule; "
+                                     f"register one with @workbench.backward.backward_rule({node.kind!r})")
+            rule(bp, node, feedback)
+        graph.disconnected = find_disconnected(graph, parameters)
+        if on_disconnected:
+            for d in graph.disconnected:
+                on_disconnected(d)
         return list(graph.gradients)
 
-    def _llm_node(self, graph: Graph, node: NodeRecord, feedback: list[Feedback],
-                  parameters: dict[str, Parameter], score: float, arrived: dict[str, list[Feedback]],
-                  emit: Callable[[Gradient], None]) -> None:
-        inputs = "\n".join(f"<INPUT name={k}>\n{self._clip(v)}\n</INPUT>" for k, v in node.inputs.items()) or "(none)"
-        jobs: list[tuple[str, str, str]] = []  # (target, kind, prompt)
-        used = [parameters[n] for n in node.parameters if n in parameters]
-        for p in used:
-            if not p.trainable:
-                continue
-            peers = "\n".join(f"- {q.name} ({q.role.value}): {self._clip(q.value)}" for q in used if q is not p) or "(none)"
-            jobs.append((p.name, "parameter", PARAMETER_PROMPT.format(
-                node=node.id, name=p.name, role=p.role.value, description=p.description or "(none)",
-                value=p.value, peers=peers, inputs=inputs, output=self._clip(node.output),
-                feedback=_join(feedback), score=f"{score:g}")))
-        prompt_text = "\n\n".join(f"[{m['role']}]\n{m['content']}" for m in (node.prompt or []))
-        for edge in graph.edges:
-            if edge.target != node.id:
-                continue
-            jobs.append((edge.source, "value", VALUE_PROMPT.format(
-                node=node.id, input=edge.input, source=edge.source,
-                value=self._clip(graph.node(edge.source).output), prompt=self._clip(prompt_text),
-                output=self._clip(node.output), feedback=_join(feedback), score=f"{score:g}")))
-        if not jobs:
-            return
-        with ThreadPoolExecutor(max_workers=max(1, min(self.max_parallel, len(jobs)))) as pool:
-            texts = list(pool.map(lambda job: self._ask(job[2]), jobs))
-        for (target, kind, _), text in zip(jobs, texts):  # emitted in a fixed order: reproducible
-            emit(Gradient(graph.sample_id, node.id, node.component, node.call_index, target, kind, score, text))
-            if kind == "value":
-                arrived.setdefault(target, []).append(Feedback(node.id, text))
+
+def find_disconnected(graph: Graph, parameters: dict[str, Parameter]) -> list[Disconnection]:
+    """Trainable parameters used by a node whose output never reaches the loss, with where it ends."""
+    found = []
+    for node in graph.nodes:
+        trainable = [n for n in node.parameters if n in parameters and parameters[n].trainable]
+        if not trainable:
+            continue
+        reached, frontier, ends = {node.id}, [node.id], []
+        while frontier:
+            current = frontier.pop()
+            consumers = graph.consumers(current)
+            if not consumers:
+                ends.append(current)
+            for c in consumers:
+                if c not in reached:
+                    reached.add(c)
+                    frontier.append(c)
+        if any(graph.node(r).kind == "loss" for r in reached):
+            continue  # a path exists (a gradient may still be skipped, which is reported as such)
+        position = {n.id: i for i, n in enumerate(graph.nodes)}
+        end = max(ends, key=position.__getitem__)
+        reason = _why_disconnected(graph, node, graph.node(end))
+        found.extend(Disconnection(name, end, graph.sample_id, reason) for name in trainable)
+    return found
+
+
+def _why_disconnected(graph: Graph, node: NodeRecord, end: NodeRecord) -> str:
+    where = f"`{node.id}`" if end.id == node.id else f"`{node.id}` reaches `{end.id}`, but that"
+    if end.status == "failed":
+        return f"{where} failed ({end.error}), so its output never reached the loss"
+    return (f"the output of {where} is not linked to any later node or to the loss: it was probably rebuilt "
+            f"as plain text that tracing cannot see (an f-string with text around the value, a plain "
+            f"separator's join, re.sub, json). Keep the link by building the text with `+`, or by doing "
+            f"that step in the node's `parser=` or in a `@tool`")

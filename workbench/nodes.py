@@ -11,33 +11,57 @@ import inspect
 import time
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
-from .errors import ParseError, WorkbenchError
+from .errors import LLMCallError, ParseError, WorkbenchError
 from .parameter import Parameter, check_unique
 from .prompt import PromptTemplate
-from .tracing import TracedText, current_graph, current_model, find_sources, output_texts
+from .tracing import current_graph, current_model, find_sources, output_texts, traced_output
 
 if TYPE_CHECKING:
     from .graph import Graph, NodeRecord
     from .llm.types import ChatModel
 
 
-def _short(value: Any, limit: int = 4000) -> str:
-    text = value if isinstance(value, str) else repr(value) if not isinstance(value, (list, tuple)) else \
-        "\n".join(str(v) for v in value)
+# Graph records (what the dashboard and events show) keep this much of a long input or output.
+DISPLAY_LIMIT = 4000
+
+
+def as_text(value: Any) -> str:
+    """A value as it goes into a prompt, in full: text as is, a list one item per line, else repr."""
+    if isinstance(value, str):
+        return str.__str__(value)
+    if isinstance(value, (list, tuple)):
+        return "\n".join(str.__str__(str(v)) for v in value)
+    return repr(value)
+
+
+def display_text(value: Any, limit: int = DISPLAY_LIMIT) -> str:
+    """`as_text`, clipped for display in graph records only (never in the prompt that is sent)."""
+    text = as_text(value)
     return text if len(text) <= limit else text[:limit] + f"... [{len(text) - limit} more characters]"
 
 
+def check_node_name(name: Any, what: str) -> str:
+    """Node names become graph ids (`name`, `name#2`): text without `#` or control characters."""
+    if not isinstance(name, str) or not name.strip():
+        raise WorkbenchError(f"{what} name must be non-empty text, got {name!r}")
+    bad = sorted({ch for ch in name if ch == "#" or (ord(ch) < 32 and ch not in "\n\t") or ord(ch) == 127
+                  or 0xD800 <= ord(ch) <= 0xDFFF})
+    if bad:
+        raise WorkbenchError(f"{what} name {name!r} may not contain {bad}: '#' numbers repeated calls "
+                             f"(`{name}#2`) and control characters cannot be shown")
+    return name
+
+
 def _link_inputs(graph: "Graph", node: "NodeRecord", inputs: dict[str, Any]) -> None:
-    earlier = {k: v for k, v in graph.output_texts.items() if k != node.id}
     for name, value in inputs.items():
         if type(value) is str and value in graph.sample_inputs:
             continue  # the sample's own input passed along unchanged
-        for source in find_sources(graph, value, earlier):
-            graph.add_edge(source, node.id, name)
+        for source, guess in find_sources(graph, value, exclude=node.id):
+            graph.add_edge(source, node.id, name, guess=guess)
 
 
 def _finish(graph: "Graph", node: "NodeRecord", output: Any, *, raw: str | None = None) -> None:
-    node.output = _short(raw if raw is not None else output)
+    node.output = display_text(raw if raw is not None else output)
     node.status = "done"
     node.ended = time.time()
     graph.output_texts[node.id] = output_texts(output) + ([raw] if raw is not None else [])
@@ -58,12 +82,20 @@ class LLMCall:
             template = PromptTemplate(user=template, system=system)
         elif system is not None:
             raise WorkbenchError(f"LLM node {name!r}: give `system` inside the PromptTemplate, not both")
-        self.name = name
+        self.name = check_node_name(name, "LLM node")
         self.template = template
         self.params = check_unique(parameters)
         self.model = model
         self.parser = parser
         self.sampling = sampling
+        by_slot: dict[str, list[str]] = {}
+        for p in self.params.values():
+            by_slot.setdefault(self._slot(p), []).append(p.name)
+        shared = {slot: names for slot, names in by_slot.items() if len(names) > 1}
+        if shared:
+            slot, names = next(iter(shared.items()))
+            raise WorkbenchError(f"LLM node {name!r}: parameters {names} would all fill the slot "
+                                 f"{{{{{slot}}}}}; give each its own slot (the last part of its name)")
         missing = [p.name for p in self.params.values() if self._slot(p) not in template.variables()]
         if missing:
             raise WorkbenchError(f"LLM node {name!r}: parameters {missing} have no {{{{slot}}}} in its template "
@@ -82,7 +114,7 @@ class LLMCall:
         overlap = set(variables) & set(inputs)
         if overlap:
             raise WorkbenchError(f"LLM node {self.name!r}: inputs {sorted(overlap)} clash with parameter slots")
-        variables.update({k: v if isinstance(v, str) else _short(v) for k, v in inputs.items()})
+        variables.update({k: as_text(v) for k, v in inputs.items()})
         return self.template.render(variables, node=self.name)
 
     def __call__(self, **inputs: Any) -> Any:
@@ -95,7 +127,7 @@ class LLMCall:
         node = None
         if graph is not None:
             node = graph.new_node(self.name, "llm", parameters=list(self.params),
-                                  inputs={k: _short(v) for k, v in inputs.items()}, prompt=messages,
+                                  inputs={k: display_text(v) for k, v in inputs.items()}, prompt=messages,
                                   started=time.time())
             _link_inputs(graph, node, inputs)
         try:
@@ -104,7 +136,11 @@ class LLMCall:
             if node is not None:
                 node.status, node.error, node.ended = "failed", f"{type(exc).__name__}: {exc}", time.time()
                 graph.notify(node)
-            raise
+            if isinstance(exc, WorkbenchError):
+                raise
+            # a model object that raises anything else could not answer: like an endpoint failure
+            where = getattr(model, "base_url", None) or f"model {getattr(model, 'model', type(model).__name__)}"
+            raise LLMCallError(str(where), f"{type(exc).__name__}: {exc}") from exc
         text = completion.text
         if node is not None:
             node.prompt_tokens, node.completion_tokens = completion.prompt_tokens, completion.completion_tokens
@@ -122,8 +158,7 @@ class LLMCall:
                 raise ParseError(text, f"node {self.name!r}: {exc}") from exc
         if node is not None:
             _finish(graph, node, value, raw=text if value != text else None)
-            if isinstance(value, str):
-                value = TracedText(value, node.id)
+            value = traced_output(value, node.id)
         return value
 
     def __repr__(self) -> str:
@@ -135,7 +170,7 @@ class Tool:
 
     def __init__(self, fn: Callable, name: str | None = None) -> None:
         self.fn = fn
-        self.name = name or fn.__name__
+        self.name = check_node_name(name or getattr(fn, "__name__", type(fn).__name__), "tool")
         self.signature = inspect.signature(fn)
         functools.update_wrapper(self, fn)
 
@@ -148,7 +183,7 @@ class Tool:
             return self.fn(*args, **kwargs)
         bound = self.signature.bind(*args, **kwargs)
         inputs = dict(bound.arguments)
-        node = graph.new_node(self.name, "function", inputs={k: _short(v) for k, v in inputs.items()},
+        node = graph.new_node(self.name, "function", inputs={k: display_text(v) for k, v in inputs.items()},
                               started=time.time())
         _link_inputs(graph, node, inputs)
         try:
@@ -158,7 +193,7 @@ class Tool:
             graph.notify(node)
             raise
         _finish(graph, node, output)
-        return TracedText(output, node.id) if isinstance(output, str) else output
+        return traced_output(output, node.id)
 
     def __get__(self, obj: Any, objtype: Any = None) -> Any:
         """Support decorating methods: bind `self` but keep recording."""

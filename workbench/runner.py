@@ -1,8 +1,17 @@
 """Running a pipeline on examples: one traced graph and one score per sample, in parallel.
 
-A call that fails after its retries marks the sample *errored*: kept out of scores and backward,
-counted, never a silent 0. A reply that cannot be parsed marks it *failed* with score 0 and the
-raw text as the prediction: that is a real signal about the prompt's output format.
+Two ways a sample can go wrong, kept apart so that scores compare like with like:
+
+- *errored*: the endpoint could not answer after its retries (no connection, timeouts, 429/5xx,
+  auth). That says nothing about the prompt: the sample is kept out of every mean and out of
+  backward, and counted, never a silent 0.
+- *failed* with score 0: the pipeline failed on the sample. A reply that cannot be parsed (the raw
+  text is the prediction), an exception raised by the pipeline's own code (a tool, a parser, a
+  `KeyError` in post-processing, `json.loads` of a reply), a 400 the prompt caused (context too
+  long), or the eval function raising on this prediction. The error text is kept and shown.
+
+An eval function must return a finite number in [0, 1]; anything else stops the run with an
+`EvalFunctionError` naming the sample and the value (a bug in the eval function, not a score).
 """
 from __future__ import annotations
 
@@ -13,9 +22,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
-from .errors import EndpointUnreachableError, LLMCallError, ParseError, WorkbenchError
+from .errors import (BudgetExceeded, ConfigError, EndpointUnreachableError, LLMCallError, ParseError, RunStopped,
+                     WorkbenchError)
 from .graph import Graph
-from .loss import EvalFn, add_loss
+from .loss import EvalFn, add_loss, check_score, describe
+from .redact import redact
 from .tracing import trace, use_model
 
 if TYPE_CHECKING:
@@ -69,34 +80,71 @@ class BatchResult:
 NodeListener = Callable[[str, "NodeRecord"], None]
 
 
+# HTTP statuses by which an endpoint refuses the prompt itself (too long, malformed for this model)
+PROMPT_FAULT_STATUSES = frozenset({400, 413, 422})
+
+
+def is_endpoint_failure(exc: BaseException) -> bool:
+    """True when the endpoint could not answer (errored), false when the prompt was refused (failed)."""
+    if isinstance(exc, EndpointUnreachableError):
+        return True
+    return isinstance(exc, LLMCallError) and exc.status not in PROMPT_FAULT_STATUSES
+
+
+def _error_text(exc: BaseException) -> str:
+    """The exception and the line of user code (or ours) it was raised at."""
+    text = f"{type(exc).__name__}: {exc}"
+    frames = traceback.extract_tb(exc.__traceback__)
+    if frames and not isinstance(exc, WorkbenchError):
+        text += f" (at {frames[-1].filename}:{frames[-1].lineno})"
+    return redact(text)
+
+
 def run_example(pipeline: "Pipeline", example: "Example", eval_fn: EvalFn, model: "ChatModel", *,
                 pass_threshold: float = 1.0, on_node: NodeListener | None = None) -> SampleResult:
     """Run, trace and score one example; `on_node(sample_id, node)` sees nodes start and end."""
     start = time.perf_counter()
+    measure = describe(eval_fn)
+
+    def failed(prediction: Any, error: str) -> SampleResult:
+        add_loss(graph, prediction if prediction is not None else "", example.target, 0.0,
+                 pass_threshold=pass_threshold, measure=measure, error=error)
+        return SampleResult(example.id, example.input, example.target,
+                            None if prediction is None else str.__str__(str(prediction)), 0.0, "failed", graph,
+                            error=error, seconds=time.perf_counter() - start)
+
+    def errored(exc: BaseException) -> SampleResult:
+        return SampleResult(example.id, example.input, example.target, None, None, "errored", graph,
+                            error=_error_text(exc), seconds=time.perf_counter() - start)
+
     with use_model(model), trace(example.id, example.input) as graph:
         if on_node is not None:
             graph.listener = lambda node: on_node(example.id, node)
         try:
             prediction = pipeline(**example.input)
         except (EndpointUnreachableError, LLMCallError) as exc:
-            return SampleResult(example.id, example.input, example.target, None, None, "errored", graph,
-                                error=str(exc), seconds=time.perf_counter() - start)
+            if is_endpoint_failure(exc):
+                return errored(exc)
+            return failed(None, _error_text(exc))  # the endpoint refused this prompt: failed here
         except ParseError as exc:
-            add_loss(graph, exc.raw, example.target, 0.0, pass_threshold=pass_threshold)
-            return SampleResult(example.id, example.input, example.target, exc.raw, 0.0, "failed", graph,
-                                error=str(exc), seconds=time.perf_counter() - start)
+            return failed(exc.raw, _error_text(exc))
         except WorkbenchError:
-            raise  # a configuration problem (template, model): every sample would hit it
-        except Exception as exc:  # a bug in user code on this sample: errored, counted, shown
-            where = traceback.extract_tb(exc.__traceback__)[-1]
-            return SampleResult(example.id, example.input, example.target, None, None, "errored", graph,
-                                error=f"{type(exc).__name__}: {exc} (at {where.filename}:{where.lineno})",
-                                seconds=time.perf_counter() - start)
-        score = float(eval_fn(prediction, example.target))
-        add_loss(graph, prediction, example.target, score, pass_threshold=pass_threshold)
+            raise  # a configuration problem (template, model, budget, stop): every sample would hit it
+        except Exception as exc:  # the pipeline's own code raised on this sample: it failed here
+            return failed(None, _error_text(exc))
+        try:
+            raw_score = eval_fn(prediction, example.target)
+        except (BudgetExceeded, RunStopped, ConfigError):
+            raise  # a budget, a stop or a judge without a model: not about this sample
+        except Exception as exc:
+            if isinstance(exc, (EndpointUnreachableError, LLMCallError)) and is_endpoint_failure(exc):
+                return errored(exc)  # an LLM judge's endpoint could not answer
+            return failed(prediction, f"the eval function raised on this prediction: {_error_text(exc)}")
+        score = check_score(raw_score, example.id)
+        add_loss(graph, prediction, example.target, score, pass_threshold=pass_threshold, measure=measure)
     status = "ok" if graph.loss and graph.loss.passed else "failed"
-    return SampleResult(example.id, example.input, example.target, str(prediction), score, status, graph,
-                        seconds=time.perf_counter() - start)
+    return SampleResult(example.id, example.input, example.target, str.__str__(str(prediction)), float(score),
+                        status, graph, seconds=time.perf_counter() - start)
 
 
 def run_batch(pipeline: "Pipeline", examples: Sequence["Example"], eval_fn: EvalFn, model: "ChatModel", *,

@@ -2,14 +2,32 @@
 
 `trace(sample_id)` makes a fresh `Graph` current (per thread of execution, via contextvars) and
 every LLM node or tool called inside adds itself. Which earlier node produced an input is found
-from the value itself: LLM outputs are `TracedText` (a `str` that knows its node), and any other
-input is matched by content against earlier outputs, so f-strings, joins and lists keep their links.
+from the value itself:
+
+- Exactly, when the value is `TracedText`: a `str` that knows the node(s) it came from. Node
+  outputs are `TracedText` (a tool's list/tuple/dict output holds `TracedText` items), and so is
+  what ordinary string handling makes of them: `strip/lstrip/rstrip`, `lower/upper/title/casefold/
+  capitalize/swapcase`, `replace`, `removeprefix/removesuffix`, `center/ljust/rjust/zfill/expandtabs`,
+  `split/rsplit/splitlines/partition/rpartition` (each piece), indexing and slicing, `*`, `+` on either
+  side (`"Q: " + answer`), `traced.join(...)`, `traced.format(...)`, `%` on either side
+  (`"Q: %s" % answer`), `str(answer)`, `format(answer, spec)` and an f-string that is only the
+  value (`f"{answer}"`). A value made of several traced texts links to all their nodes.
+- By content, as a fallback, for text Python rebuilds as a plain `str` and a subclass cannot see:
+  an f-string with literal text around the value (`f"Q: {answer}"`), `"plain".join(pieces)`,
+  `"{}".format(answer)` on a plain template, `"%s %s" % (a, b)` with a tuple, `re.sub`, `json.dumps`.
+  An input equal to a traced text, or quoting one of at least `MIN_QUOTED_LENGTH` characters, is
+  linked to the newest node that produced it (one node per text); when several nodes (or the sample's own inputs)
+  produced the same text, the edge is marked `guess=True`.
+
+When neither finds the link, the backward pass reports the parameter as `disconnected` instead
+of giving it no gradient in silence. The one-line ways to keep the link: build the text with `+`,
+or do the post-processing in `LLMCall(..., parser=fn)` or a `@tool` function.
 """
 from __future__ import annotations
 
 import contextlib
 import contextvars
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
 from .graph import Graph
 
@@ -21,20 +39,116 @@ _model: contextvars.ContextVar["ChatModel | None"] = contextvars.ContextVar("wor
 
 # Outputs shorter than this only link by equality; longer ones also link when quoted inside an input.
 MIN_QUOTED_LENGTH = 12
+# Derived texts remembered per graph for the content fallback (a bound, for loops that slice a lot).
+MAX_DERIVED_TEXTS = 2000
+
+
+def _merge(*values: Any) -> tuple[str, ...]:
+    """The union of the sources of every traced text among `values` (one level into containers)."""
+    merged: dict[str, None] = {}
+    for v in values:
+        items = v if isinstance(v, (list, tuple)) else v.values() if isinstance(v, dict) else (v,)
+        for item in items:
+            if isinstance(item, TracedText):
+                merged.update(dict.fromkeys(item.sources))
+    return tuple(merged)
+
+
+def _wrap(result: Any, sources: tuple[str, ...]) -> Any:
+    """Give a str result (or each str of a list/tuple result) the sources."""
+    if not sources:
+        return result
+    if isinstance(result, str):
+        return TracedText(result, sources)
+    if isinstance(result, list):
+        return [TracedText(r, sources) if isinstance(r, str) else r for r in result]
+    if isinstance(result, tuple):
+        return tuple(TracedText(r, sources) if isinstance(r, str) else r for r in result)
+    return result
+
+
+def _keeping(name: str):
+    """A str method that returns its result with the sources of self and of any traced argument."""
+    method = getattr(str, name)
+
+    def kept(self: "TracedText", *args: Any, **kwargs: Any) -> Any:
+        return _wrap(method(self, *args, **kwargs), _merge(self, *args, *kwargs.values()))
+    kept.__name__ = kept.__qualname__ = name
+    kept.__doc__ = method.__doc__
+    return kept
 
 
 class TracedText(str):
-    """A string produced by a graph node; behaves exactly like `str`."""
+    """A string produced by graph node(s); behaves exactly like `str` and keeps its `sources`.
 
-    node_id: str
+    `sources` are the ids of the nodes whose output this text carries (usually one); `node_id` is
+    the first. Comparison, hashing, pickling and JSON are those of the plain text.
+    """
 
-    def __new__(cls, text: str, node_id: str) -> "TracedText":
+    sources: tuple[str, ...]
+
+    def __new__(cls, text: str, sources: "str | Iterable[str]") -> "TracedText":
         obj = super().__new__(cls, text)
-        obj.node_id = node_id
+        obj.sources = (sources,) if isinstance(sources, str) else tuple(dict.fromkeys(sources))
+        graph = _graph.get()
+        if graph is not None and len(text) >= MIN_QUOTED_LENGTH:
+            graph.remember_text(str.__str__(obj), obj.sources, limit=MAX_DERIVED_TEXTS)
         return obj
 
+    @property
+    def node_id(self) -> str:
+        return self.sources[0]
+
     def __reduce__(self):  # pickles and copies as plain text
-        return (str, (str(self),))
+        return (str, (str.__str__(self),))
+
+    def __str__(self) -> "TracedText":
+        return self
+
+    def __format__(self, spec: str) -> "TracedText":
+        return TracedText(str.__format__(self, spec), self.sources)
+
+    def __add__(self, other: Any) -> Any:
+        result = str.__add__(self, other)
+        return result if result is NotImplemented else TracedText(result, _merge(self, other))
+
+    def __radd__(self, other: Any) -> Any:
+        if not isinstance(other, str):
+            return NotImplemented
+        return TracedText(str.__add__(other, self), _merge(other, self))
+
+    def __mod__(self, args: Any) -> "TracedText":
+        return TracedText(str.__mod__(self, args), _merge(self, args))
+
+    def __rmod__(self, template: Any) -> Any:
+        if not isinstance(template, str):
+            return NotImplemented
+        return TracedText(str.__mod__(template, self), _merge(template, self))
+
+    def join(self, pieces: Iterable[Any]) -> "TracedText":
+        pieces = list(pieces)
+        return TracedText(str.join(self, pieces), _merge(self, pieces))
+
+
+
+# the str methods whose results keep the sources (the rest return numbers, bools or bytes)
+KEPT_METHODS = ("strip", "lstrip", "rstrip", "lower", "upper", "title", "casefold", "capitalize", "swapcase",
+                "replace", "removeprefix", "removesuffix", "center", "ljust", "rjust", "zfill", "expandtabs",
+                "split", "rsplit", "splitlines", "partition", "rpartition", "format", "format_map",
+                "__getitem__", "__mul__", "__rmul__")
+for _name in KEPT_METHODS:
+    setattr(TracedText, _name, _keeping(_name))
+
+
+def traced_output(value: Any, node_id: str) -> Any:
+    """A node's output as the pipeline sees it: text (also inside a list/tuple/dict) made traced."""
+    if isinstance(value, str):
+        return TracedText(value, node_id)
+    if type(value) in (list, tuple):
+        return type(value)(TracedText(v, node_id) if isinstance(v, str) else v for v in value)
+    if type(value) is dict:
+        return {k: TracedText(v, node_id) if isinstance(v, str) else v for k, v in value.items()}
+    return value
 
 
 def current_graph() -> Graph | None:
@@ -83,18 +197,26 @@ def _texts(value: Any, depth: int = 0) -> list[str]:
 
 
 def output_texts(value: Any) -> list[str]:
-    """What of a node's output may later show up in another node's input."""
+    """What of a node's output may later show up in another node's input (as plain text)."""
     whole = [] if isinstance(value, str) else [str(value)]
-    return _texts(value) + whole
+    return [str.__str__(t) for t in _texts(value) + whole]
 
 
-def find_sources(graph: Graph, value: Any, outputs: dict[str, list[str]]) -> list[str]:
-    """Ids of earlier nodes whose output this input value carries, newest first."""
-    found: list[str] = []
+def find_sources(graph: Graph, value: Any, exclude: str | None = None) -> list[tuple[str, bool]]:
+    """`(node_id, guess)` for each earlier node whose output this input value carries.
+
+    Traced text gives its nodes exactly (`guess=False`). Other text is matched by content against
+    the outputs (and derived texts) recorded so far: a matched text links to the newest node that
+    produced it and is not linked yet, as a guess when several nodes or the sample's own inputs
+    hold the same text (never to all of them).
+    """
+    found: dict[str, bool] = {}
 
     def visit(v: Any, depth: int = 0) -> None:
-        if isinstance(v, TracedText) and v.node_id not in found and v.node_id in outputs:
-            found.append(v.node_id)
+        if isinstance(v, TracedText):
+            for s in v.sources:
+                if s != exclude and s in graph.output_texts:
+                    found[s] = False
         elif depth < 2 and isinstance(v, (list, tuple, set)):
             for item in v:
                 visit(item, depth + 1)
@@ -103,15 +225,20 @@ def find_sources(graph: Graph, value: Any, outputs: dict[str, list[str]]) -> lis
                 visit(item, depth + 1)
 
     visit(value)
-    # a TracedText's producer is known exactly; only other text is matched by content
     pieces = [p for p in _texts(value) if not isinstance(p, TracedText)]
-    for node_id in reversed(list(outputs)):
-        if node_id in found:
+    if not pieces:
+        return list(found.items())
+    matched: list[str] = []
+    # unambiguous texts first, so that an ambiguous one goes to a producer not linked already
+    for text, producers in sorted(graph.known_texts(exclude=exclude), key=lambda tp: (len(tp[1]) > 1, -len(tp[0]))):
+        if not text.strip() or not any(text == p or (len(text) >= MIN_QUOTED_LENGTH and text in p) for p in pieces):
             continue
-        for out in outputs[node_id]:
-            if not out.strip():
-                continue
-            if any(out == p or (len(out) >= MIN_QUOTED_LENGTH and out in p) for p in pieces):
-                found.append(node_id)
-                break
-    return found
+        if any(text in longer for longer in matched):
+            continue  # part of a longer text already matched: that one is where it came from
+        matched.append(text)
+        unlinked = [n for n in producers if n not in found]
+        if not unlinked:
+            continue
+        from_sample = any(text in s for s in graph.sample_inputs)
+        found[unlinked[-1]] = len(producers) > 1 or from_sample
+    return list(found.items())
