@@ -264,7 +264,7 @@ def test_views_have_flat_synced_traits(cls, names):
 def test_graph_view_lays_out_once_and_paints_status(rig):
     tr, funnel, v, sent, emit = rig
     calls = []
-    funnel._svg_renderer = lambda layout: calls.append(layout) or fake_svg(layout)
+    funnel.state.graph._svg_renderer = lambda layout: calls.append(layout) or fake_svg(layout)
     start_run(emit)
     emit_step(emit, 1, approve=None)
     funnel.flush()
@@ -332,7 +332,7 @@ def test_clicking_a_node_opens_its_panel_with_gradients_per_call(rig):
     assert texts[0] == "call 2 feedback s1" and "call 2 feedback s3" in texts  # the selected sample first
     assert all("call 2" in t for t in texts)
     assert p["parameters"] == [{"name": "query.instruction", "role": "instruction", "value": "Write a query.",
-                                "trainable": True}]
+                                "trainable": True, "description": "", "disconnected": ""}]
     # the answer node received feedback on its output (from loss) and on its parameter
     browser(g, type="select_node", node_id="answer")
     kinds = {(gr["kind"], gr["from"]) for gr in g.panel["calls"][0]["gradients"]}
@@ -374,12 +374,19 @@ def test_curves_view_points_marks_usage_and_cost(rig):
     funnel.flush()
     c = v["curves"]
     assert [p["step"] for p in c.points] == [0, 1, 2]
-    assert c.points[0]["val"] == 0.5 and c.points[1] == {"step": 1, "train": 0.33, "val": 0.75, "best": 0.75}
-    assert [(m["proposal_id"], m["accepted"], m["score"]) for m in c.marks] == [("p1", True, 0.75),
-                                                                                ("p2", False, None)]
-    assert [u["calls"] for u in c.usage] == [10, 20]
+    assert c.points[0] == {"step": 0, "minibatch": None, "best": 0.5}  # the baseline
+    assert c.points[1] == {"step": 1, "minibatch": 0.33, "best": 0.75}
+    # every proposal, with its own outcome; a rejected one was never validated and has no score
+    assert [(m["proposal_id"], m["outcome"], m["validation"]) for m in c.marks] == [("p1", "kept", 0.75),
+                                                                                    ("p2", "rejected", None)]
+    # per step and role (not cumulative), priced
+    assert [(u["step"], u["role"], u["calls"], u["tokens"]) for u in c.usage] == [(1, "task", 10, 110),
+                                                                                  (2, "task", 10, 110)]
+    assert c.usage[1]["cost"] == pytest.approx((100 * 1.0 + 10 * 2.0) / 1e6)
     assert c.totals["tokens"] == 220 and c.totals["calls"] == 20
     assert c.totals["cost"] == pytest.approx((200 * 1.0 + 20 * 2.0) / 1e6)
+    assert set(c.figures) == {"score", "cost"} and c.figures["cost"]["layout"]["yaxis"]["title"]["text"] \
+        == "cost (USD, estimated) per step"
 
 
 def test_review_view_pending_diff_decisions_and_history(rig):
@@ -437,7 +444,9 @@ def test_review_edit_sends_the_text_and_history_shows_it(rig):
     emit("decision", proposal_id="p1", action="edit", by="person", text="Answer with one word only.", at=0.0)
     funnel.flush()
     h = r.history[0]
-    assert h["status"] == "edited" and h["edited_diff"] == [["-", "Answer."], ["+", "Answer with one word only."]]
+    assert (h["status"], h["action"]) == ("validating", "edit")
+    assert h["edited_diff"] == [["-", "Answer."], ["+", "Answer with one word only."]]
+    assert h["diff"] == [["-", "Answer."], ["+", "Answer in one word."]]  # what the optimizer proposed
 
 
 def test_auto_approve_switch_sets_the_policy(rig):
@@ -581,7 +590,9 @@ def test_workbench_with_a_real_trainer_and_human_approval(tmp_path):
         assert time.perf_counter() - t0 < 1.0 and not future.done()  # returns at once
         first = wait_for(lambda: wb.review.pending.get("proposal_id"))
         assert wb.review.pending["new"] == "Repeat the word, in French."
-        assert wb.controls.status == "running" and "waiting for a decision" in wb.controls.detail
+        assert wb.controls.status == "waiting" and "waiting for you" in wb.controls.detail
+        assert trainer.has_dashboard is True  # the trainer shows no progress bar of its own
+        assert wb.controls.run_id == trainer.run_id and wb.controls.run_dir == str(trainer.store.path)
         assert 'id="node&#45;shout"' in wb.graph.svg or 'id="node-shout"' in wb.graph.svg
         # a stale id (as from a button drawn for an older proposal) is ignored
         browser(wb.review, type="decide", proposal_id="p0-0", action="accept")
@@ -602,7 +613,7 @@ def test_workbench_with_a_real_trainer_and_human_approval(tmp_path):
         assert statuses == {first: ("reverted", "person"), second: ("kept", "person")}
         assert {p["name"]: p["value"] for p in wb.review.parameters}["shout.instruction"] == \
             "Repeat the word in UPPERCASE letters."
-        assert wb.curves.totals["calls"] > 0 and [m["accepted"] for m in wb.curves.marks] == [False, True]
+        assert wb.curves.totals["calls"] > 0 and [m["outcome"] for m in wb.curves.marks] == ["rejected", "kept"]
         # export from the controls
         path = tmp_path / "tuned.md"
         browser(wb.controls, type="control", action="export", path=str(path), format="md")
@@ -701,4 +712,4 @@ def test_no_proposal_is_reported_in_the_controls_message():
     st = RunState()
     st.apply(Event("no_proposal", {"parameter": "count.instruction", "source": "optimizer",
                                    "reason": "the optimizer's reply held no usable value", "reply": "..."}, step=2))
-    assert st.message == "step 2: no proposal for count.instruction: the optimizer's reply held no usable value"
+    assert st.run.message == "step 2: no proposal for count.instruction: the optimizer's reply held no usable value"

@@ -17,6 +17,7 @@ function render({ model, el }) {
   const step = btn("Step", "step", "run one training step, then pause");
   const badge = h("span", { class: statusClass("idle") }, "idle");
   const detail = h("span", { class: "wb-caption" });
+  const runInfo = h("div", { class: "wb-run-info" });
   const path = h("input", { type: "text", class: "wb-path", "aria-label": "export path", size: "24" });
   const fmt = h("select", { class: "wb-format", "aria-label": "export format" });
   const exp = btn("Export", "export", "write the tuned prompts (with provenance) to the file");
@@ -24,6 +25,7 @@ function render({ model, el }) {
   const summary = h("div", { class: "wb-summary" });
   el.append(h("div", { class: "wb-card wb-controls" },
     h("div", { class: "wb-head" }, h("span", { class: "wb-title" }, "Workbench"), badge, detail),
+    runInfo,
     h("div", { class: "wb-actions" }, start, pause, stop, step, h("span", { class: "wb-spacer" }), path, fmt, exp),
     message, summary));
 
@@ -33,9 +35,14 @@ function render({ model, el }) {
   function draw() {
     const status = model.get("status") || "idle";
     badge.className = statusClass(status);
-    badge.textContent = status;
+    badge.textContent = status === "waiting" ? "waiting for you" : status;
     detail.textContent = model.get("detail") || "";
-    const running = status === "running" || status === "starting";
+    clear(runInfo);
+    const runId = model.get("run_id") || "";
+    const runDir = model.get("run_dir") || "";
+    if (runId) runInfo.append(h("span", { class: "wb-run-id" }, "run ", h("code", {}, runId)));
+    if (runDir) runInfo.append(h("span", { class: "wb-run-dir", title: "events.jsonl, checkpoints and the summary are written here" }, "folder ", h("code", {}, runDir)));
+    const running = status === "running" || status === "starting" || status === "waiting";
     const live = running || status === "paused" || status === "stopping";
     start.disabled = live || status === "finished";
     pause.dataset.action = status === "paused" ? "resume" : "pause";
@@ -63,7 +70,7 @@ function render({ model, el }) {
   }
 
   draw();
-  return watch(model, ["status", "detail", "message", "summary", "export_path", "export_formats", "step", "epoch"], draw);
+  return watch(model, ["status", "detail", "message", "summary", "export_path", "export_formats", "step", "epoch", "run_id", "run_dir"], draw);
 }
 
 export default { render };

@@ -1,104 +1,78 @@
-// Curves view: train / validation score per step with accepted and rejected proposals marked, and
-// cumulative calls, tokens and estimated cost. Plain SVG built with createElementNS: no plotting
-// library, nothing fetched, one redraw per animation frame at most.
-import { h, s, clear, watch, coalesce, fmtScore, fmtInt, fmtCost } from "./util.js";
+// Curves view: plotly charts built in Python (workbench/ui/charts.py) -- scores per step with every
+// proposal's outcome, and cost (or tokens) per step per role -- plus the run's usage totals.
+// plotly.js comes from the kernel's installed plotly package, once per page: the first curves view
+// asks its kernel for it; every other view on the page waits for the same load. Nothing is fetched
+// from the network.
+import { h, clear, watch, coalesce, fmtInt, fmtCost } from "./util.js";
 
-const W = 640;
-const M = { l: 42, r: 46, t: 12, b: 26 };
+const LOADER = "__workbenchPlotly"; // window[LOADER]: the page's one load of plotly.js (a Promise)
+const LOAD_TIMEOUT_MS = 60000;
+const CONFIG = { responsive: true, displaylogo: false, scrollZoom: false,
+  modeBarButtonsToRemove: ["select2d", "lasso2d", "autoScale2d"] };
 
-function ticks(lo, hi, n) {
-  if (hi <= lo) return [lo];
-  const raw = (hi - lo) / n;
-  const mag = Math.pow(10, Math.floor(Math.log10(raw)));
-  const step = [1, 2, 5, 10].map((k) => k * mag).find((k) => k >= raw) || raw;
-  const out = [];
-  for (let v = Math.ceil(lo / step) * step; v <= hi + 1e-9; v += step) out.push(Math.round(v * 1e6) / 1e6);
-  return out;
+// Run the bytes of plotly.min.js as a classic script (a blob: URL, like anywidget's own modules).
+function runScript(bytes) {
+  return new Promise((resolve, reject) => {
+    const url = URL.createObjectURL(new Blob([bytes], { type: "text/javascript" }));
+    const tag = document.createElement("script");
+    tag.src = url;
+    tag.dataset.workbench = "plotly";
+    tag.onload = () => {
+      URL.revokeObjectURL(url);
+      window.Plotly ? resolve(window.Plotly) : reject(new Error("plotly.js ran but defined no Plotly"));
+    };
+    tag.onerror = () => reject(new Error("plotly.js could not be run"));
+    document.head.append(tag);
+  });
 }
 
-function shortNum(x) {
-  if (x >= 1e6) return (x / 1e6).toFixed(1) + "M";
-  if (x >= 1e3) return (x / 1e3).toFixed(1) + "k";
-  return String(Math.round(x));
+function loadPlotly(model) {
+  if (window.Plotly && window.Plotly.react) return Promise.resolve(window.Plotly);
+  if (window[LOADER]) return window[LOADER];
+  const load = new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error("the kernel did not send plotly.js")), LOAD_TIMEOUT_MS);
+    const onMsg = (msg, buffers) => {
+      if (!msg || msg.type !== "plotly_js") return;
+      model.off("msg:custom", onMsg);
+      clearTimeout(timer);
+      const data = buffers && buffers.length ? buffers[0] : msg.source;
+      if (!data) return reject(new Error("the kernel sent no plotly.js"));
+      runScript(data).then(resolve, reject);
+    };
+    model.on("msg:custom", onMsg);
+    model.send({ type: "plotly_js" });
+  });
+  window[LOADER] = load.catch((err) => {
+    window[LOADER] = null; // the next view may ask again
+    throw err;
+  });
+  return window[LOADER];
 }
 
 function render({ model, el }) {
   el.classList.add("wb-view", "wb-curves-view");
-  const legend = h("span", { class: "wb-legend" },
-    h("span", { class: "wb-legend-item" }, h("span", { class: "wb-swatch wb-line-train" }), "train"),
-    h("span", { class: "wb-legend-item" }, h("span", { class: "wb-swatch wb-line-val" }), "validation"),
-    h("span", { class: "wb-legend-item" }, h("span", { class: "wb-swatch wb-line-best" }), "best validation"),
-    h("span", { class: "wb-legend-item" }, h("span", { class: "wb-mark-accepted" }, "▲"), "kept"),
-    h("span", { class: "wb-legend-item" }, h("span", { class: "wb-mark-rejected" }, "✕"), "reverted"));
   const head = h("div", { class: "wb-head" }, h("span", { class: "wb-title" }, "Curves"),
-    h("span", { class: "wb-caption" }, "score per step"), h("span", { class: "wb-spacer" }), legend);
-  const scoreBox = h("div", { class: "wb-chart" });
+    h("span", { class: "wb-caption" }, "scores per step · each proposal · cost per step"));
+  const status = h("div", { class: "wb-note wb-chart-status" }, "loading the charts…");
+  const scoreBox = h("div", { class: "wb-chart wb-chart-score", role: "img", "aria-label": "scores per step" });
   const usageText = h("div", { class: "wb-usage" });
-  const usageBox = h("div", { class: "wb-chart" });
-  el.append(h("div", { class: "wb-card" }, head, scoreBox, usageText, usageBox));
+  const costBox = h("div", { class: "wb-chart wb-chart-cost", role: "img", "aria-label": "cost per step per role" });
+  el.append(h("div", { class: "wb-card" }, head, status, scoreBox, usageText, costBox));
 
-  function axes(svg, x, y, xs, ys, height, yfmt, side) {
-    const g = s("g", { class: "wb-axis" });
-    for (const v of ys) {
-      g.append(s("line", { x1: M.l, x2: W - M.r, y1: y(v), y2: y(v), class: "wb-grid" }));
-      g.append(s("text", { x: side === "right" ? W - M.r + 4 : M.l - 4, y: y(v) + 3, "text-anchor": side === "right" ? "start" : "end" }, yfmt(v)));
-    }
-    for (const v of xs) g.append(s("text", { x: x(v), y: height - 8, "text-anchor": "middle" }, String(v)));
-    svg.append(g);
-  }
+  let Plotly = null;
+  let alive = true;
 
-  function line(points, x, y, key, cls) {
-    const pts = points.filter((p) => p[key] !== null && p[key] !== undefined);
-    if (!pts.length) return null;
-    const g = s("g", { class: cls });
-    if (pts.length > 1) g.append(s("polyline", { points: pts.map((p) => x(p.step) + "," + y(p[key])).join(" "), fill: "none" }));
-    if (pts.length <= 60) {
-      for (const p of pts) g.append(s("circle", { cx: x(p.step), cy: y(p[key]), r: 2.5 }, s("title", {}, key + " " + fmtScore(p[key]) + " at step " + p.step)));
+  function drawCharts() {
+    if (!Plotly || !alive) return;
+    const figures = model.get("figures") || {};
+    for (const [box, key] of [[scoreBox, "score"], [costBox, "cost"]]) {
+      const fig = figures[key];
+      if (!fig) continue;
+      Plotly.react(box, fig.data || [], fig.layout || {}, CONFIG);
     }
-    return g;
-  }
-
-  function drawScores() {
-    const points = model.get("points") || [];
-    const marks = model.get("marks") || [];
-    clear(scoreBox);
-    const H = 220;
-    const steps = points.map((p) => p.step).concat(marks.map((m) => m.step));
-    const maxStep = Math.max(1, ...steps);
-    const vals = [];
-    for (const p of points) for (const k of ["train", "val", "best"]) if (p[k] !== null && p[k] !== undefined) vals.push(p[k]);
-    for (const m of marks) if (m.score !== null && m.score !== undefined) vals.push(m.score);
-    const yMax = Math.max(1, ...vals);
-    const yMin = Math.min(0, ...vals);
-    const x = (v) => M.l + ((W - M.l - M.r) * v) / maxStep;
-    const y = (v) => H - M.b - ((H - M.t - M.b) * (v - yMin)) / (yMax - yMin || 1);
-    const svg = s("svg", { viewBox: `0 0 ${W} ${H}`, class: "wb-plot", role: "img", "aria-label": "score per step" });
-    axes(svg, x, y, ticks(0, maxStep, 8).filter((v) => Number.isInteger(v)), ticks(yMin, yMax, 4), H, (v) => fmtScore(v, 2));
-    if (!points.length) svg.append(s("text", { x: W / 2, y: H / 2, "text-anchor": "middle", class: "wb-empty-text" }, "scores appear after the baseline evaluation"));
-    for (const [key, cls] of [["best", "wb-line-best"], ["train", "wb-line-train"], ["val", "wb-line-val"]]) {
-      const g = line(points, x, y, key, cls);
-      if (g) svg.append(g);
-    }
-    const valAt = new Map(points.map((p) => [p.step, p.val]));
-    const mg = s("g", { class: "wb-marks" });
-    for (const m of marks) {
-      const score = m.score !== null && m.score !== undefined ? m.score : valAt.get(m.step);
-      const cy = y(score !== null && score !== undefined ? score : yMin);
-      const cx = x(m.step);
-      const title = s("title", {}, `${m.proposal_id} · ${m.parameter} · ${m.accepted ? "kept" : "reverted"}` +
-        (m.score !== null && m.score !== undefined ? ` · validation ${fmtScore(m.score)}` : "") + (m.reason ? ` · ${m.reason}` : ""));
-      const shape = m.accepted
-        ? s("path", { d: `M${cx},${cy - 6} L${cx + 5},${cy + 3} L${cx - 5},${cy + 3} Z`, class: "wb-mark-accepted" }, title)
-        : s("path", { d: `M${cx - 4},${cy - 4} L${cx + 4},${cy + 4} M${cx + 4},${cy - 4} L${cx - 4},${cy + 4}`, class: "wb-mark-rejected" }, title);
-      shape.dataset.proposal = m.proposal_id;
-      mg.append(shape);
-    }
-    svg.append(mg);
-    scoreBox.append(svg);
   }
 
   function drawUsage() {
-    const usage = model.get("usage") || [];
     const totals = model.get("totals") || {};
     clear(usageText);
     usageText.append(
@@ -110,36 +84,35 @@ function render({ model, el }) {
       usageText.append(h("span", { class: "wb-stat wb-role" }, role + ": " + fmtInt(u.calls) + " calls, " +
         fmtInt((u.prompt_tokens || 0) + (u.completion_tokens || 0)) + " tokens" + (u.cache_hits ? ", " + fmtInt(u.cache_hits) + " cached" : "")));
     }
-    clear(usageBox);
-    if (usage.length < 1) return;
-    const H = 110;
-    const maxStep = Math.max(1, ...usage.map((u) => u.step));
-    const maxTok = Math.max(1, ...usage.map((u) => u.tokens || 0));
-    const maxCalls = Math.max(1, ...usage.map((u) => u.calls || 0));
-    const x = (v) => M.l + ((W - M.l - M.r) * v) / maxStep;
-    const yT = (v) => H - M.b - ((H - M.t - M.b) * v) / maxTok;
-    const yC = (v) => H - M.b - ((H - M.t - M.b) * v) / maxCalls;
-    const svg = s("svg", { viewBox: `0 0 ${W} ${H}`, class: "wb-plot wb-usage-plot", role: "img", "aria-label": "cumulative usage" });
-    axes(svg, x, yT, ticks(0, maxStep, 8).filter((v) => Number.isInteger(v)), ticks(0, maxTok, 2), H, shortNum);
-    const right = s("g", { class: "wb-axis" });
-    for (const v of ticks(0, maxCalls, 2)) right.append(s("text", { x: W - M.r + 4, y: yC(v) + 3, "text-anchor": "start" }, shortNum(v)));
-    svg.append(right);
-    const pts = (f, key) => usage.map((u) => x(u.step) + "," + f(u[key] || 0)).join(" ");
-    svg.append(s("g", { class: "wb-line-tokens" }, s("polyline", { points: pts(yT, "tokens"), fill: "none" }, s("title", {}, "cumulative tokens (left axis)"))));
-    svg.append(s("g", { class: "wb-line-calls" }, s("polyline", { points: pts(yC, "calls"), fill: "none" }, s("title", {}, "cumulative calls (right axis)"))));
-    svg.append(s("text", { x: M.l + 4, y: M.t + 8, class: "wb-axis-label" }, "tokens (left) · calls (right), cumulative"));
-    usageBox.append(svg);
   }
 
-  const redrawScores = coalesce(drawScores);
-  const redrawUsage = coalesce(drawUsage);
-  drawScores();
+  // a notebook panel can change width without a window resize: follow the card's own size
+  const resize = coalesce(() => {
+    if (!Plotly || !alive) return;
+    for (const box of [scoreBox, costBox]) if (box.data) Plotly.Plots.resize(box);
+  });
+  const observer = typeof ResizeObserver === "function" ? new ResizeObserver(resize) : null;
+  if (observer) observer.observe(el);
+
+  loadPlotly(model).then((P) => {
+    Plotly = P;
+    status.remove();
+    drawCharts();
+  }, (err) => {
+    status.textContent = "The charts could not be drawn: " + String(err && err.message ? err.message : err);
+    status.classList.add("wb-error");
+  });
+
+  const redrawCharts = coalesce(drawCharts);
   drawUsage();
-  const c1 = watch(model, ["points", "marks"], redrawScores);
-  const c2 = watch(model, ["usage", "totals"], redrawUsage);
+  const c1 = watch(model, ["figures"], redrawCharts);
+  const c2 = watch(model, ["totals"], drawUsage);
   return () => {
+    alive = false;
     c1();
     c2();
+    if (observer) observer.disconnect();
+    if (Plotly) for (const box of [scoreBox, costBox]) Plotly.purge(box);
   };
 }
 

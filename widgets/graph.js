@@ -1,6 +1,6 @@
 // Graph view: the pipeline as Graphviz SVG (laid out by the kernel, inserted once per layout), node
 // colours for live status (only classes change on updates), and a side panel for the clicked node.
-import { h, clear, safeSvg, pre, watch, coalesce, fmtScore, statusClass } from "./util.js";
+import { h, s, clear, safeSvg, pre, watch, coalesce, fmtScore, statusClass } from "./util.js";
 
 const STATES = ["waiting", "running", "done", "failed", "gradient"];
 const STATE_LABEL = { waiting: "waiting", running: "running", done: "done", failed: "failed", gradient: "receiving gradient" };
@@ -9,7 +9,9 @@ function render({ model, el }) {
   el.classList.add("wb-view", "wb-graph-view");
   const caption = h("span", { class: "wb-caption" });
   const legend = h("span", { class: "wb-legend" },
-    STATES.map((st) => h("span", { class: "wb-legend-item" }, h("span", { class: "wb-swatch wb-st-" + st }), STATE_LABEL[st])));
+    STATES.map((st) => h("span", { class: "wb-legend-item" }, h("span", { class: "wb-swatch wb-st-" + st }), STATE_LABEL[st])),
+    h("span", { class: "wb-legend-item", title: "a trainable parameter of this node gets no feedback: its output has no path to the loss" },
+      h("span", { class: "wb-swatch wb-swatch-broken" }), "no path to the loss"));
   let fit = true;
   const fitBtn = h("button", { class: "wb-btn wb-small", type: "button", title: "fit the graph into the view, or show it at full size" }, "full size");
   const head = h("div", { class: "wb-head" }, h("span", { class: "wb-title" }, "Graph"), caption, h("span", { class: "wb-spacer" }), legend, fitBtn);
@@ -86,6 +88,26 @@ function render({ model, el }) {
     canvas.append(svgEl);
     paintStatus();
     paintSelected();
+    paintBadges();
+  }
+
+  // Nodes whose parameter has no path to the loss: a dashed red outline and the reason as a tooltip.
+  function paintBadges() {
+    const badges = model.get("badges") || {};
+    for (const [id, g] of nodes) {
+      const why = badges[id] || "";
+      g.classList.toggle("wb-disconnected", !!why);
+      let tip = g.querySelector(":scope > title.wb-why");
+      if (why) {
+        if (!tip) {
+          tip = s("title", { class: "wb-why" });
+          g.prepend(tip);
+        }
+        tip.textContent = why;
+      } else if (tip) {
+        tip.remove();
+      }
+    }
   }
 
   function paintStatus() {
@@ -131,12 +153,15 @@ function render({ model, el }) {
     picker.addEventListener("change", () => model.send({ type: "select_sample", sample_id: picker.value }));
     panel.append(h("label", { class: "wb-row-label" }, "sample ", picker));
     if (p.note) panel.append(h("p", { class: "wb-note" }, p.note));
+    if (p.broken) panel.append(h("p", { class: "wb-error wb-broken" }, p.broken));
 
     if ((p.parameters || []).length) {
       panel.append(section("Parameters (current value)", ...(p.parameters || []).map((q) =>
         h("div", { class: "wb-param", dataset: { param: q.name } },
           h("div", { class: "wb-param-name" }, q.name, " ", h("span", { class: "wb-kind" }, q.role || ""),
             q.trainable ? null : h("span", { class: "wb-kind" }, "frozen")),
+          q.description ? h("div", { class: "wb-param-desc" }, q.description) : null,
+          q.disconnected ? h("div", { class: "wb-param-why wb-error" }, q.disconnected) : null,
           pre(q.value, "wb-param-value")))));
     }
 
@@ -189,6 +214,7 @@ function render({ model, el }) {
   const cleanups = [
     watch(model, ["svg"], onSvg),
     watch(model, ["node_status"], onStatus),
+    watch(model, ["badges"], coalesce(paintBadges)),
     watch(model, ["panel", "sample_ids"], onPanel),
     watch(model, ["selected_node"], onSelected),
     watch(model, ["caption"], onCaption),

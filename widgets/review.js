@@ -22,15 +22,18 @@ function render({ model, el }) {
   const head = h("div", { class: "wb-head" }, h("span", { class: "wb-title" }, "Review"), h("span", { class: "wb-spacer" }), autoLabel);
   const pendingBox = h("div", { class: "wb-pending-box" });
   const notice = h("div", { class: "wb-notice", role: "status" });
+  const activity = h("div", { class: "wb-activity", role: "status" });
   const paramsBox = h("details", { class: "wb-params" });
   const historyBox = h("div", { class: "wb-history" });
-  el.append(h("div", { class: "wb-card" }, head, notice, pendingBox, paramsBox,
+  el.append(h("div", { class: "wb-card" }, head, notice, pendingBox, activity, paramsBox,
     h("h4", { class: "wb-h" }, "History"), historyBox));
 
   let drawnFor = null; // the proposal id the current buttons belong to
   let drawnKey = null;
   let editing = null; // {id, text} while the person edits
   const openIds = new Set();
+  let paramsTouched = false; // the person opened or closed the parameter list: leave it so
+  paramsBox.addEventListener("click", (e) => { if (e.target.closest("summary")) paramsTouched = true; });
 
   function drawPending() {
     const p = model.get("pending") || {};
@@ -41,7 +44,7 @@ function render({ model, el }) {
     if (!p.proposal_id) {
       drawnFor = null;
       editing = null;
-      pendingBox.append(h("p", { class: "wb-note" }, "No proposal is waiting for a decision."));
+      pendingBox.append(h("p", { class: "wb-note" }, "No proposal is waiting for you."));
       return;
     }
     const pid = p.proposal_id;
@@ -65,22 +68,31 @@ function render({ model, el }) {
     const edit = button("Edit", "edit", "wb-edit");
     accept.addEventListener("click", () => send("accept"));
     reject.addEventListener("click", () => send("reject"));
+    const mainActions = h("div", { class: "wb-actions wb-main-actions" }, accept, reject, edit);
 
+    // the edit box starts from the FULL proposed text (the kernel never clips `new`)
     const area = h("textarea", { class: "wb-edit-text", rows: "6", "aria-label": "edited value" });
     area.value = editing && editing.id === pid ? editing.text : p.new || "";
     area.addEventListener("input", () => (editing = { id: pid, text: area.value }));
     const acceptEdited = button("Accept edited", "edit", "wb-accept");
-    const cancel = h("button", { type: "button", class: "wb-btn" }, "Cancel");
-    const editBox = h("div", { class: "wb-edit-box" }, area, h("div", { class: "wb-actions" }, acceptEdited, cancel));
-    editBox.hidden = !(editing && editing.id === pid);
+    const cancel = h("button", { type: "button", class: "wb-btn wb-cancel" }, "Cancel edit");
+    const editBox = h("div", { class: "wb-edit-box" }, area,
+      h("div", { class: "wb-actions" }, acceptEdited, cancel, h("span", { class: "wb-note" }, "while you edit, only your text can be accepted")));
+    // One accept while an edit is open: the plain Accept is gone, so an edit is never silently dropped.
+    const showEdit = (open) => {
+      editBox.hidden = !open;
+      mainActions.hidden = open;
+    };
+    showEdit(!!(editing && editing.id === pid));
     edit.addEventListener("click", () => {
       editing = { id: pid, text: area.value };
-      editBox.hidden = false;
+      showEdit(true);
       area.focus();
     });
     cancel.addEventListener("click", () => {
       editing = null;
-      editBox.hidden = true;
+      area.value = p.new || "";
+      showEdit(false);
     });
     acceptEdited.addEventListener("click", () => {
       if (!area.value.trim()) {
@@ -99,8 +111,7 @@ function render({ model, el }) {
       h("div", { class: "wb-sub" }, "Change against the current value"),
       diffView(p.diff),
       p.gradient_summary ? h("details", { class: "wb-gradsum", open: true }, h("summary", {}, "Gradient summary that motivated it"), pre(p.gradient_summary)) : null,
-      h("div", { class: "wb-actions" }, accept, reject, edit),
-      editBox, status));
+      mainActions, editBox, status));
   }
 
   function drawParams() {
@@ -108,12 +119,18 @@ function render({ model, el }) {
     const wasOpen = paramsBox.open;
     clear(paramsBox);
     paramsBox.append(h("summary", {}, "Current values (" + params.length + " parameters)"));
+    let trouble = false;
     for (const q of params) {
-      paramsBox.append(h("div", { class: "wb-param", dataset: { param: q.name } },
+      const notes = q.notes || [];
+      trouble = trouble || !!q.disconnected;
+      paramsBox.append(h("div", { class: "wb-param" + (q.disconnected ? " wb-param-disconnected" : ""), dataset: { param: q.name } },
         h("div", { class: "wb-param-name" }, q.name, " ", h("span", { class: "wb-kind" }, q.role || ""), q.trainable ? null : h("span", { class: "wb-kind" }, "frozen")),
+        q.description ? h("div", { class: "wb-param-desc" }, q.description) : null,
+        q.disconnected ? h("div", { class: "wb-param-why wb-error" }, q.disconnected) : null,
+        notes.map((n) => h("div", { class: "wb-param-note", dataset: { kind: n.kind } }, "step " + n.step + ": " + n.text)),
         pre(q.value, "wb-param-value")));
     }
-    paramsBox.open = wasOpen;
+    paramsBox.open = wasOpen || (trouble && !paramsTouched);
   }
 
   function drawHistory() {
@@ -138,6 +155,12 @@ function render({ model, el }) {
       historyBox.append(d);
     }
     if (items.length > MAX_HISTORY_SHOWN) historyBox.append(h("p", { class: "wb-note" }, (items.length - MAX_HISTORY_SHOWN) + " older proposals not shown"));
+  }
+
+  function drawActivity() {
+    const text = model.get("activity") || "";
+    activity.textContent = text ? "In progress: " + text : "";
+    activity.hidden = !text;
   }
 
   function drawAuto() {
@@ -172,6 +195,7 @@ function render({ model, el }) {
   drawHistory();
   drawAuto();
   drawNotice();
+  drawActivity();
   model.on("msg:custom", onMessage);
   const cleanups = [
     watch(model, ["pending"], redrawPending),
@@ -179,6 +203,7 @@ function render({ model, el }) {
     watch(model, ["parameters"], redrawParams),
     watch(model, ["auto_approve", "can_decide"], drawAuto),
     watch(model, ["notice"], () => drawNotice()),
+    watch(model, ["activity"], drawActivity),
   ];
   return () => {
     model.off("msg:custom", onMessage);

@@ -67,3 +67,16 @@ def css() -> str:
 def reload() -> None:
     """Forget cached files (for front-end development: edit widgets/, reload, re-display)."""
     _read.cache_clear()
+
+
+@functools.lru_cache(maxsize=1)
+def plotly_js() -> bytes:
+    """plotly.js from the installed plotly package (offline; the curves view asks for it once per page)."""
+    spec = importlib.util.find_spec("plotly")
+    roots = [Path(p) for p in (spec.submodule_search_locations or [])] if spec else []
+    for root in roots:
+        path = root / "package_data" / "plotly.min.js"
+        if path.is_file():
+            return path.read_bytes()
+    raise WorkbenchError("plotly.js was not found in the installed plotly package (looked in "
+                         + ", ".join(str(r / "package_data") for r in roots) + "); reinstall plotly")

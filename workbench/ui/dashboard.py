@@ -12,34 +12,44 @@ from typing import Any
 
 import ipywidgets
 
+from ..errors import WorkbenchError
 from .funnel import Funnel
 from .widgets import ControlsView, CurvesView, GraphView, ReviewView, SamplesView
 
 VIEWS = ("controls", "graph", "review", "samples", "curves")
 
 
-class Workbench(ipywidgets.GridBox):
+# How the views share the width: each pair sits side by side while both fit at their minimum width,
+# and wraps onto its own row in a narrow notebook (plain flex-wrap: no media query can see the
+# width of a notebook's output area).
+_FLEX = {"controls": ("1 1 100%", "0"), "graph": ("3 1 55%", "min(100%, 440px)"),
+         "review": ("2 1 38%", "min(100%, 300px)"), "samples": ("3 1 55%", "min(100%, 440px)"),
+         "curves": ("2 1 38%", "min(100%, 300px)")}
+
+
+class Workbench(ipywidgets.Box):
     """The dashboard. `prices` (per role: USD per million prompt and completion tokens) enables
-    the cost estimate; `interval` is the minimum time between two pushes to the browser."""
+    the cost estimate; `interval` is the minimum time between two pushes to the browser.
+
+    Setting it up tells the trainer a dashboard shows the run (`trainer.has_dashboard = True`), so
+    the trainer draws no progress bar of its own."""
 
     def __init__(self, trainer: Any, *, views: tuple[str, ...] = VIEWS, interval: float = 0.2,
                  prices: dict[str, tuple[float, float]] | None = None, **kwargs: Any) -> None:
         unknown = sorted(set(views) - set(VIEWS))
         if unknown:
-            raise ValueError(f"unknown views {unknown}; choose from {VIEWS}")
+            raise WorkbenchError(f"unknown views {unknown}; choose from {VIEWS}")
         self.trainer = trainer
+        trainer.has_dashboard = True
         self.funnel = Funnel(trainer, interval=interval, prices=prices)
-        self.controls = ControlsView(self.funnel, layout=ipywidgets.Layout(grid_area="controls"))
-        self.graph = GraphView(self.funnel, layout=ipywidgets.Layout(grid_area="graph"))
-        self.review = ReviewView(self.funnel, layout=ipywidgets.Layout(grid_area="review"))
-        self.samples = SamplesView(self.funnel, layout=ipywidgets.Layout(grid_area="samples"))
-        self.curves = CurvesView(self.funnel, layout=ipywidgets.Layout(grid_area="curves"))
+        make = {"controls": ControlsView, "graph": GraphView, "review": ReviewView, "samples": SamplesView,
+                "curves": CurvesView}
+        for name in VIEWS:
+            flex, min_width = _FLEX[name]
+            setattr(self, name, make[name](self.funnel, layout=ipywidgets.Layout(flex=flex, min_width=min_width)))
         shown = [getattr(self, name) for name in VIEWS if name in views]
-        areas = ['"controls controls"', '"graph review"', '"samples curves"']
-        layout = ipywidgets.Layout(
-            grid_template_columns="minmax(0, 3fr) minmax(0, 2fr)",
-            grid_template_areas="\n".join(areas),
-            grid_gap="10px", width="100%")
+        layout = ipywidgets.Layout(display="flex", flex_flow="row wrap", align_items="stretch", grid_gap="10px",
+                                   width="100%", overflow="visible")
         super().__init__(children=shown, layout=layout, **kwargs)
         self.add_class("wb-dashboard")
 

@@ -17,8 +17,11 @@ from collections import deque
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
+from ..errors import WorkbenchError
 from ..events import Event, EventBus
-from .state import ALL_PARTS, CONTROLS, CURVES, LAYOUT, PANEL, REVIEW, SAMPLES, STATUS, RunState
+from ..redact import redact_obj, secrets_known
+from .reducers import ALL_PARTS, CONTROLS, PANEL, REVIEW, SAMPLES
+from .state import RunState
 
 if TYPE_CHECKING:
     from .widgets import View
@@ -35,26 +38,23 @@ def _default_svg(layout: dict) -> str:
 
 
 class Funnel:
-    """Subscribe to a trainer's events and keep any number of views up to date, throttled."""
+    """Subscribe to a trainer's events and keep any number of views up to date, throttled.
+
+    `prices` ({role: (USD per 1M prompt tokens, USD per 1M completion tokens)}) enables the cost
+    estimate; they are the dashboard's (`Workbench(trainer, prices=...)`), not the trainer's."""
 
     def __init__(self, trainer: Any = None, *, bus: EventBus | None = None, interval: float = 0.2,
                  prices: dict[str, tuple[float, float]] | None = None,
                  svg_renderer: Callable[[dict], str] | None = None, threaded: bool = True) -> None:
         if bus is None and trainer is None:
-            raise ValueError("Funnel needs a trainer or an event bus")
+            raise WorkbenchError("Funnel needs a trainer or an event bus")
         self.trainer = trainer
         self.bus = bus if bus is not None else trainer.bus
-        if prices is None and trainer is not None:
-            prices = getattr(getattr(trainer, "config", None), "prices", None)
-        self.state = RunState(prices)
+        self.state = RunState(prices, svg_renderer or _default_svg)
         self.interval = interval
         self.views: list["View"] = []
         self.pushes = 0                      # how many throttled pushes happened (tests, diagnostics)
         self.future: Any = None              # trainer.start()'s Future, once started here
-        self._svg_renderer = svg_renderer or _default_svg
-        self._svg = ""
-        self._svg_error = ""
-        self._svg_version = -1
         self._queue: deque[Event] = deque()
         self._lock = threading.RLock()
         self._wake = threading.Event()
@@ -73,13 +73,15 @@ class Funnel:
         pipeline = getattr(tr, "pipeline", None)
         if pipeline is not None:
             for p in pipeline.parameters():
-                st.parameters[p.name] = {"name": p.name, "value": p.value, "role": getattr(p.role, "value", p.role),
-                                         "trainable": p.trainable, "description": p.description}
-        st.pinned = set(getattr(tr, "pinned", set()) or set())
-        st.excluded = set(getattr(tr, "excluded", set()) or set())
-        st.auto_approve = bool(getattr(getattr(tr, "approval", None), "auto", True))
-        run_dir = getattr(tr, "run_dir", None)
-        st.run_dir = str(run_dir) if run_dir else ""
+                st.run.parameters[p.name] = {"name": p.name, "value": p.value,
+                                             "role": getattr(p.role, "value", p.role), "trainable": p.trainable,
+                                             "description": p.description}
+        st.samples.pinned = set(getattr(tr, "pinned", set()) or set())
+        st.samples.excluded = set(getattr(tr, "excluded", set()) or set())
+        st.review.auto_approve = bool(getattr(getattr(tr, "approval", None), "auto", True))
+        st.run.run_id = str(getattr(tr, "run_id", "") or "")
+        store_path = getattr(getattr(tr, "store", None), "path", None)  # the run folder
+        st.run.run_dir = str(store_path) if store_path else ""
 
     @property
     def human_approval(self) -> bool:
@@ -133,14 +135,14 @@ class Funnel:
 
     def _sync_status(self) -> bool:
         """Follow the trainer's paused flag (pause and step_once have no event). True if changed."""
-        tr, st = self.trainer, self.state
+        tr, st = self.trainer, self.state.run
         if tr is None or not self.running() or st.status in ("finished", "stopping"):
             return False
         paused = bool(getattr(tr, "is_paused", False))
         new = "paused" if paused else ("running" if st.status in ("paused", "starting") and st.run_id else st.status)
         if new != st.status:
             st.status = new
-            st.dirty.add(CONTROLS)
+            st.mark(CONTROLS)
             return True
         return False
 
@@ -161,7 +163,7 @@ class Funnel:
             usage = getattr(self.trainer, "usage", None)
             if callable(usage):
                 try:
-                    self.state.set_live_usage(usage())
+                    self.state.curves.set_live_usage(usage())
                 except Exception:  # usage is a nicety; never let it stop an update
                     log.debug("could not read the trainer's usage", exc_info=True)
         parts = set(self.state.dirty)
@@ -176,61 +178,12 @@ class Funnel:
                 log.exception("workbench dashboard could not update the %s view", view.kind)
 
     # -- what each view shows -------------------------------------------------------------------------
-    def svg(self) -> str:
-        st = self.state
-        if st.layout_version != self._svg_version:
-            self._svg_version = st.layout_version
-            try:
-                self._svg = self._svg_renderer(st.layout()) if st.layout_nodes else ""
-            except Exception as exc:  # e.g. Graphviz's `dot` is not installed
-                log.warning("could not lay out the pipeline graph: %s", exc)
-                self._svg_error = f"could not draw the graph with Graphviz ({type(exc).__name__}: {exc})"
-                self._svg = ""
-            else:
-                self._svg_error = ""
-        return self._svg
-
-    def caption(self) -> str:
-        st = self.state
-        bits = [st.status if st.status != "finished" else f"finished ({st.finish_status})"]
-        if st.step:
-            bits.append(f"step {st.step}")
-        if st.phase and st.status != "finished":
-            bits.append(st.phase)
-        return " · ".join(bits)
-
     def _push_view(self, view: "View", parts: set[str]) -> None:
-        st = self.state
-        values: dict[str, Any] = {}
-        kind = view.kind
-        if kind == "graph":
-            if LAYOUT in parts:
-                values["svg"] = self.svg()
-            if STATUS in parts or LAYOUT in parts:
-                values["node_status"] = dict(st.node_status)
-            if parts & {STATUS, CONTROLS, SAMPLES, REVIEW, LAYOUT}:
-                values["caption"] = self.caption() + (f" · {self._svg_error}" if self._svg_error else "")
-            if parts & {PANEL, SAMPLES, LAYOUT}:
-                values.update(selected_node=st.selected_node, selected_sample=st.selected_sample,
-                              sample_ids=list(st.rows), panel=st.panel())
-        elif kind == "samples":
-            if parts & {SAMPLES, PANEL}:
-                values.update(rows=st.rows_snapshot(), selected_sample=st.selected_sample)
-            if parts & {SAMPLES, CONTROLS}:
-                values["caption"] = (f"step {st.step} · epoch {st.epoch + 1} · {len(st.rows)} samples"
-                                     if st.rows else "no batch yet")
-        elif kind == "curves":
-            if CURVES in parts:
-                points, marks, usage, totals = st.curves()
-                values.update(points=points, marks=marks, usage=usage, totals=totals)
-        elif kind == "review":
-            if REVIEW in parts:
-                values.update(pending=st.pending(), history=st.history(), parameters=st.parameters_snapshot(),
-                              auto_approve=st.auto_approve, can_decide=self.human_approval)
-        elif kind == "controls":
-            if parts & {CONTROLS, REVIEW, STATUS}:
-                values.update(status=st.status, step=st.step, epoch=st.epoch, detail=self.caption(),
-                              run_id=st.run_id, summary=st.finished, message=st.message)
+        values = self.state.traits(view.kind, parts)
+        if view.kind == "review" and REVIEW in parts:
+            values["can_decide"] = self.human_approval
+        if secrets_known():  # an endpoint may echo a key inside an error, a reply or a prompt
+            values = redact_obj(values)
         _set(view, values)
 
     def push_now(self, *parts: str) -> None:
@@ -264,16 +217,15 @@ class Funnel:
         except Exception as exc:  # report to the person, never crash the kernel's comm handler
             log.exception("handling %r from the %s view failed", kind, view.kind)
             with self._lock:
-                self.state.message = f"{kind} failed: {type(exc).__name__}: {exc}"
+                self.state.run.say(f"{kind} failed: {type(exc).__name__}: {exc}")
             self.push_now(CONTROLS)
 
     def select(self, *, node_id: str | None = None, sample_id: str | None = None) -> None:
         with self._lock:
             if node_id is not None:
-                self.state.selected_node = node_id
+                self.state.graph.selected_node = node_id
             if sample_id is not None:
-                self.state.selected_sample = sample_id
-                self.state.user_picked_sample = bool(sample_id)
+                self.state.samples.pick(sample_id)
             self.push_now(PANEL, SAMPLES)
 
     def set_sample_flag(self, sample_id: str, flag: str, value: bool) -> None:
@@ -282,7 +234,7 @@ class Funnel:
             return
         tr = self.trainer
         with self._lock:
-            st = self.state
+            st = self.state.samples
             on, off = (st.pinned, st.excluded) if flag == "pin" else (st.excluded, st.pinned)
             if value:
                 on.add(sample_id)
@@ -317,18 +269,20 @@ class Funnel:
         if approval is not None and self.human_approval:
             approval.auto = value
         with self._lock:
-            self.state.auto_approve = bool(getattr(approval, "auto", value)) if approval is not None else value
+            self.state.review.auto_approve = bool(getattr(approval, "auto", value)) if approval is not None else value
             self.push_now(REVIEW)
 
     def control(self, action: str, *, path: Any = None, fmt: Any = None) -> None:
         if action not in CONTROL_ACTIONS:
-            raise ValueError(f"unknown control {action!r}")
+            raise WorkbenchError(f"unknown control {action!r}; choose from {', '.join(CONTROL_ACTIONS)}")
         tr = self.trainer
         if tr is None:
-            raise RuntimeError("no trainer to control")
-        st = self.state
+            raise WorkbenchError("no trainer to control: this funnel only follows an event bus")
+        st = self.state.run
         message = ""
-        if action == "start":
+        if st.status == "finished" and action in ("pause", "resume", "stop", "step"):
+            message = f"the run has finished ({st.finish_status}); nothing to {action}"
+        elif action == "start":
             if self.running():
                 message = "already running"
             else:
@@ -363,14 +317,11 @@ class Funnel:
             self.push_now(CONTROLS)
 
     def _run_ended(self, future: Any) -> None:
+        """The worker thread ended. Its error is shown once, in the summary (with the run's last
+        event's, if that came), never again as a message."""
         exc = future.exception() if not future.cancelled() else None
         with self._lock:
-            if exc is not None:
-                self.state.message = f"the run failed: {type(exc).__name__}: {exc}"
-            if self.state.status != "finished":
-                self.state.status = "finished"
-                self.state.finish_status = self.state.finish_status or ("failed" if exc else "stopped")
-            self.state.dirty |= {CONTROLS, REVIEW}
+            self.state.run.finish("failed" if exc else "stopped", f"{type(exc).__name__}: {exc}" if exc else "")
         self._wake.set()
 
     def export(self, path: str, fmt: str) -> str:

@@ -51,6 +51,7 @@ class GraphView(View):
     selected_sample = t.Unicode("").tag(sync=True)
     sample_ids = t.List().tag(sync=True)               # the current batch, for the panel's sample picker
     panel = t.Dict().tag(sync=True)                    # parameters, calls (inputs, output, gradients)
+    badges = t.Dict().tag(sync=True)                   # {node_id: why} a parameter there has no path to the loss
 
 
 class SamplesView(View):
@@ -64,14 +65,25 @@ class SamplesView(View):
 
 
 class CurvesView(View):
-    """Train / validation score per step with proposal marks; cumulative calls, tokens, cost."""
+    """plotly charts: scores per step with every proposal's outcome; cost (or tokens) per step per role.
+
+    plotly.js comes from the installed plotly package: the first curves view on a page asks its
+    kernel for it (`{type: "plotly_js"}`, answered with the file as a binary buffer), every other
+    view on the page reuses it."""
 
     kind = "curves"
     _esm = assets.esm("curves.js")
-    points = t.List().tag(sync=True)                   # [{step, train, val, best}]
-    marks = t.List().tag(sync=True)                    # [{step, proposal_id, parameter, accepted, score}]
-    usage = t.List().tag(sync=True)                    # [{step, calls, tokens, cost}] cumulative
-    totals = t.Dict().tag(sync=True)                   # {calls, tokens, cost, by_role}
+    points = t.List().tag(sync=True)                   # [{step, minibatch, best}]
+    marks = t.List().tag(sync=True)                    # every proposal: [{step, proposal_id, parameter, outcome, validation, ...}]
+    usage = t.List().tag(sync=True)                    # [{step, role, calls, tokens, cost}] per step
+    totals = t.Dict().tag(sync=True)                   # {calls, tokens, cost, by_role}, live
+    figures = t.Dict().tag(sync=True)                  # {score, cost}: plotly JSON from workbench.ui.charts
+
+    def _on_browser_msg(self, widget: Any, content: Any, buffers: Any) -> None:
+        if isinstance(content, dict) and content.get("type") == "plotly_js":
+            self.send({"type": "plotly_js"}, [assets.plotly_js()])
+            return
+        super()._on_browser_msg(widget, content, buffers)
 
 
 class ReviewView(View):
@@ -85,6 +97,7 @@ class ReviewView(View):
     auto_approve = t.Bool(False).tag(sync=True)
     can_decide = t.Bool(False).tag(sync=True)          # False: the policy decides, no buttons
     notice = t.Unicode("").tag(sync=True)
+    activity = t.Unicode("").tag(sync=True)            # the proposal in flight when none waits for you
 
 
 class ControlsView(View):
@@ -92,11 +105,12 @@ class ControlsView(View):
 
     kind = "controls"
     _esm = assets.esm("controls.js")
-    status = t.Unicode("idle").tag(sync=True)          # idle|starting|running|paused|stopping|finished
+    status = t.Unicode("idle").tag(sync=True)          # idle|starting|running|waiting|paused|stopping|finished
     step = t.Int(0).tag(sync=True)
     epoch = t.Int(0).tag(sync=True)
     detail = t.Unicode("").tag(sync=True)
     run_id = t.Unicode("").tag(sync=True)
+    run_dir = t.Unicode("").tag(sync=True)             # the run folder (events, checkpoints)
     export_path = t.Unicode("tuned_prompts.json").tag(sync=True)
     export_formats = t.List(["json", "yaml", "md"]).tag(sync=True)
     message = t.Unicode("").tag(sync=True)
