@@ -35,15 +35,20 @@ def scripted_models(targets: dict[str, str]) -> Models:
 
     def backward(messages):
         return "The reply was wrong; the prompt should ask the model to be precise."
+    return Models.scripted(task, backward, appending_optimizer(PRECISE))
 
+
+def appending_optimizer(sentence: str):
+    """An optimizer model that proposes the current value with `sentence` appended."""
     def optimizer(messages):
         current = re.search(r"<CURRENT_VALUE>\n(.*?)\n</CURRENT_VALUE>", messages[-1]["content"], re.S).group(1)
-        return f"<PROPOSAL>{current} {PRECISE}</PROPOSAL>"
-    return Models.scripted(task, backward, optimizer)
+        return f"<PROPOSAL>{current} {sentence}</PROPOSAL>"
+    return optimizer
 
 
 @pytest.mark.parametrize("name,sizes", [("classification", (12, 12, 12)), ("counting", (8, 8, 8)),
-                                        ("multihop", (8, 8, 8)), ("agent", (8, 8, 8))])
+                                        ("multihop", (8, 8, 8)), ("agent", (8, 8, 8)),
+                                        ("hotpotqa", (8, 8, 8)), ("hotpotqa-pooled", (8, 8, 8))])
 def test_pipeline_trains_and_every_trained_parameter_gets_gradients(tmp_path, name, sizes):
     task = get_task(name)
     train, val, test = task.load(*sizes, seed=1)
@@ -60,7 +65,7 @@ def test_pipeline_trains_and_every_trained_parameter_gets_gradients(tmp_path, na
     grads = [e.data for e in events if e.type == "gradient" and e.data["target_kind"] == "parameter"]
     assert {g["target"] for g in grads} == {p.name for p in pipeline.trainable()}
     calls = {(g["target"], g["node_id"]) for g in grads}
-    if name == "multihop":  # both hops of the query writer, reached through retrieve / retrieve#2
+    if name.startswith(("multihop", "hotpotqa")):  # both hops of the query writer, reached through retrieve / retrieve#2
         assert {("query.instruction", "query"), ("query.instruction", "query#2")} <= calls
         relays = {e.data["node_id"] for e in events if e.type == "gradient" and e.data["target_kind"] == "value"}
         assert {"retrieve", "retrieve#2"} <= relays

@@ -21,13 +21,14 @@ from typing import Any
 from .errors import WorkbenchError
 
 __all__ = [
-    "COARSE_LABELS", "COUNTING_CATEGORIES", "DatasetError", "Example", "SAMPLE_NAMES",
-    "load_bbh", "load_hotpotqa", "load_multihop", "load_question_types", "load_sample", "load_trec",
+    "COARSE_LABELS", "COUNTING_CATEGORIES", "DatasetError", "Example", "HOTPOTQA_FILE", "SAMPLE_NAMES",
+    "hotpotqa_path", "load_bbh", "load_hotpotqa", "load_multihop", "load_question_types", "load_sample", "load_trec",
     "make_counting", "read_sample_text", "shared_data_dir", "split",
 ]
 
 COARSE_LABELS = ("ABBR", "DESC", "ENTY", "HUM", "LOC", "NUM")
 SHARED_DATA_ENV = "WORKBENCH_SHARED_DATA"
+HOTPOTQA_FILE = "hotpotqa/dev_distractor_500.jsonl"  # in the shared data folder
 
 
 class DatasetError(WorkbenchError, ValueError):
@@ -434,6 +435,15 @@ def shared_data_dir() -> Path:
                 return candidate
     raise DatasetError(f"shared data folder not found: looked for shared/data above "
                        f"{' and '.join(str(s) for s in starts)}; set {SHARED_DATA_ENV} to its path")
+
+
+def hotpotqa_path() -> Path:
+    """The shared HotpotQA file (dev set, distractor setting, first 500 questions); never copied into the repo."""
+    path = shared_data_dir() / HOTPOTQA_FILE
+    if not path.is_file():
+        raise DatasetError(f"HotpotQA file not found: {path} (set {SHARED_DATA_ENV} to the folder holding "
+                           f"{HOTPOTQA_FILE}, or pass the file as the source)")
+    return path
 
 
 def _unique(paths: Iterable[Path]) -> list[Path]:

@@ -11,12 +11,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
-from .datasets import (Example, load_bbh, load_multihop, load_question_types, load_trec, make_counting,
-                       split)
+from .datasets import (HOTPOTQA_FILE, Example, hotpotqa_path, load_bbh, load_hotpotqa, load_multihop, load_question_types,
+                       load_trec, make_counting, split)
 from .errors import ConfigError
 from .loss import EvalFn, exact_match, f1_score, numeric_match
 from .pipeline import Pipeline
-from .pipelines import MultiHopRAG, ObjectCounter, QuestionClassifier, ReActAgent
+from .pipelines import MultiHopRAG, ObjectCounter, QuestionClassifier, ReActAgent, hotpotqa_rag
 
 Source = str | os.PathLike | Sequence[str | os.PathLike]
 Sizes = tuple[int, int, int]
@@ -33,6 +33,7 @@ class Splits:
     source: str
     seed: int
     method: str
+    pool: tuple[Example, ...] = ()  # every example read (a pooled retriever's corpus, for instance)
 
     def __iter__(self) -> Iterator[list[Example]]:
         return iter((self.train, self.val, self.test))
@@ -62,6 +63,15 @@ class Task:
     read_file: Callable[[Path], list[Example]] | None = None
     file_sizes: Sizes | None = None
     stratify: bool = False
+    # a pipeline that depends on the data read (HotpotQA's retrieval corpora): built by `pipeline_for`
+    pipeline_from_examples: Callable[[Sequence[Example]], Pipeline] | None = None
+
+    def pipeline_for(self, splits: Splits) -> Pipeline:
+        """The task's pipeline for the data `splits` were drawn from (same as `make_pipeline()` for
+        tasks whose pipeline does not depend on the data)."""
+        if self.pipeline_from_examples is None:
+            return self.make_pipeline()
+        return self.pipeline_from_examples(list(splits.pool) or splits.train + splits.val + splits.test)
 
     def load(self, train: int | None = None, val: int | None = None, test: int | None = None, *,
              seed: int = 0, source: Source = "sample") -> Splits:
@@ -90,11 +100,28 @@ class Task:
         method = ("train stratified by target" if self.stratify else "train at random") + \
             (", val and test at random from the second file" if len(pools) == 2 else
              ", val and test at random from the rest")
-        return Splits(train_set, val_set, test_set, self.name, where, seed, method)
+        pool = tuple({e.id: e for pool in pools for e in pool}.values())
+        return Splits(train_set, val_set, test_set, self.name, where, seed, method, pool)
 
 
 def _multihop_examples(n: int, seed: int) -> list[Example]:
     return load_multihop()[0]
+
+
+def _hotpotqa_examples(n: int, seed: int) -> list[Example]:
+    return load_hotpotqa(hotpotqa_path())
+
+
+def _hotpotqa_task(name: str, pooled: bool) -> Task:
+    where = "all paragraphs of the file pooled into one corpus" if pooled else \
+        "each question's own 10 paragraphs (distractor setting)"
+    return Task(name, f"HotpotQA multi-hop QA: two-hop query writer and BM25 retriever over {where}, answerer. "
+                "Token F1; passing needs F1 = 1. Splits as in the paper: 100 / 100 / 200.",
+                lambda: hotpotqa_rag(load_hotpotqa(hotpotqa_path()), pooled=pooled), f1_score, 1.0,
+                sample=_hotpotqa_examples, sample_sizes=(100, 100, 200),
+                sample_name=f"shared data {HOTPOTQA_FILE}",
+                read_file=load_hotpotqa, file_sizes=(100, 100, 200),
+                pipeline_from_examples=lambda examples: hotpotqa_rag(examples, pooled=pooled))
 
 
 TASKS: dict[str, Task] = {t.name: t for t in [
@@ -115,6 +142,8 @@ TASKS: dict[str, Task] = {t.name: t for t in [
     Task("agent", "ReAct agent answering the two-hop sample questions with lookup and calculator tools. "
          "Token F1; passing needs F1 = 1.", lambda: ReActAgent(load_multihop()[1]), f1_score, 1.0,
          sample=_multihop_examples, sample_sizes=(20, 20, 40), sample_name="sample multihop_qa.jsonl"),
+    _hotpotqa_task("hotpotqa", pooled=False),
+    _hotpotqa_task("hotpotqa-pooled", pooled=True),
 ]}
 
 

@@ -23,7 +23,7 @@ from ..nodes import LLMCall, tool
 from ..parameter import Parameter, Role
 from ..pipeline import Pipeline
 from ..prompt import PromptTemplate
-from .multihop_rag import BM25, passage
+from .retrieval import BM25, passage
 
 # -- calculator ------------------------------------------------------------------------------------
 _OPERATORS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv,

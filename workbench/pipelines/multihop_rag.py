@@ -8,64 +8,18 @@ with exactly the right words scores 1.0, which is what passing means.
 """
 from __future__ import annotations
 
-import math
 import re
-from collections import Counter
-from typing import Sequence
+import threading
+from typing import Mapping, Sequence
 
+from ..errors import WorkbenchError
 from ..nodes import LLMCall, tool
 from ..parameter import Parameter, Role
 from ..pipeline import Pipeline
 from ..prompt import PromptTemplate
+from .retrieval import BM25, passage, tokenize
 
-STOPWORDS = frozenset(
-    "a an and are as at be by did do does for from had has have he her his how in is it its of on or "
-    "she that the their there these this to was were what when where which who whom whose why with".split())
-
-
-def tokenize(text: str) -> list[str]:
-    """Lower-case word tokens without stopwords; hyphenated names split into their parts."""
-    return [t for t in re.findall(r"[a-z0-9]+", text.lower()) if t not in STOPWORDS]
-
-
-class BM25:
-    """Okapi BM25 over `{"id", "title", "text"}` documents; the index is built once.
-
-    The idf is the non-negative variant log(1 + (N - df + 0.5) / (df + 0.5)), so a word found in
-    most documents still counts a little instead of pulling the score down.
-    """
-
-    def __init__(self, documents: Sequence[dict], k1: float = 1.5, b: float = 0.75) -> None:
-        self.documents = list(documents)
-        self.k1, self.b = k1, b
-        self.term_counts = [Counter(tokenize(f"{d['title']} {d['text']}")) for d in self.documents]
-        self.lengths = [sum(c.values()) for c in self.term_counts]
-        self.average_length = sum(self.lengths) / max(1, len(self.lengths))
-        document_frequency = Counter(term for counts in self.term_counts for term in counts)
-        n = len(self.documents)
-        self.idf = {t: math.log(1 + (n - df + 0.5) / (df + 0.5)) for t, df in document_frequency.items()}
-
-    def score(self, query: str, index: int) -> float:
-        counts, length = self.term_counts[index], self.lengths[index]
-        total = 0.0
-        for term in tokenize(query):
-            tf = counts.get(term, 0)
-            if tf:
-                norm = self.k1 * (1 - self.b + self.b * length / self.average_length)
-                total += self.idf[term] * tf * (self.k1 + 1) / (tf + norm)
-        return total
-
-    def search(self, query: str, top_k: int = 2) -> list[dict]:
-        """The best `top_k` documents with a positive score, best first (ties keep corpus order)."""
-        scored = [(self.score(query, i), i) for i in range(len(self.documents))]
-        ranked = sorted((s for s in scored if s[0] > 0), key=lambda s: (-s[0], s[1]))
-        return [self.documents[i] for _, i in ranked[:top_k]]
-
-
-def passage(document: dict) -> str:
-    """How a document is shown to the LLM: its title, then its text."""
-    return f"{document['title']}: {document['text']}"
-
+__all__ = ["BM25", "MultiHopRAG", "parse_answer", "parse_query", "passage", "tokenize"]
 
 DEFAULT_QUERY_INSTRUCTION = "Write a search query that finds a passage needed to answer the question."
 DEFAULT_ANSWER_INSTRUCTION = "Answer the question using the passages."
@@ -101,14 +55,25 @@ def parse_answer(reply: str) -> str:
 
 
 class MultiHopRAG(Pipeline):
-    """question -> answer, by `hops` rounds of query writing and BM25 retrieval (`top_k` per hop)."""
+    """question -> answer, by `hops` rounds of query writing and BM25 retrieval (`top_k` per hop).
 
-    def __init__(self, documents: Sequence[dict], hops: int = 2, top_k: int = 2,
+    The retriever searches `documents` (one corpus for every question), or, given `corpora`
+    (question text -> its own documents, as in HotpotQA's distractor setting), the asking question's
+    corpus; then the question is also an input of the `retrieve` node.
+    """
+
+    def __init__(self, documents: Sequence[dict] = (), hops: int = 2, top_k: int = 2,
                  query_instruction: str = DEFAULT_QUERY_INSTRUCTION,
                  answer_instruction: str = DEFAULT_ANSWER_INSTRUCTION,
-                 answer_format: str = DEFAULT_ANSWER_FORMAT) -> None:
+                 answer_format: str = DEFAULT_ANSWER_FORMAT, *,
+                 corpora: Mapping[str, Sequence[dict]] | None = None) -> None:
+        if corpora is not None and documents:
+            raise WorkbenchError("MultiHopRAG: give documents (one corpus) or corpora (one per question), not both")
         self.hops, self.top_k = hops, top_k
         self.index = BM25(documents)
+        self.corpora = dict(corpora) if corpora is not None else None
+        self._indexes: dict[str, BM25] = {}
+        self._indexes_lock = threading.Lock()
         self.query_instruction = Parameter(
             "query.instruction", query_instruction, Role.INSTRUCTION,
             description="tells the query writer what to search for; it is called once per hop and sees the "
@@ -124,13 +89,26 @@ class MultiHopRAG(Pipeline):
                               parser=parse_answer)
 
     @tool(name="retrieve")
-    def retrieve(self, query: str) -> list[str]:
-        """BM25 search; returns passages as `Title: text`."""
-        return [passage(d) for d in self.index.search(query, self.top_k)]
+    def retrieve(self, query: str, question: str | None = None) -> list[str]:
+        """BM25 search (in the question's own corpus, with `corpora`); returns passages as `Title: text`."""
+        return [passage(d) for d in self.index_for(question).search(query, self.top_k)]
+
+    def index_for(self, question: str | None) -> BM25:
+        """The index a question searches: the shared one, or its own (built on first use)."""
+        if self.corpora is None:
+            return self.index
+        if question not in self.corpora:
+            raise WorkbenchError(f"MultiHopRAG has no corpus for the question {str(question)[:200]!r}: build it "
+                                 f"with corpora for every question it will be asked ({len(self.corpora)} known)")
+        with self._indexes_lock:
+            if question not in self._indexes:
+                self._indexes[question] = BM25(self.corpora[question])
+            return self._indexes[question]
 
     def forward(self, question: str) -> str:
         passages: list[str] = []
         for _ in range(self.hops):
             query = self.query(question=question, passages="\n".join(passages) or NO_PASSAGES)
-            passages += [p for p in self.retrieve(query) if p not in passages]
+            found = self.retrieve(query) if self.corpora is None else self.retrieve(query, question)
+            passages += [p for p in found if p not in passages]
         return self.answer(question=question, context="\n".join(passages) or NO_PASSAGES)
