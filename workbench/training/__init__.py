@@ -1,0 +1,12 @@
+"""The trainer, in parts a newcomer can read one at a time.
+
+    config.py      TrainConfig (every knob of a run) and RunSummary (its outcome)
+    step.py        the step algorithm: forward, select, backward, propose, gates, decide
+    lifecycle.py   the worker thread, pause/resume/step/stop, the gate between LLM calls, budgets
+    checkpoint.py  what a checkpoint holds (with a schema version), how it is validated and restored
+
+`workbench.trainer.Trainer` puts them together and stays the one public face.
+"""
+from .config import RunSummary, TrainConfig
+
+__all__ = ["RunSummary", "TrainConfig"]

@@ -1,0 +1,112 @@
+"""What a checkpoint holds, how it is checked, and how a trainer is restored from it.
+
+A checkpoint is the trainer's state after a step (parameters with their history, the optimizer's
+memory, scores, the curve, usage so far), written by the run store as JSON. `schema` says which
+layout it follows; files written before the field existed are schema 0 and read the same way.
+
+On resume, a checkpoint that does not validate (binary, `{}`, a missing key, an unknown schema) is
+skipped and the previous one is used: a damaged newest file costs one step, never the run.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..errors import WorkbenchError
+from ..optim import ParameterMemory
+from ..optim.demo_optimizer import Demo
+from ..parameter import Revision
+
+if TYPE_CHECKING:
+    from ..store import RunStore
+
+SCHEMA_VERSION = 1
+READABLE_VERSIONS = (0, 1)  # 0: written before checkpoints carried a schema version; same layout
+REQUIRED_KEYS = ("step", "parameters", "memory", "best_val", "best_step", "baseline", "curve")
+
+
+def checkpoint_state(trainer: Any) -> dict:
+    """Everything a resumed run needs to continue exactly where this one is."""
+    return {"schema": SCHEMA_VERSION,
+            "step": trainer.step, "best_val": trainer.best_val, "best_step": trainer.best_step,
+            "baseline": trainer.baseline, "curve": trainer.curve, "usage": trainer.usage(),
+            "proposal_counter": trainer._proposal_counter, "stale_steps": trainer._stale_steps,
+            "errored_samples": trainer.errored_samples,
+            "parameters": {n: p.to_dict() for n, p in trainer.params.items()},
+            "memory": {n: m.to_dict() for n, m in trainer.memory.items()},
+            "demo_pool": {n: [asdict(d) for d in pool.values()]
+                          for n, pool in trainer.demo_optimizer.pool.items()},
+            "pinned": sorted(trainer.pinned), "excluded": sorted(trainer.excluded)}
+
+
+def checkpoint_problem(state: Any) -> str | None:
+    """Why `state` cannot be resumed from, or None when it can."""
+    if not isinstance(state, dict):
+        return f"it holds a JSON {type(state).__name__}, not an object"
+    version = state.get("schema", 0)
+    if version not in READABLE_VERSIONS:
+        return (f"it has checkpoint schema version {version!r}; this workbench reads schema versions "
+                f"{', '.join(map(str, READABLE_VERSIONS))}")
+    missing = [key for key in REQUIRED_KEYS if key not in state]
+    if missing:
+        return f"it lacks {', '.join(repr(k) for k in missing)}"
+    if not isinstance(state["step"], int) or isinstance(state["step"], bool) or state["step"] < 0:
+        return f"its step is {state['step']!r}, not a step number"
+    parameters, memory = state["parameters"], state["memory"]
+    if not isinstance(parameters, dict) or not isinstance(memory, dict):
+        return "its 'parameters' and 'memory' are not objects"
+    for name, saved in parameters.items():
+        if not (isinstance(saved, dict) and isinstance(saved.get("value"), str)
+                and isinstance(saved.get("history", []), list)):
+            return f"its parameter {name!r} has no text value"
+    if not isinstance(state["curve"], list) or not isinstance(state["baseline"], dict):
+        return "its 'curve' or 'baseline' has the wrong shape"
+    return None
+
+
+def read_checkpoint_file(path: Path) -> tuple[dict | None, str | None]:
+    """(state, None) for a valid checkpoint file, (None, why not) otherwise; never raises on damage."""
+    try:
+        state = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        return None, f"it is not readable JSON ({type(exc).__name__})"
+    problem = checkpoint_problem(state)
+    return (None, problem) if problem else (state, None)
+
+
+def latest_valid_checkpoint(store: "RunStore") -> tuple[dict | None, list[tuple[str, str]]]:
+    """The newest checkpoint that validates, and the (path, reason) of each newer one skipped."""
+    skipped: list[tuple[str, str]] = []
+    candidates = list(reversed(store.checkpoints()))
+    if not candidates and (store.path / "latest.json").exists():
+        candidates = [store.path / "latest.json"]
+    for path in candidates:
+        state, problem = read_checkpoint_file(path)
+        if state is not None:
+            return state, skipped
+        skipped.append((str(path), problem or "invalid"))
+    return None, skipped
+
+
+def restore_checkpoint(trainer: Any, state: dict) -> None:
+    """Put a validated checkpoint's state back into `trainer` (its pipeline's parameters included)."""
+    for name, saved in state["parameters"].items():
+        if name not in trainer.params:
+            raise WorkbenchError(f"checkpoint has parameter {name!r}, which this pipeline lacks")
+        p = trainer.params[name]
+        p.value = saved["value"]
+        p.history = [Revision(**r) for r in saved.get("history", [])]
+    trainer.memory = {n: ParameterMemory.from_dict(m) for n, m in state["memory"].items()}
+    trainer.demo_optimizer.pool = {
+        n: {d["sample_id"]: Demo(d["sample_id"], tuple(tuple(x) for x in d["inputs"]), d["output"], d["source"])
+            for d in pool}
+        for n, pool in state.get("demo_pool", {}).items()}
+    trainer.step, trainer.best_val, trainer.best_step = state["step"], state["best_val"], state["best_step"]
+    trainer.baseline, trainer.curve = state["baseline"], state["curve"]
+    trainer.usage_before = state.get("usage", {})
+    trainer._proposal_counter = state.get("proposal_counter", 0)
+    trainer._stale_steps = state.get("stale_steps", 0)
+    trainer.errored_samples = state.get("errored_samples", 0)
+    trainer.pinned, trainer.excluded = set(state.get("pinned", [])), set(state.get("excluded", []))
