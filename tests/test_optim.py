@@ -1,10 +1,9 @@
-"""Optimizer pieces: parsing proposals, constraints, demo selection, and what the store scrubs."""
+"""Optimizer pieces: parsing proposals, constraints, demo selection."""
 from workbench import Parameter
 from workbench.datasets import Example
 from workbench.optim import DemoOptimizer, check_constraints
 from workbench.optim.demo_optimizer import Demo, format_demos
 from workbench.optim.text_optimizer import parse_proposals
-from workbench.store import scrub
 
 
 def test_parse_proposals_takes_tagged_values_and_ignores_echoes_of_the_prompt():
@@ -35,10 +34,3 @@ def test_demo_optimizer_prefers_demos_like_the_errors():
     assert text == "Example 1:\nQuestion: Who wrote Hamlet?\nAnswer: HUM\n\n"
     assert format_demos([]) == ""
     assert Demo("x", (("question", "q"),), "Answer: 3", "bootstrapped").render() == "Question: q\nAnswer: 3"
-
-
-def test_scrub_redacts_credentials_but_not_token_counts():
-    data = {"api_key": "sk-1", "headers": {"Authorization": "Bearer x"}, "token": "t",
-            "usage": {"prompt_tokens": 5, "completion_tokens": 2}, "max_tokens": 100}
-    assert scrub(data) == {"api_key": "<redacted>", "headers": {"Authorization": "<redacted>"}, "token": "<redacted>",
-                           "usage": {"prompt_tokens": 5, "completion_tokens": 2}, "max_tokens": 100}

@@ -81,3 +81,7 @@ class RunStopped(WorkbenchError):
 
 class EventContractError(WorkbenchError, ValueError):
     """Raised when an event breaks its definition in workbench/events.py (unknown type or field, missing field)."""
+
+
+class DamagedFileWarning(UserWarning):
+    """Warned when a damaged file of a run folder (a torn event line, an unreadable checkpoint) is skipped."""

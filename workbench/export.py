@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING, Any, Iterable
 
 from .errors import ConfigError, WorkbenchError
 from .pipeline import Pipeline
-from .store import RunStore, scrub, write_text_atomic
+from .redact import redact_obj
+from .store import RunStore, write_text_atomic
 
 if TYPE_CHECKING:
     from .events import Event
@@ -36,7 +37,7 @@ _FENCE = re.compile(r"^(`{3,})text\s*$")
 # -- building the document -------------------------------------------------------------------------
 
 def build_export(source: "Trainer | RunStore | Pipeline | str | os.PathLike") -> dict:
-    """The export as plain data (what every format renders), already scrubbed of credentials."""
+    """The export as plain data (what every format renders), with every registered secret masked."""
     from .trainer import Trainer  # the trainer imports the store; keep this module light to import
 
     if isinstance(source, Trainer):
@@ -47,7 +48,7 @@ def build_export(source: "Trainer | RunStore | Pipeline | str | os.PathLike") ->
         doc = _from_store(source if isinstance(source, RunStore) else RunStore(source))
     else:
         raise ConfigError(f"cannot export from a {type(source).__name__}: pass a Trainer, a run folder or a Pipeline")
-    return scrub(doc)
+    return redact_obj(doc)
 
 
 def _from_trainer(trainer: "Trainer") -> dict:
@@ -66,12 +67,20 @@ def _from_trainer(trainer: "Trainer") -> dict:
 
 def _from_store(store: RunStore) -> dict:
     config = store.config()  # a clear error when the folder is not a run
-    state = store.latest_checkpoint()
+    state = store.latest_checkpoint(check=_no_parameters)
     if state is None:
         raise WorkbenchError(f"{store.path} has no checkpoint yet, so there are no trained values to export")
     # the trainer keeps only improvements, so the newest checkpoint holds the best values so far
-    params = list(state["parameters"].values())
+    params = [{**p, "name": p.get("name", name)} for name, p in state["parameters"].items()]
     return _document(_run_info(store, config, state, store.summary()), params, _decisions(store.events()))
+
+
+def _no_parameters(state: dict) -> str | None:
+    params = state.get("parameters")
+    if not isinstance(params, dict) or not all(isinstance(p, dict) and isinstance(p.get("value"), str)
+                                               for p in params.values()):
+        return "it has no parameter values"
+    return None
 
 
 def _run_info(store: RunStore, config: dict, state: dict, summary: dict | None) -> dict:

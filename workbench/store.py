@@ -3,11 +3,18 @@
     runs/<run_id>/config.json        how the run was set up (no API keys)
     runs/<run_id>/events.jsonl       every event, one JSON object a line, appended as it happens
     runs/<run_id>/checkpoints/step-0003.json   parameters + trainer state after each step
-    runs/<run_id>/latest.json        a copy of the newest checkpoint (what resume reads)
+    runs/<run_id>/latest.json        a copy of the newest checkpoint
     runs/<run_id>/summary.json       the outcome, written when the run ends
 
 Files other than the event log are written atomically (temp file, fsync, rename), so a crash at any
-moment leaves the last complete checkpoint readable.
+moment leaves the last complete checkpoint readable; temp files a crash left behind are removed when
+the folder is next written. Everything written passes through `workbench.redact.redact_obj`
+(secrets are masked by value, so a parameter may be called `login.password`). Text that is not
+valid UTF-8 (a lone surrogate in a dataset or a reply) is stored as a JSON escape, never dropped.
+
+Reading tolerates damage: a torn last line of the event log is skipped, a checkpoint that is not
+readable JSON is skipped for the one before it, and `list_runs` shows a damaged folder as damaged.
+Each skip is reported as a `DamagedFileWarning`.
 """
 from __future__ import annotations
 
@@ -17,33 +24,38 @@ import re
 import tempfile
 import threading
 import time
+import warnings
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
-from .errors import WorkbenchError
+from .errors import DamagedFileWarning, WorkbenchError
 from .events import Event
+from .redact import redact, redact_obj
 
-# credential-like key names; `*_tokens` counters and `max_tokens` settings are not secrets
-SECRET_KEYS = re.compile(r"(api[_-]?key|secret|password|authorization|(^|[_-])token$)", re.I)
-
-
-def scrub(value: Any) -> Any:
-    """Drop anything that looks like a credential before it reaches disk."""
-    if isinstance(value, dict):
-        return {k: ("<redacted>" if SECRET_KEYS.search(str(k)) and v else scrub(v)) for k, v in value.items()}
-    if isinstance(value, list):
-        return [scrub(v) for v in value]
-    return value
+TEMP_SUFFIX = ".tmp"
+# a temp file of write_text_atomic: ".<name>.<random>.tmp" (or without ".tmp": written by older versions)
+_TEMP_FILE = re.compile(r"^\..+\.json\.[A-Za-z0-9_]{6,}(\.tmp)?$|^\..+\.tmp$")
 
 
-def write_text_atomic(path: Path, text: str) -> None:
+def json_bytes(data: Any, indent: int | None = None) -> bytes:
+    """`data` as UTF-8 JSON, secrets masked. Lone surrogates (invalid UTF-8) become \\udXXX escapes,
+    which JSON readers turn back into the same string: nothing is lost and nothing crashes."""
+    data = redact_obj(data)
+    text = json.dumps(data, indent=indent, ensure_ascii=False, default=lambda o: redact(str(o)))
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        return json.dumps(data, indent=indent, ensure_ascii=True, default=lambda o: redact(str(o))).encode("ascii")
+
+
+def write_bytes_atomic(path: Path, data: bytes) -> None:
     """Temp file, fsync, rename, fsync the folder: a crash leaves the old file or the new one, never half."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -58,20 +70,49 @@ def write_text_atomic(path: Path, text: str) -> None:
         os.close(dir_fd)
 
 
+def write_text_atomic(path: Path, text: str) -> None:
+    """Text with secrets masked, atomically; text that is not valid UTF-8 is backslash-escaped."""
+    write_bytes_atomic(path, redact(text).encode("utf-8", errors="backslashreplace"))
+
+
 def write_json_atomic(path: Path, data: Any) -> None:
-    write_text_atomic(path, json.dumps(data, indent=1, ensure_ascii=False))
+    write_bytes_atomic(path, json_bytes(data, indent=1))
+
+
+def remove_temp_files(folder: Path) -> list[Path]:
+    """Delete the temp files an interrupted atomic write left in `folder` (not recursive)."""
+    removed = []
+    if not Path(folder).is_dir():
+        return removed
+    for path in Path(folder).iterdir():
+        if path.is_file() and _TEMP_FILE.match(path.name):
+            try:
+                path.unlink()
+                removed.append(path)
+            except OSError:
+                pass
+    return removed
 
 
 def new_run_id(prefix: str = "run") -> str:
     return f"{prefix}-{time.strftime('%Y%m%d-%H%M%S')}-{os.urandom(2).hex()}"
 
 
+def _damaged(what: str) -> None:
+    warnings.warn(what, DamagedFileWarning, stacklevel=3)
+
+
 class RunStore:
-    """One run's folder. Subscribe `store.on_event` to a trainer's bus (the trainer does it)."""
+    """One run's folder. Subscribe `store.on_event` to a trainer's bus (the trainer does it).
+
+    Opening a store only reads; the first write (a new run, or a resumed one) removes leftover temp
+    files and makes sure the event log ends with a newline before appending.
+    """
 
     def __init__(self, path: str | os.PathLike) -> None:
         self.path = Path(path)
         self._lock = threading.Lock()
+        self._writing = False
 
     @property
     def run_id(self) -> str:
@@ -84,81 +125,159 @@ class RunStore:
         if (store.path / "config.json").exists():
             raise WorkbenchError(f"run folder {store.path} already holds a run; resume it or pick a new folder")
         store.path.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(store.path / "config.json", scrub(config))
+        store._begin_writing()
+        write_json_atomic(store.path / "config.json", config)
         return store
 
+    def _begin_writing(self) -> None:
+        """Once per store: clean up after a crash before the first write."""
+        if self._writing:
+            return
+        self._writing = True
+        remove_temp_files(self.path)
+        remove_temp_files(self.path / "checkpoints")
+        log = self.path / "events.jsonl"
+        if log.exists() and log.stat().st_size:
+            with open(log, "rb+") as f:
+                f.seek(-1, os.SEEK_END)
+                if f.read(1) != b"\n":  # a torn last line: the next event starts on a line of its own
+                    f.write(b"\n")
+
     def on_event(self, event: Event) -> None:
-        line = json.dumps(scrub(event.to_dict()), ensure_ascii=False, default=str)
-        with self._lock, open(self.path / "events.jsonl", "a", encoding="utf-8") as f:
-            f.write(line + "\n")
-            if event.type in ("checkpoint", "run_finished", "step_finished"):
-                f.flush()
-                os.fsync(f.fileno())
+        line = json_bytes(event.to_dict()) + b"\n"
+        with self._lock:
+            self._begin_writing()
+            with open(self.path / "events.jsonl", "ab") as f:
+                f.write(line)
+                if event.type in ("checkpoint", "run_finished", "step_finished"):
+                    f.flush()
+                    os.fsync(f.fileno())
 
     def write_checkpoint(self, step: int, state: dict) -> Path:
+        with self._lock:
+            self._begin_writing()
         path = self.path / "checkpoints" / f"step-{step:04d}.json"
-        state = scrub({**state, "step": step, "written": time.time()})
-        write_json_atomic(path, state)
-        write_json_atomic(self.path / "latest.json", state)
+        data = json_bytes({**state, "step": step, "written": time.time()}, indent=1)
+        write_bytes_atomic(path, data)
+        write_bytes_atomic(self.path / "latest.json", data)
         return path
 
     def write_summary(self, summary: dict) -> None:
-        write_json_atomic(self.path / "summary.json", scrub(summary))
+        with self._lock:
+            self._begin_writing()
+        write_json_atomic(self.path / "summary.json", summary)
 
     # -- reading ------------------------------------------------------------------------------
     def config(self) -> dict:
         return self._read("config.json")
 
-    def latest_checkpoint(self) -> dict | None:
-        """The newest complete checkpoint (a kill between the step file and latest.json loses nothing)."""
-        for path in reversed(self.checkpoints()):
-            try:
-                return json.loads(path.read_text(encoding="utf-8"))
-            except (OSError, json.JSONDecodeError):
-                continue
-        return self._read("latest.json") if (self.path / "latest.json").exists() else None
-
     def checkpoints(self) -> list[Path]:
+        """Checkpoint files, oldest first (newest last)."""
         return sorted((self.path / "checkpoints").glob("step-*.json"))
+
+    def read_checkpoint(self, path: str | os.PathLike) -> dict | None:
+        """A checkpoint file's content, or None (with a `DamagedFileWarning`) when it is not a readable
+        JSON object. Whether its content is a valid trainer state is the trainer's to check."""
+        path = Path(path)
+        try:
+            state = json.loads(path.read_bytes().decode("utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            _damaged(f"skipped checkpoint {path}: not readable JSON ({type(exc).__name__}: {exc})")
+            return None
+        if not isinstance(state, dict):
+            _damaged(f"skipped checkpoint {path}: it holds a JSON {type(state).__name__}, not an object")
+            return None
+        return state
+
+    def latest_checkpoint(self, check: Callable[[dict], str | None] | None = None) -> dict | None:
+        """The newest readable checkpoint, walking back past damaged ones; `latest.json` when there are
+        no step files. `check(state)` may name a reason to skip a readable one too."""
+        candidates = list(reversed(self.checkpoints()))
+        if not candidates and (self.path / "latest.json").exists():
+            candidates = [self.path / "latest.json"]
+        for path in candidates:
+            state = self.read_checkpoint(path)
+            if state is None:
+                continue
+            problem = check(state) if check else None
+            if problem:
+                _damaged(f"skipped checkpoint {path}: {problem}")
+                continue
+            return state
+        return None
 
     def summary(self) -> dict | None:
         return self._read("summary.json") if (self.path / "summary.json").exists() else None
 
     def events(self) -> Iterator[Event]:
-        """Events in order; a torn last line (a crash mid-write) is skipped."""
+        """Events in order. A line that is not a readable event (a torn last line after a crash) is
+        skipped with a `DamagedFileWarning` naming the line."""
         path = self.path / "events.jsonl"
         if not path.exists():
             return
-        with open(path, encoding="utf-8") as f:
-            for line in f:
-                try:
-                    yield Event.from_dict(json.loads(line))
-                except json.JSONDecodeError:
+        with open(path, "rb") as f:
+            for number, raw in enumerate(f, start=1):
+                if not raw.strip():
                     continue
+                try:
+                    d = json.loads(raw.decode("utf-8"))
+                    if not isinstance(d, dict) or not isinstance(d.get("type"), str):
+                        raise ValueError("not an event object")
+                    event = Event.from_dict(d)
+                except (UnicodeDecodeError, ValueError, TypeError, AttributeError) as exc:
+                    _damaged(f"{path}, line {number}: skipped an unreadable event ({type(exc).__name__}: {exc})")
+                    continue
+                yield event
 
     def _read(self, name: str) -> dict:
         path = self.path / name
         try:
-            return json.loads(path.read_text(encoding="utf-8"))
+            data = json.loads(path.read_bytes().decode("utf-8"))
         except FileNotFoundError:
             raise WorkbenchError(f"{path} not found: is {self.path} a run folder?") from None
-        except json.JSONDecodeError as exc:
-            raise WorkbenchError(f"{path} is not valid JSON ({exc})") from None
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            raise WorkbenchError(f"{path} is damaged: not readable JSON ({type(exc).__name__}: {exc})") from None
+        if not isinstance(data, dict):
+            raise WorkbenchError(f"{path} is damaged: it holds a JSON {type(data).__name__}, not an object")
+        return data
 
 
 def list_runs(root: str | os.PathLike = "runs") -> list[dict]:
-    """One row per run folder under `root`, newest first."""
+    """One row per run folder under `root`, newest first. A damaged folder is a row with status
+    `damaged` and the reason in `damaged`; it never hides the others."""
     rows = []
-    for config in sorted(Path(root).glob("*/config.json")):
+    for config in Path(root).glob("*/config.json"):
         store = RunStore(config.parent)
-        summary = store.summary() or {}
-        latest = store.latest_checkpoint() or {}
-        rows.append({"run_id": store.run_id, "path": str(store.path),
-                     "task": store.config().get("task", ""),
-                     "status": summary.get("status", "running or interrupted"),
-                     "steps": latest.get("step", 0),
-                     "baseline_val": (summary.get("baseline") or latest.get("baseline") or {}).get("val"),
-                     "best_val": summary.get("best_val", latest.get("best_val")),
-                     "test": (summary.get("final") or {}).get("test"),
-                     "created": config.stat().st_mtime})
+        try:
+            created = config.stat().st_mtime
+        except OSError:
+            created = 0.0
+        try:
+            rows.append(_run_row(store, created))
+        except (WorkbenchError, OSError, AttributeError, TypeError) as exc:
+            rows.append({"run_id": store.run_id, "path": str(store.path), "task": "", "status": "damaged",
+                         "damaged": str(exc), "steps": None, "baseline_val": None, "best_val": None,
+                         "test": None, "created": created})
     return sorted(rows, key=lambda r: -r["created"])
+
+
+def _run_row(store: RunStore, created: float) -> dict:
+    config = store.config()
+    summary = store.summary() or {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DamagedFileWarning)  # a skipped checkpoint is not a damaged run
+        latest = store.latest_checkpoint() or {}
+    cli = store.path / "cli.json"
+    if cli.exists():  # written by `workbench train`; torn, the run cannot be resumed from the CLI
+        try:
+            if not isinstance(json.loads(cli.read_bytes().decode("utf-8")), dict):
+                raise ValueError("not an object")
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            raise WorkbenchError(f"{cli} is damaged: not readable JSON ({type(exc).__name__})") from None
+    return {"run_id": store.run_id, "path": str(store.path), "task": config.get("task", ""),
+            "status": summary.get("status", "running or interrupted"),
+            "steps": summary.get("steps", latest.get("step", 0)),
+            "baseline_val": (summary.get("baseline") or latest.get("baseline") or {}).get("val"),
+            "best_val": summary.get("best_val", latest.get("best_val")),
+            "test": (summary.get("final") or {}).get("test"),
+            "created": created}
