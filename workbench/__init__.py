@@ -22,10 +22,12 @@ from .tracing import TracedText, trace, use_model
 from .approval import AutoApproval, HumanApproval
 from .llm import Models
 from .trainer import TrainConfig, Trainer
+from .results import open_run, runs
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "open_run", "runs",
     "AutoApproval", "HumanApproval", "Models", "TrainConfig", "Trainer",
     "BackwardEngine", "Event", "EventBus", "FunctionPipeline", "Gradient", "Graph", "LLMCall", "Parameter",
     "Pipeline", "PromptTemplate", "Role", "SampleResult", "Tool", "TracedText", "WorkbenchError",

@@ -1,0 +1,228 @@
+"""Results as DataFrames: `open_run` on a finished folder and on a live trainer, `runs(root)` with
+damaged folders, and a resumed run whose replayed step is not counted twice."""
+import json
+import shutil
+import time
+
+import pandas as pd
+import pytest
+
+import workbench
+from workbench.approval import HumanApproval
+from workbench.errors import WorkbenchError
+from workbench.events import Event
+from workbench.llm.client import LLMClient
+from workbench.llm.models import Models
+from workbench.llm.scripted import ScriptedModel
+from workbench.llm.usage import UsageMeter
+from workbench.results import RunFolderError, open_run, runs
+from workbench.store import RunStore
+from workbench.testing import OpenAITestServer
+from workbench.trainer import TrainConfig, Trainer
+
+from scripted_tasks import BAD, GOOD, TEST, TRAIN, VAL, Optimizer, Shout, backward, same_text, task
+
+
+def trained(tmp_path, name="run", **kw):
+    config = kw.pop("config", TrainConfig(max_steps=2, batch_size=4, concurrency=2))
+    trainer = Trainer(Shout(), TRAIN, VAL, TEST, same_text, Models.scripted(task, backward, Optimizer()),
+                      config=config, run_dir=tmp_path / name, task="shout", **kw)
+    return trainer
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("results")
+    trainer = trained(tmp)
+    summary = trainer.fit()
+    return trainer, summary
+
+
+def test_open_run_is_exported_at_the_top_level():
+    assert workbench.open_run is open_run and workbench.runs is runs
+
+
+def test_proposals_say_what_changed_both_gates_the_decision_and_why(finished):
+    trainer, _ = finished
+    p = open_run(trainer.store.path).proposals
+    assert list(p.proposal_id) == ["p1-1", "p2-2"]
+    first, second = p.iloc[0], p.iloc[1]
+    assert (first.step, first.parameter, first.old, first.new, first.source) == \
+        (1, "shout.instruction", "Repeat the word.", BAD, "optimizer")
+    assert (first.minibatch_before, first.minibatch_after, first.minibatch_passed) == (0.0, 0.0, True)
+    assert (first.validation, first.best_before, first.decision, first.decided_by, first.kept) == \
+        (0.0, 0.0, "accept", "policy", False)
+    assert "does not beat" in first.reason and first.value_after == "Repeat the word."
+    assert (second.step, second.new, second.validation, second.kept, second.value_after) == (2, GOOD, 1.0, True, GOOD)
+    assert "Sample" in second.gradient_summary
+
+
+def test_curve_gradients_samples_and_usage(finished):
+    trainer, summary = finished
+    run = open_run(trainer.store.path)
+    curve = run.curve
+    assert list(curve.step) == [0, 1, 2]
+    assert curve.loc[0, ["val", "best_val", "test"]].tolist() == [0.0, 0.0, 0.0]
+    assert curve.best_val.tolist() == [0.0, 0.0, 1.0] and curve.accepted.tolist() == [0, 0, 1]
+    assert curve.test.iloc[-1] == summary.final["test"] == 1.0
+
+    g = run.gradients
+    assert set(g.step) == {1, 2}
+    on_param = g[g.target_kind == "parameter"]
+    assert set(on_param.target) == {"shout.instruction"} and set(on_param.node_id) == {"shout"}
+    assert set(on_param.call_index) == {1} and on_param.text.str.contains("capital").all()
+    assert set(g[g.target_kind == "value"].target) == {"shout"}  # feedback on the node's output
+    assert set(g.sample_id) <= {e.id for e in TRAIN}
+
+    s = run.samples
+    batch = s[(s.step == 1) & (s.phase == "train")]
+    assert len(batch) == 4 and batch.selected.sum() == 2 and batch.selection_reason.str.len().gt(0).all()
+    assert batch.inputs.map(lambda i: set(i)).eq({"word"}).all() and set(batch.status) == {"failed"}
+    base = s[(s.phase == "baseline") & (s.split == "val")]
+    assert sorted(base.sample_id) == sorted(e.id for e in VAL) and base.score.eq(0.0).all()
+    final = s[s.phase == "final"]
+    assert final.prediction.tolist() == [e.target for e in TEST]  # the upper-cased words
+    trials = s[s.phase == "proposal"]
+    assert set(trials.proposal_id) == {"p1-1", "p2-2"} and set(trials.split) == {"minibatch", "val"}
+
+    u = run.usage
+    assert list(u.columns[:3]) == ["step", "stage", "role"]
+    totals = u.groupby("role")[["calls", "prompt_tokens", "completion_tokens"]].sum()
+    for role, counts in summary.usage.items():
+        assert totals.loc[role].tolist() == [counts["calls"], counts["prompt_tokens"], counts["completion_tokens"]]
+    assert (u.tokens == u.prompt_tokens + u.completion_tokens).all()
+    assert set(u.stage) == {"baseline", "step", "final"}
+    assert u[u.stage == "baseline"].role.tolist() == ["task"]  # the baseline only runs the task model
+    assert u[(u.stage == "final")].calls.sum() == len(TEST)
+
+
+def test_live_trainer_gives_the_same_rows_up_to_now(tmp_path):
+    trainer = trained(tmp_path, approval=HumanApproval())
+    trainer.start()
+    deadline = time.monotonic() + 30
+    while trainer.pending is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    pending = trainer.pending
+    assert pending is not None
+    live = open_run(trainer)
+    waiting = live.proposals.set_index("proposal_id").loc[pending.proposal_id]
+    assert waiting.new == BAD and waiting.decision is None and waiting.kept is None
+    assert live.summary["status"] == "running" and "running" in repr(live)
+    assert "in progress" in set(live.usage.stage)
+    assert live.curve.step.tolist() == [0]
+    trainer.decide(pending.proposal_id, "edit", text=GOOD)
+    summary = trainer.wait(30)
+    assert summary.final["val"] == 1.0
+    row = live.proposals.iloc[0]  # the same object re-reads the grown log
+    assert (row.decision, row.decided_by, row.source, row.new, row.kept) == ("edit", "person", "human", GOOD, True)
+    assert "in progress" not in set(live.usage.stage)
+    folder = open_run(trainer.store.path)
+    for table in ("curve", "proposals", "gradients", "samples", "usage"):
+        pd.testing.assert_frame_equal(getattr(live, table), getattr(folder, table), check_like=True)
+    assert live.parameters == folder.parameters == {"shout.instruction": GOOD}
+
+
+def test_usage_over_http_counts_what_the_endpoint_served(tmp_path):
+    """The task model is the real openai SDK against our test server: usage rows are the server's counts."""
+    def respond(messages):
+        return task(messages)
+    with OpenAITestServer(responder=respond) as server:
+        meter = UsageMeter()
+        models = Models(task=LLMClient("shout-model", base_url=server.base_url, api_key="k", role="task",
+                                       usage=meter, cache=None),
+                        backward=ScriptedModel(backward, role="backward", usage=meter),
+                        optimizer=ScriptedModel(Optimizer(), role="optimizer", usage=meter))
+        trainer = Trainer(Shout(), TRAIN, VAL, TEST, same_text, models,
+                          config=TrainConfig(max_steps=1, batch_size=4, concurrency=2), run_dir=tmp_path / "r")
+        trainer.fit()
+        served = server.request_count
+    usage = open_run(tmp_path / "r").usage
+    assert usage[usage.role == "task"].calls.sum() == served > 0
+    assert usage[usage.role == "task"].latency_s.sum() > 0
+
+
+# -- resumed runs and damaged folders -----------------------------------------------------------------
+
+def write_log(folder, events, config=True):
+    folder.mkdir(parents=True)
+    if config:
+        (folder / "config.json").write_text(json.dumps({"task": "synthetic"}))
+    store = RunStore(folder)
+    for e in events:
+        store.on_event(e)
+    return folder
+
+
+def started(resumed_from=None, t=0.0):
+    return Event("run_started", {"run_id": "r", "config": {}, "parameters": [{"name": "a", "value": "x"}],
+                                 "splits": {"train": 4, "val": 2, "test": 0}, "resumed_from": resumed_from}, "r", 0, t)
+
+
+def proposal(pid, new, step, t):
+    return Event("proposal", {"proposal_id": pid, "parameter": "a", "role": "instruction", "old": "x", "new": new,
+                              "source": "optimizer", "gradient_summary": ""}, "r", step, t)
+
+
+def step_finished(step, t, calls):
+    return Event("step_finished", {"epoch": 0, "train_score": 0.5, "val_score": 0.5, "best_val": 0.5, "accepted": [],
+                                   "rejected": ["p1-1"],
+                                   "usage": {"task": {"calls": calls, "prompt_tokens": 10 * calls,
+                                                      "completion_tokens": calls, "cache_hits": 0,
+                                                      "latency_s": 0.1}}}, "r", step, t)
+
+
+def test_a_replayed_step_replaces_what_the_killed_run_recorded(tmp_path):
+    events = [started(None, 100.0),
+              Event("eval", {"split": "val", "phase": "baseline", "score": 0.5, "n": 2, "errored": 0,
+                             "proposal_id": None}, "r", 0, 101.0),
+              proposal("p1-1", "killed attempt", 1, 102.0),
+              Event("gradient", {"sample_id": "s1", "node_id": "n", "component": "n", "call_index": 1, "target": "a",
+                                 "target_kind": "parameter", "score": 0.0, "text": "old feedback"}, "r", 1, 103.0),
+              # killed here; resumed 1000 s later from the step-0 checkpoint, step 1 runs again
+              started(0, 1100.0),
+              proposal("p1-1", "replayed", 1, 1101.0),
+              step_finished(1, 1102.0, calls=6)]
+    folder = write_log(tmp_path / "runs" / "resumed", events)
+    run = open_run(folder)
+    assert run.proposals.new.tolist() == ["replayed"] and run.gradients.empty
+    assert run.curve.step.tolist() == [0, 1]
+    assert run.wall_time_s == pytest.approx(3.0 + 2.0)  # the downtime between sessions is not counted
+    assert run.usage.calls.tolist() == [6]
+
+
+def test_runs_lists_every_folder_and_damaged_ones_as_rows(tmp_path, finished):
+    trainer, summary = finished
+    root = tmp_path / "runs"
+    shutil.copytree(trainer.store.path, root / "good")
+    bad_config = write_log(root / "bad-config", [started(None, 5.0)])
+    (bad_config / "config.json").write_text("{ not json")
+    write_log(root / "no-events", [], config=True)
+    torn = write_log(root / "torn", [started(None, 7.0), step_finished(1, 9.0, calls=3)])
+    with open(torn / "events.jsonl", "a") as f:
+        f.write('{"type": "step_finished", "run_id": "r", "st')  # killed mid-line
+    (root / "exports").mkdir()  # not a run: skipped
+    (root / "exports" / "prompts.json").write_text("{}")
+    table = runs(root).set_index("run_id")
+    assert sorted(table.index) == ["bad-config", "good", "no-events", "torn"]
+    good = table.loc["good"]
+    assert (good.task, good.status, good.steps, good.baseline_val, good.best_val, good.test) == \
+        ("shout", "completed", 2, 0.0, 1.0, 1.0)
+    assert good.calls == sum(u["calls"] for u in summary.usage.values()) and good.tokens > 0
+    assert good.wall_time_s > 0
+    assert table.loc["bad-config", "status"] == "damaged" and "config.json is damaged" in table.loc["bad-config", "error"]
+    assert table.loc["no-events", "status"] == "damaged" and "events.jsonl" in table.loc["no-events", "error"]
+    torn_row = table.loc["torn"]
+    assert (torn_row.status, torn_row.steps, torn_row.calls, torn_row.wall_time_s) == \
+        ("running or interrupted", 1, 3, 2.0)
+    assert runs(root).run_id.iloc[-1] == "no-events"  # newest first; unknown start last
+
+
+def test_open_run_names_what_is_wrong(tmp_path):
+    with pytest.raises(RunFolderError, match="is not a run folder"):
+        open_run(tmp_path)
+    with pytest.raises(RunFolderError, match="not a folder"):
+        open_run(tmp_path / "missing")
+    with pytest.raises(WorkbenchError, match="expects a run folder or a Trainer, got int"):
+        open_run(3)
+    with pytest.raises(RunFolderError, match="is not a folder"):
+        runs(tmp_path / "nowhere")
