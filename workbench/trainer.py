@@ -23,6 +23,7 @@ from .optim import DemoOptimizer, ParameterMemory, TextOptimizer
 from .store import RunStore, new_run_id
 from .training.checkpoint import checkpoint_state, latest_valid_checkpoint, restore_checkpoint
 from .training.config import RunSummary, TrainConfig
+from .training.faults import FaultReporting
 from .training.lifecycle import Lifecycle
 from .training.step import TrainingStep
 
@@ -35,7 +36,7 @@ if TYPE_CHECKING:
 __all__ = ["RunSummary", "TrainConfig", "Trainer"]
 
 
-class Trainer(TrainingStep, Lifecycle):
+class Trainer(TrainingStep, Lifecycle, FaultReporting):
     """Trains a pipeline's parameters. `fit()` blocks; `start()` runs it in a worker thread."""
 
     def __init__(self, pipeline: "Pipeline", train: Sequence["Example"], val: Sequence["Example"],
@@ -77,6 +78,7 @@ class Trainer(TrainingStep, Lifecycle):
         self._stale_steps = 0
         self.errored_samples = 0
         self._init_lifecycle()
+        self._init_fault_reporting()
         # run folder
         run_dir = Path(run_dir) if run_dir else Path(runs_root) / new_run_id(task or "run")
         self.resumed_from: int | None = None

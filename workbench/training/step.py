@@ -76,6 +76,7 @@ class TrainingStep:
                                concurrency=self.config.concurrency, pass_threshold=self.config.pass_threshold,
                                should_stop=self._stop.is_set).results
             self._emit("teacher", samples=[r.summary() for r in traces])
+            traces = self._report_teacher_failures(traces)
         for p in demo_params:  # demo candidates: what the node did on passing samples
             self.demo_optimizer.collect(p, traces, slots=[s.split(".")[-1] for s in self.params])
             self.demo_optimizer.add_raw(p, [e for e in batch_examples if e.id not in self.excluded])
@@ -142,7 +143,8 @@ class TrainingStep:
         def one(r: SampleResult) -> int:
             self._gate()
             grads = self.backward_engine.backward(
-                r.graph, self.params, on_gradient=lambda g: self._emit("gradient", **g.to_dict()))
+                r.graph, self.params, on_gradient=lambda g: self._emit("gradient", **g.to_dict()),
+                on_disconnected=self._on_disconnected, on_skipped=self._on_skipped)
             return len(grads)
         with ThreadPoolExecutor(max_workers=max(1, min(self.config.concurrency, len(chosen) or 1))) as pool:
             counts = list(pool.map(one, chosen))
@@ -159,8 +161,11 @@ class TrainingStep:
             why, reply = "no demo candidates different from the current demos yet", ""
         else:
             peers = [self.params[n] for n in self._peers_of(param) if n != param.name]
-            candidates, reply = self.text_optimizer.propose_with_reply(param, peers, self.memory[param.name],
-                                                                       param.gradients)
+            proposed = self._unless_model_fails("optimizer", lambda: self.text_optimizer.propose_with_reply(
+                param, peers, self.memory[param.name], param.gradients), parameter=param.name)
+            if proposed is None:  # the optimizer model failed after retries: skipped, with an event
+                return False, []
+            candidates, reply = proposed
             source, why = "optimizer", "the optimizer's reply held no usable value (empty, or it echoed its prompt)"
         if not candidates:
             self._emit("no_proposal", parameter=param.name, source=source, reason=why, reply=reply[:2000])

@@ -1,0 +1,108 @@
+"""A helper model that fails after its retries costs a gradient, a proposal or a demo trace, never
+the run; a parameter that cannot learn is reported once per step, never silently."""
+import re
+
+from workbench import LLMCall, Models, Parameter, Pipeline, TrainConfig, Trainer
+from workbench.errors import LLMCallError
+from workbench.redact import register_secret
+from workbench.store import RunStore
+from workbench.tasks import get_task
+
+from scripted_tasks import TEST, TRAIN, VAL, Optimizer, Shout, backward, same_text, task
+
+SECRET = "sk-test-faults-0123456789abcdef"
+
+
+def failing(message):
+    def respond(messages):
+        raise LLMCallError("http://127.0.0.1:9/v1", message, status=503)
+    return respond
+
+
+def run(tmp_path, models, pipeline=None, **kw):
+    trainer = Trainer(pipeline or Shout(), TRAIN, VAL, TEST, same_text, models,
+                      config=TrainConfig(max_steps=2, batch_size=4, concurrency=2), run_dir=tmp_path / "run", **kw)
+    events = []
+    trainer.bus.subscribe(events.append)
+    return trainer, trainer.fit(), events
+
+
+def test_a_backward_model_that_fails_after_retries_skips_those_gradients_and_the_run_completes(tmp_path):
+    register_secret(SECRET)
+    models = Models.scripted(task, failing(f"upstream overloaded (key {SECRET})"), Optimizer())
+    trainer, summary, events = run(tmp_path, models)
+    assert summary.status == "completed" and summary.error is None
+    skipped = [e.data for e in events if e.type == "skipped"]
+    assert skipped and {s["stage"] for s in skipped} == {"backward"}
+    assert {s["parameter"] for s in skipped} == {"shout.instruction"}
+    assert all(s["sample_id"].startswith("tr-") and s["node_id"] for s in skipped)
+    assert all("upstream overloaded" in s["error"] and SECRET not in s["error"] for s in skipped)
+    # the record on disk says the same, without the key
+    on_disk = [e.data for e in RunStore(tmp_path / "run").events() if e.type == "skipped"]
+    assert len(on_disk) == len(skipped)
+    assert SECRET not in (tmp_path / "run" / "events.jsonl").read_text()
+    assert trainer.params["shout.instruction"].value == "Repeat the word."  # nothing to learn from
+
+
+def test_an_optimizer_model_that_fails_after_retries_skips_the_proposal_and_the_run_completes(tmp_path):
+    models = Models.scripted(task, backward, failing("bad gateway"))
+    trainer, summary, events = run(tmp_path, models)
+    assert summary.status == "completed" and summary.steps == 2
+    skipped = [e.data for e in events if e.type == "skipped"]
+    assert [s["stage"] for s in skipped] == ["optimizer", "optimizer"]  # one per step
+    assert all(s["parameter"] == "shout.instruction" and "bad gateway" in s["error"] for s in skipped)
+    assert not [e for e in events if e.type == "proposal"]
+    assert [e.type for e in events].count("gradient") > 0  # the backward pass still ran
+
+
+class Detour(Pipeline):
+    """`aside` runs on every sample, but its output never reaches the answer."""
+
+    def __init__(self):
+        self.instruction = Parameter("shout.instruction", "Repeat the word.", description="how to write it")
+        self.hint = Parameter("aside.instruction", "Say something about the word.", description="unused")
+        self.node = LLMCall("shout", "{{instruction}}\nWord: {{word}}", [self.instruction])
+        self.aside = LLMCall("aside", "{{instruction}}\nWord: {{word}}", [self.hint])
+
+    def forward(self, word):
+        self.aside(word=word)
+        return self.node(word=word)
+
+
+def test_a_parameter_with_no_path_to_the_loss_is_reported_once_per_step(tmp_path):
+    trainer, summary, events = run(tmp_path, Models.scripted(task, backward, Optimizer()), Detour())
+    found = [e for e in events if e.type == "disconnected"]
+    assert [(e.step, e.data["parameter"]) for e in found] == [(1, "aside.instruction"), (2, "aside.instruction")]
+    assert found[0].data["node_id"].startswith("aside") and found[0].data["reason"]
+    assert summary.status == "completed"
+
+
+def test_a_teacher_that_fails_after_retries_skips_those_traces(tmp_path):
+    task_ = get_task("classification")
+    train, val, test = task_.load(8, 4, 4, seed=2)
+    targets = {e.input["question"].strip(): e.target for e in train + val + test}
+
+    def question(messages):
+        return re.findall(r"Question: (.*)", messages[-1]["content"])[-1].strip()
+
+    def teacher_reply(messages):
+        q = question(messages)
+        if sorted(targets).index(q) % 2:  # half the questions: the endpoint is down
+            raise LLMCallError("http://127.0.0.1:9/v1", "connection reset", status=502)
+        return f"Answer: {targets[q]}"
+    models = Models.scripted(lambda m: f"Answer: {targets[question(m)]}", lambda m: "Show examples.",
+                             lambda m: "<PROPOSAL>x</PROPOSAL>")
+    pipeline = task_.make_pipeline()
+    for p in pipeline.parameters():
+        p.trainable = p.name == "classify.demos"
+    trainer = Trainer(pipeline, train, val, test, task_.eval_fn, models, teacher=Models.scripted(teacher_reply).task,
+                      config=TrainConfig(max_steps=1, batch_size=4), run_dir=tmp_path / "run")
+    events = []
+    trainer.bus.subscribe(events.append)
+    summary = trainer.fit()
+    assert summary.status == "completed"
+    skipped = [e.data for e in events if e.type == "skipped"]
+    teacher_ran = next(e.data["samples"] for e in events if e.type == "teacher")
+    errored = {s["sample_id"] for s in teacher_ran if s["status"] == "errored"}
+    assert errored and {s["sample_id"] for s in skipped} == errored
+    assert {s["stage"] for s in skipped} == {"teacher"} and all("connection reset" in s["error"] for s in skipped)
