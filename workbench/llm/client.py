@@ -7,6 +7,7 @@ limit, the budget, caching and usage accounting all happen in one place we can t
 from __future__ import annotations
 
 import email.utils
+import importlib
 import inspect
 import json
 import logging
@@ -16,7 +17,6 @@ import threading
 import time
 from typing import Any
 
-import httpx
 import openai
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
 
@@ -35,6 +35,9 @@ RETRYABLE_STATUSES = frozenset({408, 409, 429}) | frozenset(range(500, 600))
 # refuses to start without one.
 PLACEHOLDER_API_KEY = "not-needed"
 
+
+# The HTTP library the SDK is built on (``httpx``, or ``httpx2`` in newer SDKs): pool limits must be its own class.
+_http = importlib.import_module(openai.DefaultHttpxClient.__mro__[1].__module__.split(".")[0])
 
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
@@ -235,7 +238,7 @@ class LLMClient:
     def _make_sdk(self, connections: int) -> openai.OpenAI:
         """An SDK client whose connection pool holds ``connections`` (httpx keeps only 100 alive by
         default, so hundreds of concurrent calls would each open a new TCP connection)."""
-        limits = httpx.Limits(max_connections=max(connections, 1), max_keepalive_connections=max(connections, 1))
+        limits = _http.Limits(max_connections=max(connections, 1), max_keepalive_connections=max(connections, 1))
         http_client = openai.DefaultHttpxClient(limits=limits, timeout=self.timeout)
         return openai.OpenAI(base_url=self._sdk_base_url, api_key=self._api_key, max_retries=0,
                              timeout=self.timeout, http_client=http_client)
