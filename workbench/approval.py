@@ -12,7 +12,7 @@ from concurrent.futures import Future, TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from typing import Callable
 
-from .errors import RunStopped
+from .errors import BadArgumentError, RunStopped
 
 ACTIONS = ("accept", "reject", "edit")
 
@@ -57,7 +57,7 @@ class PendingProposal:
 
     def edit(self, text: str, by: str = "person") -> bool:
         if not isinstance(text, str) or not text.strip():
-            raise ValueError(f"proposal {self.proposal_id}: an edit needs non-empty text")
+            raise BadArgumentError(f"proposal {self.proposal_id}: an edit needs non-empty text")
         return self._resolve(Decision("edit", by, text=text))
 
 
@@ -81,7 +81,7 @@ class HumanApproval:
 
     def __init__(self, timeout: float | None = None, default: str = "reject", validate: bool = True) -> None:
         if default not in ("accept", "reject"):
-            raise ValueError(f"HumanApproval default must be 'accept' or 'reject', not {default!r}")
+            raise BadArgumentError(f"HumanApproval default must be 'accept' or 'reject', not {default!r}")
         self.timeout, self.default, self.validate = timeout, default, validate
         self.auto = False
 
@@ -129,7 +129,7 @@ class ApprovalDesk:
 
     def answer(self, proposal_id: str, action: str, text: str | None = None, by: str = "person") -> bool:
         if action not in ACTIONS:
-            raise ValueError(f"unknown action {action!r}; expected one of {ACTIONS}")
+            raise BadArgumentError(f"unknown action {action!r}; expected one of {ACTIONS}")
         with self._lock:
             pending = self.pending
         if pending is None or pending.proposal_id != proposal_id:

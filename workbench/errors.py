@@ -85,3 +85,18 @@ class EventContractError(WorkbenchError, ValueError):
 
 class DamagedFileWarning(UserWarning):
     """Warned when a damaged file of a run folder (a torn event line, an unreadable checkpoint) is skipped."""
+
+
+class BadArgumentError(WorkbenchError, ValueError):
+    """Raised when a function or class of the package is called with a value it does not accept.
+
+    Also a ValueError, so `except ValueError` written against older versions keeps working."""
+
+
+class NotFoundError(WorkbenchError, KeyError):
+    """Raised when a name that does not exist (a parameter, a node) is looked up; names it and what exists.
+
+    Also a KeyError, so `except KeyError` keeps working; printed without KeyError's quotes."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Iterable
 
+from .errors import NotFoundError
 from .nodes import LLMCall, Tool
 from .parameter import Parameter, check_unique
 
@@ -67,7 +68,7 @@ class Pipeline:
         params = self.named_parameters()
         unknown = sorted(set(values) - set(params))
         if unknown:
-            raise KeyError(f"{type(self).__name__} has no parameters named {unknown}; it has {sorted(params)}")
+            raise NotFoundError(f"{type(self).__name__} has no parameters named {unknown}; it has {sorted(params)}")
         for name, value in values.items():
             if params[name].value != value:
                 params[name].update(value, step=step, source=source)

@@ -221,13 +221,14 @@ class RunStore:
                     continue
                 try:
                     d = json.loads(raw.decode("utf-8"))
-                    if not isinstance(d, dict) or not isinstance(d.get("type"), str):
-                        raise ValueError("not an event object")
-                    event = Event.from_dict(d)
-                except (UnicodeDecodeError, ValueError, TypeError, AttributeError) as exc:
+                except (UnicodeDecodeError, ValueError) as exc:
                     _damaged(f"{path}, line {number}: skipped an unreadable event ({type(exc).__name__}: {exc})")
                     continue
-                yield event
+                if not isinstance(d, dict) or not isinstance(d.get("type"), str) \
+                        or not isinstance(d.get("data", {}), dict):
+                    _damaged(f"{path}, line {number}: skipped a line that is not an event object")
+                    continue
+                yield Event.from_dict(d)
 
     def _read(self, name: str) -> dict:
         path = self.path / name
@@ -270,10 +271,11 @@ def _run_row(store: RunStore, created: float) -> dict:
     cli = store.path / "cli.json"
     if cli.exists():  # written by `workbench train`; torn, the run cannot be resumed from the CLI
         try:
-            if not isinstance(json.loads(cli.read_bytes().decode("utf-8")), dict):
-                raise ValueError("not an object")
+            spec = json.loads(cli.read_bytes().decode("utf-8"))
         except (OSError, UnicodeDecodeError, ValueError) as exc:
             raise WorkbenchError(f"{cli} is damaged: not readable JSON ({type(exc).__name__})") from None
+        if not isinstance(spec, dict):
+            raise WorkbenchError(f"{cli} is damaged: it holds a JSON {type(spec).__name__}, not an object")
     return {"run_id": store.run_id, "path": str(store.path), "task": config.get("task", ""),
             "status": summary.get("status", "running or interrupted"),
             "steps": summary.get("steps", latest.get("step", 0)),

@@ -4,6 +4,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Sequence
 
+from ..errors import BadArgumentError
 from ..parameter import Parameter
 from ..prompt import placeholders
 from .completion import CompletionPrompt, completion_style_of
@@ -132,7 +133,7 @@ class TextOptimizer:
     def __init__(self, model: "ChatModel", *, num_candidates: int = 1, history_size: int = 3,
                  failures_shown: int = 4, style: str = "auto", pass_threshold: float | None = None) -> None:
         if style not in ("auto", "chat", "completion"):
-            raise ValueError(f"TextOptimizer style must be 'auto', 'chat' or 'completion', not {style!r}")
+            raise BadArgumentError(f"TextOptimizer style must be 'auto', 'chat' or 'completion', not {style!r}")
         self.model = model
         self.num_candidates = num_candidates
         self.history_size = history_size

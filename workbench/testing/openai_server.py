@@ -26,6 +26,7 @@ import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Callable, Iterable
 
+from workbench.errors import BadArgumentError, WorkbenchError
 from workbench.llm.scripted import _message_text, count_words  # the same word-count "tokens" as ScriptedModel
 
 Responder = Callable[[list[dict]], "str | dict"]  # a dict: {"content": str, "finish_reason": str}
@@ -49,9 +50,9 @@ class FaultPlan:
         kinds = tuple(kinds)
         unknown = set(kinds) - set(FAULT_KINDS)
         if unknown or not kinds:
-            raise ValueError(f"fault kinds must be some of {FAULT_KINDS}, not {sorted(unknown) or kinds}")
+            raise BadArgumentError(f"fault kinds must be some of {FAULT_KINDS}, not {sorted(unknown) or kinds}")
         if not 0.0 <= rate <= 1.0:
-            raise ValueError(f"fault rate must be in [0, 1], not {rate}")
+            raise BadArgumentError(f"fault rate must be in [0, 1], not {rate}")
         self.rate = rate
         self.kinds = kinds
         self.retry_after = retry_after
@@ -159,7 +160,7 @@ class OpenAITestServer:
     @property
     def port(self) -> int:
         if self._httpd is None:
-            raise RuntimeError("server is not running")
+            raise WorkbenchError("the test server is not running: start() it or use it in a `with` block")
         return self._httpd.server_address[1]
 
     @property
