@@ -713,3 +713,188 @@ def test_no_proposal_is_reported_in_the_controls_message():
     st.apply(Event("no_proposal", {"parameter": "count.instruction", "source": "optimizer",
                                    "reason": "the optimizer's reply held no usable value", "reply": "..."}, step=2))
     assert st.run.message == "step 2: no proposal for count.instruction: the optimizer's reply held no usable value"
+
+
+# -- defects found in the browser (issue 11), truthful views (issue 8) ---------------------------------
+
+def test_a_rewritten_sentence_is_one_removal_and_one_addition():
+    diff = word_diff("Add an answer in JSON. Be brief.", "Reply with the answer as JSON. Be brief.")
+    assert diff == [["-", "Add an answer in"], ["+", "Reply with the answer as"], ["=", " JSON. Be brief."]]
+    # two changes far apart stay two changes
+    diff = word_diff("One two three four five six.", "Uno two three four five seis.")
+    assert [op for op, _ in diff] == ["-", "+", "=", "-", "+"]
+
+
+def test_the_edit_box_gets_the_full_proposal_and_the_history_a_clipped_one(rig):
+    tr, funnel, v, sent, emit = rig
+    long_new = "Answer in one word. " + "x" * 9000 + " END"
+    start_run(emit)
+    emit.step = 1
+    emit("proposal", proposal_id="p1", parameter="answer.instruction", role="instruction", old="Answer.",
+         new=long_new, source="optimizer", gradient_summary="be brief")
+    emit("minibatch", proposal_id="p1", before=0.3, after=0.6, passed=True)
+    emit("approval_requested", proposal_id="p1", parameter="answer.instruction", old="Answer.", new=long_new,
+         minibatch_before=0.3, minibatch_after=0.6)
+    funnel.flush()
+    assert v["review"].pending["new"] == long_new and "more characters" not in v["review"].pending["new"]
+    assert "".join(t for op, t in v["review"].pending["diff"] if op != "-") == long_new
+    emit("decision", proposal_id="p1", action="reject", by="person", text=None, at=0.0)
+    emit("update", proposal_id="p1", parameter="answer.instruction", accepted=False, value="Answer.",
+         reason="rejected by person")
+    funnel.flush()
+    shown = "".join(t for op, t in v["review"].history[0]["diff"] if op != "-")
+    assert shown.endswith("more characters]") and len(shown) < len(long_new)  # display only
+
+
+def test_status_says_waiting_for_you_and_the_proposal_in_flight_is_named(rig):
+    tr, funnel, v, sent, emit = rig
+    start_run(emit)
+    emit.step = 1
+    emit("proposal", proposal_id="p1", parameter="answer.instruction", role="instruction", old="Answer.",
+         new="Answer briefly.", source="optimizer", gradient_summary="")
+    funnel.flush()
+    # during the minibatch check: History and Review say the same thing
+    assert v["review"].pending == {}
+    assert v["review"].activity == "p1 for answer.instruction: checking on the minibatch"
+    assert v["review"].history[0]["status"] == "checking on the minibatch"
+    assert v["controls"].status == "running"
+    emit("minibatch", proposal_id="p1", before=0.3, after=0.6, passed=True)
+    emit("approval_requested", proposal_id="p1", parameter="answer.instruction", old="Answer.",
+         new="Answer briefly.", minibatch_before=0.3, minibatch_after=0.6)
+    funnel.flush()
+    assert v["controls"].status == "waiting" and v["controls"].detail.startswith("waiting for you")
+    assert v["graph"].caption.startswith("waiting for you") and v["review"].activity == ""
+    emit("decision", proposal_id="p1", action="accept", by="person", text=None, at=0.0)
+    funnel.flush()
+    assert v["controls"].status == "running" and v["review"].activity == "p1 for answer.instruction: validating"
+
+
+def test_stop_message_goes_when_the_run_ends_and_an_error_shows_once(rig):
+    tr, funnel, v, sent, emit = rig
+    c = v["controls"]
+    browser(c, type="control", action="start")
+    start_run(emit)
+    funnel.flush()
+    browser(c, type="control", action="stop")
+    assert c.message == "stopping after the current call"
+    emit("run_finished", status="failed", baseline={"val": 0.5, "test": None}, final={"val": None, "test": None},
+         best_val=0.5, best_step=0, usage={}, error="RuntimeError: the tool broke", run_dir="runs/r1", run_id="r1",
+         steps=0)
+    funnel.flush()
+    tr._future.set_exception(RuntimeError("the tool broke"))  # the worker thread ends with the same error
+    funnel.flush()
+    assert c.status == "finished" and c.message == ""
+    shown = [c.message, c.detail, str(c.summary)]
+    assert sum(text.count("the tool broke") for text in shown) == 1
+    browser(c, type="control", action="stop")  # after the end: says so, never "stopping" again
+    assert c.status == "finished" and "has finished" in c.message
+
+
+def test_a_thread_that_dies_without_its_last_event_still_shows_its_error(rig):
+    tr, funnel, v, sent, emit = rig
+    browser(v["controls"], type="control", action="start")
+    start_run(emit)
+    funnel.flush()
+    tr._future.set_exception(KeyError("boom"))
+    funnel.flush()
+    assert v["controls"].summary == {"status": "failed", "error": "KeyError: 'boom'"}
+    assert "boom" not in v["controls"].message
+
+
+def test_disconnected_parameter_shows_on_the_graph_and_says_why_nothing_is_proposed(rig):
+    tr, funnel, v, sent, emit = rig
+    start_run(emit)
+    emit_step(emit, 1, approve=None, proposal=False)
+    emit("disconnected", parameter="query.instruction", node_id="query#2", sample_id="s1",
+         reason="its output reached the loss only as a plain str (.strip())")
+    emit("no_proposal", parameter="query.instruction", source="optimizer", reason="no gradients", reply="")
+    emit("skipped", stage="backward", parameter="answer.instruction", node_id="answer", sample_id="s3",
+         error="LLMCallError: 503 after 4 retries")
+    funnel.flush()
+    g, r = v["graph"], v["review"]
+    assert "query.instruction: no path to the loss" in g.badges["query#2"]
+    browser(g, type="select_node", node_id="query#2")
+    why = g.panel["parameters"][0]["disconnected"]
+    assert "no path to the loss" in why and "query#2" in why and "Nothing can be proposed" in why
+    assert g.panel["broken"] == g.badges["query#2"]
+    params = {p["name"]: p for p in r.parameters}
+    assert params["query.instruction"]["disconnected"] == why
+    assert params["query.instruction"]["notes"] == [{"step": 1, "kind": "no proposal", "text": "no proposal: no gradients"}]
+    assert params["answer.instruction"]["notes"][0]["kind"] == "skipped"
+    assert "503 after 4 retries" in params["answer.instruction"]["notes"][0]["text"]
+    assert "skipped" in v["controls"].message
+    # feedback reaches it in a later step: the badge and the warning go
+    emit("gradient", sample_id="s1", node_id="query#2", component="query", call_index=2,
+         target="query.instruction", target_kind="parameter", score=0.0, text="now it arrives")
+    funnel.flush()
+    assert g.badges == {} and {p["name"]: p for p in r.parameters}["query.instruction"]["disconnected"] == ""
+
+
+def test_guessed_edges_reach_the_layout_marked(rig):
+    tr, funnel, v, sent, emit = rig
+    layouts = []
+    funnel.state.graph._svg_renderer = lambda layout: layouts.append(layout) or fake_svg(layout)
+    start_run(emit)
+    g = graph_dict("s1")
+    g["edges"][0]["guess"] = True
+    emit.step = 1
+    emit("step_started", epoch=0, batch=["s1"])
+    emit("forward", split="train", phase="train", graph=g, summary={"sample_id": "s1", "inputs": {}, "target": "",
+                                                                     "prediction": "", "score": 1, "status": "ok"})
+    funnel.flush()
+    assert [e["guess"] for e in layouts[-1]["edges"]][:2] == [True, False]
+
+
+def test_the_run_folder_and_descriptions_are_shown_and_prices_come_from_the_dashboard(tmp_path):
+    trainer = make_trainer(tmp_path, HumanApproval())
+    wb = Workbench(trainer, interval=0.05, prices={"task": (1.0, 1.0)})
+    try:
+        assert trainer.has_dashboard is True
+        assert wb.controls.run_dir == str(trainer.store.path) and wb.controls.run_id == trainer.run_id
+        descriptions = {p["name"]: p["description"] for p in wb.review.parameters}
+        assert descriptions == {p.name: p.description for p in trainer.pipeline.parameters()}
+        assert wb.curves.totals["cost"] == 0.0  # priced (0 calls so far), not "n/a"
+    finally:
+        wb.close()
+
+
+def test_curves_view_sends_plotly_js_from_the_installed_package():
+    view = CurvesView()
+    sent = []
+    view.send = lambda content, buffers=None: sent.append((content, buffers))
+    view._handle_custom_msg({"type": "plotly_js"}, [])
+    (content, buffers), = sent
+    assert content == {"type": "plotly_js"} and buffers[0].startswith(b"/**") and b"plotly.js v" in buffers[0][:200]
+    assert len(buffers[0]) > 1_000_000  # the whole library: nothing is fetched from a CDN
+
+
+def test_charts_never_draw_an_unvalidated_proposal_at_a_score():
+    from workbench.ui.charts import CurveData, cost_figure, score_figure, score_spec
+    bus, events = EventBus(), []
+    bus.subscribe(events.append)
+    emit = Emitter(bus)
+    start_run(emit)
+    emit_step(emit, 1, approve=True)    # validated and kept
+    emit_step(emit, 2, approve=False)   # rejected by a person: never validated
+    emit.step = 3
+    emit("proposal", proposal_id="p3", parameter=PAYLOAD, role="instruction", old="a", new="b", source="optimizer",
+         gradient_summary="")
+    emit("minibatch", proposal_id="p3", before=0.5, after=0.2, passed=False)
+    emit("update", proposal_id="p3", parameter=PAYLOAD, accepted=False, value="a",
+         reason="minibatch score fell from 0.500 to 0.200")
+    spec = score_spec(CurveData.from_events(events))
+    on_score_axis = [t for t in spec["data"] if t.get("yaxis") != "y2"]
+    names = [t["name"] for t in on_score_axis]
+    assert names == ["minibatch score", "best validation so far", "candidate kept", "candidate not kept"]
+    candidates = {t["name"]: list(zip(t["x"], t["y"])) for t in on_score_axis}
+    assert candidates["candidate kept"] == [(1, 0.75)] and candidates["candidate not kept"] == []
+    assert candidates["best validation so far"] == [(0, 0.5), (1, 0.75), (2, 0.75)]
+    strip = {t["name"]: t for t in spec["data"] if t.get("yaxis") == "y2"}
+    assert set(strip) == {"proposal kept", "proposal rejected by a person", "proposal failed the minibatch check"}
+    hover = strip["proposal failed the minibatch check"]["text"][0]
+    assert "validation: not validated" in hover and "minibatch: 0.500 → 0.200" in hover
+    assert "&lt;img src=x" in hover and "<img" not in hover and "<script>" not in hover  # shown as text
+    assert spec["layout"]["xaxis"]["tickfont"]["size"] >= 11 and spec["layout"]["yaxis"]["tickfont"]["size"] >= 11
+    # plotly itself accepts both figures; the same builder reads a finished run's events.jsonl dicts
+    assert len(score_figure([e.to_dict() for e in events]).data) == len(spec["data"])
+    assert [t.name for t in cost_figure(events, prices={"task": (1.0, 2.0)}).data] == ["task"]
