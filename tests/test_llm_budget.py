@@ -14,9 +14,7 @@ from workbench.errors import BudgetExceeded, ConfigError, LLMCallError, Workbenc
 from workbench.llm import Budget, LLMClient, Models, ResponseCache, ScriptedModel
 from workbench.testing import OpenAITestServer
 
-
-def user(text: str) -> list[dict]:
-    return [{"role": "user", "content": text}]
+from llm_helpers import user
 
 
 def attempt_all(model, prompts, workers=16):

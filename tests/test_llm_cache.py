@@ -9,9 +9,7 @@ import pytest
 from workbench.llm import LLMClient, ResponseCache
 from workbench.testing import OpenAITestServer
 
-
-def user(text: str) -> list[dict]:
-    return [{"role": "user", "content": text}]
+from llm_helpers import user
 
 
 def client_for(server, cache, **kwargs) -> LLMClient:

@@ -10,9 +10,7 @@ from workbench.errors import LLMCallError
 from workbench.llm import LLMClient
 from workbench.testing import FAULT_KINDS, FaultPlan, OpenAITestServer
 
-
-def user(text: str) -> list[dict]:
-    return [{"role": "user", "content": text}]
+from llm_helpers import user
 
 
 def quick_client(server, **kwargs) -> LLMClient:

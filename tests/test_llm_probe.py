@@ -9,6 +9,8 @@ from workbench.llm import LLMClient, Models
 from workbench.llm.probe import PROBE_ROLE, forget_probes, probe_system_messages
 from workbench.testing import OpenAITestServer
 
+from llm_helpers import clear_endpoint_env, user
+
 INSTRUCTION = "Answer in French."
 
 
@@ -25,9 +27,7 @@ def with_system(text):
 @pytest.fixture(autouse=True)
 def fresh(monkeypatch):
     forget_probes()
-    monkeypatch.delenv("WORKBENCH_FOLD_SYSTEM", raising=False)
-    for name in ("WORKBENCH_BASE_URL", "WORKBENCH_TASK_MODEL", "WORKBENCH_BACKWARD_MODEL", "WORKBENCH_OPTIMIZER_MODEL"):
-        monkeypatch.delenv(name, raising=False)
+    clear_endpoint_env(monkeypatch, fold_system=None)
     yield
     forget_probes()
 

@@ -13,17 +13,12 @@ from workbench.llm import LLMClient, Models, uses_embedded_model
 from workbench.llm.models import EMBEDDED_REPLY_CAPS, EMBEDDED_TIMEOUTS, ENDPOINT_REPLY_CAPS, ENDPOINT_TIMEOUTS
 from workbench.testing import OpenAITestServer
 
-
-def user(text: str) -> list[dict]:
-    return [{"role": "user", "content": text}]
+from llm_helpers import clear_endpoint_env, user
 
 
 @pytest.fixture(autouse=True)
 def clean_env(monkeypatch):
-    for name in ("OPENAI_API_KEY", "WORKBENCH_API_KEY", "WORKBENCH_BASE_URL", "WORKBENCH_TASK_MODEL",
-                 "WORKBENCH_BACKWARD_MODEL", "WORKBENCH_OPTIMIZER_MODEL"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("WORKBENCH_FOLD_SYSTEM", "0")
+    clear_endpoint_env(monkeypatch)
 
 
 def test_arguments_come_before_the_environment(monkeypatch):

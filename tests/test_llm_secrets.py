@@ -15,20 +15,15 @@ from workbench.llm.endpoint import is_openai_endpoint, resolve_api_key
 from workbench.redact import MASK, forget_secrets, redact
 from workbench.testing import OpenAITestServer
 
+from llm_helpers import clear_endpoint_env, user
+
 OPENAI_KEY = "sk-openai-personal-0123456789"
 WORKBENCH_KEY = "wb-endpoint-key-9876543210"
 
 
-def user(text: str) -> list[dict]:
-    return [{"role": "user", "content": text}]
-
-
 @pytest.fixture(autouse=True)
 def clean_env(monkeypatch):
-    for name in ("OPENAI_API_KEY", "WORKBENCH_API_KEY", "WORKBENCH_BASE_URL", "WORKBENCH_TASK_MODEL",
-                 "WORKBENCH_BACKWARD_MODEL", "WORKBENCH_OPTIMIZER_MODEL"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("WORKBENCH_FOLD_SYSTEM", "0")
+    clear_endpoint_env(monkeypatch)
     forget_secrets()
     yield
     forget_secrets()

@@ -1,0 +1,18 @@
+"""Small helpers shared by the LLM-layer tests (tests/test_llm_*.py)."""
+
+ENDPOINT_ENV_VARS = ("OPENAI_API_KEY", "WORKBENCH_API_KEY", "WORKBENCH_BASE_URL", "WORKBENCH_TASK_MODEL",
+                     "WORKBENCH_BACKWARD_MODEL", "WORKBENCH_OPTIMIZER_MODEL", "WORKBENCH_FOLD_SYSTEM")
+
+
+def user(text: str) -> list[dict]:
+    """One user turn."""
+    return [{"role": "user", "content": text}]
+
+
+def clear_endpoint_env(monkeypatch, fold_system: str | None = "0") -> None:
+    """No endpoint configured by the machine's environment; system-message folding fixed (no probe)
+    unless ``fold_system`` is None."""
+    for name in ENDPOINT_ENV_VARS:
+        monkeypatch.delenv(name, raising=False)
+    if fold_system is not None:
+        monkeypatch.setenv("WORKBENCH_FOLD_SYSTEM", fold_system)
