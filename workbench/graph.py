@@ -263,7 +263,9 @@ def _dot_string(text: Any, *, line_break: str) -> str:
 
 
 def _dot_id(text: Any) -> str:
-    return _dot_string(text, line_break="&#10;")
+    """An id: XML reads a raw tab or newline in an attribute as a space; Graphviz turns runs of spaces
+    into no-break spaces. Character references keep each as it is."""
+    return _dot_string(text, line_break="&#10;").replace("\t", "&#9;").replace(" ", "&#32;")
 
 
 def _dot_label(text: Any) -> str:
@@ -286,7 +288,7 @@ def to_dot(graph: "Graph | dict", *, rankdir: str = "TB") -> str:
             label += "\n" + ", ".join(p.split(".")[-1] for p in params)
         shape = _KIND_SHAPE.get(n["kind"], "box")
         lines.append(f'  {_dot_id(n["id"])} [id={_dot_id("node-" + str(n["id"]))}, label={_dot_label(label)}, '
-                     f'shape={shape}, class={_dot_id("wb-node wb-" + str(n["kind"]))}, '
+                     f'shape={shape}, class={_dot_label("wb-node wb-" + str(n["kind"]))}, '
                      f'tooltip={_dot_label(n["component"])}];')
     for e in data["edges"]:
         edge_id = _dot_id(f"edge-{e['source']}-{e['target']}")

@@ -44,7 +44,7 @@ def check_node_name(name: Any, what: str) -> str:
     """Node names become graph ids (`name`, `name#2`): text without `#` or control characters."""
     if not isinstance(name, str) or not name.strip():
         raise WorkbenchError(f"{what} name must be non-empty text, got {name!r}")
-    bad = sorted({ch for ch in name if ch == "#" or (ord(ch) < 32 and ch not in "\n\t") or ord(ch) == 127
+    bad = sorted({ch for ch in name if ch == "#" or (ord(ch) < 32 and ch not in "\n\r\t") or ord(ch) == 127
                   or 0xD800 <= ord(ch) <= 0xDFFF})
     if bad:
         raise WorkbenchError(f"{what} name {name!r} may not contain {bad}: '#' numbers repeated calls "
@@ -170,7 +170,7 @@ class Tool:
 
     def __init__(self, fn: Callable, name: str | None = None) -> None:
         self.fn = fn
-        self.name = check_node_name(name or getattr(fn, "__name__", type(fn).__name__), "tool")
+        self.name = check_node_name(getattr(fn, "__name__", type(fn).__name__) if name is None else name, "tool")
         self.signature = inspect.signature(fn)
         functools.update_wrapper(self, fn)
 
