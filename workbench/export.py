@@ -242,12 +242,20 @@ def load_export(path: str | os.PathLike, fmt: str | None = None) -> dict[str, st
     path = Path(path)
     fmt = _format_of(path, fmt)
     try:
-        with open(path, encoding="utf-8", newline="") as f:
-            text = f.read()
+        text = path.read_bytes().decode("utf-8")
     except FileNotFoundError:
         raise ConfigError(f"export file not found: {path}") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path} is a folder, not an export file") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path} is not UTF-8 text (byte {exc.start}): is it an export?") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read export file {path}: {exc.strerror or exc}") from None
     if fmt == "md":
-        values = parse_markdown(text)
+        try:
+            values = parse_markdown(text)
+        except ConfigError as exc:
+            raise ConfigError(f"{path}: {exc}") from None
         if not values:
             raise ConfigError(f"{path}: no parameter sections (## `name` with a ```text block) found")
         return values
