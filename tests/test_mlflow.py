@@ -1,0 +1,86 @@
+"""The MLflow sink against a local file store in tmp_path: parameters, metrics per step, the event
+log and the export as artifacts, tuned prompts in MLflow's prompt registry; live and after the fact."""
+import json
+
+import pytest
+
+mlflow = pytest.importorskip("mlflow", reason="mlflow is not installed (pip install 'workbench[mlflow]')")
+
+from workbench.llm.models import Models  # noqa: E402
+from workbench.sinks.mlflow import MLflowSink, log_run, prompt_name  # noqa: E402
+from workbench.trainer import TrainConfig, Trainer  # noqa: E402
+
+from scripted_tasks import GOOD, TEST, TRAIN, VAL, Optimizer, Shout, backward, same_text, task  # noqa: E402
+
+
+def train(tmp_path, name, sink=None, steps=2):
+    trainer = Trainer(Shout(), TRAIN, VAL, TEST, same_text, Models.scripted(task, backward, Optimizer()),
+                      config=TrainConfig(max_steps=steps, batch_size=4, concurrency=2), run_dir=tmp_path / name,
+                      task="shout")
+    if sink is not None:
+        sink.attach(trainer)
+    return trainer, trainer.fit()
+
+
+def artifacts(client, run_id, path):
+    return sorted(a.path for a in client.list_artifacts(run_id, path))
+
+
+def test_live_sink_logs_params_metrics_artifacts_and_registers_prompts(tmp_path, monkeypatch):
+    monkeypatch.delenv("MLFLOW_ALLOW_FILE_STORE", raising=False)
+    store = tmp_path / "mlruns"
+    sink = MLflowSink(store, experiment="shout-tests")
+    trainer, summary = train(tmp_path, "run", sink)
+    client = mlflow.MlflowClient(tracking_uri=store.resolve().as_uri(), registry_uri=store.resolve().as_uri())
+    run = client.get_run(sink.mlflow_run_id)
+    assert run.info.status == "FINISHED" and run.info.run_name == trainer.run_id
+    assert run.data.tags["workbench.status"] == "completed" and run.data.tags["workbench.task"] == "shout"
+    params = run.data.params
+    assert params["config.max_steps"] == "2" and params["config.batch_size"] == "4"
+    assert params["splits.val"] == str(len(VAL)) and params["task"] == "shout" and params["pipeline"] == "Shout"
+    assert params["models.task"] == "scripted"
+    best = client.get_metric_history(run.info.run_id, "best_val")
+    assert [(m.step, m.value) for m in best if m.step in (1, 2)][:2] == [(1, 0.0), (2, 1.0)]
+    minibatch = client.get_metric_history(run.info.run_id, "minibatch_score")
+    assert [m.step for m in minibatch] == [1, 2]
+    tokens = client.get_metric_history(run.info.run_id, "tokens.task")
+    assert [m.step for m in tokens] == [1, 2] and tokens[1].value > tokens[0].value > 0
+    assert run.data.metrics["final_test"] == summary.final["test"] == 1.0
+    assert run.data.metrics["baseline_val"] == 0.0
+    assert artifacts(client, run.info.run_id, "run") == ["run/config.json", "run/events.jsonl", "run/summary.json"]
+    assert artifacts(client, run.info.run_id, "export") == ["export/prompts.json", "export/prompts.md"]
+    local = client.download_artifacts(run.info.run_id, "export/prompts.json", str(tmp_path / "dl"))
+    assert json.loads(open(local).read())["parameters"][0]["value"] == GOOD
+    events = client.download_artifacts(run.info.run_id, "run/events.jsonl", str(tmp_path / "dl"))
+    assert open(events).read() == (trainer.store.path / "events.jsonl").read_text()
+
+    name = prompt_name("shout", "shout.instruction")
+    assert name == "shout.shout.instruction" and sink.registered == {name: 1}
+    prompt = client.load_prompt(f"prompts:/{name}/1")
+    assert prompt.template == GOOD
+    assert prompt.tags["workbench.run_id"] == trainer.run_id and prompt.tags["workbench.validation_score"] == "1.0"
+    linked = json.loads(client.get_run(sink.mlflow_run_id).data.tags["mlflow.linkedPrompts"])
+    assert linked == [{"name": name, "version": "1"}]
+
+
+def test_log_run_after_the_fact_versions_only_changed_prompts(tmp_path, monkeypatch):
+    monkeypatch.delenv("MLFLOW_ALLOW_FILE_STORE", raising=False)
+    store = tmp_path / "mlruns"
+    trainer, _ = train(tmp_path, "first")
+    first = log_run(trainer.store.path, store)
+    name = prompt_name("shout", "shout.instruction")
+    assert first.registered == {name: 1}
+    again, _ = train(tmp_path, "second")  # reaches the same value: no new version
+    assert log_run(again.store.path, store).registered == {name: 1}
+    untrained, _ = train(tmp_path, "third", steps=1)  # step 1 is reverted: the start value, a new version
+    third = log_run(untrained.store.path, store)
+    assert third.registered == {name: 2}
+    client = first.client
+    assert client.load_prompt(f"prompts:/{name}@latest").template == "Repeat the word."
+    runs = client.search_runs([client.get_experiment_by_name("workbench").experiment_id])
+    assert sorted(r.info.run_name for r in runs) == sorted([trainer.run_id, again.run_id, untrained.run_id])
+
+
+def test_prompt_names_are_what_the_registry_accepts():
+    assert prompt_name("multi hop/RAG", "answer.output_format") == "multi-hop-RAG.answer.output_format"
+    assert prompt_name("", "a b") == "a-b"

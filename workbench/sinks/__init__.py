@@ -1,0 +1,1 @@
+"""Where runs can be mirrored besides their folder: optional integrations with tracking tools."""
