@@ -283,6 +283,12 @@ class OpenAITestServer:
         finally:
             self._end_chat(prompt_tokens, completion_tokens, served)
 
+    def stats(self) -> dict:
+        """The counters as a dict (also served at ``GET /_stats``, for a server in another process)."""
+        with self._lock:
+            return {"request_count": self.request_count, "served_count": self.served_count,
+                    "max_in_flight": self.max_in_flight, "faults_injected": dict(self.faults_injected)}
+
     def _models(self) -> dict:
         return {
             "object": "list",
@@ -327,12 +333,18 @@ def _make_handler(server: OpenAITestServer) -> type[BaseHTTPRequestHandler]:
         def do_GET(self) -> None:
             if self.path.rstrip("/") in ("/v1/models", "/models"):
                 self._send_json(200, server._models())
+            elif self.path.rstrip("/") == "/_stats":
+                self._send_json(200, server.stats())
             else:
                 self._send_json(404, {"error": {"message": f"no route {self.path}"}})
 
         def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             raw = self.rfile.read(length) if length else b""
+            if self.path.rstrip("/") == "/_reset":
+                server.reset_counters()
+                self._send_json(200, server.stats())
+                return
             if self.path.rstrip("/") not in ("/v1/chat/completions", "/chat/completions"):
                 self._send_json(404, {"error": {"message": f"no route {self.path}"}})
                 return
@@ -361,3 +373,4 @@ def _make_handler(server: OpenAITestServer) -> type[BaseHTTPRequestHandler]:
                 self.connection.shutdown(socket.SHUT_RDWR)
 
     return Handler
+
