@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from workbench.datasets import DatasetError, shared_data_dir
 from workbench.llm.probe import PROBE_USER
 from workbench.testing import OpenAITestServer
+
+from test_datasets import shared  # noqa: F401 (the shared data folder, or a skip)
 
 BENCH = Path(__file__).resolve().parent.parent / "bench" / "paper_tasks.py"
 
@@ -20,14 +21,6 @@ def bench():
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
-
-
-@pytest.fixture(scope="module")
-def data():
-    try:
-        return shared_data_dir()
-    except DatasetError as exc:
-        pytest.skip(f"shared benchmark folder not available ({exc})")
 
 
 PROBES = []
@@ -46,12 +39,12 @@ def respond(messages):
     return "Answer: yes\nThe label is NUM\n8"
 
 
-def test_bench_runs_the_three_tasks_with_repeats_and_writes_tables(bench, data, tmp_path, monkeypatch):
+def test_bench_runs_the_three_tasks_with_repeats_and_writes_tables(bench, shared, tmp_path, monkeypatch):
     monkeypatch.setenv("WORKBENCH_CACHE_DIR", str(tmp_path / "cache"))
     with OpenAITestServer(responder=respond) as server:
         rows = bench.main(["--small", "--sizes", "4", "4", "4", "--steps", "1", "--repeats", "2",
                            "--base-url", server.base_url, "--model", "bench-model", "--no-cache",
-                           "--data", str(data), "--out", str(tmp_path / "out" / "table")])
+                           "--data", str(shared), "--out", str(tmp_path / "out" / "table")])
         served = server.request_count
     assert [(r["task"], r["seed"]) for r in rows] == [(t, s) for t in ("counting", "classification", "hotpotqa")
                                                       for s in (0, 1)]
