@@ -140,23 +140,28 @@ def test_the_prompt_shows_this_steps_rejections_the_initial_value_and_passing_sa
 def test_completion_style_prompt_ends_where_the_value_begins_and_rejects_echoes():
     class Base(ScriptedModel):
         is_base_model = True
-    model = Base(lambda m: " Repeat the word in capital letters.\nInstruction: more")
+    model = Base(lambda m: "Instruction: Repeat the word in capital letters. Problem: more text\nInstruction: more")
     assert completion_style_of(model) == "completion" and completion_style_of(ScriptedModel(str)) == "chat"
     param = Parameter("shout.instruction", "Repeat the word.")
     memory = ParameterMemory(param.name)
     memory.record(Attempt("Repeat the word twice.", 3, None, False, "minibatch score stayed at 0.000", 0.0))
     opt = TextOptimizer(model)
+    assert opt.retry_when_empty and not TextOptimizer(ScriptedModel(str)).retry_when_empty
     found, _ = opt.propose_with_reply(param, [], memory, grads(0.0), step=3)
-    assert found == ["Repeat the word in capital letters."]
+    assert found == ["Repeat the word in capital letters."]  # the first line, label and trailing copy cut off
     prompt = model.calls[0][-1]["content"]
-    assert prompt.endswith("\nBetter instruction:") and "Problem: Feedback 0." in prompt
-    assert "Already tried, rejected: Repeat the word twice. (minibatch score stayed at 0.000)" in prompt
-    assert model.sampling_calls[0] == {"stop": ["\n"], "max_tokens": 48}
+    assert prompt == ("Instruction: Repeat the word.\nProblem: Feedback 0.\nAlready tried: Repeat the word twice.\n"
+                      "Better instruction:")
+    opt.propose_with_reply(param, [], memory, grads(0.0), step=3, attempt=4)
+    # end at the line, short, and a new seed per attempt (reproducible, so the cache and resume replay it)
+    assert model.sampling_calls == [{"stop": ["\n"], "max_tokens": 22, "temperature": 1.0, "seed": 3002},
+                                    {"stop": ["\n"], "max_tokens": 22, "temperature": 1.0, "seed": 3004}]
     messages = opt.prompt(param, [], memory, grads(0.0), step=3)
     parse = CompletionPrompt().parse
-    for echo in ("Repeat the word.", "Problem: x", "Answer the question with a single number and nothing else.",
-                 "Feedback 0.", "", "  \n"):
+    for echo in ("Repeat the word.", "Instruction: Repeat the", "Problem: Feedback 0.", "Better instruction:",
+                 "Already tried: Repeat the word twice.", "", "  \n", "42", "instruction"):
         assert parse(echo, param, messages) is None, echo
+    assert parse(" Better instruction: Shout the word!\nmore", param, messages) == "Shout the word!"
 
 
 def test_joint_proposals_are_parsed_by_name():

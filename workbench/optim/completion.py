@@ -2,10 +2,16 @@
 
 A base model (the embedded Gemma 3 270M) has no chat template and does not follow instructions: it
 continues text. Given the full optimizer protocol it echoes it. So for such a model the prompt is a
-short pattern (one worked example, then the real case) that ends exactly where the new value
-begins ("Better instruction:"); the reply is cut at the end of the line (a stop sequence) with a
-short cap, and its first line is the proposal. A reply that repeats the prompt (the current value,
-the worked example, or one of the pattern's labels) is an echo, not a proposal.
+short document that ends where the new value begins ("Better instruction:"); the reply is cut at
+the end of its first line (a stop sequence) with a short cap, and that line is the proposal.
+
+Served through a chat format (llama.cpp's `gemma`), such a model does not continue the user turn:
+it rewrites the document from its first line, `Instruction: <current value>`, changing it as it
+goes (more so at a higher temperature). That rewritten line is a proposal too, and it is taken the
+same way (the label is stripped). A line that repeats the current value, the problem text or a
+label (or the start of one) is an echo, not a proposal. Rejected values are shown without their
+reasons: a small model copies whatever text it sees into its line. Each attempt of a step gets its own seed, so attempts differ and
+a replay from the cache (or a resumed run) sees the same replies.
 """
 from __future__ import annotations
 
@@ -21,10 +27,8 @@ if TYPE_CHECKING:
 _LABEL = {Role.INSTRUCTION: "instruction", Role.OUTPUT_FORMAT: "output format", Role.TEXT: "text",
           Role.DEMOS: "examples"}
 
-EXAMPLE_VALUE = "Answer the question."
-EXAMPLE_PROBLEM = "The answers were long sentences, but a single number was expected."
-EXAMPLE_BETTER = "Answer the question with a single number and nothing else."
-_PATTERN_LABELS = ("instruction:", "problem:", "better ", "already tried", "rejected:", "rewrite ")
+_LABELS = ("better instruction", "new instruction", "improved instruction", "instruction", "better output format",
+           "output format", "better text", "text", "better examples", "examples", "problem", "already tried")
 
 
 def completion_style_of(model: Any) -> str:
@@ -41,18 +45,33 @@ def _first_sentence(text: str, limit: int) -> str:
     return cut if len(cut) <= limit else cut[:limit].rsplit(" ", 1)[0] + "..."
 
 
-class CompletionPrompt:
-    """Builds the short pattern prompt, its sampling settings, and parses the continuation."""
+def _strip_label(line: str) -> str:
+    low = line.lower()
+    for label in _LABELS:
+        if low.startswith(label) and low[len(label):].lstrip().startswith(":"):
+            return line[len(label):].lstrip()[1:].strip()
+    return line
 
-    def __init__(self, *, max_tokens: int = 48, max_feedback_chars: int = 240, rejected_shown: int = 3) -> None:
+
+def _norm(text: str) -> str:
+    return " ".join(re.sub(r"[^\w\s]", " ", text.lower()).split())
+
+
+class CompletionPrompt:
+    """Builds the short document prompt, its sampling settings, and parses the continuation."""
+
+    def __init__(self, *, max_tokens: int = 64, temperature: float = 1.0, max_feedback_chars: int = 240,
+                 rejected_shown: int = 2) -> None:
         self.max_tokens = max_tokens
+        self.temperature = temperature
         self.max_feedback_chars = max_feedback_chars
         self.rejected_shown = rejected_shown
 
-    @property
-    def sampling(self) -> dict:
-        """Sampling settings for the optimizer call: end at the line, short."""
-        return {"stop": ["\n"], "max_tokens": self.max_tokens}
+    def sampling(self, param: Parameter, step: int | None, attempt: int) -> dict:
+        """End at the line, short (about twice the current value), varied per attempt but reproducible."""
+        cap = min(self.max_tokens, 16 + 2 * len(param.value.split()))
+        return {"stop": ["\n"], "max_tokens": cap, "temperature": self.temperature,
+                "seed": 1000 * (step or 0) + attempt}
 
     def problem(self, gradients: Sequence["Gradient"]) -> str:
         """The feedback of the failed samples, first sentence of each, deduplicated and short."""
@@ -67,24 +86,23 @@ class CompletionPrompt:
 
     def messages(self, param: Parameter, gradients: Sequence["Gradient"], rejected: Sequence["Attempt"]) -> list[dict]:
         label = _LABEL.get(param.role, "instruction")
-        lines = [f"Rewrite each {label} so that it fixes the problem.", "",
-                 f"{label.capitalize()}: {EXAMPLE_VALUE}", f"Problem: {EXAMPLE_PROBLEM}",
-                 f"Better {label}: {EXAMPLE_BETTER}", "",
-                 f"{label.capitalize()}: {' '.join(param.value.split())}", f"Problem: {self.problem(gradients)}"]
+        lines = [f"{label.capitalize()}: {' '.join(param.value.split())}", f"Problem: {self.problem(gradients)}"]
         for a in list(rejected)[-self.rejected_shown:]:
-            lines.append(f"Already tried, rejected: {' '.join(a.value.split())} ({_first_sentence(a.reason, 80)})")
+            lines.append(f"Already tried: {' '.join(a.value.split())}")  # a small model copies reasons into values
         lines.append(f"Better {label}:")
         return [{"role": "user", "content": "\n".join(lines)}]
 
     def parse(self, reply: str, param: Parameter, messages: Sequence[dict]) -> str | None:
-        """The proposal in a continuation, or None when it is empty or an echo of the prompt."""
+        """The proposal in a reply (its first line, label stripped), or None for an empty line or an echo."""
         line = next((ln.strip() for ln in reply.strip().splitlines() if ln.strip()), "")
+        line = _strip_label(line)
+        line = re.split(r"\s(?:problem|already tried|better \w+|new \w+|instruction)\s*:", line, flags=re.I)[0]
         line = line.strip().strip('"\'`').strip()
-        if not line:
+        if not line or not re.search(r"[^\W\d_]{2}", line):
             return None
-        low = line.lower()
-        prompt_lines = {ln.split(":", 1)[-1].strip().lower() for m in messages for ln in str(m["content"]).splitlines()}
-        if low.startswith(_PATTERN_LABELS) or low in prompt_lines or low == EXAMPLE_BETTER.lower() \
-                or " ".join(low.split()) == " ".join(param.value.lower().split()):
-            return None
+        echoes = {_norm(_strip_label(ln)) for m in messages for ln in str(m["content"]).splitlines()}
+        echoes |= {_norm(param.value), ""}
+        said = _norm(line)
+        if said in {_norm(x) for x in _LABELS} or any(e.startswith(said) for e in echoes):
+            return None  # a copy of a prompt line, or of its beginning (a copy cut short)
         return line

@@ -185,12 +185,20 @@ class TextOptimizer:
                 gradients: Sequence["Gradient"], *, step: int | None = None) -> list[str]:
         return self.propose_with_reply(param, peers, memory, gradients, step=step)[0]
 
+    @property
+    def retry_when_empty(self) -> bool:
+        """Whether asking again after an unusable reply can help: a base model samples a new line
+        (another seed); a chat model at temperature 0 would repeat itself."""
+        return self.style == "completion"
+
     def propose_with_reply(self, param: Parameter, peers: Sequence[Parameter], memory: ParameterMemory,
-                           gradients: Sequence["Gradient"], *, step: int | None = None) -> tuple[list[str], str]:
+                           gradients: Sequence["Gradient"], *, step: int | None = None,
+                           attempt: int | None = None) -> tuple[list[str], str]:
         """Candidates and the raw reply (shown to the user when it held no usable candidate)."""
         messages = self.prompt(param, peers, memory, gradients, step=step)
         if self.style == "completion":
-            reply = self.model.complete(messages, **self.completion.sampling).text
+            attempt = attempt if attempt is not None else len(self._rejected(memory, step)) + 1
+            reply = self.model.complete(messages, **self.completion.sampling(param, step, attempt)).text
             found = self.completion.parse(reply, param, messages)
             return ([found] if found else []), reply
         reply = self.model.complete(messages).text
