@@ -898,3 +898,9 @@ def test_charts_never_draw_an_unvalidated_proposal_at_a_score():
     # plotly itself accepts both figures; the same builder reads a finished run's events.jsonl dicts
     assert len(score_figure([e.to_dict() for e in events]).data) == len(spec["data"])
     assert [t.name for t in cost_figure(events, prices={"task": (1.0, 2.0)}).data] == ["task"]
+    # the final evaluation after the last step is its own bar, never counted as another step
+    emit("run_finished", status="completed", baseline={"val": 0.5, "test": 0.5}, final={"val": 0.75, "test": 0.7},
+         best_val=0.75, best_step=1, usage={"task": {"calls": 30, "prompt_tokens": 250, "completion_tokens": 25}},
+         error=None, run_dir="runs/r1", run_id="r1", steps=3)
+    bars = cost_figure(events).data[0]
+    assert list(bars.x) == ["1", "2", "end"] and list(bars.y) == [110, 110, 55]

@@ -131,11 +131,20 @@ def test_dashboard_review_flow_in_jupyterlab(page, lab):
     page.wait_for_function("(sel) => document.querySelector(sel).textContent.includes('completed')",
                            arg=f"{DASH} .wb-controls-view .wb-summary", timeout=SLOW)
     assert param_value(page, "answer.instruction") == FIRST_PROPOSAL
-    # curves: one kept and at least one reverted mark; usage counted
-    assert page.locator(f"{DASH} .wb-curves-view path.wb-mark-accepted").count() == 1
-    assert page.locator(f"{DASH} .wb-curves-view path.wb-mark-rejected").count() >= 1
+    # curves (plotly, from the kernel's plotly package): one kept proposal, the person's rejection; usage counted
+    chart = f"{DASH} .wb-curves-view .wb-chart-score"
+    page.wait_for_function("""(sel) => { const gd = document.querySelector(sel);
+        return gd && gd.data && gd.data.some(t => t.name === 'proposal rejected by a person'); }""", arg=chart, timeout=SLOW)
+    counts = page.evaluate("(sel) => Object.fromEntries(document.querySelector(sel).data.map(t => [t.name, t.x.length]))",
+                           chart)
+    assert counts["proposal kept"] == 1 and counts["candidate kept"] == 1
+    assert counts["proposal rejected by a person"] >= 1
+    assert page.locator("script[data-workbench=plotly]").count() == 1
     calls = page.locator(f"{DASH} .wb-curves-view .wb-usage b").first.text_content()
     assert int(calls.replace(",", "")) > 0
+    # the run's id and folder are shown; the parameters' descriptions too
+    assert page.locator(f"{DASH} .wb-controls-view .wb-run-dir code").text_content().strip() != ""
+    assert "how to answer" in page.locator(f'{DASH} .wb-review-view [data-param="answer.instruction"] .wb-param-desc').text_content()
 
     # the hostile graph cell: a node *named* with the payload shows it as text
     page.wait_for_function(
@@ -144,6 +153,20 @@ def test_dashboard_review_flow_in_jupyterlab(page, lab):
     assert page.locator(".jp-OutputArea img").count() == 0
     assert xss_count(page) == 0
     shot(page, "lab-4-finished")
+    # a narrow notebook: the views stack, every button keeps its whole label
+    page.set_viewport_size({"width": 640, "height": 1100})
+    page.evaluate("() => window.jupyterapp.commands.execute('application:toggle-left-area')")
+    page.wait_for_timeout(800)
+    tops = page.evaluate("""(d) => Object.fromEntries(['graph', 'review', 'samples', 'curves'].map(v =>
+        [v, document.querySelector(d + ' .wb-' + v + '-view').getBoundingClientRect().top]))""", DASH)
+    assert tops["review"] > tops["graph"] and tops["curves"] > tops["samples"], tops
+    clipped = page.evaluate("""(d) => [...document.querySelectorAll(d + ' button')]
+        .filter(b => b.offsetParent && b.scrollWidth > b.clientWidth + 1).map(b => b.textContent)""", DASH)
+    assert clipped == []
+    sizes = page.evaluate("""(d) => [...document.querySelectorAll(d + ' .wb-curves-view .xtick text')]
+        .map(t => parseFloat(getComputedStyle(t).fontSize))""", DASH)
+    assert sizes and min(sizes) >= 11
+    shot(page, "lab-5-narrow")
     errors = [m for m in page.console_messages if m.startswith("pageerror")]
     assert not errors, errors
 

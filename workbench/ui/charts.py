@@ -58,7 +58,7 @@ class CurveData:
         self.baseline: dict = {}                                # {val, test}
         self.final: dict = {}
         self.proposals: "OrderedDict[str, dict]" = OrderedDict()
-        self.usage: "OrderedDict[int, dict]" = OrderedDict()    # step -> cumulative {role: {...}}
+        self.usage: "OrderedDict[int | str, dict]" = OrderedDict()  # step (or "end") -> cumulative {role: {...}}
 
     @classmethod
     def from_events(cls, events: Iterable[Any]) -> "CurveData":
@@ -158,8 +158,9 @@ class CurveData:
         return True
 
     def _on_run_finished(self, step: int, d: dict) -> bool:
+        # the final evaluation's calls come after the last step: their own bar, labelled "end"
         if d.get("usage") and (not self.usage or list(self.usage.values())[-1] != d["usage"]):
-            self.usage[step if step not in self.usage else step + 1] = d["usage"]
+            self.usage["end"] = d["usage"]
         for split in ("val", "test"):
             if (d.get("final") or {}).get(split) is not None:
                 self.final[split] = d["final"][split]
@@ -272,16 +273,14 @@ def cost_spec(data: CurveData, prices: dict[str, tuple[float, float]] | None = N
     traces = []
     for role in dict.fromkeys(r["role"] for r in rows):
         rs = [r for r in rows if r["role"] == role]
-        traces.append({"type": "bar", "name": role, "x": [r["step"] for r in rs], "y": [r[key] for r in rs],
+        traces.append({"type": "bar", "name": role, "x": [str(r["step"]) for r in rs], "y": [r[key] for r in rs],
                        "marker": {"color": ROLE_COLOURS.get(role, "#6b7280")},
                        "customdata": [[r["calls"], r["tokens"]] for r in rs],
                        "hovertemplate": f"{esc(role)} · step %{{x}}<br>{key} %{{y:,}}<br>calls %{{customdata[0]}}"
                                         "<br>tokens %{customdata[1]:,}<extra></extra>"})
     layout = _base_layout(220)
-    layout.update({"barmode": "stack", "xaxis": _axis("step", **({"dtick": 1} if len(data.usage) <= 20 else {})),
+    layout.update({"barmode": "stack", "xaxis": dict(_axis("step (end: the final evaluation)"), type="category"),
                    "yaxis": _axis(title + " per step", rangemode="tozero")})
-    if not priced and rows:
-        layout["title"] = {"text": "tokens per step (pass prices= for cost)", "font": {"size": 12}, "x": 0.01}
     return {"data": traces, "layout": layout}
 
 
