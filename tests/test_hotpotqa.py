@@ -1,7 +1,10 @@
 """The HotpotQA task: the real shared file, the paper's splits, retrieval over each question's own
 paragraphs or all of them pooled (bm25s), and training end to end on a user's own file."""
 import json
+import os
 import re
+import subprocess
+import sys
 
 import pytest
 
@@ -11,6 +14,7 @@ from workbench.errors import WorkbenchError
 from workbench.pipelines import hotpotqa_rag, paragraphs_of, pooled_paragraphs
 from workbench.results import open_run
 from workbench.tasks import get_task
+from workbench.testing import OpenAITestServer
 
 from test_pipelines_train import appending_optimizer
 
@@ -185,3 +189,35 @@ def test_task_pipeline_for_uses_the_file_the_splits_came_from(tmp_path):
             assert sorted(pipeline.corpora) == sorted(r["question"] for r in OWN_FILE)
         assert sorted(pipeline.named_parameters()) == ["answer.instruction", "answer.output_format",
                                                        "query.instruction"]
+
+
+def respond(messages):
+    """The scripted roles of `scripted()` behind one HTTP endpoint (for the CLI test)."""
+    models = scripted()
+    text = messages[-1]["content"]
+    if "<CURRENT_VALUE>" in text:
+        return models.optimizer.respond(messages)
+    system = messages[0]["content"] if messages[0]["role"] == "system" else ""
+    if "Reply with the search query only" in system or "Passages:\n" in text:
+        return models.task.respond(messages)
+    return models.backward.respond(messages)
+
+
+def test_workbench_train_task_hotpotqa_on_a_users_file(tmp_path):
+    """`workbench train --task hotpotqa --source FILE`: the pipeline retrieves over that file's paragraphs."""
+    write_jsonl(tmp_path / "mine.jsonl", OWN_FILE)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("WORKBENCH_", "OPENAI_"))}
+    env["WORKBENCH_CACHE_DIR"] = str(tmp_path / "cache")
+    with OpenAITestServer(responder=respond) as server:
+        proc = subprocess.run([sys.executable, "-m", "workbench", "train", "--task", "hotpotqa", "--source", "mine.jsonl",
+                               "--train", "1", "--val", "1", "--test", "0", "--steps", "1", "--batch-size", "1",
+                               "--base-url", server.base_url, "--model", "m", "--run-dir", "runs/h"],
+                              cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    run = open_run(tmp_path / "runs" / "h")
+    assert run.config["task"] == "hotpotqa"
+    retrieved = run.samples[run.samples.phase == "baseline"]
+    assert len(retrieved) == 1 and retrieved.status.iloc[0] in ("ok", "failed")  # answered, not errored
+    graph = next(e.data["graph"] for e in run.events() if e.type == "forward" and e.data["graph"])
+    outputs = [n["output"] for n in graph["nodes"] if n["component"] == "retrieve"]
+    assert outputs and all(o.split(":")[0] in {t for r in OWN_FILE for t, _ in r["context"]} for o in outputs)
