@@ -66,3 +66,18 @@ def backward_model() -> ScriptedModel:
         m = re.search(r"### Parameter: (\S+)", text) or re.search(r"### Target value from node (\S+)", text)
         return f"feedback for {m.group(1)}"
     return ScriptedModel(respond, role="backward")
+
+
+def route(optimizer):
+    """One endpoint serving all three roles (for an HTTP test server); the system prompt tells them apart."""
+    from workbench.backward import BACKWARD_SYSTEM
+    from workbench.optim.text_optimizer import OPTIMIZER_SYSTEM
+
+    def respond(messages):
+        system = messages[0]["content"] if messages[0]["role"] == "system" else ""
+        if system.startswith(BACKWARD_SYSTEM[:40]):
+            return backward(messages)
+        if system.startswith(OPTIMIZER_SYSTEM[:40]):
+            return optimizer(messages)
+        return task(messages)
+    return respond

@@ -7,19 +7,7 @@ from workbench.llm.models import Models
 from workbench.testing import OpenAITestServer
 from workbench.trainer import TrainConfig, Trainer
 
-from scripted_tasks import TEST, TRAIN, VAL, Optimizer, Shout, backward, same_text, task
-
-
-def route(optimizer):
-    """One endpoint serves all three roles; the system prompt tells them apart."""
-    def respond(messages):
-        system = messages[0]["content"] if messages[0]["role"] == "system" else ""
-        if system.startswith("You are the backward engine"):
-            return backward(messages)
-        if system.startswith("You improve one part of a prompt"):
-            return optimizer(messages)
-        return task(messages)
-    return respond
+from scripted_tasks import TEST, TRAIN, VAL, Optimizer, Shout, route, same_text
 
 
 def train(server, cache, run_dir):
