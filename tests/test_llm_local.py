@@ -11,6 +11,8 @@ import pytest
 from workbench.errors import LocalModelError
 from workbench.llm import LLMClient, LocalServer, Models, ResponseCache
 from workbench.llm import local as local_module
+from workbench.llm.models import EMBEDDED_REPLY_CAPS
+from workbench.llm.probe import forget_probes, probe_system_messages
 
 QUESTION = [{"role": "user", "content": "Name a color of the sky."}]
 
@@ -78,6 +80,35 @@ def test_models_local_reuses_a_running_server_and_keeps_system_prompts(local_ser
     assert models.usage.snapshot()["backward"]["calls"] == 2
     for model in models.by_role().values():
         model.close()  # not models.close(): the module's server stays up for the other tests
+
+
+@pytest.mark.local_model
+def test_the_probe_finds_that_llama_cpp_gemma_drops_system_messages(local_server):
+    """The case of issue 8.8: the same prompt tokens with and without a system message."""
+    forget_probes()
+    client = LLMClient(local_server.model, base_url=local_server.base_url, timeout=300)
+    try:
+        assert probe_system_messages(client) == "dropped"
+        assert client.usage.snapshot()["probe"]["calls"] == 2
+    finally:
+        client.close()
+        forget_probes()
+
+
+@pytest.mark.local_model
+def test_embedded_models_are_short_folded_and_cached_by_model_file(local_server):
+    models = Models.local(server=local_server, cache=None)
+    try:
+        assert {r: m.max_tokens for r, m in models.by_role().items()} == EMBEDDED_REPLY_CAPS
+        assert {(n["system_messages"], n["fold_system"], n["source"]) for n in models.notices} == {
+            ("dropped", True, "config")}
+        namespace = models.task.cache_namespace
+        assert namespace.startswith("embedded:") and local_server.model_path.name in namespace
+        assert str(local_server.port) not in namespace  # a restart on another port still hits the cache
+        assert models.set_concurrency(8) == 1
+    finally:
+        for model in models.by_role().values():
+            model.close()
 
 
 @pytest.mark.local_model
