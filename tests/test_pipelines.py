@@ -158,6 +158,8 @@ def test_rag_runs_two_hops_and_feedback_reaches_both_query_calls_through_the_ret
     assert {(e.source, e.target, e.input) for e in g.edges} == {
         ("query", "retrieve", "query"), ("retrieve", "query#2", "passages"), ("query#2", "retrieve#2", "query"),
         ("retrieve", "answer", "context"), ("retrieve#2", "answer", "context"), ("answer", "loss", "prediction")}
+    # hop 2 found hop 1's passage again: the joined context links it to one of them, marked as a guess
+    assert [(e.source, e.guess) for e in g.edges if e.target == "answer"] == [("retrieve#2", False), ("retrieve", True)]
 
     params = backward(batch.results[1], pipeline)
     assert sorted(params) == ["answer.instruction", "answer.output_format", "query.instruction"]

@@ -10,14 +10,7 @@ import threading
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Iterable
 
-from .errors import WorkbenchError
-
-
-class GraphError(WorkbenchError, KeyError):
-    """A lookup of a node the graph does not have, or a graph whose edges go backwards in time."""
-
-    def __str__(self) -> str:  # KeyError would quote the message
-        return str(self.args[0]) if self.args else ""
+from .errors import NotFoundError, WorkbenchError
 
 
 @dataclass
@@ -186,7 +179,7 @@ class Graph:
         for n in self.nodes:
             if n.id == node_id:
                 return n
-        raise GraphError(f"graph of sample {self.sample_id!r} has no node {node_id!r}")
+        raise NotFoundError(f"graph of sample {self.sample_id!r} has no node {node_id!r}")
 
     def sources(self, node_id: str, input: str | None = None) -> list[str]:
         return [e.source for e in self.edges if e.target == node_id and (input is None or e.input == input)]
@@ -202,7 +195,7 @@ class Graph:
         position = {n.id: i for i, n in enumerate(self.nodes)}
         for e in self.edges:
             if position[e.source] >= position[e.target]:
-                raise GraphError(f"graph of sample {self.sample_id!r}: edge {e.source}->{e.target} "
+                raise WorkbenchError(f"graph of sample {self.sample_id!r}: edge {e.source}->{e.target} "
                                  f"goes backwards in time")
         return list(self.nodes)
 
