@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import threading
 import urllib.request
@@ -20,6 +21,8 @@ from workbench.llm.scripted import ScriptedModel
 from workbench.llm.types import ChatModel
 from workbench.llm.usage import UsageMeter
 from workbench.redact import redact
+
+log = logging.getLogger(__name__)
 
 ROLES = ("task", "backward", "optimizer")
 # Reply caps and timeouts per role. A hosted endpoint answers many requests at once and quickly;
@@ -140,8 +143,16 @@ class Models:
         return {"task": self.task, "backward": self.backward, "optimizer": self.optimizer}
 
     def use_budget(self, budget: Budget | None) -> None:
-        """Check ``budget`` before every call of every role (``None`` detaches it)."""
-        for model in self.by_role().values():
+        """Check ``budget`` before every call of every role (``None`` detaches it).
+
+        :class:`LLMClient` and :class:`ScriptedModel` check it themselves; a model of your own
+        should call ``workbench.llm.budget.reserve(self.budget)`` before sending (a warning says
+        when one does not declare a ``budget`` attribute, since its calls would go unchecked).
+        """
+        for role, model in self.by_role().items():
+            if budget is not None and not hasattr(model, "budget"):
+                log.warning("the %s model %r has no 'budget' attribute: the run's budget cannot stop its calls",
+                            role, model)
             model.budget = budget
 
     def set_concurrency(self, n: int) -> int:
