@@ -72,7 +72,8 @@ def _keeping(name: str):
     method = getattr(str, name)
 
     def kept(self: "TracedText", *args: Any, **kwargs: Any) -> Any:
-        return _wrap(method(self, *args, **kwargs), _merge(self, *args, *kwargs.values()))
+        sources = _merge(self, *args, *kwargs.values()) if args or kwargs else self.sources
+        return _wrap(method(self, *args, **kwargs), sources)
     kept.__name__ = kept.__qualname__ = name
     kept.__doc__ = method.__doc__
     return kept
@@ -90,9 +91,10 @@ class TracedText(str):
     def __new__(cls, text: str, sources: "str | Iterable[str]") -> "TracedText":
         obj = super().__new__(cls, text)
         obj.sources = (sources,) if isinstance(sources, str) else tuple(dict.fromkeys(sources))
-        graph = _graph.get()
-        if graph is not None and len(text) >= MIN_QUOTED_LENGTH:
-            graph.remember_text(str.__str__(obj), obj.sources, limit=MAX_DERIVED_TEXTS)
+        if len(obj) >= MIN_QUOTED_LENGTH:
+            graph = _graph.get()
+            if graph is not None:
+                graph.remember_text(str.__str__(obj), obj.sources, limit=MAX_DERIVED_TEXTS)
         return obj
 
     @property
