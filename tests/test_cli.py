@@ -196,6 +196,12 @@ def test_demo_on_an_endpoint_trains_the_counting_task(tmp_path):
     assert printed["usage"]["task"]["calls"] == summary["usage"]["task"]["calls"] > 0
     assert summary["parameters"]["count.instruction"].endswith("Add up the quantities.")
     assert "test-model" in proc.stderr
+    # the last screen tells what was proposed, what each gate decided, and where to look next
+    assert re.search(r"^  step 1  p1-1  count.instruction \(optimizer.*\) proposed:$", proc.stdout, re.M)
+    assert "minibatch gate 0.000 -> 1.000 passed" in proc.stdout
+    assert "validation gate 1.000 vs best 0.000 passed" in proc.stdout and "KEPT: " in proc.stdout
+    assert "verdict     1 of 1 proposals kept" in proc.stdout
+    assert f"workbench report {printed['run_dir']} -o report.html" in proc.stdout
 
 
 @pytest.mark.parametrize("args, message", [
@@ -251,4 +257,64 @@ def test_python_dash_m_and_the_console_script_agree():
     via_script = subprocess.run([str(script), "--help"], capture_output=True, text=True)
     via_module = subprocess.run([sys.executable, "-m", "workbench", "--help"], capture_output=True, text=True)
     assert via_script.returncode == via_module.returncode == 0
-    assert "{demo,train,runs,export}" in via_script.stdout == via_module.stdout
+    assert "{demo,train,runs,export,report}" in via_script.stdout == via_module.stdout
+
+
+def test_progress_is_printed_as_lines_while_the_baseline_runs_without_a_terminal(shout_run):
+    tmp, proc, _ = shout_run
+    stderr = proc.stderr.splitlines()
+    moving = [line for line in stderr if line.startswith("[step 0/4] baseline val: ")]
+    assert moving == [f"[step 0/4] baseline val: {i}/8 samples" for i in range(1, 8)]
+    assert stderr.index(moving[-1]) < stderr.index("[step 0/4] baseline val score 0.000 on 8 samples")
+    assert "\r" not in proc.stderr and "\033[" not in proc.stderr  # no bar drawing into a log
+
+
+def test_runs_lists_the_others_and_shows_a_damaged_run_as_damaged(shout_run, tmp_path):
+    import shutil
+
+    tmp, proc, _ = shout_run
+    good = Path(report(proc.stdout)["run_dir"]).name
+    shutil.copytree(tmp / "runs" / good, tmp_path / "runs" / good)
+    torn = tmp_path / "runs" / "torn-run"
+    torn.mkdir()
+    (torn / "config.json").write_text('{"task": "sho')
+    binary = tmp_path / "runs" / "binary-run"
+    shutil.copytree(tmp / "runs" / good, binary)
+    (binary / "summary.json").write_bytes(b"\x00\xff\xfe garbage")
+    listed = workbench("runs", "--runs-dir", "runs", cwd=tmp_path)
+    assert listed.returncode == 0 and "Traceback" not in listed.stderr, listed.stderr
+    rows = {line.split()[0]: line for line in listed.stdout.splitlines()[1:]}
+    assert set(rows) == {good, "torn-run", "binary-run"}
+    assert rows[good].split() == [good, "shout", "completed", "4", "0.000", "0.375", "0.250"]
+    assert rows["torn-run"].split()[1:3] == ["-", "damaged"]
+    assert rows["binary-run"].split()[1:3] == ["-", "damaged"]
+
+
+def test_a_base_url_with_credentials_is_stored_without_them(tmp_path):
+    password = "pw-in-the-url-31337"
+    with OpenAITestServer(responder=cli_task.respond) as server:
+        url = server.base_url.replace("http://", f"http://alice:{password}@")
+        proc = workbench("train", "--module", MODULE, "--base-url", url, "--model", "test-model",
+                         "--api-key-env", "CLI_TEST_KEY", "--steps", 1, "--batch-size", 2, "--run-dir", "run",
+                         cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    cli = json.loads((tmp_path / "run" / "cli.json").read_text())
+    assert cli["base_url"] == server.base_url and cli["key_env"] == "CLI_TEST_KEY"
+    for path in (tmp_path / "run").rglob("*"):
+        if path.is_file():
+            text = path.read_text(encoding="utf-8")
+            assert password not in text and SECRET not in text, path
+    assert password not in proc.stdout + proc.stderr and SECRET not in proc.stdout + proc.stderr
+
+
+def test_report_writes_one_html_page_of_the_run(shout_run):
+    pytest.importorskip("workbench.report", reason="workbench.report (the HTML report) is not in this checkout")
+    tmp, proc, _ = shout_run
+    run_dir = tmp / report(proc.stdout)["run_dir"]
+    done = workbench("report", run_dir, "-o", tmp / "report.html", cwd=tmp)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == str(tmp / "report.html")
+    html = (tmp / "report.html").read_text(encoding="utf-8")
+    assert "<html" in html.lower() and "shout.instruction" in html
+    missing = workbench("report", tmp / "nowhere", cwd=tmp)
+    assert missing.returncode == 2 and "is not a run folder" in missing.stderr

@@ -1,0 +1,128 @@
+"""The subcommands: `demo`, `train`, `runs`, `export`, `report`."""
+from __future__ import annotations
+
+import argparse
+import sys
+import typing
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConfigError
+from ..progress import fmt_score
+from ..redact import redact
+from .last_screen import print_report
+from .running import register_key_env, run_training, say_to_stderr
+from .spec import ENDPOINT_FLAGS, TRAIN_FLAGS, RunSpec, check_types, load_spec, spec_from_args
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    if args.resume:
+        return _resume(args)
+    if not args.task and not args.module and not args.config:
+        raise ConfigError("train needs --task NAME, --module FILE.py:factory or --resume RUN_DIR")
+    spec = spec_from_args(args, {})
+    return run_training(spec, run_dir=Path(args.run_dir) if args.run_dir else None, runs_root=args.runs_dir,
+                        resume=False, quiet=args.quiet)
+
+
+def _resume(args: argparse.Namespace) -> int:
+    from ..store import RunStore
+    from ..trainer import TrainConfig
+
+    run_dir = Path(args.resume)
+    changed = [f"--{f.replace('_', '-')}" for f in ("task", "module", "train", "val", "test", "seed", "source",
+                                                    "config", *TRAIN_FLAGS) if getattr(args, f, None) is not None]
+    if changed:
+        raise ConfigError(f"{', '.join(changed)} cannot change when resuming; the run keeps its own settings")
+    spec = load_spec(run_dir)
+    check_types(spec.config, typing.get_type_hints(TrainConfig), str(run_dir / "cli.json"))
+    for flag in ENDPOINT_FLAGS + ("approval",):  # the endpoint may have moved since the crash
+        if getattr(args, flag, None) is not None:
+            setattr(spec, "key_env" if flag == "api_key_env" else flag, getattr(args, flag))
+    if args.no_cache:
+        spec.cache = False
+    register_key_env(spec)
+    summary = RunStore(run_dir).summary()
+    if summary and summary.get("status") in ("completed", "plateau"):
+        say_to_stderr(f"{run_dir} already finished ({summary['status']}); nothing to resume")
+        print_report(RunStore(run_dir), spec.data, [], 0.0)
+        return 0
+    return run_training(spec, run_dir=run_dir, runs_root=str(run_dir.parent), resume=True, quiet=args.quiet)
+
+
+# The demo on the embedded Gemma 3 270M (two cores, one request at a time): a counting task a base model
+# can attempt, small splits and one parameter per step (the embedded models have short per-role reply
+# caps), so the whole loop (baseline, forward, backward, proposal, both gates, decision, test) ends in minutes.
+DEMO_DEFAULTS = {"task": "counting", "train": 4, "val": 4, "test": 4,
+                 "config": {"max_steps": 2, "batch_size": 2, "optimize": "one", "concurrency": 1}}
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    spec = spec_from_args(args, DEMO_DEFAULTS)
+
+    def confirm(spec: RunSpec, models: Any) -> bool:
+        """A remote endpoint may cost money: say what will happen and ask, unless --yes."""
+        if models.server is not None or args.yes:
+            return True
+        question = (f"Train {spec.task} for {spec.config['max_steps']} steps on {spec.train}/{spec.val}/{spec.test} "
+                    f"examples with {models.task.model} at {spec.base_url or 'the configured endpoint'}? [y/N] ")
+        if not sys.stdin.isatty():
+            raise ConfigError("the demo would call a remote endpoint; pass --yes to run it non-interactively")
+        return input(redact(question)).strip().lower() in ("y", "yes")
+
+    return run_training(spec, run_dir=None, runs_root=args.runs_dir, resume=False, quiet=args.quiet,
+                        confirm=confirm, story=True)
+
+
+RUNS_HEADER = f"{'run':<40} {'task':<14} {'status':<22} {'steps':>5} {'baseline':>9} {'best val':>9} {'test':>7}"
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    """Every run under --runs-dir; a damaged folder is one row that says so, and the others still show."""
+    from ..store import list_runs
+
+    rows = list_runs(args.runs_dir)
+    if not rows:
+        print(f"no runs in {args.runs_dir}")
+        return 0
+    print(RUNS_HEADER)
+    for r in rows:
+        run_id = r.get("run_id") or Path(str(r.get("path", "?"))).name
+        damage = r.get("damaged") or r.get("error")
+        if damage or r.get("status") == "damaged":
+            reason = damage if isinstance(damage, str) else "unreadable files"
+            print(redact(f"{run_id:<40} {'-':<14} {'damaged':<22} {reason}"))
+            continue
+        print(redact(f"{run_id:<40} {r.get('task') or '-':<14} {r.get('status') or '?':<22} {r.get('steps', 0):>5} "
+                     f"{fmt_score(r.get('baseline_val')):>9} {fmt_score(r.get('best_val')):>9} "
+                     f"{fmt_score(r.get('test')):>7}"))
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from ..export import export_prompts
+
+    run_dir = Path(args.run_dir)
+    _require_run_folder(run_dir)
+    output = Path(args.output) if args.output else run_dir / f"prompts.{args.format or 'json'}"
+    print(export_prompts(run_dir, output, args.format))
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """One self-contained HTML page of a run (charts, final prompts, every proposal with its diff)."""
+    run_dir = Path(args.run_dir)
+    _require_run_folder(run_dir)
+    try:
+        from ..report import write_report
+    except ImportError as exc:
+        raise ConfigError(f"the HTML report is not available in this installation ({exc})") from None
+    output = Path(args.output) if args.output else run_dir / "report.html"
+    print(write_report(run_dir, output) or output)
+    return 0
+
+
+def _require_run_folder(run_dir: Path) -> None:
+    if not (run_dir / "config.json").is_file():
+        raise ConfigError(f"{run_dir} is not a run folder (no config.json)")
+

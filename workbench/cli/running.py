@@ -1,0 +1,129 @@
+"""One CLI run: build the task, resolve the models, train with progress, export, print the last screen."""
+from __future__ import annotations
+
+import os
+import sys
+import time
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, Callable
+
+from ..errors import ConfigError, WorkbenchError
+from ..progress import Progress
+from ..redact import redact, register_secret
+from .factory import build
+from .last_screen import print_next, print_report, print_story
+from .spec import CLI_FILE, RunSpec, save_spec
+from .terminal_approval import terminal_approval
+
+
+def say_to_stderr(text: str) -> None:
+    print(redact(text), file=sys.stderr, flush=True)
+
+
+def register_key_env(spec: RunSpec) -> None:
+    """The value of the variable named by --api-key-env is a secret: masked in everything written or printed."""
+    if spec.key_env:
+        if not os.environ.get(spec.key_env):
+            raise ConfigError(f"environment variable {spec.key_env} (from --api-key-env) is not set")
+        register_secret(os.environ.get(spec.key_env))
+
+
+def resolve_models(spec: RunSpec, say: Callable[[str], None]):
+    """The run's models: flags first, then the WORKBENCH_* environment, else the embedded model
+    (the one resolver, `Models.from_env`)."""
+    from ..llm.models import DEFAULT_CACHE, Models
+
+    register_key_env(spec)
+    return Models.from_env(DEFAULT_CACHE if spec.cache else None, base_url=spec.base_url, model=spec.model,
+                           backward_model=spec.backward_model, optimizer_model=spec.optimizer_model,
+                           api_key_env=spec.key_env, max_tokens=spec.reply_limit,
+                           fold_system=FOLD_SYSTEM[spec.fold_system], say=say)
+
+
+FOLD_SYSTEM = {"auto": None, "on": True, "off": False}  # None: WORKBENCH_FOLD_SYSTEM, else probe the endpoint
+
+
+def announce_probes(trainer, models) -> None:
+    """Record what the endpoint probe found (an `endpoint_probe` event per role) on the run's bus, where
+    the run store keeps it and the progress display prints a line when system messages are folded."""
+    from ..events import Event
+
+    for notice in getattr(models, "notices", None) or []:
+        trainer.bus.emit(Event("endpoint_probe", dict(notice), run_id=trainer.run_id, step=0))
+
+
+def run_training(spec: RunSpec, *, run_dir: Path | None, runs_root: str, resume: bool, quiet: bool,
+                 confirm: Callable[[RunSpec, Any], bool] | None = None, story: bool = False) -> int:
+    """Build, train (Ctrl-C stops cleanly at the next LLM call), export, and print the last screen."""
+    from ..export import export_prompts
+    from ..store import RunStore
+    from ..trainer import TrainConfig, Trainer
+
+    say = (lambda text: None) if quiet else say_to_stderr
+    built = build(spec)
+    if resume:
+        recorded = RunStore(run_dir).config().get("splits", {})
+        rebuilt = {k: [e.id for e in getattr(built, k)] for k in ("train", "val", "test")}
+        if recorded and recorded != rebuilt:
+            raise ConfigError(f"the data rebuilt from {run_dir / CLI_FILE} differs from the run's recorded splits; "
+                              f"did the task, module or data file change since the run started?")
+    config = TrainConfig.from_dict(spec.config)
+    if built.pass_threshold is not None and "pass_threshold" not in spec.config:
+        config.pass_threshold = built.pass_threshold
+        spec.config = asdict(config)
+    spec.data = built.data
+    started = time.monotonic()
+    models = resolve_models(spec, say)
+    with models:
+        if confirm is not None and not confirm(spec, models):
+            say_to_stderr("cancelled")
+            return 1
+        progress = Progress(0, {"train": len(built.train), "val": len(built.val), "test": len(built.test)},
+                            config.batch_size, mode="off" if quiet else "auto")
+        approval = terminal_approval(progress) if spec.approval == "terminal" else None
+        trainer = Trainer(built.pipeline, built.train, built.val, built.test, built.eval_fn, models,
+                          config=config, approval=approval, task=built.name, run_dir=run_dir, runs_root=runs_root,
+                          resume=resume)
+        if not resume:
+            save_spec(spec, trainer.store.path)
+        progress.total_steps = trainer.total_steps
+        trainer.bus.subscribe(progress)
+        announce_probes(trainer, models)
+        say(f"task model {models.task.model}, backward {models.backward.model}, optimizer {models.optimizer.model}"
+            f"{' (embedded)' if models.server is not None else ''}; run folder {trainer.store.path}")
+        try:
+            fit_interruptibly(trainer, say)
+        except WorkbenchError:
+            progress.close()  # the error line must not be drawn over by the bar
+            say_to_stderr(f"the run failed; its folder is {trainer.store.path}")
+            raise
+    progress.close()
+    store = trainer.store
+    exports = [export_prompts(store, store.path / "prompts.json"), export_prompts(store, store.path / "prompts.md")]
+    if story:
+        print_story(store, small_model=models.server is not None)
+    print_report(store, spec.data, exports, time.monotonic() - started)
+    print_next(store)
+    status = (store.summary() or {}).get("status")
+    if status == "stopped":
+        say_to_stderr(f"stopped; continue with: workbench train --resume {store.path}")
+        return 130
+    return 0
+
+
+def fit_interruptibly(trainer, say: Callable[[str], None]) -> None:
+    """Train in the trainer's worker thread so Ctrl-C can ask for a clean stop (a valid checkpoint)."""
+    future = trainer.start()
+    while True:
+        try:
+            future.result(timeout=0.5)
+            return
+        except FutureTimeout:
+            continue
+        except KeyboardInterrupt:
+            say("\nstopping at the next LLM call (Ctrl-C again to quit at once)...")
+            trainer.stop()
+            future.result()
+            return

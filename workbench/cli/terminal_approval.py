@@ -1,0 +1,51 @@
+"""`--approval terminal`: a person accepts, rejects or edits each proposal on the terminal."""
+from __future__ import annotations
+
+import sys
+from typing import TextIO
+
+from ..errors import RunStopped
+from ..progress import Progress, fmt_score
+from ..redact import redact
+
+
+def terminal_approval(progress: Progress | None, stdin: TextIO | None = None, err: TextIO | None = None):
+    """A CallbackApproval that asks on the terminal: accept, reject, or edit the proposed text."""
+    from ..approval import CallbackApproval, Decision
+
+    stdin, err = stdin or sys.stdin, err or sys.stderr
+
+    def write(text: str) -> None:
+        err.write(redact(text))
+        err.flush()
+
+    def read_line(prompt: str) -> str:
+        write(prompt)
+        line = stdin.readline()
+        if not line:
+            raise RunStopped("stdin closed while a proposal waited for a decision")
+        return line.rstrip("\n")
+
+    def ask(pending) -> Decision:
+        if progress is not None:
+            progress.pause()
+        write(f"\nProposal {pending.proposal_id} for {pending.parameter} "
+              f"(minibatch {fmt_score(pending.minibatch_before)} -> {fmt_score(pending.minibatch_after)})\n"
+              f"--- current\n{pending.old}\n+++ proposed\n{pending.new}\n")
+        while True:
+            answer = read_line("[a]ccept, [r]eject or [e]dit? ").strip().lower()
+            if answer in ("a", "accept", "y", "yes"):
+                return Decision("accept", "person")
+            if answer in ("r", "reject", "n", "no"):
+                return Decision("reject", "person")
+            if answer in ("e", "edit"):
+                write("Type the new value; end with a line holding only a dot (.)\n")
+                lines = []
+                while (line := read_line("")) != ".":
+                    lines.append(line)
+                text = "\n".join(lines)
+                if text.strip():
+                    return Decision("edit", "person", text=text)
+                write("empty value; try again\n")
+
+    return CallbackApproval(ask)
