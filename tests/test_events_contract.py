@@ -288,7 +288,7 @@ def test_every_consumer_reads_only_fields_that_its_event_defines():
 
 def test_events_md_is_up_to_date():
     current = ev.DOC_PATH.read_text(encoding="utf-8")
-    assert ev.updated_doc(current) == current, "docs/EVENTS.md is stale: run python -m workbench.events --write"
+    assert ev.updated_doc(current) == current, "docs/EVENTS.md is stale: run python scripts/events_doc.py --write"
     for name in EVENT_TYPES:
         assert f"### {name}\n" in current
 

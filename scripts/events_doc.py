@@ -1,0 +1,10 @@
+"""Regenerate (--write) or check (--check) docs/EVENTS.md from the definitions in workbench/events.py.
+
+    .venv/bin/python scripts/events_doc.py --write
+"""
+import sys
+
+from workbench.events import main
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
