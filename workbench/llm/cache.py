@@ -59,6 +59,9 @@ class ResponseCache:
         with self._lock:
             try:
                 self._db.execute("PRAGMA journal_mode=WAL")
+                # a commit without fsync: an application crash loses nothing, a power cut may lose the
+                # last replies (they are paid for again), and each store costs microseconds, not an fsync
+                self._db.execute("PRAGMA synchronous=NORMAL")
             except sqlite3.OperationalError:
                 pass  # e.g. a filesystem without shared memory: the default journal still works
             self._db.execute(
