@@ -202,3 +202,27 @@ def test_a_training_run_on_a_dataset_with_lone_surrogates_keeps_every_event(tmp_
     stored = list(RunStore(tmp_path / "run").events())
     assert len(stored) == len(seen) and [e.type for e in stored] == [e.type for e in seen]
     assert any("tr-0-\udcff" in json.dumps(e.data, ensure_ascii=False) for e in stored)
+
+
+def test_a_resumed_training_run_after_a_torn_log_line_loses_no_event(tmp_path):
+    from scripted_tasks import TEST, TRAIN, VAL, Optimizer, Shout, backward, same_text, task
+    from workbench.llm.models import Models
+    from workbench.trainer import TrainConfig, Trainer
+
+    def trainer(steps, **kw):
+        return Trainer(Shout(), TRAIN, VAL, TEST, same_text, Models.scripted(task, backward, Optimizer()),
+                       config=TrainConfig(max_steps=steps, batch_size=4, concurrency=2), run_dir=tmp_path / "run", **kw)
+
+    trainer(1).fit()
+    log = tmp_path / "run" / "events.jsonl"
+    before = len(log.read_bytes().splitlines())
+    with open(log, "ab") as f:
+        f.write(b'{"type": "node", "da')  # the process was killed in the middle of a line
+    resumed = trainer(2, resume=True)
+    seen = []
+    resumed.bus.subscribe(seen.append)
+    resumed.fit()
+    with pytest.warns(DamagedFileWarning, match=f"line {before + 1}"):
+        stored = list(RunStore(tmp_path / "run").events())
+    assert [e.type for e in stored[-len(seen):]] == [e.type for e in seen]  # every event after the resume
+    assert [e.type for e in stored].count("run_started") == 2 and stored[-1].type == "run_finished"
