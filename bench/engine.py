@@ -97,6 +97,8 @@ def batch_wall(batch: int, latency: float, concurrency: int) -> None:
     examples = [Example(f"b{i}", {"text": f"sample {i}"}, "x", {}) for i in range(batch)]
     with OpenAITestServer(responder=reply, latency_s=latency) as server:
         client = LLMClient("test-model", base_url=server.base_url, api_key="x", max_concurrency=concurrency)
+        warm_up = [Example(f"w{i}", {"text": f"warm {i}"}, "x", {}) for i in range(concurrency)]
+        run_batch(Echo(), warm_up, exact_match, client, concurrency=concurrency)  # open the connections once
         t = time.perf_counter()
         result = run_batch(Echo(), examples, exact_match, client, concurrency=concurrency)
         wall = time.perf_counter() - t
