@@ -215,3 +215,21 @@ def test_traced_text_outside_a_trace_is_harmless():
     with use_model(ScriptedModel(lambda m: "x")), trace("s") as graph:
         pass
     assert graph.derived_texts == {}
+
+
+def test_a_parameter_is_disconnected_only_when_none_of_its_calls_reaches_the_loss():
+    """Hop 1's query is used, hop 2's is thrown away: the parameter still learns from hop 1."""
+    class Hops(Pipeline):
+        def __init__(self):
+            self.instruction = Parameter("query.instruction", "Write a query.")
+            self.query = LLMCall("query", "{{instruction}} {{hop}}", [self.instruction])
+
+        def forward(self, q):
+            first = self.query(hop=1)
+            self.query(hop=2)
+            return first.upper()
+
+    pipeline = Hops()
+    r = run_example(pipeline, Example("s", {"q": "?"}, "x", {}), exact_match, ScriptedModel(lambda m: "a query"))
+    BackwardEngine(backward_model()).backward(r.graph, pipeline.named_parameters())
+    assert r.graph.disconnected == [] and len(pipeline.instruction.gradients) == 1

@@ -304,16 +304,20 @@ class BackwardEngine:
 
 
 def find_disconnected(graph: Graph, parameters: dict[str, Parameter]) -> list[Disconnection]:
-    """Trainable parameters used by a node whose output never reaches the loss, with where it ends."""
-    found = []
+    """Trainable parameters none of whose nodes' outputs reach the loss, each with where it ends.
+
+    (A parameter used in a loop whose other calls do reach the loss still gets gradients.)
+    """
+    position = {n.id: i for i, n in enumerate(graph.nodes)}
+    connected: set[str] = set()
+    lost: dict[str, Disconnection] = {}
     for node in graph.nodes:
         trainable = [n for n in node.parameters if n in parameters and parameters[n].trainable]
         if not trainable:
             continue
         reached, frontier, ends = {node.id}, [node.id], []
         while frontier:
-            current = frontier.pop()
-            consumers = graph.consumers(current)
+            consumers = graph.consumers(current := frontier.pop())
             if not consumers:
                 ends.append(current)
             for c in consumers:
@@ -321,12 +325,12 @@ def find_disconnected(graph: Graph, parameters: dict[str, Parameter]) -> list[Di
                     reached.add(c)
                     frontier.append(c)
         if any(graph.node(r).kind == "loss" for r in reached):
-            continue  # a path exists (a gradient may still be skipped, which is reported as such)
-        position = {n.id: i for i, n in enumerate(graph.nodes)}
-        end = max(ends, key=position.__getitem__)
-        reason = _why_disconnected(graph, node, graph.node(end))
-        found.extend(Disconnection(name, end, graph.sample_id, reason) for name in trainable)
-    return found
+            connected.update(trainable)  # a path exists (a gradient may still be skipped: reported as such)
+            continue
+        end = graph.node(max(ends, key=position.__getitem__))
+        for name in trainable:
+            lost.setdefault(name, Disconnection(name, end.id, graph.sample_id, _why_disconnected(graph, node, end)))
+    return [d for name, d in lost.items() if name not in connected]
 
 
 def _why_disconnected(graph: Graph, node: NodeRecord, end: NodeRecord) -> str:
