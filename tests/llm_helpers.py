@@ -1,5 +1,7 @@
 """Small helpers shared by the LLM-layer tests (tests/test_llm_*.py)."""
 
+import socket
+
 ENDPOINT_ENV_VARS = ("OPENAI_API_KEY", "WORKBENCH_API_KEY", "WORKBENCH_BASE_URL", "WORKBENCH_TASK_MODEL",
                      "WORKBENCH_BACKWARD_MODEL", "WORKBENCH_OPTIMIZER_MODEL", "WORKBENCH_FOLD_SYSTEM")
 
@@ -16,3 +18,10 @@ def clear_endpoint_env(monkeypatch, fold_system: str | None = "0") -> None:
         monkeypatch.delenv(name, raising=False)
     if fold_system is not None:
         monkeypatch.setenv("WORKBENCH_FOLD_SYSTEM", fold_system)
+
+
+def closed_port() -> int:
+    """A local port nothing listens on (bound, then released)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 
@@ -12,6 +11,8 @@ from workbench.errors import EndpointUnreachableError, LLMCallError
 from workbench.llm import LLMClient, Models, ResponseCache, ScriptedModel, UsageMeter
 from workbench.llm.client import fold_system_messages
 from workbench.testing import OpenAITestServer
+
+from llm_helpers import closed_port
 
 
 def user(text: str) -> list[dict]:
@@ -34,12 +35,6 @@ def fast_client(base_url: str, **kwargs) -> LLMClient:
     kwargs.setdefault("backoff_max_s", 0.05)
     kwargs.setdefault("timeout", 10.0)
     return LLMClient("test-model", base_url=base_url, api_key="test-key", **kwargs)
-
-
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def test_completion_and_usage_match_what_the_server_counted(server):

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from workbench.errors import ConfigError
+from workbench.errors import ConfigError, EndpointUnreachableError
 from workbench.llm import LLMClient, Models
 from workbench.llm.probe import PROBE_ROLE, forget_probes, probe_system_messages
 from workbench.testing import OpenAITestServer
 
-from llm_helpers import clear_endpoint_env, user
+from llm_helpers import clear_endpoint_env, closed_port, user
 
 INSTRUCTION = "Answer in French."
 
@@ -95,3 +95,9 @@ def test_a_failed_probe_is_unknown_and_not_remembered():
         assert probe_system_messages(client) == "kept"  # asked again, not a remembered failure
         assert probe_system_messages(client) == "kept"
         assert server.request_count == 1 + 2
+
+
+def test_an_unreachable_endpoint_fails_at_resolution_naming_the_url():
+    url = f"http://127.0.0.1:{closed_port()}/v1"
+    with pytest.raises(EndpointUnreachableError, match=url):
+        Models.from_env(cache=None, base_url=url, model="m", max_retries=0)

@@ -18,7 +18,7 @@ import logging
 import os
 import threading
 
-from workbench.errors import ConfigError, WorkbenchError
+from workbench.errors import ConfigError, EndpointUnreachableError, WorkbenchError
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +47,7 @@ def fold_from_env() -> bool | None:
 
 def probe_system_messages(client) -> str:
     """``"kept"``, ``"dropped"`` or ``"unknown"`` (no token counts, or the probe call failed).
+    An endpoint that cannot be reached at all raises :class:`EndpointUnreachableError`.
 
     ``client`` is an :class:`~workbench.llm.client.LLMClient`; its two calls skip the cache and the
     budget's caller (they are recorded in its usage meter under the role ``"probe"``).
@@ -61,6 +62,8 @@ def probe_system_messages(client) -> str:
         without = client.send([user], settings, role=PROBE_ROLE).prompt_tokens
         with_system = client.send([{"role": "system", "content": PROBE_SYSTEM}, user], settings,
                                   role=PROBE_ROLE).prompt_tokens
+    except EndpointUnreachableError:
+        raise  # nothing to probe; the run could not start either: say so now, naming the URL
     except WorkbenchError as exc:
         log.warning("could not probe %s (%s) for system messages: %s", client.base_url, client.model, exc)
         return UNKNOWN  # not remembered: the next run may reach the endpoint
