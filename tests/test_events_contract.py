@@ -85,6 +85,10 @@ def test_typed_emission_and_typed_access_round_trip():
         ev.Disconnected.of(Event("control", {"action": "stop"}))
     with pytest.raises(EventContractError, match="lacks required field"):
         ev.Disconnected.of(Event("disconnected", {"parameter": "a"}))
+    # a log written by another version: unknown fields are ignored when reading, defaults filled in
+    old = ev.Minibatch.of(Event("minibatch", {"proposal_id": "p1", "before": 0.5, "after": 1.0, "passed": True,
+                                              "renamed_later": 3}))
+    assert old.left_out == 0 and old.samples == [] and not hasattr(old, "renamed_later")
 
 
 def test_subscribing_to_an_unknown_type_is_a_contract_error():

@@ -71,13 +71,19 @@ class EventData:
 
     @classmethod
     def of(cls, event: Event) -> Any:
-        """Typed access to a received event: `Proposal.of(e).parameter` (defaults filled in)."""
+        """Typed access to a received or stored event: `Proposal.of(e).parameter`, defaults filled in.
+
+        Reading is forgiving where emitting is strict: fields this version does not define (a log
+        written by another version) are ignored; a missing required field is an `EventContractError`.
+        """
         if event.type != cls.TYPE:
             raise EventContractError(f"{cls.__name__} reads {cls.TYPE!r} events, not {event.type!r}")
-        found = problems(event)
-        if found:
-            raise EventContractError("; ".join(found))
-        return cls(**(event.data or {}))
+        data = event.data if isinstance(event.data, dict) else {}
+        fields = _fields(cls)
+        missing = [name for name, f in fields.items() if _required(f) and name not in data]
+        if missing:
+            raise EventContractError(f"{event.type!r} event lacks required field(s) {missing}")
+        return cls(**{k: v for k, v in data.items() if k in fields})
 
 
 def defines(type_name: str) -> Callable[[type], type]:

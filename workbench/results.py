@@ -89,7 +89,7 @@ class _Tables:
             return
         try:
             data = ev.EVENT_TYPES[event.type].of(event)
-        except TypeError:  # a line missing a required field (an older or damaged log): skip that event
+        except (TypeError, ev.EventContractError):  # a line missing a required field (an older or damaged log)
             return
         handler(event, data)
 
