@@ -147,12 +147,18 @@ def hide_target(text: str, target: str) -> str:
 
 Rule = Callable[["BackwardPass", NodeRecord, list[Feedback]], None]
 BACKWARD_RULES: dict[str, Rule] = {}
+ORIGIN_KINDS: set[str] = set()  # kinds whose rule runs without feedback: feedback starts there
 
 
-def backward_rule(kind: str) -> Callable[[Rule], Rule]:
-    """Register the backward rule of a node kind: `rule(bp, node, feedback_at_its_output)`."""
+def backward_rule(kind: str, *, origin: bool = False) -> Callable[[Rule], Rule]:
+    """Register the backward rule of a node kind: `rule(bp, node, feedback_at_its_output)`.
+
+    A rule runs when feedback has arrived at its node's output, or always for an `origin` kind
+    (the loss, where feedback starts).
+    """
     def register(rule: Rule) -> Rule:
         BACKWARD_RULES[kind] = rule
+        (ORIGIN_KINDS.add if origin else ORIGIN_KINDS.discard)(kind)
         return rule
     return register
 
@@ -207,11 +213,12 @@ class BackwardPass:
             return list(pool.map(one, jobs))
 
 
-@backward_rule("loss")
+@backward_rule("loss", origin=True)
 def loss_backward(bp: BackwardPass, node: NodeRecord, feedback: list[Feedback]) -> None:
     """The loss speaks to the node(s) that produced the prediction; it needs no LLM call."""
+    text = loss_feedback(bp.graph)
     for source in dict.fromkeys(bp.graph.sources(node.id)):
-        bp.send(node, source, " ".join(f.text for f in feedback))
+        bp.send(node, source, text)
 
 
 @backward_rule("function")
@@ -281,15 +288,11 @@ class BackwardEngine:
                  on_disconnected: Callable[[Disconnection], None] | None = None,
                  on_skipped: Callable[[dict], None] | None = None) -> list[Gradient]:
         """Walk the graph from the loss back to the first node; return every gradient written."""
-        start = loss_feedback(graph)  # raises when the graph was never scored
+        loss_feedback(graph)  # raises when the graph was never scored
         bp = BackwardPass(self, graph, parameters, on_gradient, on_skipped)
-        nodes = graph.topological_order()
-        for node in nodes:
-            if node.kind == "loss":
-                bp.arrived.setdefault(node.id, []).append(Feedback("evaluation", start))
-        for node in reversed(nodes):
-            feedback = bp.arrived.get(node.id)
-            if not feedback:
+        for node in reversed(graph.topological_order()):
+            feedback = bp.arrived.get(node.id, [])
+            if not feedback and node.kind not in ORIGIN_KINDS:
                 continue  # nothing downstream depends on this node's output
             rule = BACKWARD_RULES.get(node.kind)
             if rule is None:
@@ -324,7 +327,7 @@ def find_disconnected(graph: Graph, parameters: dict[str, Parameter]) -> list[Di
                 if c not in reached:
                     reached.add(c)
                     frontier.append(c)
-        if any(graph.node(r).kind == "loss" for r in reached):
+        if any(graph.node(r).kind in ORIGIN_KINDS for r in reached):
             connected.update(trainable)  # a path exists (a gradient may still be skipped: reported as such)
             continue
         end = graph.node(max(ends, key=position.__getitem__))
