@@ -9,7 +9,7 @@ from workbench.llm import LLMClient, Models
 from workbench.llm.probe import PROBE_ROLE, forget_probes, probe_system_messages
 from workbench.testing import OpenAITestServer
 
-from llm_helpers import clear_endpoint_env, closed_port, user
+from llm_helpers import clear_endpoint_env, closed_port
 
 INSTRUCTION = "Answer in French."
 

@@ -60,7 +60,7 @@ def _first_served_model(base_url: str, api_key: str | None, timeout: float = 10.
             data = json.loads(response.read()).get("data") or []
     except OSError as exc:
         raise EndpointUnreachableError(display_url(base_url), redact(f"GET /models failed: {exc}")) from None
-    except ValueError as exc:
+    except ValueError:
         raise ConfigError(f"{display_url(base_url)}/models did not return JSON; set WORKBENCH_TASK_MODEL") from None
     if not data:
         raise ConfigError(f"{display_url(base_url)}/models lists no model; set WORKBENCH_TASK_MODEL")
