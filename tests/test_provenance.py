@@ -233,3 +233,12 @@ def test_a_parameter_is_disconnected_only_when_none_of_its_calls_reaches_the_los
     r = run_example(pipeline, Example("s", {"q": "?"}, "x", {}), exact_match, ScriptedModel(lambda m: "a query"))
     BackwardEngine(backward_model()).backward(r.graph, pipeline.named_parameters())
     assert r.graph.disconnected == [] and len(pipeline.instruction.gradients) == 1
+
+
+def test_text_traced_in_an_earlier_run_is_matched_by_content_in_this_one():
+    kept = TracedText("a summary from yesterday's run", "old-node")  # its node is not in this graph
+    summarise = LLMCall("summarise", "{{instruction}} {{doc}}", [Parameter("summarise.instruction", "Sum up.")])
+    with use_model(ScriptedModel(lambda m: "a summary from yesterday's run")), trace("s") as graph:
+        summarise(doc="x")
+        summarise(doc=kept)
+    assert [(e.source, e.target, e.guess) for e in graph.edges] == [("summarise", "summarise#2", False)]

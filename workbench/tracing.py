@@ -227,7 +227,9 @@ def find_sources(graph: Graph, value: Any, exclude: str | None = None) -> list[t
                 visit(item, depth + 1)
 
     visit(value)
-    pieces = [p for p in _texts(value) if not isinstance(p, TracedText)]
+    # text traced in another run (a value kept from an earlier trace) is matched like plain text
+    pieces = [p for p in _texts(value)
+              if not isinstance(p, TracedText) or not any(s in graph.output_texts for s in p.sources)]
     if not pieces:
         return list(found.items())
     matched: list[str] = []
