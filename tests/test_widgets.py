@@ -589,7 +589,7 @@ def test_workbench_with_a_real_trainer_and_human_approval(tmp_path):
         future = wb.start()
         assert time.perf_counter() - t0 < 1.0 and not future.done()  # returns at once
         first = wait_for(lambda: wb.review.pending.get("proposal_id"))
-        assert wb.review.pending["new"] == "Repeat the word, in French."
+        assert wb.review.pending["new"] in ("Repeat the word, in French.", "Repeat the word in UPPERCASE letters.")
         assert wb.controls.status == "waiting" and "waiting for you" in wb.controls.detail
         assert trainer.has_dashboard is True  # the trainer shows no progress bar of its own
         assert wb.controls.run_id == trainer.run_id and wb.controls.run_dir == str(trainer.store.path)
@@ -604,16 +604,17 @@ def test_workbench_with_a_real_trainer_and_human_approval(tmp_path):
         # the first proposal's button, clicked late, does nothing to the second
         browser(wb.review, type="decide", proposal_id=first, action="accept")
         assert sent[-1]["ok"] is False and trainer.pending.proposal_id == second
+        second_text = wb.review.pending["new"]
         browser(wb.review, type="decide", proposal_id=second, action="accept")
         summary = future.result(timeout=60)
         assert summary.status == "completed"
         wait_for(lambda: wb.controls.status == "finished")
         wb.flush()
         statuses = {h["proposal_id"]: (h["status"], h["by"]) for h in wb.review.history}
-        assert statuses == {first: ("reverted", "person"), second: ("kept", "person")}
-        assert {p["name"]: p["value"] for p in wb.review.parameters}["shout.instruction"] == \
-            "Repeat the word in UPPERCASE letters."
-        assert wb.curves.totals["calls"] > 0 and [m["outcome"] for m in wb.curves.marks] == ["rejected", "kept"]
+        assert statuses[first] == ("reverted", "person") and statuses[second] == ("kept", "person")
+        assert {p["name"]: p["value"] for p in wb.review.parameters}["shout.instruction"] == second_text
+        outcomes = {m["proposal_id"]: m["outcome"] for m in wb.curves.marks}
+        assert wb.curves.totals["calls"] > 0 and (outcomes[first], outcomes[second]) == ("rejected", "kept")
         # export from the controls
         path = tmp_path / "tuned.md"
         browser(wb.controls, type="control", action="export", path=str(path), format="md")
@@ -632,7 +633,8 @@ def test_auto_approve_switch_releases_a_waiting_proposal(tmp_path):
         browser(wb.review, type="auto", value=True)
         assert future.result(timeout=60).status == "completed"
         wait_for(lambda: wb.controls.status == "finished")
-        assert all(h["by"] == "policy" for h in wb.review.history)
+        decided = [h for h in wb.review.history if h["action"]]  # (others may fail the minibatch gate first)
+        assert decided and all(h["by"] == "policy" for h in decided)
     finally:
         trainer.stop()
         wb.close()

@@ -7,6 +7,7 @@ import { h, clear, watch, coalesce, fmtInt, fmtCost } from "./util.js";
 
 const LOADER = "__workbenchPlotly"; // window[LOADER]: the page's one load of plotly.js (a Promise)
 const LOAD_TIMEOUT_MS = 60000;
+const NARROW_PX = 560;
 const CONFIG = { responsive: true, displaylogo: false, scrollZoom: false,
   modeBarButtonsToRemove: ["select2d", "lasso2d", "autoScale2d"] };
 
@@ -62,13 +63,18 @@ function render({ model, el }) {
   let Plotly = null;
   let alive = true;
 
+  let narrow = null; // drawn for a narrow card: the legend wraps onto more rows, so the chart grows
+
   function drawCharts() {
     if (!Plotly || !alive) return;
     const figures = model.get("figures") || {};
+    narrow = el.clientWidth < NARROW_PX;
     for (const [box, key] of [[scoreBox, "score"], [costBox, "cost"]]) {
       const fig = figures[key];
       if (!fig) continue;
-      Plotly.react(box, fig.data || [], fig.layout || {}, CONFIG);
+      const layout = Object.assign({}, fig.layout || {});
+      if (narrow && layout.height) layout.height += key === "score" ? 120 : 40;
+      Plotly.react(box, fig.data || [], layout, CONFIG);
     }
   }
 
@@ -89,6 +95,7 @@ function render({ model, el }) {
   // a notebook panel can change width without a window resize: follow the card's own size
   const resize = coalesce(() => {
     if (!Plotly || !alive) return;
+    if ((el.clientWidth < NARROW_PX) !== narrow) return drawCharts();
     for (const box of [scoreBox, costBox]) if (box.data) Plotly.Plots.resize(box);
   });
   const observer = typeof ResizeObserver === "function" ? new ResizeObserver(resize) : null;

@@ -255,8 +255,9 @@ def score_spec(data: CurveData) -> dict:
     steps = [p["step"] for p in data.steps.values()] + [p["step"] for p in data.proposals.values()]
     layout = _base_layout(340)
     layout.update({
-        "xaxis": _axis("step", rangemode="tozero", **({"dtick": 1} if max(steps or [0]) <= 20 else {})),
-        "yaxis": _axis("score", domain=[0.2, 1.0], rangemode="tozero"),
+        "xaxis": _axis("step", rangemode="tozero", anchor="y2",  # under the proposals strip
+                       **({"dtick": 1} if max(steps or [0]) <= 20 else {})),
+        "yaxis": _axis("score", domain=[0.2, 1.0], range=[-0.03, 1.03]),  # scores are in [0, 1]
         "yaxis2": dict(_axis("", domain=[0.0, 0.12], showgrid=False, fixedrange=True), type="category"),
     })
     if not steps:
@@ -279,7 +280,9 @@ def cost_spec(data: CurveData, prices: dict[str, tuple[float, float]] | None = N
                        "hovertemplate": f"{esc(role)} · step %{{x}}<br>{key} %{{y:,}}<br>calls %{{customdata[0]}}"
                                         "<br>tokens %{customdata[1]:,}<extra></extra>"})
     layout = _base_layout(220)
-    layout.update({"barmode": "stack", "xaxis": dict(_axis("step (end: the final evaluation)"), type="category"),
+    ended = "end" in data.usage
+    layout.update({"barmode": "stack", "showlegend": True,
+                   "xaxis": dict(_axis("step" + (" (end: the final evaluation)" if ended else "")), type="category"),
                    "yaxis": _axis(title + " per step", rangemode="tozero")})
     return {"data": traces, "layout": layout}
 
