@@ -57,14 +57,16 @@ def _first_served_model(base_url: str, api_key: str | None, timeout: float = 10.
         request.add_header("Authorization", f"Bearer {api_key}")
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
-            data = json.loads(response.read()).get("data") or []
+            payload = json.loads(response.read())
     except OSError as exc:
         raise EndpointUnreachableError(display_url(base_url), redact(f"GET /models failed: {exc}")) from None
     except ValueError:
         raise ConfigError(f"{display_url(base_url)}/models did not return JSON; set WORKBENCH_TASK_MODEL") from None
-    if not data:
+    data = payload.get("data") if isinstance(payload, dict) else None
+    first = data[0] if isinstance(data, list) and data else None
+    if not isinstance(first, dict) or not first.get("id"):
         raise ConfigError(f"{display_url(base_url)}/models lists no model; set WORKBENCH_TASK_MODEL")
-    return str(data[0]["id"])
+    return str(first["id"])
 
 
 @dataclass
