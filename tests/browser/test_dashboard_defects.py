@@ -279,3 +279,21 @@ def test_a_disconnected_parameter_is_marked_on_its_node_and_explained(harness):
     render(page, "review", state["review"])
     why = page.locator('.harness-review .wb-params[open] [data-param="query.instruction"] .wb-param-why')
     assert "no path to the loss" in why.text_content()  # the list opens by itself to say so
+
+
+def test_a_guessed_link_is_drawn_dashed(harness):
+    def run(emit, funnel):
+        emit.step = 1
+        emit("step_started", epoch=0, batch=["s1"])
+        g = graph_dict("s1")
+        g["edges"][-2]["guess"] = True  # retrieve#2 -> answer was matched by text content
+        emit("forward", split="train", phase="train", graph=g,
+             summary={"sample_id": "s1", "inputs": {"question": "q"}, "target": "Paris", "prediction": "Paris",
+                      "score": 1.0, "status": "ok", "error": None, "seconds": 0.1})
+    page = harness
+    render(page, "graph", traits_after(run)["graph"])
+    dashed = page.evaluate("""() => [...document.querySelectorAll('.harness-graph g.edge')].map(e =>
+        [e.id, getComputedStyle(e.querySelector('path')).strokeDasharray])""")
+    guessed = [d for i, d in dashed if "retrieve#2" in i and "answer" in i]
+    assert guessed and guessed[0] not in ("none", ""), dashed
+    assert all(d in ("none", "") for i, d in dashed if not ("retrieve#2" in i and "answer" in i)), dashed
