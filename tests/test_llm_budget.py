@@ -144,3 +144,19 @@ def test_reservations_are_exact_under_contention():
 def test_bad_limits_are_refused_naming_the_value(bad):
     with pytest.raises(ConfigError, match="max_calls"):
         Budget(max_calls=bad)
+
+
+def test_a_training_run_stops_at_its_call_budget_and_a_second_run_starts_fresh(tmp_path):
+    """Issue 8.3 end to end: 16 validation samples in flight, max_calls=6, one budget for every role."""
+    from workbench.trainer import TrainConfig, Trainer
+
+    from scripted_tasks import TRAIN, WORDS, Optimizer, Shout, examples, route, same_text
+
+    val = examples("va16", WORDS[:16])
+    with OpenAITestServer(responder=route(Optimizer()), latency_s=0.05) as server:
+        models = Models.from_endpoint(server.base_url, "test-model", api_key="k", cache=None)
+        config = TrainConfig(max_steps=2, batch_size=4, concurrency=16, max_calls=6)
+        first = Trainer(Shout(), TRAIN, val, [], same_text, models, config=config, run_dir=tmp_path / "one").fit()
+        assert first.status == "budget" and server.request_count == 6
+        second = Trainer(Shout(), TRAIN, val, [], same_text, models, config=config, run_dir=tmp_path / "two").fit()
+        assert second.status == "budget" and server.request_count == 12  # six more: not stopped by the first's calls
