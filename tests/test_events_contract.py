@@ -203,6 +203,59 @@ def _reads(node: ast.AST) -> list[tuple[str, int]]:
     return found
 
 
+def _data_field(expr: ast.AST) -> str | None:
+    """The event field an expression reads: `d["f"]`, `d.get("f")`, `e.data["f"]`, typed `d.f`; maybe `... or {}`."""
+    if isinstance(expr, ast.BoolOp) and isinstance(expr.op, ast.Or):
+        expr = expr.values[0]
+    if isinstance(expr, ast.Subscript) and _is_data(expr.value) and _is_str(expr.slice):
+        return expr.slice.value
+    if isinstance(expr, ast.Call) and isinstance(expr.func, ast.Attribute) and expr.func.attr == "get" \
+            and _is_data(expr.func.value) and expr.args and _is_str(expr.args[0]):
+        return expr.args[0].value
+    if isinstance(expr, ast.Attribute) and isinstance(expr.value, ast.Name) and expr.value.id in DATA_NAMES:
+        return expr.attr
+    return None
+
+
+def _nested_reads(node: ast.AST) -> list[tuple[str, str, int]]:
+    """Reads inside a structured field: `d["summary"]["k"]`, or `s.get("k")` where `s = d.get("summary")`
+    or `for s in d["samples"]`: (field, key, line)."""
+    aliases: dict[str, str] = {}
+    for n in ast.walk(node):
+        if isinstance(n, ast.Assign) and len(n.targets) == 1 and isinstance(n.targets[0], ast.Name):
+            bound, source = n.targets[0].id, n.value
+        elif isinstance(n, (ast.For, ast.comprehension)) and isinstance(n.target, ast.Name):
+            bound, source = n.target.id, n.iter
+        else:
+            continue
+        field = _data_field(source)
+        if field is not None:
+            aliases[bound] = field
+    found = []
+    for n in ast.walk(node):
+        receiver, key = None, None
+        if isinstance(n, ast.Subscript) and _is_str(n.slice):
+            receiver, key = n.value, n.slice.value
+        elif isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and n.func.attr == "get" \
+                and n.args and _is_str(n.args[0]):
+            receiver, key = n.func.value, n.args[0].value
+        if receiver is None:
+            continue
+        field = aliases.get(receiver.id) if isinstance(receiver, ast.Name) else _data_field(receiver)
+        if field is not None:
+            found.append((field, key, n.lineno))
+    return found
+
+
+def nested_fields(type_name: str, field: str) -> set[str] | None:
+    """The keys a structured field of an event type defines; None when the field is not a Shape."""
+    definition = EVENT_TYPES[type_name]
+    if field not in ev.fields_of(type_name):
+        return None
+    nested = ev.shape_of(ev._hints(definition)[field])
+    return None if nested is None else {f.name for f in ev._fields(nested).values()}
+
+
 def consumer_reads(tree: ast.AST) -> list[tuple[frozenset[str], str, int]]:
     """Every read of an event field tied to event types: (types, field, line).
 
@@ -215,6 +268,8 @@ def consumer_reads(tree: ast.AST) -> list[tuple[frozenset[str], str, int]]:
         types = {t for t in types if t in EVENT_TYPES} or types
         for node in body:
             found.extend((frozenset(types), key, line) for key, line in _reads(node))
+        block = ast.Module(body=[n if isinstance(n, ast.stmt) else ast.Expr(n) for n in body], type_ignores=[])
+        found.extend((frozenset(types), f"{field}.{key}", line) for field, key, line in _nested_reads(block))
 
     for node in ast.walk(tree):
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name.startswith("_on_") \
@@ -236,10 +291,15 @@ def consumer_reads(tree: ast.AST) -> list[tuple[frozenset[str], str, int]]:
 
 def undefined_reads(tree: ast.AST, where: str) -> list[str]:
     bad = []
-    for types, key, line in consumer_reads(tree):
+    for types, key, line in sorted(consumer_reads(tree), key=lambda r: (r[2], r[1])):
         unknown_types = sorted(t for t in types if t not in EVENT_TYPES)
         if unknown_types:
             bad.append(f"{where}:{line}: reads events of undefined type {unknown_types}")
+        elif "." in key:
+            field, inner = key.split(".", 1)
+            shapes = [nested_fields(t, field) for t in types]
+            if all(s is not None for s in shapes) and not any(inner in s for s in shapes):
+                bad.append(f"{where}:{line}: reads {key!r}, which no {sorted(types)} event defines")
         elif not any(key in ev.fields_of(t) for t in types):
             bad.append(f"{where}:{line}: reads {key!r}, which no {sorted(types)} event defines")
     return bad
@@ -268,11 +328,19 @@ class View:
         return d.get("left_out"), d.get("skipped")
 ids = [e.data["proposal_id"] for e in events if e.type == "decision"]
 bad = [e.data["who"] for e in events if e.type in ("decision", "update")]
+def _on_forward(self, e, d):
+    summary = d.get("summary") or {}
+    return summary.get("sample_id"), summary.get("sampleid"), d["summary"]["stats"], d["graph"]["anything"]
+def _on_selection(self, e, d):
+    return [s.get("reason") for s in d["samples"]] + [s["chosen"] for s in d.samples]
 '''
     bad = undefined_reads(ast.parse(source), "x.py")
     assert bad == ["x.py:4: reads 'paramter', which no ['proposal'] event defines",
                    "x.py:7: reads 'skipped', which no ['minibatch'] event defines",
-                   "x.py:9: reads 'who', which no ['decision', 'update'] event defines"]
+                   "x.py:9: reads 'who', which no ['decision', 'update'] event defines",
+                   "x.py:12: reads 'summary.sampleid', which no ['forward'] event defines",
+                   "x.py:12: reads 'summary.stats', which no ['forward'] event defines",
+                   "x.py:14: reads 'samples.chosen', which no ['selection'] event defines"]
 
 
 def test_every_consumer_reads_only_fields_that_its_event_defines():
@@ -285,6 +353,9 @@ def test_every_consumer_reads_only_fields_that_its_event_defines():
         reads += len(consumer_reads(tree))
         bad += undefined_reads(tree, where)
     assert reads >= 40  # the UI reducer, the CLI and the export were scanned
+    nested = sum("." in key for where, text in consumer_sources() if where.startswith("workbench/")
+                 for _, key, _ in consumer_reads(ast.parse(text)))
+    assert nested >= 20  # and reads inside `summary` and `samples` were checked against their shapes
     assert bad == []
 
 
@@ -304,3 +375,22 @@ def test_events_md_check_fails_on_a_stale_copy(tmp_path, monkeypatch):
     assert ev.main(["--check"]) == 1
     assert ev.main(["--write"]) == 0 and ev.main(["--check"]) == 0
     assert "### disconnected\n" in stale.read_text()
+
+
+def test_structured_fields_are_checked_and_filled_like_the_data():
+    bus = EventBus(strict=True)
+    seen = []
+    bus.subscribe(seen.append)
+    summary = {"sample_id": "s1", "inputs": {"q": "x"}, "target": "y", "prediction": "y", "score": 1.0,
+               "status": "ok"}
+    with pytest.raises(EventContractError, match=r"'summary' has unknown key 'sampel'"):
+        bus.emit(Event("forward", {"split": "train", "phase": "train", "graph": None,
+                                   "summary": {**summary, "sampel": 1}}))
+    with pytest.raises(EventContractError, match=r"'samples'\[1\] lacks 'reason'"):
+        bus.emit(Event("selection", {"samples": [{"sample_id": "a", "selected": True, "reason": "failed"},
+                                                 {"sample_id": "b", "selected": False}]}))
+    with pytest.raises(EventContractError, match=r"'samples'\[0\]\['selected'\] = 'yes' is not bool"):
+        bus.emit(Event("selection", {"samples": [{"sample_id": "a", "selected": "yes", "reason": ""}]}))
+    bus.emit(Event("forward", {"split": "train", "phase": "train", "graph": None, "summary": summary}))
+    assert seen[0].data["summary"]["error"] is None and seen[0].data["summary"]["seconds"] == 0.0
+    assert "error" not in summary  # the emitter's dict is not changed

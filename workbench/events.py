@@ -104,8 +104,39 @@ def doc(text: str, default: Any = MISSING) -> Any:
     return field(default=default, metadata={"doc": text})
 
 
-Split = Literal["train", "val", "test", "minibatch"]
-Phase = Literal["baseline", "train", "proposal", "final"]
+class Shape:
+    """Base of the definitions of structured values inside an event's data, checked like the data."""
+
+
+SHAPES: dict[str, type[Shape]] = {}
+
+
+def shape(cls: type) -> type:
+    """Register a class as the definition of a structured value (a frozen, keyword-only dataclass)."""
+    cls = dataclass(frozen=True, kw_only=True)(cls)
+    SHAPES[cls.__name__] = cls
+    return cls
+
+
+@shape
+class SampleSummary(Shape):
+    """`SampleResult.summary()`: one sample's run, as `forward` and `teacher` events carry it."""
+    sample_id: str
+    inputs: dict = doc("input name -> text")
+    target: Any
+    prediction: str | None = doc("the pipeline's output as text; null when it raised or errored")
+    score: float | None = doc("null when the sample errored")
+    status: str = doc("`ok` / `failed` / `errored`")
+    error: str | None = doc("why it failed or errored", None)
+    seconds: float = doc("wall time of the sample", 0.0)
+
+
+@shape
+class SelectionEntry(Shape):
+    """One sample of the step's minibatch and whether backward uses it."""
+    sample_id: str
+    selected: bool
+    reason: str
 
 
 @defines("run_started")
@@ -135,7 +166,7 @@ class Forward(EventData):
     """A sample has been run and scored."""
     split: str = doc("`train` / `val` / `test` / `minibatch`")
     phase: str = doc("`baseline` / `train` / `proposal` / `final`")
-    summary: dict = doc("`SampleResult.summary()`: sample_id, inputs, target, prediction, score, status, error, seconds")
+    summary: SampleSummary
     graph: dict | None = doc("`Graph.to_dict()` for the train split; else null")
 
 
@@ -163,13 +194,13 @@ class StepStarted(EventData):
 @defines("teacher")
 class TeacherRan(EventData):
     """A teacher model ran the minibatch to bootstrap demos (only with `Trainer(teacher=...)`)."""
-    samples: list = doc("`[SampleResult.summary()]`")
+    samples: list[SampleSummary]
 
 
 @defines("selection")
 class Selection(EventData):
     """The backward subset is chosen."""
-    samples: list = doc("`[{sample_id, selected, reason}]`")
+    samples: list[SelectionEntry]
 
 
 @defines("gradient")
@@ -365,6 +396,8 @@ def _type_ok(value: Any, hint: Any) -> bool:
         return isinstance(value, (list, tuple)) and all(_type_ok(v, item) for v in value)
     if origin is dict:
         return isinstance(value, dict)
+    if isinstance(hint, type) and issubclass(hint, Shape):
+        return isinstance(value, dict)
     if hint is float:
         return isinstance(value, (int, float)) and not isinstance(value, bool)
     if hint is int:
@@ -395,6 +428,29 @@ def _required(f: dataclasses.Field) -> bool:
     return f.default is MISSING and f.default_factory is MISSING
 
 
+def shape_of(hint: Any) -> type[Shape] | None:
+    """The Shape a field holds, itself or as the items of a list; None for plain values."""
+    if isinstance(hint, type) and issubclass(hint, Shape):
+        return hint
+    if typing.get_origin(hint) is list:
+        (item,) = typing.get_args(hint) or (Any,)
+        return item if isinstance(item, type) and issubclass(item, Shape) else None
+    return None
+
+
+def _shape_problems(where: str, value: Any, definition: type[Shape]) -> list[str]:
+    if not isinstance(value, dict):
+        return []  # the field's own type check reports it
+    fields, hints = _fields(definition), _hints(definition)
+    found = [f"{where} has unknown key {k!r} (a {definition.__name__} has: {', '.join(fields)})"
+             for k in value if k not in fields]
+    found += [f"{where} lacks {name!r} (a {definition.__name__})"
+              for name, f in fields.items() if _required(f) and name not in value]
+    found += [f"{where}[{k!r}] = {v!r:.80} is not {_type_name(hints[k])}"
+              for k, v in value.items() if k in fields and not _type_ok(v, hints[k])]
+    return found
+
+
 def problems(event: Event) -> list[str]:
     """Every way `event` breaks its definition (empty when it conforms)."""
     definition = EVENT_TYPES.get(event.type)
@@ -412,22 +468,44 @@ def problems(event: Event) -> list[str]:
               for name, f in fields.items() if _required(f) and name not in data]
     found += [f"{event.type!r} event field {k!r} = {v!r:.80} is not {_type_name(hints[k])}"
               for k, v in data.items() if k in fields and not _type_ok(v, hints[k])]
+    for k, v in data.items():
+        nested = shape_of(hints[k]) if k in fields else None
+        if nested is not None:
+            items = [(f"{event.type!r} event field {k!r}", v)] if not isinstance(v, (list, tuple)) else \
+                [(f"{event.type!r} event field {k!r}[{i}]", item) for i, item in enumerate(v)]
+            for where, item in items:
+                found += _shape_problems(where, item, nested)
     return found
 
 
 def with_defaults(event: Event) -> Event:
-    """`event` with every optional field its definition has, at its default, filled in."""
+    """`event` with every optional field its definition has (and its shapes have), at its default, filled in."""
     definition = EVENT_TYPES.get(event.type)
     if definition is None or not isinstance(event.data, dict):
         return event
+    data = _filled(event.data, definition)
+    hints = _hints(definition)
+    for name in _fields(definition):
+        nested, value = shape_of(hints[name]), data.get(name)
+        if nested is None or not isinstance(value, (dict, list, tuple)):
+            continue
+        filled = _filled(value, nested) if isinstance(value, dict) else \
+            [_filled(item, nested) if isinstance(item, dict) else item for item in value]
+        if filled is not value and filled != value:
+            data = {**data, name: filled}
+    return event if data is event.data else dataclasses.replace(event, data=data)
+
+
+def _filled(value: dict, definition: type) -> dict:
+    """`value`, or a copy with the optional fields of `definition` it lacks at their defaults."""
     missing = {f.name: (f.default if f.default_factory is MISSING else f.default_factory())
-               for f in _fields(definition).values() if not _required(f) and f.name not in event.data}
-    return dataclasses.replace(event, data={**event.data, **missing}) if missing else event
+               for f in _fields(definition).values() if not _required(f) and f.name not in value}
+    return {**value, **missing} if missing else value
 
 
 def _type_name(hint: Any) -> str:
     text = str(hint) if not isinstance(hint, type) else hint.__name__
-    return text.replace("typing.", "")
+    return text.replace("typing.", "").replace(f"{__name__}.", "")
 
 
 def strict_by_default() -> bool:
@@ -510,21 +588,28 @@ DOC_END = "<!-- end of generated part -->"
 
 
 def render_reference() -> str:
-    """The generated part of docs/EVENTS.md: a summary table, then each type's fields."""
+    """The generated part of docs/EVENTS.md: a summary table, each type's fields, then the shapes."""
     lines = [DOC_BEGIN, "", f"Schema version: **{SCHEMA_VERSION}** (each line of `events.jsonl` carries it as "
              "`schema`; lines without it are version 1).", "",
              "| type | when |", "|---|---|"]
     lines += [f"| [`{name}`](#{name}) | {_one_line(cls.__doc__)} |" for name, cls in EVENT_TYPES.items()]
-    hints_of = {name: _hints(cls) for name, cls in EVENT_TYPES.items()}
     for name, cls in EVENT_TYPES.items():
         lines += ["", f"### {name}", "", f"{_one_line(cls.__doc__)} Definition: `workbench.events.{cls.__name__}`.",
-                  "", "| field | type | | meaning |", "|---|---|---|---|"]
-        for f in dataclasses.fields(cls):
-            need = "required" if _required(f) else f"optional, default `{_default_text(f)}`"
-            lines.append(f"| `{f.name}` | `{_type_name(hints_of[name][f.name])}` | {need} | "
-                         f"{f.metadata.get('doc', '')} |")
+                  ""] + _field_table(cls)
+    lines += ["", "## Shapes", "", "Structured values inside an event's data, checked like the data itself."]
+    for name, cls in SHAPES.items():
+        lines += ["", f"### {name}", "", _one_line(cls.__doc__), ""] + _field_table(cls)
     lines += ["", DOC_END]
     return "\n".join(lines)
+
+
+def _field_table(definition: type) -> list[str]:
+    hints = _hints(definition)
+    lines = ["| field | type | | meaning |", "|---|---|---|---|"]
+    for f in _fields(definition).values():
+        need = "required" if _required(f) else f"optional, default `{_default_text(f)}`"
+        lines.append(f"| `{f.name}` | `{_type_name(hints[f.name])}` | {need} | {f.metadata.get('doc', '')} |")
+    return lines
 
 
 def _default_text(f: dataclasses.Field) -> str:
