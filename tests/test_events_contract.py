@@ -383,13 +383,13 @@ def test_structured_fields_are_checked_and_filled_like_the_data():
     bus.subscribe(seen.append)
     summary = {"sample_id": "s1", "inputs": {"q": "x"}, "target": "y", "prediction": "y", "score": 1.0,
                "status": "ok"}
-    with pytest.raises(EventContractError, match=r"'summary' has unknown key 'sampel'"):
+    with pytest.raises(EventContractError, match=r"'summary' has unknown field 'sampel'"):
         bus.emit(Event("forward", {"split": "train", "phase": "train", "graph": None,
                                    "summary": {**summary, "sampel": 1}}))
-    with pytest.raises(EventContractError, match=r"'samples'\[1\] lacks 'reason'"):
+    with pytest.raises(EventContractError, match=r"'samples'\[1\] lacks required field 'reason'"):
         bus.emit(Event("selection", {"samples": [{"sample_id": "a", "selected": True, "reason": "failed"},
                                                  {"sample_id": "b", "selected": False}]}))
-    with pytest.raises(EventContractError, match=r"'samples'\[0\]\['selected'\] = 'yes' is not bool"):
+    with pytest.raises(EventContractError, match=r"'samples'\[0\] field 'selected' = 'yes' is not bool"):
         bus.emit(Event("selection", {"samples": [{"sample_id": "a", "selected": "yes", "reason": ""}]}))
     bus.emit(Event("forward", {"split": "train", "phase": "train", "graph": None, "summary": summary}))
     assert seen[0].data["summary"]["error"] is None and seen[0].data["summary"]["seconds"] == 0.0

@@ -438,16 +438,24 @@ def shape_of(hint: Any) -> type[Shape] | None:
     return None
 
 
-def _shape_problems(where: str, value: Any, definition: type[Shape]) -> list[str]:
-    if not isinstance(value, dict):
-        return []  # the field's own type check reports it
+def _mapping_problems(where: str, value: dict, definition: type) -> list[str]:
+    """Unknown, missing and mistyped fields of `value` (event data, or a structured value inside it)."""
     fields, hints = _fields(definition), _hints(definition)
-    found = [f"{where} has unknown key {k!r} (a {definition.__name__} has: {', '.join(fields)})"
-             for k in value if k not in fields]
-    found += [f"{where} lacks {name!r} (a {definition.__name__})"
+    found = [f"{where} has unknown field {k!r} (defined: {', '.join(fields)})" for k in value if k not in fields]
+    found += [f"{where} lacks required field {name!r}"
               for name, f in fields.items() if _required(f) and name not in value]
-    found += [f"{where}[{k!r}] = {v!r:.80} is not {_type_name(hints[k])}"
+    found += [f"{where} field {k!r} = {v!r:.80} is not {_type_name(hints[k])}"
               for k, v in value.items() if k in fields and not _type_ok(v, hints[k])]
+    for k, v in value.items():
+        nested = shape_of(hints[k]) if k in fields else None
+        if nested is None:
+            continue
+        if isinstance(v, dict):
+            found += _mapping_problems(f"{where} field {k!r}", v, nested)
+        elif isinstance(v, (list, tuple)):
+            for i, item in enumerate(v):
+                if isinstance(item, dict):
+                    found += _mapping_problems(f"{where} field {k!r}[{i}]", item, nested)
     return found
 
 
@@ -460,22 +468,7 @@ def problems(event: Event) -> list[str]:
     data = event.data or {}
     if not isinstance(data, dict):
         return [f"{event.type!r} event data must be a dict, not {type(data).__name__}"]
-    fields = _fields(definition)
-    hints = _hints(definition)
-    found = [f"{event.type!r} event has unknown field {k!r} (defined: {', '.join(fields)})"
-             for k in data if k not in fields]
-    found += [f"{event.type!r} event lacks required field {name!r}"
-              for name, f in fields.items() if _required(f) and name not in data]
-    found += [f"{event.type!r} event field {k!r} = {v!r:.80} is not {_type_name(hints[k])}"
-              for k, v in data.items() if k in fields and not _type_ok(v, hints[k])]
-    for k, v in data.items():
-        nested = shape_of(hints[k]) if k in fields else None
-        if nested is not None:
-            items = [(f"{event.type!r} event field {k!r}", v)] if not isinstance(v, (list, tuple)) else \
-                [(f"{event.type!r} event field {k!r}[{i}]", item) for i, item in enumerate(v)]
-            for where, item in items:
-                found += _shape_problems(where, item, nested)
-    return found
+    return _mapping_problems(f"{event.type!r} event", data, definition)
 
 
 def with_defaults(event: Event) -> Event:
