@@ -41,7 +41,8 @@ def server():
 
 
 def run_once(server, cache):
-    models = Models.local(server=server, cache=cache, max_tokens=24)
+    # 24-token replies are cut by the cap; the cache keeps those only when asked to
+    models = Models.local(server=server, cache=cache, max_tokens=24, cache_truncated=True)
     pipeline = SmallRAG()
     ex = Example("k1", {"question": "Who first cast the glass bells of the town on the Orvel river?"}, "Mara Lune", {})
     result = run_example(pipeline, ex, contains_match, models.task)
