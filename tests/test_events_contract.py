@@ -394,3 +394,24 @@ def test_structured_fields_are_checked_and_filled_like_the_data():
     bus.emit(Event("forward", {"split": "train", "phase": "train", "graph": None, "summary": summary}))
     assert seen[0].data["summary"]["error"] is None and seen[0].data["summary"]["seconds"] == 0.0
     assert "error" not in summary  # the emitter's dict is not changed
+
+
+def test_a_notebook_may_define_and_emit_its_own_event_type():
+    @ev.defines("test_note")
+    class Note(ev.EventData):
+        """A person's note during a run (defined by a test)."""
+        text: str
+        tags: list[str] = ev.doc("labels", [])
+
+    try:
+        bus = EventBus(strict=True)
+        seen = []
+        bus.subscribe(seen.append, {"test_note"})
+        bus.emit(Note(text="looks good").event(step=4))
+        bus.emit(Event("test_note", {"text": "again"}))
+        assert [Note.of(e).text for e in seen] == ["looks good", "again"] and seen[1].data["tags"] == []
+        assert seen[1].data["tags"] is not seen[0].data["tags"]
+        with pytest.raises(EventContractError, match="unknown field 'txt'"):
+            bus.emit(Event("test_note", {"txt": "typo"}))
+    finally:
+        del EVENT_TYPES["test_note"]

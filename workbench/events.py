@@ -98,9 +98,8 @@ def defines(type_name: str) -> Callable[[type], type]:
 
 def doc(text: str, default: Any = MISSING) -> Any:
     """A field with a description for docs/EVENTS.md (and a default when it is optional)."""
-    if isinstance(default, (list, dict)):
-        empty = type(default)
-        return field(default_factory=empty, metadata={"doc": text})
+    if isinstance(default, (list, dict)):  # a fresh copy for each event, never one shared list
+        return field(default_factory=lambda: type(default)(default), metadata={"doc": text})
     return field(default=default, metadata={"doc": text})
 
 
