@@ -23,6 +23,9 @@ from workbench.trainer import TrainConfig, Trainer
 from scripted_tasks import BAD, GOOD, TEST, TRAIN, VAL, Optimizer, Shout, backward, same_text, task
 
 
+EDITED = "Write the word in UPPERCASE, always."
+
+
 def trained(tmp_path, name="run", **kw):
     config = kw.pop("config", TrainConfig(max_steps=2, batch_size=4, concurrency=2))
     trainer = Trainer(Shout(), TRAIN, VAL, TEST, same_text, Models.scripted(task, backward, Optimizer()),
@@ -45,15 +48,17 @@ def test_open_run_is_exported_at_the_top_level():
 def test_proposals_say_what_changed_both_gates_the_decision_and_why(finished):
     trainer, _ = finished
     p = open_run(trainer.store.path).proposals
-    assert list(p.proposal_id) == ["p1-1", "p2-2"]
+    assert list(p.proposal_id) == ["p1-1", "p1-2"]
     first, second = p.iloc[0], p.iloc[1]
-    assert (first.step, first.parameter, first.old, first.new, first.source) == \
-        (1, "shout.instruction", "Repeat the word.", BAD, "optimizer")
-    assert (first.minibatch_before, first.minibatch_after, first.minibatch_passed) == (0.0, 0.0, True)
-    assert (first.validation, first.best_before, first.decision, first.decided_by, first.kept) == \
-        (0.0, 0.0, "accept", "policy", False)
-    assert "does not beat" in first.reason and first.value_after == "Repeat the word."
-    assert (second.step, second.new, second.validation, second.kept, second.value_after) == (2, GOOD, 1.0, True, GOOD)
+    assert (first.step, first.parameter, first.old, first.new, first.source, first.attempt) == \
+        (1, "shout.instruction", "Repeat the word.", BAD, "optimizer", 1)
+    assert (first.minibatch_before, first.minibatch_after, first.minibatch_passed) == (0.0, 0.0, False)
+    assert pd.isna(first.validation) and pd.isna(first.decision) and first.kept == False  # noqa: E712 (never validated)
+    assert "minibatch" in first.reason and first.value_after == "Repeat the word."
+    assert (second.step, second.new, second.attempt, second.minibatch_after, second.validation) == \
+        (1, GOOD, 2, 1.0, 1.0)
+    assert (second.best_before, second.decision, second.decided_by, second.kept, second.value_after) == \
+        (0.0, "accept", "policy", True, GOOD)
     assert "Sample" in second.gradient_summary
 
 
@@ -63,11 +68,11 @@ def test_curve_gradients_samples_and_usage(finished):
     curve = run.curve
     assert list(curve.step) == [0, 1, 2]
     assert curve.loc[0, ["val", "best_val", "test"]].tolist() == [0.0, 0.0, 0.0]
-    assert curve.best_val.tolist() == [0.0, 0.0, 1.0] and curve.accepted.tolist() == [0, 0, 1]
+    assert curve.best_val.tolist() == [0.0, 1.0, 1.0] and curve.accepted.tolist() == [0, 1, 0]
     assert curve.test.iloc[-1] == summary.final["test"] == 1.0
 
     g = run.gradients
-    assert set(g.step) == {1, 2}
+    assert set(g.step) == {1}  # step 2 had no failed sample to learn from
     on_param = g[g.target_kind == "parameter"]
     assert set(on_param.target) == {"shout.instruction"} and set(on_param.node_id) == {"shout"}
     assert set(on_param.call_index) == {1} and on_param.text.str.contains("capital").all()
@@ -81,9 +86,10 @@ def test_curve_gradients_samples_and_usage(finished):
     base = s[(s.phase == "baseline") & (s.split == "val")]
     assert sorted(base.sample_id) == sorted(e.id for e in VAL) and base.score.eq(0.0).all()
     final = s[s.phase == "final"]
-    assert final.prediction.tolist() == [e.target for e in TEST]  # the upper-cased words
+    assert dict(zip(final.sample_id, final.prediction)) == {e.id: e.target for e in TEST}  # upper-cased words
     trials = s[s.phase == "proposal"]
-    assert set(trials.proposal_id) == {"p1-1", "p2-2"} and set(trials.split) == {"minibatch", "val"}
+    assert set(trials.proposal_id) == {"p1-1", "p1-2"} and set(trials.split) == {"minibatch", "val"}
+    assert set(trials[trials.proposal_id == "p1-1"].split) == {"minibatch"}  # it failed there
 
     u = run.usage
     assert list(u.columns[:3]) == ["step", "stage", "role"]
@@ -91,7 +97,7 @@ def test_curve_gradients_samples_and_usage(finished):
     for role, counts in summary.usage.items():
         assert totals.loc[role].tolist() == [counts["calls"], counts["prompt_tokens"], counts["completion_tokens"]]
     assert (u.tokens == u.prompt_tokens + u.completion_tokens).all()
-    assert set(u.stage) == {"baseline", "step", "final"}
+    assert set(u.stage) == {"baseline", "step", "final"} and (u.calls + u.cache_hits > 0).all()
     assert u[u.stage == "baseline"].role.tolist() == ["task"]  # the baseline only runs the task model
     assert u[(u.stage == "final")].calls.sum() == len(TEST)
 
@@ -106,20 +112,20 @@ def test_live_trainer_gives_the_same_rows_up_to_now(tmp_path):
     assert pending is not None
     live = open_run(trainer)
     waiting = live.proposals.set_index("proposal_id").loc[pending.proposal_id]
-    assert waiting.new == BAD and waiting.decision is None and waiting.kept is None
+    assert waiting.new == GOOD and waiting.minibatch_passed and pd.isna(waiting.decision) and pd.isna(waiting.kept)
     assert live.summary["status"] == "running" and "running" in repr(live)
     assert "in progress" in set(live.usage.stage)
     assert live.curve.step.tolist() == [0]
-    trainer.decide(pending.proposal_id, "edit", text=GOOD)
+    trainer.decide(pending.proposal_id, "edit", text=EDITED)
     summary = trainer.wait(30)
     assert summary.final["val"] == 1.0
-    row = live.proposals.iloc[0]  # the same object re-reads the grown log
-    assert (row.decision, row.decided_by, row.source, row.new, row.kept) == ("edit", "person", "human", GOOD, True)
+    row = live.proposals.set_index("proposal_id").loc[pending.proposal_id]  # the same object reads the grown log
+    assert (row.decision, row.decided_by, row.source, row.new, row.kept) == ("edit", "person", "human", EDITED, True)
     assert "in progress" not in set(live.usage.stage)
     folder = open_run(trainer.store.path)
     for table in ("curve", "proposals", "gradients", "samples", "usage"):
         pd.testing.assert_frame_equal(getattr(live, table), getattr(folder, table), check_like=True)
-    assert live.parameters == folder.parameters == {"shout.instruction": GOOD}
+    assert live.parameters == folder.parameters == {"shout.instruction": EDITED}
 
 
 def test_usage_over_http_counts_what_the_endpoint_served(tmp_path):

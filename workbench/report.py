@@ -151,7 +151,7 @@ def _proposals(run: Run) -> str:
         return "<p>No proposals.</p>"
     blocks = []
     for p in proposals.itertuples(index=False):
-        state = "kept" if p.kept is True else "reverted" if p.kept is False else "open"
+        state = "open" if pd.isna(p.kept) else "kept" if p.kept else "reverted"
         label = {"kept": "kept", "reverted": "reverted", "open": "not decided"}[state]
         decided = f"{p.decision} by {p.decided_by}" if p.decision else "no decision"
         facts = [("source", p.source), ("decision", decided),

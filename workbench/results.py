@@ -196,8 +196,8 @@ def usage_rows(points: Iterable[tuple[int, str, dict]], baseline: dict | None = 
                 continue
             prev = before.get(role, {})
             delta = {k: (now.get(k) or 0) - (prev.get(k) or 0) for k in USAGE_FIELDS}
-            if stage == "final" and not any(delta.values()):
-                continue  # nothing was spent after the last step
+            if not any(delta.values()):
+                continue  # this role spent nothing in this stretch
             delta["latency_s"] = round(delta["latency_s"], 6)
             rows.append({"step": step, "stage": stage, "role": role, **delta,
                          "tokens": delta["prompt_tokens"] + delta["completion_tokens"]})
@@ -206,21 +206,30 @@ def usage_rows(points: Iterable[tuple[int, str, dict]], baseline: dict | None = 
     return rows
 
 
+def parse_event_line(line: str | bytes) -> Event | None:
+    """One line of an events.jsonl as an Event, or None for a damaged line.
+
+    A run killed mid-write leaves a torn line, and the resumed run appends its first event right
+    after it; that event is recovered from the end of the line rather than lost with the fragment.
+    """
+    text = line.decode("utf-8", errors="replace") if isinstance(line, bytes) else line
+    for start in (0, text.rfind('{"type"')):
+        if start < 0:
+            break
+        try:
+            return Event.from_dict(json.loads(text[start:]))
+        except (json.JSONDecodeError, KeyError, TypeError, AttributeError):
+            continue
+    return None
+
+
 def read_events(path: Path) -> list[Event]:
-    """Every complete line of an events.jsonl; a torn or damaged line is skipped, not fatal."""
-    out: list[Event] = []
+    """Every readable line of an events.jsonl, in order; damaged lines are skipped, not fatal."""
     try:
-        handle = open(path, encoding="utf-8", errors="replace")
+        with open(path, "rb") as handle:
+            return [e for e in map(parse_event_line, handle) if e is not None]
     except FileNotFoundError:
-        return out
-    with handle:
-        for line in handle:
-            try:
-                record = json.loads(line)
-                out.append(Event.from_dict(record))
-            except (json.JSONDecodeError, KeyError, TypeError, AttributeError):
-                continue
-    return out
+        return []
 
 
 # -- one run -----------------------------------------------------------------------------------------
@@ -231,7 +240,7 @@ class Run:
     def __init__(self, path: Path, trainer: "Trainer | None" = None) -> None:
         self.path = Path(path)
         self.trainer = trainer
-        self._stamp: tuple[int, int] | None = None
+        self._offset = 0  # bytes of events.jsonl folded into the tables so far
         self._tables = _Tables()
 
     def __repr__(self) -> str:
@@ -250,17 +259,24 @@ class Run:
 
     @property
     def tables(self) -> _Tables:
+        """The folded event log, read incrementally: complete lines appended since the last look."""
         log = self.path / "events.jsonl"
         try:
-            stat = log.stat()
-            stamp = (stat.st_size, stat.st_mtime_ns)
+            size = log.stat().st_size
         except FileNotFoundError:
-            stamp = (0, 0)
-        if stamp != self._stamp:
-            tables = _Tables()
-            for event in read_events(log):
-                tables.fold(event)
-            self._tables, self._stamp = tables, stamp
+            size = 0
+        if size < self._offset:  # the log was replaced: start over
+            self._tables, self._offset = _Tables(), 0
+        if size > self._offset:
+            with open(log, "rb") as handle:
+                handle.seek(self._offset)
+                chunk = handle.read(size - self._offset)
+            complete = chunk.rfind(b"\n") + 1  # a line still being written waits for its end
+            for line in chunk[:complete].splitlines():
+                event = parse_event_line(line)
+                if event is not None:
+                    self._tables.fold(event)
+            self._offset += complete
         return self._tables
 
     def events(self) -> list[Event]:
