@@ -232,3 +232,27 @@ def test_open_run_names_what_is_wrong(tmp_path):
         open_run(3)
     with pytest.raises(RunFolderError, match="is not a folder"):
         runs(tmp_path / "nowhere")
+
+
+def test_a_growing_log_is_read_incrementally_and_a_half_written_line_waits(tmp_path):
+    folder = write_log(tmp_path / "live", [started(None, 1.0), proposal("p1-1", "first", 1, 2.0)])
+    run = open_run(folder)
+    assert run.proposals.new.tolist() == ["first"]
+    line = json.dumps(proposal("p1-2", "second", 1, 3.0).to_dict())
+    with open(folder / "events.jsonl", "a") as f:
+        f.write(line[:25])  # the writer is mid-line
+    assert run.proposals.new.tolist() == ["first"]
+    with open(folder / "events.jsonl", "a") as f:
+        f.write(line[25:] + "\n")
+    assert run.proposals.new.tolist() == ["first", "second"]
+
+
+def test_the_event_after_a_torn_line_is_recovered(tmp_path):
+    """A kill mid-write leaves a fragment; the resumed run's first event lands on the same line."""
+    folder = write_log(tmp_path / "torn", [started(None, 1.0), proposal("p1-1", "killed", 1, 2.0)])
+    with open(folder / "events.jsonl", "a") as f:
+        f.write('{"type": "gradient", "run_id": "r", "da')  # torn, no newline
+        f.write(json.dumps(started(0, 10.0).to_dict()) + "\n")
+        f.write(json.dumps(proposal("p1-1", "replayed", 1, 11.0).to_dict()) + "\n")
+    run = open_run(folder)
+    assert run.proposals.new.tolist() == ["replayed"] and len(run.tables.sessions) == 2
