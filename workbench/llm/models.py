@@ -52,7 +52,7 @@ def _resolve_cache(cache: Any) -> ResponseCache | None:
 
 def _first_served_model(base_url: str, api_key: str | None, timeout: float = 10.0) -> str:
     """Ask an OpenAI-compatible endpoint which model it serves (for endpoints with one model)."""
-    request = urllib.request.Request(base_url.rstrip("/") + "/models")
+    request = urllib.request.Request(display_url(base_url) + "/models")  # urllib cannot take user:pw@ in a URL
     if api_key:
         request.add_header("Authorization", f"Bearer {api_key}")
     try:
