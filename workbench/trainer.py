@@ -20,6 +20,7 @@ from .errors import BudgetExceeded, ConfigError, RunStopped, WorkbenchError
 from .events import Event, EventBus
 from .loss import EvalFn, get_eval_fn
 from .optim import DemoOptimizer, ParameterMemory, TextOptimizer
+from .optim.completion import optimizer_style
 from .store import RunStore, new_run_id
 from .training.checkpoint import checkpoint_state, latest_valid_checkpoint, restore_checkpoint
 from .training.config import RunSummary, TrainConfig
@@ -62,7 +63,8 @@ class Trainer(TrainingStep, Lifecycle, FaultReporting):
         if not any(p.trainable for p in self.params.values()):
             raise ConfigError(f"{type(pipeline).__name__} has no trainable parameters")
         self.backward_engine = BackwardEngine(models.backward)
-        self.text_optimizer = TextOptimizer(models.optimizer, num_candidates=self.config.num_candidates)
+        self.text_optimizer = TextOptimizer(models.optimizer, style=optimizer_style(models),
+                                            pass_threshold=min(self.config.pass_threshold, self.config.backprop_threshold))
         self.demo_optimizer = DemoOptimizer(self.config.num_demos, seed=self.config.seed)
         self.memory = {name: ParameterMemory(name) for name in self.params}
         self.pinned: set[str] = set()

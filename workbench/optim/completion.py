@@ -39,6 +39,13 @@ def completion_style_of(model: Any) -> str:
     return "completion" if getattr(model, "is_base_model", False) is True else "chat"
 
 
+def optimizer_style(models: Any) -> str:
+    """The optimizer prompt style for a run's `Models`: the embedded server runs a base model."""
+    if getattr(models, "server", None) is not None:
+        return "completion"
+    return completion_style_of(getattr(models, "optimizer", None))
+
+
 def _first_sentence(text: str, limit: int) -> str:
     text = " ".join(text.split())
     cut = re.split(r"(?<=[.!?])\s", text, maxsplit=1)[0]

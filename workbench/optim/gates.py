@@ -62,9 +62,9 @@ def minibatch_verdict(paired: Paired, *, rule: str = "strict") -> tuple[bool, st
     if a == b and (rule == "no_worse" or paired.all_passed_before):
         why = "all samples already passed" if paired.all_passed_before else "a tie is allowed"
         return True, f"minibatch score stayed at {a:.3f} ({why}){kept_out}"
-    verb = "fell" if a < b else "stayed"
-    return False, f"minibatch score {verb} from {b:.3f} to {a:.3f}" + \
-        (" (a strict gain is required)" if a == b else "") + kept_out
+    if a < b:
+        return False, f"minibatch score fell from {b:.3f} to {a:.3f}{kept_out}"
+    return False, f"minibatch score stayed at {a:.3f} (a strict gain is required){kept_out}"
 
 
 def can_still_win(candidate_so_far: Mapping[str, float | None], reference: Mapping[str, float | None],

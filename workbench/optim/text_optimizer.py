@@ -130,12 +130,12 @@ class TextOptimizer:
     `is_base_model` attributes) and falls back to "chat".
     """
 
-    def __init__(self, model: "ChatModel", *, num_candidates: int = 1, history_size: int = 3,
+    def __init__(self, model: "ChatModel", *, num_candidates: int | None = 1, history_size: int = 3,
                  failures_shown: int = 4, style: str = "auto", pass_threshold: float | None = None) -> None:
         if style not in ("auto", "chat", "completion"):
             raise BadArgumentError(f"TextOptimizer style must be 'auto', 'chat' or 'completion', not {style!r}")
         self.model = model
-        self.num_candidates = num_candidates
+        self.num_candidates = num_candidates or 1  # values per call; the trainer's loop asks again for more
         self.history_size = history_size
         self.failures_shown = failures_shown
         self.style = completion_style_of(model) if style == "auto" else style

@@ -1,7 +1,8 @@
 """Every knob of a training run, and the record of how it ended."""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+import warnings
+from dataclasses import InitVar, asdict, dataclass, fields
 
 from ..errors import ConfigError
 
@@ -18,8 +19,11 @@ class TrainConfig:
     pass_threshold: float = 1.0
     max_failed: int = 2  # failed samples back-propagated per step
     max_correct: int = 2  # passing samples added for contrast
-    num_candidates: int = 1  # proposals per parameter per step
-    optimize: str = "all"  # "all" trained parameters each step, or "one" at a time (round robin)
+    max_proposals: int = 5  # optimizer attempts per parameter per step, one at a time; the first that passes is kept
+    backprop_threshold: float = 0.9  # graded scores at or above this count as passing for selection
+    minibatch_gate: str = "strict"  # "strict": a gain on the back-propagated samples (a tie if all pass); "no_worse"
+    max_carried: int = 4  # failed samples carried to later steps until something is accepted
+    optimize: str = "all"  # "all" trained parameters each step, "one" at a time (round robin), or "joint"
     tie_rule: str = "strict"  # "strict": validation must beat the best; "equal": a tie is kept
     min_gain: float = 0.0  # a win must beat the best by more than this (noise margin on small val sets)
     early_stop_validation: bool = True  # stop validating a candidate once it can no longer win
@@ -29,18 +33,32 @@ class TrainConfig:
     max_seconds: float | None = None
     patience: int | None = None  # stop after this many steps without a validation improvement
     max_error_share: float = 0.5  # stop when more than this share of a batch errors
+    num_candidates: InitVar[int | None] = None  # the old name of max_proposals (still accepted, with a warning)
 
-    def __post_init__(self) -> None:
-        if self.optimize not in ("all", "one"):
-            raise ConfigError(f"optimize must be 'all' or 'one', not {self.optimize!r}")
+    def __post_init__(self, num_candidates: int | None) -> None:
+        if num_candidates is not None:
+            warnings.warn("TrainConfig(num_candidates=...) is now max_proposals (attempts per parameter per step, "
+                          "one at a time)", DeprecationWarning, stacklevel=3)
+            self.max_proposals = num_candidates
+        if self.optimize not in ("all", "one", "joint"):
+            raise ConfigError(f"optimize must be 'all', 'one' or 'joint', not {self.optimize!r}")
         if self.tie_rule not in ("strict", "equal"):
             raise ConfigError(f"tie_rule must be 'strict' or 'equal', not {self.tie_rule!r}")
-        for name in ("max_steps", "epochs", "batch_size", "concurrency", "num_candidates"):
+        if self.minibatch_gate not in ("strict", "no_worse"):
+            raise ConfigError(f"minibatch_gate must be 'strict' or 'no_worse', not {self.minibatch_gate!r}")
+        for name in ("max_steps", "epochs", "batch_size", "concurrency", "max_proposals"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1, not {getattr(self, name)}")
+        if self.max_carried < 0:
+            raise ConfigError(f"max_carried must be 0 or more, not {self.max_carried}")
+        if not 0.0 <= self.backprop_threshold <= 1.0:
+            raise ConfigError(f"backprop_threshold must be in [0, 1], not {self.backprop_threshold}")
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
+        d = dict(d)
+        if "num_candidates" in d:  # runs saved before the proposal loop: the same meaning, a new name
+            d.setdefault("max_proposals", d.pop("num_candidates"))
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(d) - known)
         if unknown:
