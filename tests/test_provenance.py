@@ -242,3 +242,11 @@ def test_text_traced_in_an_earlier_run_is_matched_by_content_in_this_one():
         summarise(doc="x")
         summarise(doc=kept)
     assert [(e.source, e.target, e.guess) for e in graph.edges] == [("summarise", "summarise#2", False)]
+
+
+def test_parameter_values_made_from_traced_text_are_stored_as_plain_text():
+    import yaml
+    p = Parameter("x.instruction", TracedText("Be brief.", "node"))
+    p.update(TracedText("Be very brief.", "node").strip(), step=1, source="human")
+    assert type(p.value) is str and all(type(r.value) is str for r in p.history)
+    assert "Be very brief." in yaml.safe_dump(p.to_dict())  # PyYAML's safe dumper refuses str subclasses

@@ -68,6 +68,7 @@ class Parameter:
                 f"parameter name {self.name!r} must start with a letter and use letters, digits, '_', '.' or '-'")
         if not isinstance(self.value, str):
             raise WorkbenchError(f"parameter {self.name!r}: value must be text, got {type(self.value).__name__}")
+        self.value = str.__str__(self.value)  # plain text, even when made from a traced node output
         self.role = Role(self.role)
         self._lock = threading.Lock()
         if not self.history:
@@ -93,6 +94,7 @@ class Parameter:
         """Set a new accepted value and remember it in the history."""
         if not isinstance(value, str):
             raise WorkbenchError(f"parameter {self.name!r}: new value must be text")
+        value = str.__str__(value)
         self.value = value
         self.history.append(Revision(value, step=step, source=source, score=score, note=note))
 
