@@ -292,3 +292,13 @@ def test_fold_system_messages_moves_instructions_into_first_user_turn():
         {"role": "user", "content": "Bye"},
     ]
     assert fold_system_messages([{"role": "system", "content": "Only"}]) == [{"role": "user", "content": "Only"}]
+
+
+def test_fold_system_messages_keeps_content_parts_intact():
+    image = {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}
+    folded = fold_system_messages([
+        {"role": "system", "content": [{"type": "text", "text": "Describe briefly."}]},
+        {"role": "user", "content": [{"type": "text", "text": "What is this?"}, image]},
+    ])
+    assert folded == [{"role": "user", "content": [{"type": "text", "text": "Describe briefly.\n\n"},
+                                                   {"type": "text", "text": "What is this?"}, image]}]

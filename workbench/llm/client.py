@@ -148,16 +148,29 @@ def fold_system_messages(messages: list[dict]) -> list[dict]:
     llama.cpp's ``gemma`` chat format discards ``role="system"`` messages, which would silently
     drop a pipeline's trained instructions.
     """
-    system_texts = [str(m.get("content") or "") for m in messages if m.get("role") == "system"]
+    system_texts = [_text_of(m.get("content")) for m in messages if m.get("role") == "system"]
     rest = [dict(m) for m in messages if m.get("role") != "system"]
     if not system_texts:
         return rest
     preamble = "\n\n".join(text for text in system_texts if text)
     for message in rest:
         if message.get("role") == "user":
-            message["content"] = f"{preamble}\n\n{message.get('content') or ''}" if preamble else message.get("content")
+            if not preamble:
+                return rest
+            content = message.get("content")
+            if isinstance(content, list):  # OpenAI content parts (text, images): the preamble is one more part
+                message["content"] = [{"type": "text", "text": preamble + "\n\n"}, *content]
+            else:
+                message["content"] = f"{preamble}\n\n{content or ''}"
             return rest
     return [{"role": "user", "content": preamble}, *rest]
+
+
+def _text_of(content: Any) -> str:
+    """The text of a message's content, whether a string or a list of content parts."""
+    if isinstance(content, list):
+        return "".join(str(part.get("text", "")) for part in content if isinstance(part, dict))
+    return str(content or "")
 
 
 class LLMClient:
