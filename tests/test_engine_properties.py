@@ -87,3 +87,22 @@ def test_every_piece_of_a_split_keeps_its_node(text, how):
     pieces = getattr(TracedText(text, "n"), how)(*([" "] if how == "partition" else []))
     assert list(pieces) == list(getattr(text, how)(*([" "] if how == "partition" else [])))
     assert all(isinstance(p, TracedText) and p.sources == ("n",) for p in pieces)
+
+
+values = st.recursive(st.one_of(st.none(), st.integers(), st.floats(allow_nan=True), any_text),
+                      lambda inner: st.one_of(st.lists(inner, max_size=3), st.tuples(inner, inner),
+                                              st.dictionaries(st.text(max_size=3), inner, max_size=3)), max_leaves=8)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(values, min_size=1, max_size=4))
+def test_any_tool_outputs_and_inputs_link_without_crashing_and_only_backwards(outputs):
+    """Tools returning odd values (None, floats, nested containers) feed each other; linking never fails."""
+    from workbench import tool
+    made = [tool(lambda x, out=out: out, name=f"t{i}") for i, out in enumerate(outputs)]
+    with trace("s", {"x": "the input"}) as graph:
+        previous = "the input"
+        for t in made:
+            previous = t(previous)
+    order = [n.id for n in graph.nodes]
+    assert graph.topological_order() and all(order.index(e.source) < order.index(e.target) for e in graph.edges)
