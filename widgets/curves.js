@@ -12,17 +12,28 @@ const CONFIG = { responsive: true, displaylogo: false, scrollZoom: false,
   modeBarButtonsToRemove: ["select2d", "lasso2d", "autoScale2d"] };
 
 // Run the bytes of plotly.min.js as a classic script (a blob: URL, like anywidget's own modules).
+// Older plotly.js bundles register with an AMD loader when the page has one (classic notebook
+// front ends load require.js) instead of setting window.Plotly: hide it while the script runs.
 function runScript(bytes) {
   return new Promise((resolve, reject) => {
     const url = URL.createObjectURL(new Blob([bytes], { type: "text/javascript" }));
     const tag = document.createElement("script");
+    const amd = window.define;
+    const restore = () => {
+      URL.revokeObjectURL(url);
+      if (amd !== undefined) window.define = amd;
+    };
+    if (amd !== undefined) window.define = undefined;
     tag.src = url;
     tag.dataset.workbench = "plotly";
     tag.onload = () => {
-      URL.revokeObjectURL(url);
+      restore();
       window.Plotly ? resolve(window.Plotly) : reject(new Error("plotly.js ran but defined no Plotly"));
     };
-    tag.onerror = () => reject(new Error("plotly.js could not be run"));
+    tag.onerror = () => {
+      restore();
+      reject(new Error("plotly.js could not be run"));
+    };
     document.head.append(tag);
   });
 }

@@ -178,6 +178,7 @@ def test_dashboard_in_notebook7(page, lab):
     page.wait_for_selector(f"{DASH} .wb-graph-view svg.wb-svg g.node[data-node-id='answer']", timeout=SLOW)
     pid, _, new = pending(page)
     assert new == FIRST_PROPOSAL
+    page.wait_for_selector(f"{DASH} .wb-curves-view .wb-chart-score.js-plotly-plot", timeout=SLOW)
     page.locator(f'{DASH} .wb-graph-view g.node[data-node-id="answer"]').click()
     page.wait_for_selector(f"{DASH} .wb-panel .wb-grad-text", timeout=SLOW)
     page.click(f'{DASH} .wb-pending[data-proposal="{pid}"] button[data-action=accept]')
@@ -195,6 +196,9 @@ def test_dashboard_in_voila(page, voila):
     page.wait_for_selector(f"{DASH} .wb-graph-view svg.wb-svg g.node[data-node-id='answer']", timeout=SLOW)
     pending(page)
     assert page.locator(f"{DASH} .wb-samples-view tr.wb-sample").count() == 4
+    # the plotly charts load from the kernel here too (Voila serves no extension assets)
+    page.wait_for_selector(f"{DASH} .wb-curves-view .wb-chart-score.js-plotly-plot", timeout=SLOW)
+    assert page.locator(f"{DASH} .wb-controls-view .wb-badge").text_content() == "waiting for you"
     assert xss_count(page) == 0
     shot(page, "voila-dashboard")
     page.click(f"{DASH} .wb-controls-view button[data-action=stop]")
