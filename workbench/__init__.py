@@ -7,11 +7,11 @@ The engine in one look::
     with use_model(model), trace("s1") as graph:
         prediction = answer(question="...")
 """
-from .backward import BackwardEngine
+from .backward import BackwardEngine, backward_rule
 from .errors import WorkbenchError
 from .events import Event, EventBus
 from .graph import Gradient, Graph, render_svg, to_dot
-from .loss import exact_match, f1_score, numeric_match
+from .loss import EvalFn, exact_match, f1_score, judge, numeric_match
 from .nodes import LLMCall, Tool, tool
 from .parameter import Parameter, Role
 from .pipeline import FunctionPipeline, Pipeline
@@ -29,7 +29,7 @@ __version__ = "0.1.0"
 __all__ = [
     "open_run", "runs",
     "AutoApproval", "HumanApproval", "Models", "TrainConfig", "Trainer",
-    "BackwardEngine", "Event", "EventBus", "FunctionPipeline", "Gradient", "Graph", "LLMCall", "Parameter",
+    "BackwardEngine", "EvalFn", "backward_rule", "judge", "Event", "EventBus", "FunctionPipeline", "Gradient", "Graph", "LLMCall", "Parameter",
     "Pipeline", "PromptTemplate", "Role", "SampleResult", "Tool", "TracedText", "WorkbenchError",
     "exact_match", "f1_score", "numeric_match", "render_svg", "run_batch", "run_example",
     "select_for_backward", "to_dot", "tool", "trace", "use_model",
