@@ -170,6 +170,25 @@ def test_dashboard_review_flow_in_jupyterlab(page, lab):
     errors = [m for m in page.console_messages if m.startswith("pageerror")]
     assert not errors, errors
 
+    # reloading the page drops the widget, not the run: `wb` in a new cell brings the dashboard back
+    page.set_viewport_size({"width": 1500, "height": 1100})
+    page.reload()
+    page.wait_for_selector(".jp-NotebookPanel .jp-Cell", timeout=SLOW)
+    page.wait_for_function(
+        """() => { const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;
+                   const k = w && w.sessionContext && w.sessionContext.session && w.sessionContext.session.kernel;
+                   return !!k && k.status === 'idle'; }""", timeout=SLOW)
+    page.evaluate("""async () => { const app = window.jupyterapp; const nb = app.shell.currentWidget.content;
+        nb.activeCellIndex = nb.widgets.length - 1;
+        await app.commands.execute('notebook:insert-cell-below');
+        nb.activeCell.model.sharedModel.setSource('wb');
+        await app.commands.execute('notebook:run-cell'); }""")
+    page.wait_for_function("""(sel) => [...document.querySelectorAll(sel)].some(e => e.textContent.includes('finished'))""",
+                           arg=f"{DASH} .wb-controls-view .wb-badge", timeout=SLOW)
+    back = page.locator(DASH).last
+    assert back.locator(f'.wb-history [data-proposal="{pid1}"][data-status="kept"]').count() == 1
+    assert back.locator(f'.wb-history [data-proposal="{pid2}"][data-status="reverted"]').count() == 1
+
 
 def test_dashboard_in_notebook7(page, lab):
     base, token = lab
