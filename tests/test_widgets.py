@@ -241,12 +241,12 @@ def test_front_end_files_are_found_from_an_override(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("cls,names", [
-    (GraphView, {"svg", "node_status", "caption", "selected_node", "selected_sample", "sample_ids", "panel"}),
+    (GraphView, {"svg", "node_status", "badges", "caption", "selected_node", "selected_sample", "sample_ids", "panel"}),
     (SamplesView, {"rows", "selected_sample", "caption"}),
-    (CurvesView, {"points", "marks", "usage", "totals"}),
-    (ReviewView, {"pending", "history", "parameters", "auto_approve", "can_decide", "notice"}),
-    (ControlsView, {"status", "step", "epoch", "detail", "run_id", "export_path", "export_formats", "message",
-                    "summary"}),
+    (CurvesView, {"points", "marks", "usage", "totals", "figures"}),
+    (ReviewView, {"pending", "history", "parameters", "auto_approve", "can_decide", "notice", "activity"}),
+    (ControlsView, {"status", "step", "epoch", "detail", "run_id", "run_dir", "export_path", "export_formats",
+                    "message", "summary"}),
 ])
 def test_views_have_flat_synced_traits(cls, names):
     view = cls()
