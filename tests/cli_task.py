@@ -2,9 +2,9 @@
 and the deterministic responders our OpenAI-compatible test server answers it with.
 
 The task model writes a word in capitals only when the instruction holds enough "Rule" sentences
-for that word's bucket (so accuracy climbs one rule at a time, over several steps). The optimizer
-alternates a useless proposal ("in French") with one more rule, by the parity of the rules and the
-failed proposals its prompt shows. Every reply is a function of the messages alone, so a replayed
+for that word's bucket (so accuracy climbs one rule at a time). The optimizer's first idea in each
+step is useless ("in French"); each later attempt in the step adds one rule more than it has seen,
+until one passes the minibatch gate. Every reply is a function of the messages alone, so a replayed
 or resumed run makes exactly the same decisions.
 """
 import re
@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from workbench.datasets import Example
+from workbench.llm.probe import PROBE_USER
 from workbench.tasks import Task
 
 sys.path.insert(0, str(Path(__file__).parent))  # loaded by file path from a CLI subprocess
@@ -54,17 +55,25 @@ def backward_reply(messages):
 
 
 def optimizer_reply(messages):
+    """The first idea of each step is useless ("in French"); after a rejection in the same step it adds
+    one rule more than any value it has seen (so a step can climb, and the minibatch gate decides)."""
     text = _text(messages)
     current = re.search(r"<CURRENT_VALUE>\n(.*?)\n</CURRENT_VALUE>", text, re.S).group(1)
-    rules, failed = current.count("Rule "), text.count("<FAILED")
-    if (rules + failed) % 2 == 0:
+    this_step = text.split("in THIS step", 1)[-1].split("### Constraints", 1)[0]
+    if "<FAILED" not in this_step:
         return f"<PROPOSAL>{current} Say it in French.</PROPOSAL>"
-    return f"<PROPOSAL>{current} Rule {rules + 1}: use capitals.</PROPOSAL>"
+    have = current.count("Rule ")
+    most = max([int(n) for n in re.findall(r"Rule (\d+)", text)] or [0])
+    rules = " ".join(f"Rule {i}: use capitals." for i in range(have + 1, max(most, have) + 2))
+    return f"<PROPOSAL>{current} {rules}</PROPOSAL>"
 
 
 def respond(messages):
-    """One endpoint serves all three roles; the system prompt tells them apart."""
-    system = messages[0]["content"] if messages and messages[0]["role"] == "system" else ""
+    """One endpoint serves all three roles; the system prompt tells them apart (and it answers the
+    system-message probe of workbench.llm.probe)."""
+    if messages and messages[-1].get("content") == PROBE_USER:
+        return "OK"
+    system = str(messages[0].get("content") or "") if messages else ""  # a system message, or one folded in
     if system.startswith("You are the backward engine"):
         return backward_reply(messages)
     if system.startswith("You improve one part of a prompt"):

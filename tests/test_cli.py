@@ -14,6 +14,7 @@ import pytest
 
 from workbench.datasets import make_counting
 from workbench.export import apply_export, load_export
+from workbench.llm.probe import PROBE_USER
 from workbench.store import RunStore
 from workbench.testing import OpenAITestServer
 
@@ -40,7 +41,8 @@ def report(stdout):
     test = re.search(r"^test\s+baseline (\S+)\s+final (\S+)", stdout, re.M)
     usage = {m[0]: {"calls": int(m[1]), "prompt_tokens": int(m[2]), "completion_tokens": int(m[3]),
                     "cache_hits": int(m[4])}
-             for m in re.findall(r"^\s+(task|backward|optimizer)\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)$", stdout, re.M)}
+             for m in re.findall(r"^\s+(task|backward|optimizer|probe)\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)$", stdout,
+                                 re.M)}
     run_dir = re.search(r"^run folder\s+(.+)$", stdout, re.M).group(1)
     return {"val": val.groups(), "test": test.groups(), "usage": usage, "run_dir": run_dir,
             "steps": re.findall(r"^step (\d+)/(\d+): .*$", stdout, re.M)}
@@ -57,7 +59,7 @@ def shout_run(tmp_path_factory):
     with OpenAITestServer(responder=cli_task.respond, latency_s=0.005) as server:
         proc = workbench("train", "--module", MODULE, "--base-url", server.base_url, "--model", "test-model",
                          "--api-key-env", "CLI_TEST_KEY", "--steps", 4, "--batch-size", 2, "--runs-dir", "runs",
-                         cwd=tmp)
+                         "--fold-system", "off", cwd=tmp)  # no probe: every call the server counts is the run's
         served = {"calls": server.served_count, "prompt_tokens": server.prompt_tokens,
                   "completion_tokens": server.completion_tokens}
     assert proc.returncode == 0, proc.stderr
@@ -72,7 +74,7 @@ def test_train_prints_the_numbers_its_run_folder_recorded(shout_run):
     assert summary["status"] == "completed" and summary["steps"] == 4
     assert printed["val"] == (fmt(summary["baseline"]["val"]), fmt(summary["final"]["val"]), str(summary["best_step"]))
     assert printed["test"] == (fmt(summary["baseline"]["test"]), fmt(summary["final"]["test"]))
-    assert printed["val"][:2] == ("0.000", "0.375") and printed["test"] == ("0.000", "0.250")
+    assert printed["val"] == ("0.000", "1.000", "2") and printed["test"] == ("0.000", "1.000")
     # usage: the run folder's numbers, which are what the endpoint served (a fresh cache)
     assert printed["usage"] == {role: {k: summary["usage"][role][k] for k in
                                        ("calls", "prompt_tokens", "completion_tokens", "cache_hits")}
@@ -81,7 +83,7 @@ def test_train_prints_the_numbers_its_run_folder_recorded(shout_run):
     # one line per step, from the step_finished events
     finished = [e for e in store.events() if e.type == "step_finished"]
     assert printed["steps"] == [(str(e.step), "4") for e in finished] == [(str(i), "4") for i in range(1, 5)]
-    assert "accepted p2-2" in proc.stdout and "rejected p1-1" in proc.stdout
+    assert "accepted p1-3 | rejected p1-1, p1-2" in proc.stdout and "accepted p2-6" in proc.stdout
     # the progress display went to stderr
     assert "baseline val score 0.000" in proc.stderr and "Traceback" not in proc.stderr
     # exports were written next to the run, and cli.json records how to rebuild it
@@ -107,7 +109,7 @@ def test_runs_lists_the_run_with_its_scores(shout_run):
     assert listed.returncode == 0
     header, row = listed.stdout.splitlines()
     assert header.split() == ["run", "task", "status", "steps", "baseline", "best", "val", "test"]
-    assert row.split() == [run_id, "shout", "completed", "4", "0.000", "0.375", "0.250"]
+    assert row.split() == [run_id, "shout", "completed", "4", "0.000", "1.000", "1.000"]
     empty = workbench("runs", "--runs-dir", "nowhere", cwd=tmp)
     assert empty.returncode == 0 and "no runs in nowhere" in empty.stdout
 
@@ -116,7 +118,7 @@ def test_export_writes_each_format_and_it_loads_into_a_fresh_pipeline(shout_run)
     tmp, proc, _ = shout_run
     run_dir = tmp / report(proc.stdout)["run_dir"]
     expected = RunStore(run_dir).summary()["parameters"]
-    assert expected == {"shout.instruction": "Repeat the word. Rule 1: use capitals. Rule 2: use capitals."}
+    assert expected == {"shout.instruction": "Repeat the word. " + " ".join(f"Rule {i}: use capitals." for i in range(1, 5))}
     for args, path in [((), run_dir / "prompts.json"), (("-o", tmp / "p.yaml"), tmp / "p.yaml"),
                        (("--format", "md"), run_dir / "prompts.md"), (("-o", tmp / "p.txt", "--format", "md"),
                                                                       tmp / "p.txt")]:
@@ -129,7 +131,7 @@ def test_export_writes_each_format_and_it_loads_into_a_fresh_pipeline(shout_run)
         apply_export(pipeline, path, fmt_)
         assert pipeline.state() == expected
     prov = json.loads((run_dir / "prompts.json").read_text())["parameters"][0]["provenance"]
-    assert (prov["step"], prov["source"], prov["validation_score"], prov["approved_by"]) == (4, "optimizer", 0.375,
+    assert (prov["step"], prov["source"], prov["validation_score"], prov["approved_by"]) == (2, "optimizer", 1.0,
                                                                                             "policy")
 
 
@@ -140,8 +142,10 @@ def test_terminal_approval_edit_is_validated_and_recorded_as_a_person(tmp_path):
                          "--steps", 1, "--batch-size", 2, "--approval", "terminal", "--run-dir", "run",
                          cwd=tmp_path, stdin=f"what?\ne\n{edited}\n.\n")
     assert proc.returncode == 0, proc.stderr
-    assert "Proposal p1-1 for shout.instruction" in proc.stderr and "[a]ccept, [r]eject or [e]dit?" in proc.stderr
-    assert "Say it in French." in proc.stderr  # the proposal was shown before the question
+    # asked about the first proposal that passed the minibatch gate, shown before the question
+    assert "Proposal p1-3 for shout.instruction (minibatch 0.000 -> 0.500)" in proc.stderr
+    assert "+++ proposed\nRepeat the word. Rule 1: use capitals. Rule 2: use capitals.\n" in proc.stderr
+    assert "[a]ccept, [r]eject or [e]dit?" in proc.stderr
     summary = RunStore(tmp_path / "run").summary()
     assert summary["parameters"]["shout.instruction"] == edited and summary["final"]["val"] == 1.0
     prov = json.loads((tmp_path / "run" / "prompts.json").read_text())["parameters"][0]["provenance"]
@@ -168,8 +172,10 @@ def counting_responder(train, val, test, seed=0):
     answers = {e.input["question"]: int(e.target) for e in make_counting(train + val + test, seed)}
 
     def respond(messages):
+        if messages[-1]["content"] == PROBE_USER:
+            return "OK"
         text = "\n".join(m["content"] for m in messages)
-        system = messages[0]["content"] if messages[0]["role"] == "system" else ""
+        system = messages[0]["content"]  # a system message, or one folded into the user turn
         if system.startswith("You are the backward engine"):
             return "Items given with a quantity (two apples) must be counted that many times."
         if system.startswith("You improve one part of a prompt"):
@@ -285,7 +291,7 @@ def test_runs_lists_the_others_and_shows_a_damaged_run_as_damaged(shout_run, tmp
     assert listed.returncode == 0 and "Traceback" not in listed.stderr, listed.stderr
     rows = {line.split()[0]: line for line in listed.stdout.splitlines()[1:]}
     assert set(rows) == {good, "torn-run", "binary-run"}
-    assert rows[good].split() == [good, "shout", "completed", "4", "0.000", "0.375", "0.250"]
+    assert rows[good].split() == [good, "shout", "completed", "4", "0.000", "1.000", "1.000"]
     assert rows["torn-run"].split()[1:3] == ["-", "damaged"]
     assert rows["binary-run"].split()[1:3] == ["-", "damaged"]
 
@@ -293,13 +299,14 @@ def test_runs_lists_the_others_and_shows_a_damaged_run_as_damaged(shout_run, tmp
 def test_a_base_url_with_credentials_is_stored_without_them(tmp_path):
     password = "pw-in-the-url-31337"
     with OpenAITestServer(responder=cli_task.respond) as server:
-        url = server.base_url.replace("http://", f"http://alice:{password}@")
+        clean = server.base_url
+        url = clean.replace("http://", f"http://alice:{password}@")
         proc = workbench("train", "--module", MODULE, "--base-url", url, "--model", "test-model",
                          "--api-key-env", "CLI_TEST_KEY", "--steps", 1, "--batch-size", 2, "--run-dir", "run",
                          cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     cli = json.loads((tmp_path / "run" / "cli.json").read_text())
-    assert cli["base_url"] == server.base_url and cli["key_env"] == "CLI_TEST_KEY"
+    assert cli["base_url"] == clean and cli["key_env"] == "CLI_TEST_KEY"
     for path in (tmp_path / "run").rglob("*"):
         if path.is_file():
             text = path.read_text(encoding="utf-8")
@@ -318,3 +325,31 @@ def test_report_writes_one_html_page_of_the_run(shout_run):
     assert "<html" in html.lower() and "shout.instruction" in html
     missing = workbench("report", tmp / "nowhere", cwd=tmp)
     assert missing.returncode == 2 and "is not a run folder" in missing.stderr
+
+
+def test_an_endpoint_that_drops_system_messages_is_probed_folded_and_said(tmp_path):
+    with OpenAITestServer(responder=cli_task.respond, drop_system=True) as server:
+        base_url = server.base_url
+        proc = workbench("train", "--module", MODULE, "--base-url", base_url, "--model", "test-model",
+                         "--steps", 1, "--batch-size", 2, "--run-dir", "run", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    said = [line for line in proc.stderr.splitlines() if "system messages are folded" in line]
+    assert said == [f"[step 0/1] {role} model test-model at {base_url}: system messages are folded into the "
+                    f"user turn (it drops them)" for role in ("task", "backward", "optimizer")]
+    probes = [e.data for e in RunStore(tmp_path / "run").events() if e.type == "endpoint_probe"]
+    assert [(p["role"], p["system_messages"], p["fold_system"], p["source"]) for p in probes] == [
+        (role, "dropped", True, "probe") for role in ("task", "backward", "optimizer")]
+    # folded, the trained instruction reached the model: the run learned (a dropped one never could)
+    assert RunStore(tmp_path / "run").summary()["final"]["val"] > 0
+    assert json.loads((tmp_path / "run" / "cli.json").read_text())["fold_system"] == "auto"
+
+
+def test_fold_system_off_is_recorded_and_not_probed(tmp_path):
+    with OpenAITestServer(responder=cli_task.respond) as server:
+        proc = workbench("train", "--module", MODULE, "--base-url", server.base_url, "--model", "test-model",
+                         "--steps", 1, "--batch-size", 2, "--run-dir", "run", "--fold-system", "off", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    probes = [e.data for e in RunStore(tmp_path / "run").events() if e.type == "endpoint_probe"]
+    assert {(p["fold_system"], p["source"]) for p in probes} == {(False, "config")}
+    assert "folded" not in proc.stderr
+    assert json.loads((tmp_path / "run" / "cli.json").read_text())["fold_system"] == "off"

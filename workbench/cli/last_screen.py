@@ -32,7 +32,8 @@ def print_report(store, data: str, exports: list[Path], seconds: float, out: Tex
         f"test        baseline {fmt_score(baseline.get('test'))}  final {fmt_score(final.get('test'))}",
         f"usage       {'role':<10} {'calls':>7} {'prompt tokens':>14} {'completion tokens':>18} {'cache hits':>11}",
     ]
-    for role in [r for r in ROLES if r in usage] + sorted(set(usage) - set(ROLES)):
+    extra = sorted(r for r in set(usage) - set(ROLES) if (usage[r] or {}).get("calls"))  # e.g. the endpoint probe
+    for role in [r for r in ROLES if r in usage] + extra:
         u = usage[role]
         lines.append(f"            {role:<10} {u.get('calls', 0):>7} {u.get('prompt_tokens', 0):>14} "
                      f"{u.get('completion_tokens', 0):>18} {u.get('cache_hits', 0):>11}")
