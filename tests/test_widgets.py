@@ -906,3 +906,52 @@ def test_charts_never_draw_an_unvalidated_proposal_at_a_score():
          error=None, run_dir="runs/r1", run_id="r1", steps=3)
     bars = cost_figure(events).data[0]
     assert list(bars.x) == ["1", "2", "end"] and list(bars.y) == [110, 110, 55]
+
+
+def test_a_joint_proposal_shows_every_parameter_it_changes(rig):
+    tr, funnel, v, sent, emit = rig
+    start_run(emit)
+    emit.step = 1
+    for name, old, new in (("query.instruction", "Write a query.", "Write a short query."),
+                           ("answer.instruction", "Answer.", "Answer in one word.")):
+        emit("proposal", proposal_id="p1-1", parameter=name, role="instruction", old=old, new=new,
+             source="optimizer", gradient_summary="", attempt=1, group="query.instruction+answer.instruction")
+    funnel.flush()
+    h = v["review"].history[0]
+    assert h["parameter"] == "query.instruction+answer.instruction"
+    old = "[query.instruction]\nWrite a query.\n\n[answer.instruction]\nAnswer."
+    new = "[query.instruction]\nWrite a short query.\n\n[answer.instruction]\nAnswer in one word."
+    assert "".join(t for op, t in h["diff"] if op != "+") == old
+    assert "".join(t for op, t in h["diff"] if op != "-") == new
+    emit("minibatch", proposal_id="p1-1", before=0.3, after=0.6, passed=True)
+    emit("approval_requested", proposal_id="p1-1", parameter="query.instruction+answer.instruction", old=old,
+         new=new, minibatch_before=0.3, minibatch_after=0.6)
+    funnel.flush()
+    assert (v["review"].pending["parameter"], v["review"].pending["new"]) == ("query.instruction+answer.instruction",
+                                                                              new)
+    for name in ("query.instruction", "answer.instruction"):
+        emit("update", proposal_id="p1-1", parameter=name, accepted=False, value="x", reason="rejected by person")
+    funnel.flush()
+    assert [m["parameter"] for m in v["curves"].marks] == ["query.instruction+answer.instruction"]
+
+
+def test_an_edit_is_checked_on_the_minibatch_then_validated(rig):
+    tr, funnel, v, sent, emit = rig
+    start_run(emit)
+    emit.step = 1
+    emit("proposal", proposal_id="p1", parameter="answer.instruction", role="instruction", old="Answer.",
+         new="Answer briefly.", source="optimizer", gradient_summary="")
+    emit("minibatch", proposal_id="p1", before=0.3, after=0.6, passed=True)
+    emit("approval_requested", proposal_id="p1", parameter="answer.instruction", old="Answer.", new="Answer briefly.",
+         minibatch_before=0.3, minibatch_after=0.6)
+    emit("decision", proposal_id="p1", action="edit", by="person", text="Answer in one word.", at=0.0)
+    emit("proposal", proposal_id="p1", parameter="answer.instruction", role="instruction", old="Answer.",
+         new="Answer in one word.", source="human", gradient_summary="")
+    funnel.flush()
+    assert v["review"].activity == "p1 for answer.instruction: checking on the minibatch"
+    emit("minibatch", proposal_id="p1", before=0.3, after=0.9, passed=True)
+    funnel.flush()
+    assert v["review"].activity == "p1 for answer.instruction: validating"
+    h = v["review"].history[0]
+    assert h["diff"] == [["-", "Answer."], ["+", "Answer briefly."]]  # the optimizer's text stays visible
+    assert h["edited_diff"] == [["-", "Answer."], ["+", "Answer in one word."]]

@@ -116,7 +116,9 @@ class CurveData:
 
     def _on_proposal(self, step: int, d: dict) -> bool:
         p = self._proposal(step, d.get("proposal_id", ""))
-        p["parameter"] = d.get("parameter", p["parameter"])
+        name = d.get("parameter", "")
+        if name and name not in p["parameter"].split("+"):  # a joint proposal names each parameter
+            p["parameter"] = f"{p['parameter']}+{name}" if p["parameter"] else name
         p["source"] = p["source"] or d.get("source", "")
         return True
 

@@ -18,6 +18,17 @@ CHECKING, WAITING, VALIDATING = "checking on the minibatch", "waiting for you", 
 IN_FLIGHT = (CHECKING, "passed the minibatch", WAITING, VALIDATING)
 
 
+def joined(values: dict[str, tuple[str, str]]) -> dict[str, str]:
+    """parameter / old / new of a proposal; several parameters (a joint proposal) read as the
+    trainer shows them to a person: `[name]` then the value, one block per parameter."""
+    if len(values) == 1:
+        (name, (old, new)), = values.items()
+        return {"parameter": name, "old": old, "new": new}
+    return {"parameter": "+".join(values),
+            "old": "\n\n".join(f"[{n}]\n{old}" for n, (old, _) in values.items()),
+            "new": "\n\n".join(f"[{n}]\n{new}" for n, (_, new) in values.items())}
+
+
 class ReviewPart(Part):
     view = "review"
 
@@ -51,25 +62,30 @@ class ReviewPart(Part):
         p = self._proposal(d.get("proposal_id", ""), e.step)
         if p["action"] == "edit":  # the person's edit, re-announced as a human proposal: keep both texts
             p["edited"] = d.get("new") or ""
-            p["status"] = VALIDATING
+            p["status"] = CHECKING
         else:  # full texts: the edit box must start from the whole proposal, never a clipped one
-            p.update({"step": e.step, "parameter": d.get("parameter", ""), "role": d.get("role", ""),
-                      "old": d.get("old") or "", "new": d.get("new") or "", "source": d.get("source", ""),
-                      "gradient_summary": clip(d.get("gradient_summary")), "status": CHECKING})
+            values = p.setdefault("values", {})  # a joint proposal announces each of its parameters
+            values[d.get("parameter", "")] = (d.get("old") or "", d.get("new") or "")
+            p.update({"step": e.step, "role": d.get("role", ""), "source": d.get("source", ""),
+                      "group": d.get("group"), "gradient_summary": clip(d.get("gradient_summary")),
+                      "status": CHECKING}, **joined(values))
         self.mark(REVIEW)
 
     def _on_minibatch(self, e: Event, d: dict) -> None:
         p = self._proposal(d.get("proposal_id", ""), e.step)
         p.update({"minibatch_before": d.get("before"), "minibatch_after": d.get("after"),
                   "minibatch_passed": d.get("passed")})
-        p["status"] = "passed the minibatch" if d.get("passed") else "failed the minibatch"
+        if not d.get("passed"):
+            p["status"] = "failed the minibatch"
+        else:  # a person's edit is checked after the decision: validation comes next
+            p["status"] = VALIDATING if p["action"] else "passed the minibatch"
         self.mark(REVIEW)
 
     def _on_approval_requested(self, e: Event, d: dict) -> None:
         pid = d.get("proposal_id", "")
         p = self._proposal(pid, e.step)
-        for key in ("parameter", "old", "new"):
-            if d.get(key) is not None and not p.get(key):
+        for key in ("parameter", "old", "new"):  # exactly what the person is asked to decide
+            if d.get(key) is not None:
                 p[key] = d[key]
         if d.get("minibatch_before") is not None:
             p["minibatch_before"] = d["minibatch_before"]
@@ -128,7 +144,8 @@ class ReviewPart(Part):
         if not self.pending_id or self.pending_id not in self.proposals:
             return {}
         p = self.proposals[self.pending_id]
-        return dict(p, diff=word_diff(p["old"], p["new"]), awaiting=True)
+        pending = {k: v for k, v in p.items() if k != "values"}
+        return dict(pending, diff=word_diff(p["old"], p["new"]), awaiting=True)
 
     def activity(self) -> str:
         """What happens to the newest undecided proposal when none waits for a person."""
@@ -145,7 +162,7 @@ class ReviewPart(Part):
         for i, p in enumerate(reversed(self.proposals.values())):
             if p["proposal_id"] == self.pending_id:
                 continue
-            item = {k: v for k, v in p.items() if k not in ("old", "new", "value", "edited")}
+            item = {k: v for k, v in p.items() if k not in ("old", "new", "value", "edited", "values")}
             item["gradient_summary"] = clip(p.get("gradient_summary"), 1500)
             if i < DIFF_IN_HISTORY:
                 item["diff"] = word_diff(clip(p["old"]), clip(p["new"]))
