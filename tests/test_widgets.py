@@ -128,6 +128,15 @@ def start_run(emit):
     emit("eval", split="val", phase="baseline", score=0.5, n=2, errored=0, proposal_id=None)
 
 
+def ask(emit, pid, old, new, *, parameter="answer.instruction", before=0.3, after=0.6, source="optimizer"):
+    """One proposal that passes the minibatch gate and waits for a person."""
+    emit("proposal", proposal_id=pid, parameter=parameter, role="instruction", old=old, new=new, source=source,
+         gradient_summary="")
+    emit("minibatch", proposal_id=pid, before=before, after=after, passed=True)
+    emit("approval_requested", proposal_id=pid, parameter=parameter, old=old, new=new, minibatch_before=before,
+         minibatch_after=after)
+
+
 class FakeTrainer:
     """Just what the funnel uses: bus, sets, approval, decide through a real ApprovalDesk, controls."""
 
@@ -732,11 +741,7 @@ def test_the_edit_box_gets_the_full_proposal_and_the_history_a_clipped_one(rig):
     long_new = "Answer in one word. " + "x" * 9000 + " END"
     start_run(emit)
     emit.step = 1
-    emit("proposal", proposal_id="p1", parameter="answer.instruction", role="instruction", old="Answer.",
-         new=long_new, source="optimizer", gradient_summary="be brief")
-    emit("minibatch", proposal_id="p1", before=0.3, after=0.6, passed=True)
-    emit("approval_requested", proposal_id="p1", parameter="answer.instruction", old="Answer.", new=long_new,
-         minibatch_before=0.3, minibatch_after=0.6)
+    ask(emit, "p1", "Answer.", long_new)
     funnel.flush()
     assert v["review"].pending["new"] == long_new and "more characters" not in v["review"].pending["new"]
     assert "".join(t for op, t in v["review"].pending["diff"] if op != "-") == long_new
@@ -762,7 +767,7 @@ def test_status_says_waiting_for_you_and_the_proposal_in_flight_is_named(rig):
     assert v["controls"].status == "running"
     emit("minibatch", proposal_id="p1", before=0.3, after=0.6, passed=True)
     emit("approval_requested", proposal_id="p1", parameter="answer.instruction", old="Answer.",
-         new="Answer briefly.", minibatch_before=0.3, minibatch_after=0.6)
+         new="Answer briefly.", minibatch_before=0.3, minibatch_after=0.6)  # (two steps of `ask`, watched apart)
     funnel.flush()
     assert v["controls"].status == "waiting" and v["controls"].detail.startswith("waiting for you")
     assert v["graph"].caption.startswith("waiting for you") and v["review"].activity == ""
@@ -939,11 +944,7 @@ def test_an_edit_is_checked_on_the_minibatch_then_validated(rig):
     tr, funnel, v, sent, emit = rig
     start_run(emit)
     emit.step = 1
-    emit("proposal", proposal_id="p1", parameter="answer.instruction", role="instruction", old="Answer.",
-         new="Answer briefly.", source="optimizer", gradient_summary="")
-    emit("minibatch", proposal_id="p1", before=0.3, after=0.6, passed=True)
-    emit("approval_requested", proposal_id="p1", parameter="answer.instruction", old="Answer.", new="Answer briefly.",
-         minibatch_before=0.3, minibatch_after=0.6)
+    ask(emit, "p1", "Answer.", "Answer briefly.")
     emit("decision", proposal_id="p1", action="edit", by="person", text="Answer in one word.", at=0.0)
     emit("proposal", proposal_id="p1", parameter="answer.instruction", role="instruction", old="Answer.",
          new="Answer in one word.", source="human", gradient_summary="")

@@ -16,7 +16,7 @@ from workbench.events import EventBus
 from workbench.ui import ControlsView, CurvesView, Funnel, GraphView, ReviewView, SamplesView
 
 from test_views_harness import give_plotly, harness  # noqa: F401  (the fixture)
-from test_widgets import PAYLOAD, Emitter, emit_step, graph_dict, start_run
+from test_widgets import PAYLOAD, Emitter, ask, emit_step, graph_dict, start_run
 
 pytestmark = pytest.mark.browser
 
@@ -163,11 +163,7 @@ def test_an_open_edit_cannot_be_dropped_by_a_plain_accept_and_starts_from_the_fu
     long_new = "Answer in one word. " + "detail " * 1500 + "END"
     def run(emit, funnel):
         emit.step = 1
-        emit("proposal", proposal_id="p1", parameter="answer.instruction", role="instruction", old="Answer.",
-             new=long_new, source="optimizer", gradient_summary="be brief")
-        emit("minibatch", proposal_id="p1", before=0.3, after=0.6, passed=True)
-        emit("approval_requested", proposal_id="p1", parameter="answer.instruction", old="Answer.", new=long_new,
-             minibatch_before=0.3, minibatch_after=0.6)
+        ask(emit, "p1", "Answer.", long_new)
     page = harness
     render(page, "review", traits_after(run)["review"])
     card = ".harness-review .wb-pending"
