@@ -956,3 +956,28 @@ def test_an_edit_is_checked_on_the_minibatch_then_validated(rig):
     h = v["review"].history[0]
     assert h["diff"] == [["-", "Answer."], ["+", "Answer briefly."]]  # the optimizer's text stays visible
     assert h["edited_diff"] == [["-", "Answer."], ["+", "Answer in one word."]]
+
+
+def test_a_real_run_whose_output_loses_its_link_says_so_on_the_graph_and_in_review(tmp_path):
+    from scripted_tasks import TEST, TRAIN, VAL, Optimizer, Shout, backward, same_text, task
+    from workbench.approval import AutoApproval
+    from workbench.llm.models import Models
+    from workbench.trainer import TrainConfig, Trainer
+
+    class Rebuilt(Shout):
+        def forward(self, word):  # the reply rebuilt character by character: tracing cannot follow it
+            return "".join(chr(ord(c)) for c in str(self.node(word=word))) + "!"
+
+    trainer = Trainer(Rebuilt(), TRAIN, VAL, TEST, same_text, Models.scripted(task, backward, Optimizer()),
+                      config=TrainConfig(max_steps=1, batch_size=4, concurrency=2), approval=AutoApproval(),
+                      run_dir=tmp_path / "run")
+    wb = Workbench(trainer, interval=0.05)
+    try:
+        assert wb.start().result(timeout=60).status == "completed"
+        wait_for(lambda: wb.controls.status == "finished")
+        wb.flush()
+        assert "shout.instruction: no path to the loss" in wb.graph.badges["shout"]
+        why = {p["name"]: p["disconnected"] for p in wb.review.parameters}["shout.instruction"]
+        assert why.startswith("No feedback reaches this parameter") and why.endswith("Nothing can be proposed for it.")
+    finally:
+        wb.close()

@@ -222,8 +222,9 @@ class GraphPart(Part):
             return ""
         where = f" (the path ends at {info['node_id']}" + (f", sample {info['sample_id']})" if info["sample_id"]
                                                             else ")")
-        return ("No feedback reaches this parameter: it has no path to the loss" + where + "."
-                + (f" {info['reason']}" if info["reason"] else "") + " Nothing can be proposed for it.")
+        reason = info["reason"].strip().rstrip(".")
+        return ("No feedback reaches this parameter: it has no path to the loss" + where
+                + (f": {reason}" if reason else "") + ". Nothing can be proposed for it.")
 
     def traits(self, parts: set[str]) -> dict[str, Any]:
         values: dict[str, Any] = {}
