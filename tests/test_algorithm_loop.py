@@ -128,10 +128,16 @@ def test_after_one_parameter_is_accepted_the_next_is_gated_against_the_new_value
                                    if "UPPERCASE" in m[-1]["content"] else both_needed(m), max_steps=1)
     trainer.fit()
     gates = {e.data["proposal_id"]: e.data for e in of(events, "minibatch")}
-    by_param = {e.data["parameter"]: gates[e.data["proposal_id"]] for e in of(events, "proposal")}
+    by_param = {}
+    for e in of(events, "proposal"):
+        by_param.setdefault(e.data["parameter"], gates.get(e.data["proposal_id"]))
     assert by_param["shout.instruction"]["before"] == 0.0 and by_param["shout.instruction"]["after"] == 1.0
     # the format's gate starts from the accepted instruction (1.0), not from the stale 0.0 of the batch
     assert by_param["shout.format"]["before"] == 1.0
+    # the same text again in the same step is refused at once, without another evaluation
+    reasons = [e.data["reason"] for e in of(events, "update") if e.data["parameter"] == "shout.format"]
+    assert reasons[0].startswith("validation 1.000 does not beat best 1.000")
+    assert set(reasons[1:]) == {"already rejected in this step"} and len(of(events, "minibatch")) == 2
 
 
 def test_a_proposal_that_leaks_a_training_target_is_refused_before_any_evaluation(tmp_path):

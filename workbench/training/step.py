@@ -291,6 +291,9 @@ class TrainingStep:
         """Why values are refused before any evaluation: a broken constraint or a leaked target."""
         for name, new in values.items():
             p = self.params[name]
+            if any(not a.accepted and a.step == self.step and a.value.strip() == new.strip()
+                   for a in self.memory[name].attempts):
+                return "already rejected in this step"
             broken = check_constraints(p, new)
             if broken:
                 return f"breaks a constraint{'' if len(values) == 1 else f' ({name})'}: {broken}"
