@@ -70,6 +70,7 @@ def run_once(name: str, models: Models, data: Path, sizes: Sequence[int], steps:
     started = time.monotonic()
     trainer = Trainer(task.pipeline_for(splits), splits.train, splits.val, splits.test, task.eval_fn, models,
                       config=config, runs_root=runs_dir, task=task_name)
+    trainer.bus.subscribe(lambda e: print(_progress(name, e), flush=True), {"eval", "step_finished"})
     summary = trainer.fit()
     row = {"task": name, "seed": seed, "split": f"{len(splits.train)}/{len(splits.val)}/{len(splits.test)}",
            "status": summary.status, "steps": summary.steps,
@@ -86,6 +87,18 @@ def run_once(name: str, models: Models, data: Path, sizes: Sequence[int], steps:
     row["other_calls"] = sum(u.get("calls", 0) for u in others)  # e.g. a teacher model's
     row["other_tokens"] = sum((u.get("prompt_tokens", 0) or 0) + (u.get("completion_tokens", 0) or 0) for u in others)
     return row
+
+
+def _progress(name: str, event: Any) -> str:
+    """One line per finished evaluation or step, so a long run shows it is moving."""
+    d = event.data
+    fmt = lambda x: "n/a" if x is None else f"{x:.3f}"
+    if event.type == "eval":
+        what = f"{d['phase']} {d['split']}" + (f" ({d['proposal_id']})" if d.get("proposal_id") else "")
+        return f"[{name}] step {event.step}: {what} {fmt(d['score'])} on {d['n']} samples"
+    calls = sum(u.get("calls", 0) for u in (d.get("usage") or {}).values() if isinstance(u, dict))
+    return (f"[{name}] step {event.step} done: minibatch {fmt(d['train_score'])}, best val {fmt(d['best_val'])}, "
+            f"{len(d['accepted'])} kept, {len(d['rejected'])} reverted, {calls} calls so far")
 
 
 MEASURES = ["val_before", "val_after", "test_before", "test_after"] + \

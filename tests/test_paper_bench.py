@@ -39,7 +39,7 @@ def respond(messages):
     return "Answer: yes\nThe label is NUM\n8"
 
 
-def test_bench_runs_the_three_tasks_with_repeats_and_writes_tables(bench, shared, tmp_path, monkeypatch):
+def test_bench_runs_the_three_tasks_with_repeats_and_writes_tables(bench, shared, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("WORKBENCH_CACHE_DIR", str(tmp_path / "cache"))
     with OpenAITestServer(responder=respond) as server:
         rows = bench.main(["--small", "--sizes", "4", "4", "4", "--steps", "1", "--repeats", "2",
@@ -60,6 +60,8 @@ def test_bench_runs_the_three_tasks_with_repeats_and_writes_tables(bench, shared
     md = (tmp_path / "out" / "table.md").read_text()
     assert md.startswith("Paper tasks on bench-model") and "seeds 0..1; mean ± sd over runs." in md
     assert md.count("\n| counting | 4/4/4 | 2 (completed) |") == 1 and " ± " in md
+    printed = capsys.readouterr().out
+    assert "[counting] step 0: baseline val " in printed and "[hotpotqa] step 1 done: minibatch " in printed
 
 
 def test_aggregate_gives_mean_and_sample_sd(bench):
