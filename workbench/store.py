@@ -5,6 +5,8 @@
     runs/<run_id>/checkpoints/step-0003.json   parameters + trainer state after each step
     runs/<run_id>/latest.json        a copy of the newest checkpoint
     runs/<run_id>/summary.json       the outcome, written when the run ends
+    runs/<run_id>/cli.json           how `workbench train` was called (written by the CLI, for --resume)
+    runs/<run_id>/eval_memo.jsonl    every evaluation's score, so a resume never pays twice (eval_memo.py)
 
 Files other than the event log are written atomically (temp file, fsync, rename), so a crash at any
 moment leaves the last complete checkpoint readable; temp files a crash left behind are removed when
