@@ -44,8 +44,12 @@ def test_lenient_bus_logs_once_and_still_delivers(caplog):
     with caplog.at_level(logging.WARNING, logger="workbench.events"):
         for _ in range(3):
             bus.emit(Event("control", {"action": "pause", "colour": "red"}))
-    assert len(seen) == 3 and seen[0].data["colour"] == "red"
-    assert sum("unknown field 'colour'" in r.getMessage() for r in caplog.records) == 1
+        for action in ("later", "never"):
+            bus.emit(Event("control", {"action": action}))
+    assert len(seen) == 5 and seen[0].data["colour"] == "red" and seen[4].data["action"] == "never"
+    messages = [r.getMessage() for r in caplog.records]
+    assert sum("unknown field 'colour'" in m for m in messages) == 1
+    assert sum("field 'action' = " in m for m in messages) == 1  # once per field, whatever the value
 
 
 def test_strictness_follows_the_environment(monkeypatch):

@@ -568,9 +568,12 @@ class EventBus:
         if strict:
             raise EventContractError("; ".join(found))
         for problem in found:
-            if problem not in self._logged:
-                self._logged.add(problem)
-                log.warning("event contract: %s", problem)
+            kind = problem.split(" = ")[0]  # once per event type and field, whatever the wrong value
+            with self._lock:
+                first = kind not in self._logged
+                self._logged.add(kind)
+            if first:
+                log.warning("event contract: %s (logged once; WORKBENCH_STRICT_EVENTS=1 makes it an error)", problem)
 
 
 # -- docs/EVENTS.md ---------------------------------------------------------------------------------------
