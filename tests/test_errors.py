@@ -91,3 +91,21 @@ def test_an_unknown_approval_action_names_it():
 def test_a_test_server_that_was_never_started_says_so():
     with pytest.raises(WorkbenchError, match="not running"):
         OpenAITestServer().port
+
+
+def test_a_pipeline_without_forward_stops_the_run_with_one_clear_error(tmp_path):
+    from scripted_tasks import TEST, TRAIN, VAL, backward, same_text, task
+    from workbench.errors import NotDefinedError
+    from workbench.llm.models import Models
+    from workbench.trainer import TrainConfig, Trainer
+
+    class NoForward(Pipeline):
+        def __init__(self):
+            self.instruction = Parameter("nf.instruction", "Repeat the word.")
+
+    trainer = Trainer(NoForward(), TRAIN, VAL, TEST, same_text, Models.scripted(task, backward),
+                      config=TrainConfig(max_steps=1, batch_size=4, concurrency=2), run_dir=tmp_path / "run")
+    with pytest.raises(NotDefinedError, match="NoForward must define forward"):
+        trainer.fit()  # not 4 "failed" samples scored 0 and a run that trains on nothing
+    with pytest.raises(NotImplementedError):
+        NoForward()(word="x")

@@ -100,3 +100,9 @@ class NotFoundError(WorkbenchError, KeyError):
 
     def __str__(self) -> str:
         return str(self.args[0]) if self.args else ""
+
+
+class NotDefinedError(ConfigError, NotImplementedError):
+    """Raised when a subclass lacks a method the package calls (a Pipeline without `forward`).
+
+    A ConfigError, so a run stops at once with this message instead of failing every sample."""

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Iterable
 
-from .errors import NotFoundError
+from .errors import NotDefinedError, NotFoundError
 from .nodes import LLMCall, Tool
 from .parameter import Parameter, check_unique
 
@@ -40,7 +40,7 @@ class Pipeline:
     """Subclass and write `forward(**inputs)`; call the instance with an example's inputs."""
 
     def forward(self, **inputs: Any) -> Any:  # pragma: no cover - the subclass's job
-        raise NotImplementedError(f"{type(self).__name__} must define forward(**inputs)")
+        raise NotDefinedError(f"{type(self).__name__} must define forward(**inputs)")
 
     def __call__(self, **inputs: Any) -> Any:
         return self.forward(**inputs)
