@@ -77,8 +77,9 @@ def test_provenance_of_a_policy_accepted_value_and_run_facts(tmp_path):
         "name": "shout.instruction", "role": "instruction", "description": "tells the model how to write the word",
         "value": GOOD, "trainable": True}
     prov = param["provenance"]
-    assert prov["run_id"] == trainer.run_id and prov["step"] == 2 and prov["source"] == "optimizer"
-    assert prov["validation_score"] == 1.0 and prov["proposal_id"] == "p2-2"
+    # step 1's first proposal is rejected; its second attempt, which sees that rejection, is kept
+    assert prov["run_id"] == trainer.run_id and prov["step"] == 1 and prov["source"] == "optimizer"
+    assert prov["validation_score"] == 1.0 and prov["proposal_id"] == "p1-2"
     assert prov["decision"] == "accept" and prov["approved_by"] == "policy"
     # the same document whichever handle of the run is exported
     from_folder = build_export(tmp_path / "run")
@@ -95,13 +96,13 @@ def test_a_person_approved_value_says_so_in_every_format(tmp_path):
         asked.append(pending.proposal_id)
         return Decision("accept", "person")
     trainer = trained(tmp_path, approval=CallbackApproval(person))
-    assert asked == ["p1-1", "p2-2"]  # the first passes the minibatch gate, then fails validation
+    assert asked == ["p1-2"]  # the first proposal fails the minibatch gate before anyone is asked
     doc = build_export(trainer)
     prov = doc["parameters"][0]["provenance"]
     assert (prov["approved_by"], prov["decision"], prov["source"]) == ("person", "accept", "optimizer")
     assert re.match(r"\d{4}-\d\d-\d\dT", prov["decided_at"])
     md = export_prompts(trainer, tmp_path / "p.md").read_text()
-    assert "approved by person" in md and "proposal `p2-2`" in md and "validation 1.000" in md
+    assert "approved by person" in md and "proposal `p1-2`" in md and "validation 1.000" in md
     assert yaml.safe_load(export_prompts(trainer, tmp_path / "p.yaml").read_text())["parameters"][0][
         "provenance"]["approved_by"] == "person"
 
