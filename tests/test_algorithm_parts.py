@@ -162,6 +162,10 @@ def test_completion_style_prompt_ends_where_the_value_begins_and_rejects_echoes(
                  "Already tried: Repeat the word twice.", "", "  \n", "42", "instruction"):
         assert parse(echo, param, messages) is None, echo
     assert parse(" Better instruction: Shout the word!\nmore", param, messages) == "Shout the word!"
+    longer = Parameter("a.instruction", "Count the objects. Think step by step.")
+    messages = opt.prompt(longer, [], memory, grads(0.0), step=3)
+    assert parse("Instruction: Count the objects.", longer, messages) == "Count the objects."  # a shorter value
+    assert parse("Instruction: Count the objects. Think step", longer, messages) is None  # a copy cut short
 
 
 def test_joint_proposals_are_parsed_by_name():

@@ -9,7 +9,7 @@ Served through a chat format (llama.cpp's `gemma`), such a model does not contin
 it rewrites the document from its first line, `Instruction: <current value>`, changing it as it
 goes (more so at a higher temperature). That rewritten line is a proposal too, and it is taken the
 same way (the label is stripped). A line that repeats the current value, the problem text or a
-label (or the start of one) is an echo, not a proposal. Rejected values are shown without their
+label (or the start of one, cut mid-sentence) is an echo, not a proposal. Rejected values are shown without their
 reasons: a small model copies whatever text it sees into its line. Each attempt of a step gets its own seed, so attempts differ and
 a replay from the cache (or a resumed run) sees the same replies.
 """
@@ -110,6 +110,8 @@ class CompletionPrompt:
         echoes = {_norm(_strip_label(ln)) for m in messages for ln in str(m["content"]).splitlines()}
         echoes |= {_norm(param.value), ""}
         said = _norm(line)
-        if said in {_norm(x) for x in _LABELS} or any(e.startswith(said) for e in echoes):
-            return None  # a copy of a prompt line, or of its beginning (a copy cut short)
+        if said in echoes or said in {_norm(x) for x in _LABELS}:
+            return None  # a copy of a prompt line
+        if not line.endswith((".", "!", "?", ":")) and any(e.startswith(said) for e in echoes):
+            return None  # the beginning of one, cut short (a whole first sentence is a shorter value)
         return line

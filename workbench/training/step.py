@@ -165,11 +165,12 @@ class TrainingStep:
 
     # -- forward / backward -----------------------------------------------------------------------
     def evaluate(self, examples: Sequence["Example"], *, split: str, phase: str,
-                 proposal_id: str | None = None, left_out: int | None = None) -> BatchResult:
+                 proposal_id: str | None = None) -> BatchResult:
+        """Score `examples` with the current values (through the memo: the final test pass of a run
+        that kept nothing reuses the baseline's results)."""
         result = self._forward(examples, split=split, phase=phase)
-        extra = {} if left_out is None else {"left_out": left_out}
         self._emit("eval", split=split, phase=phase, score=result.mean_score, n=len(result.results),
-                   errored=len(result.errored), proposal_id=proposal_id, **extra)
+                   errored=len(result.errored), proposal_id=proposal_id)
         return result
 
     def _current_values(self) -> dict[str, str]:
@@ -288,12 +289,12 @@ class TrainingStep:
                        source=source, gradient_summary=grads, attempt=attempt, group=group)
 
     def _refusal(self, values: Values) -> str | None:
-        """Why values are refused before any evaluation: a broken constraint or a leaked target."""
+        """Why values are refused before any evaluation: a repeat, a broken constraint or a leaked target."""
         for name, new in values.items():
             p = self.params[name]
-            if any(not a.accepted and a.step == self.step and a.value.strip() == new.strip()
-                   for a in self.memory[name].attempts):
-                return "already rejected in this step"
+            if len(values) == 1 and any(not a.accepted and a.step == self.step and a.value.strip() == new.strip()
+                                        for a in self.memory[name].attempts):
+                return "already rejected in this step"  # (a joint proposal differs if any of its parts does)
             broken = check_constraints(p, new)
             if broken:
                 return f"breaks a constraint{'' if len(values) == 1 else f' ({name})'}: {broken}"
