@@ -419,3 +419,21 @@ def test_a_notebook_may_define_and_emit_its_own_event_type():
             bus.emit(Event("test_note", {"txt": "typo"}))
     finally:
         del EVENT_TYPES["test_note"]
+
+
+# callbacks named `_on_<something>` that are not event handlers (a dispatcher never looks them up)
+NOT_EVENT_HANDLERS = {"event", "browser_msg"}
+
+
+def test_every_event_handler_is_named_after_a_defined_event_type():
+    """Views dispatch with getattr(self, "_on_" + event.type): a misspelt handler would never run."""
+    bad = []
+    for where, text in consumer_sources():
+        try:
+            tree = ast.parse(text)
+        except SyntaxError:
+            continue
+        bad += [f"{where}:{node.lineno}: {node.name} handles no defined event type" for node in ast.walk(tree)
+                if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name.startswith("_on_")
+                and node.name[4:] not in EVENT_TYPES and node.name[4:] not in NOT_EVENT_HANDLERS]
+    assert bad == []
