@@ -2,6 +2,8 @@
 damaged folders, and a resumed run whose replayed step is not counted twice."""
 import json
 import shutil
+import subprocess
+import sys
 import time
 
 import pandas as pd
@@ -41,8 +43,12 @@ def finished(tmp_path_factory):
     return trainer, summary
 
 
-def test_open_run_is_exported_at_the_top_level():
+def test_open_run_is_exported_at_the_top_level_and_loads_pandas_on_first_use():
     assert workbench.open_run is open_run and workbench.runs is runs
+    code = "import sys, workbench; print('workbench.results' in sys.modules); from workbench import runs; " \
+           "print('workbench.results' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["False", "True"]
 
 
 def test_proposals_say_what_changed_both_gates_the_decision_and_why(finished):

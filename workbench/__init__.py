@@ -22,7 +22,6 @@ from .tracing import TracedText, trace, use_model
 from .approval import AutoApproval, HumanApproval
 from .llm import Models
 from .trainer import TrainConfig, Trainer
-from .results import open_run, runs
 
 __version__ = "0.1.0"
 
@@ -34,3 +33,11 @@ __all__ = [
     "exact_match", "f1_score", "numeric_match", "render_svg", "run_batch", "run_example",
     "select_for_backward", "to_dot", "tool", "trace", "use_model",
 ]
+
+
+def __getattr__(name: str):
+    """`open_run` and `runs` load pandas, so they are imported on first use (a faster `import workbench`)."""
+    if name in ("open_run", "runs"):
+        from . import results
+        return getattr(results, name)
+    raise AttributeError(f"module 'workbench' has no attribute {name!r}")
