@@ -183,3 +183,18 @@ def test_export_replaces_files_atomically_and_leaves_no_temp_files(tmp_path):
     export_prompts(Shout(), target)
     assert json.loads(target.read_text())["format"] == "workbench-prompts/1"
     assert [p.name for p in tmp_path.iterdir()] == ["p.json"]
+
+
+def test_an_export_reads_decisions_typed_and_passes_over_damaged_ones(tmp_path):
+    trainer = trained(tmp_path, approval=CallbackApproval(lambda p: Decision("accept", "person")))
+    log = tmp_path / "run" / "events.jsonl"
+    lines = log.read_text().splitlines()
+    # another version wrote an extra field; a damaged line lost the action: neither breaks the export
+    extra = [json.dumps({"type": "decision", "run_id": "run", "step": 9, "time": 0.0,
+                         "data": {"proposal_id": "p9-9", "action": "accept", "by": "person", "text": None,
+                                  "at": 0.0, "reviewer": "ana"}}),
+             json.dumps({"type": "decision", "run_id": "run", "step": 9, "time": 0.0,
+                         "data": {"proposal_id": "p1-2", "by": "nobody"}})]
+    log.write_text("\n".join(lines + extra) + "\n")
+    prov = build_export(tmp_path / "run")["parameters"][0]["provenance"]
+    assert (prov["proposal_id"], prov["decision"], prov["approved_by"]) == ("p1-2", "accept", "person")

@@ -18,7 +18,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
 
-from .errors import ConfigError, WorkbenchError
+from .errors import ConfigError, EventContractError, WorkbenchError
+from .events import DecisionMade
 from .pipeline import Pipeline
 from .redact import redact_obj
 from .store import RunStore, write_text_atomic
@@ -97,18 +98,27 @@ def _run_info(store: RunStore, config: dict, state: dict, summary: dict | None) 
             "config": config.get("config", {})}
 
 
-def _decisions(events: Iterable["Event"]) -> dict[str, dict]:
-    """The decision on each proposal id; a resumed run may replay a step, and the last word counts."""
-    return {e.data["proposal_id"]: e.data for e in events if e.type == "decision" and "proposal_id" in e.data}
+def _decisions(events: Iterable["Event"]) -> dict[str, DecisionMade]:
+    """The decision on each proposal id; a resumed run may replay a step, and the last word counts.
+    A decision line that lacks a required field (a damaged or foreign log) is passed over."""
+    decisions = {}
+    for e in events:
+        if e.type == "decision":
+            try:
+                decision = DecisionMade.of(e)
+            except EventContractError:
+                continue
+            decisions[decision.proposal_id] = decision
+    return decisions
 
 
-def _document(run: dict | None, params: list[dict], decisions: dict[str, dict]) -> dict:
+def _document(run: dict | None, params: list[dict], decisions: dict[str, DecisionMade]) -> dict:
     run_id = run["run_id"] if run else None
     return {"format": FORMAT_VERSION, "exported_at": _iso(None), "run": run,
             "parameters": [_parameter(p, run_id, decisions) for p in params]}
 
 
-def _parameter(p: dict, run_id: str | None, decisions: dict[str, dict]) -> dict:
+def _parameter(p: dict, run_id: str | None, decisions: dict[str, DecisionMade]) -> dict:
     history = p.get("history") or []
     last = history[-1] if history else {}
     if last and last.get("value") != p["value"]:
@@ -117,9 +127,9 @@ def _parameter(p: dict, run_id: str | None, decisions: dict[str, dict]) -> dict:
     decision = decisions.get(proposal_id) if proposal_id else None
     provenance = {"run_id": run_id, "step": last.get("step"), "source": last.get("source", "unknown"),
                   "validation_score": last.get("score"), "proposal_id": proposal_id,
-                  "decision": decision.get("action") if decision else None,
-                  "approved_by": decision.get("by") if decision else None,
-                  "decided_at": _iso(decision.get("at")) if decision and decision.get("at") else None}
+                  "decision": decision.action if decision else None,
+                  "approved_by": decision.by if decision else None,
+                  "decided_at": _iso(decision.at) if decision and decision.at else None}
     return {"name": p["name"], "role": p.get("role", "text"), "description": p.get("description", ""),
             "trainable": bool(p.get("trainable", True)), "value": p["value"], "provenance": provenance}
 
