@@ -8,13 +8,14 @@ run ends exactly where an uninterrupted one would.
 """
 from __future__ import annotations
 
-import time
+import copy
+import threading
 import warnings
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
-from .approval import ApprovalDesk, AutoApproval
+from .approval import ApprovalDesk, AutoApproval, HumanApproval
 from .backward import BackwardEngine
 from .errors import BudgetExceeded, ConfigError, RunStopped, WorkbenchError
 from .events import Event, EventBus
@@ -44,7 +45,7 @@ class Trainer(TrainingStep, Lifecycle, FaultReporting):
                  test: Sequence["Example"], eval_fn: EvalFn | str, models: "Models", *,
                  config: TrainConfig | None = None, approval: Any = None, run_dir: str | Path | None = None,
                  runs_root: str | Path = "runs", task: str = "", bus: EventBus | None = None,
-                 resume: bool = False, teacher: "ChatModel | None" = None) -> None:
+                 resume: bool = False, teacher: "ChatModel | None" = None, progress: bool | None = None) -> None:
         if not train:
             raise ConfigError("the training set is empty")
         if not val:
@@ -58,6 +59,8 @@ class Trainer(TrainingStep, Lifecycle, FaultReporting):
         self.task = task
         self.teacher = teacher  # a stronger model whose correct traces become demos (default: the task model's)
         self.bus = bus or EventBus()
+        self.progress = progress  # None: a tqdm bar for fit() in a notebook without a dashboard; True/False force it
+        self.has_dashboard = False  # set by the dashboard that shows this run
         self.desk = ApprovalDesk()
         self.params = pipeline.named_parameters()  # also checks names are unique
         if not any(p.trainable for p in self.params.values()):
@@ -81,6 +84,8 @@ class Trainer(TrainingStep, Lifecycle, FaultReporting):
         self.errored_samples = 0
         self._init_lifecycle()
         self._init_fault_reporting()
+        self._fitting = threading.Lock()
+        self._saved: dict | None = None  # the state of the last checkpoint written or resumed from
         # run folder
         run_dir = Path(run_dir) if run_dir else Path(runs_root) / new_run_id(task or "run")
         self.resumed_from: int | None = None
@@ -92,6 +97,7 @@ class Trainer(TrainingStep, Lifecycle, FaultReporting):
                 why = "".join(f"; {Path(p).name}: {reason}" for p, reason in skipped)
                 raise WorkbenchError(f"cannot resume {run_dir}: it has no usable checkpoint{why or ' yet'}")
             self._restore(state)
+            self._saved = copy.deepcopy(state)
             self.resumed_from = self.step
         else:
             self.store = RunStore.create(run_dir, self._config_record())
@@ -103,39 +109,64 @@ class Trainer(TrainingStep, Lifecycle, FaultReporting):
 
     # -- the run ----------------------------------------------------------------------------------
     def fit(self) -> RunSummary:
-        self._started_at = time.monotonic()
-        status, error = "completed", None
+        """Run (or continue) training until done, stopped, out of budget or plateaued; blocks.
+
+        Calling it again continues the same run from where it ended: the baseline is never
+        recomputed with trained prompts.
+        """
+        if isinstance(self.approval, HumanApproval) and self.approval.timeout is None and not self.approval.auto \
+                and threading.current_thread() is threading.main_thread():
+            raise WorkbenchError("fit() with HumanApproval() and no timeout would block this cell, so no click "
+                                 "could ever answer it: use trainer.start() (or the dashboard's Start) and decide "
+                                 "in the dashboard, or give HumanApproval a timeout")
+        if not self._fitting.acquire(blocking=False):
+            raise WorkbenchError("this trainer is already running (fit() or start()); wait for it or stop() it")
+        try:
+            return self._run()
+        finally:
+            self._fitting.release()
+
+    def _run(self) -> RunSummary:
         self._emit("run_started", run_id=self.run_id, config=asdict(self.config),
                    parameters=[p.to_dict() for p in self.params.values()],
                    splits={"train": len(self.train), "val": len(self.val), "test": len(self.test)},
-                   resumed_from=self.resumed_from)
+                   resumed_from=self.step if self.baseline else None)
         try:
-            if self.resumed_from is None:
+            self._open_run()
+            status, error = self._train_until_done()
+        except KeyboardInterrupt:
+            self._finish("stopped", "interrupted (Ctrl-C)", run_test=False)
+            raise
+        except Exception as exc:
+            self._finish("failed", f"{type(exc).__name__}: {exc}", run_test=False)
+            raise
+        else:
+            return self._finish(status, error, run_test=status in ("completed", "plateau"))
+        finally:
+            self._close_run()
+
+    def _train_until_done(self) -> tuple[str, str | None]:
+        """(status, error): the baseline once per run, then steps until the last, a plateau, a stop or the budget."""
+        try:
+            if not self.baseline:
                 self._baseline()
             while self.step < self.total_steps:
                 self._gate()
                 self._train_step(self.step + 1)
                 if self.config.patience is not None and self._stale_steps >= self.config.patience:
-                    status = "plateau"
-                    break
+                    return "plateau", None
                 if self._pause_after_step:
                     self._pause_after_step = False
                     self._running.clear()
                     self._emit("control", action="pause")
         except RunStopped:
-            status = "stopped"
+            return "stopped", None
         except BudgetExceeded as exc:
-            status, error = "budget", str(exc)
-        except KeyboardInterrupt:
-            self._finish("stopped", "interrupted (Ctrl-C)", run_test=False)
-            raise
-        except Exception as exc:
-            status, error = "failed", f"{type(exc).__name__}: {exc}"
-            self._finish(status, error, run_test=False)
-            raise
-        return self._finish(status, error, run_test=status in ("completed", "plateau"))
+            return "budget", str(exc)
+        return "completed", None
 
     def _finish(self, status: str, error: str | None, *, run_test: bool) -> RunSummary:
+        self._back_to_last_checkpoint()
         final = {"val": self.best_val, "test": None}
         if run_test and self.test:
             try:
@@ -165,8 +196,28 @@ class Trainer(TrainingStep, Lifecycle, FaultReporting):
         return checkpoint_state(self)
 
     def _checkpoint(self) -> None:
-        path = self.store.write_checkpoint(self.step, self.state())
+        state = self.state()
+        path = self.store.write_checkpoint(self.step, state)
+        self._saved = copy.deepcopy(state)
         self._emit("checkpoint", path=str(path))
+
+    def _back_to_last_checkpoint(self) -> None:
+        """A run that ends in the middle of a step (stop, budget, error) goes back to its last checkpoint.
+
+        So the summary, the checkpoint, `workbench runs` and an export name the same step, and the best
+        score is one the exported values earned. What the unfinished step kept is reverted, with an
+        `update` event each; a resume redoes the step (from the response cache where it was paid for).
+        """
+        if self._saved is None or self._saved["step"] == self.step:
+            return
+        unfinished = self.step
+        before = {name: p.value for name, p in self.params.items()}
+        restore_checkpoint(self, self._saved, keep_usage=True)
+        for name, p in self.params.items():
+            if p.value != before[name]:
+                self._emit("update", proposal_id=f"step-{unfinished}-unfinished", parameter=name, accepted=False,
+                           value=p.value, reason=f"step {unfinished} did not finish; back to the checkpoint of "
+                                                 f"step {self.step}")
 
     def _restore(self, state: dict) -> None:
         restore_checkpoint(self, state)

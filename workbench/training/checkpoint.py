@@ -90,8 +90,11 @@ def latest_valid_checkpoint(store: "RunStore") -> tuple[dict | None, list[tuple[
     return None, skipped
 
 
-def restore_checkpoint(trainer: Any, state: dict) -> None:
-    """Put a validated checkpoint's state back into `trainer` (its pipeline's parameters included)."""
+def restore_checkpoint(trainer: Any, state: dict, *, keep_usage: bool = False) -> None:
+    """Put a validated checkpoint's state back into `trainer` (its pipeline's parameters included).
+
+    `keep_usage`: roll back within the same process (an interrupted step), where the money spent
+    since the checkpoint was really spent and stays counted."""
     for name, saved in state["parameters"].items():
         if name not in trainer.params:
             raise WorkbenchError(f"checkpoint has parameter {name!r}, which this pipeline lacks")
@@ -105,7 +108,8 @@ def restore_checkpoint(trainer: Any, state: dict) -> None:
         for n, pool in state.get("demo_pool", {}).items()}
     trainer.step, trainer.best_val, trainer.best_step = state["step"], state["best_val"], state["best_step"]
     trainer.baseline, trainer.curve = state["baseline"], state["curve"]
-    trainer.usage_before = state.get("usage", {})
+    if not keep_usage:
+        trainer.usage_before = state.get("usage", {})
     trainer._proposal_counter = state.get("proposal_counter", 0)
     trainer._stale_steps = state.get("stale_steps", 0)
     trainer.errored_samples = state.get("errored_samples", 0)

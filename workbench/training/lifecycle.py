@@ -1,19 +1,27 @@
 """A run's lifecycle: the worker thread, pause/resume/step/stop, and the gate between LLM calls.
 
-The trainer's algorithm calls `_gate()` before each LLM call: it waits while paused, raises
-`RunStopped` when asked to stop and `BudgetExceeded` once the run's budget is spent. Controls may be
-called from any thread (a notebook button, a terminal, a test).
+The trainer's algorithm calls `_gate()` between stages: it waits while paused, raises `RunStopped`
+when asked to stop and `BudgetExceeded` once the run's budget is spent. Controls may be called from
+any thread (a notebook button, a terminal, a test).
+
+Budgets are limits, not reports: each `fit()` attaches ONE `workbench.llm.budget.Budget` to every
+role (task, backward, optimizer, teacher), checked before each call is sent, so the overshoot is at
+most the calls already in flight. Usage counts from this trainer's first `fit()` (plus what a resumed
+run spent before), never what the same `Models` did earlier in the notebook.
 
 `Lifecycle` is a mixin of `workbench.trainer.Trainer`; `_init_lifecycle()` sets up its state.
 """
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from concurrent.futures import Future
+from typing import Callable
 
 from ..approval import PendingProposal
-from ..errors import BudgetExceeded, RunStopped, WorkbenchError
+from ..errors import RunStopped, WorkbenchError
+from ..llm.budget import Budget
 from .config import RunSummary
 
 
@@ -27,6 +35,10 @@ class Lifecycle:
         self._pause_after_step = False
         self._started_at = 0.0
         self._future: Future | None = None
+        self._budget: Budget | None = None
+        self._usage_origin: dict[str, dict] | None = None
+        self._detach_progress: Callable[[], None] | None = None
+        self.concurrency_applied: int | None = None  # what the endpoint's clients were set to
 
     # -- public control (any thread) ---------------------------------------------------------------
     def start(self, *, paused: bool = False) -> Future:
@@ -102,24 +114,80 @@ class Lifecycle:
             raise RunStopped("stop requested")
         self._check_budget()
 
-    def usage(self) -> dict[str, dict]:
-        """This run's usage, including what was spent before a resume."""
+    # -- opening and closing a run: usage origin, budget, concurrency, progress -----------------------
+    def _open_run(self) -> None:
+        """At the start of each `fit()`: count usage from here, attach one budget to every role."""
+        self._stop.clear()  # a stopped run continues when fit() is called again
+        self._started_at = time.monotonic()
+        if self._usage_origin is None:  # the first fit(): what the same Models did before is not ours
+            self._usage_origin = self._meter_usage()
+        self._budget = self._new_budget()
+        self.models.use_budget(self._budget)
+        if self.teacher is not None:
+            self.teacher.budget = self._budget
+        if hasattr(self.models, "set_concurrency"):
+            self.concurrency_applied = self.models.set_concurrency(self.config.concurrency)
+        self._detach_progress = self._attach_progress()
+
+    def _close_run(self) -> None:
+        self.models.use_budget(None)
+        if self.teacher is not None:
+            self.teacher.budget = None
+        if self._detach_progress is not None:
+            self._detach_progress()
+            self._detach_progress = None
+
+    def _new_budget(self) -> Budget:
+        """One Budget for this fit(), already charged with what the run spent before (resume, earlier fits)."""
+        cfg = self.config
+        budget = Budget(max_calls=cfg.max_calls, max_tokens=cfg.max_tokens, max_seconds=cfg.max_seconds)
+        spent = spent_totals(self.usage())
+        budget.calls, budget.tokens = spent["calls"], spent["tokens"]
+        return budget
+
+    def _attach_progress(self) -> Callable[[], None] | None:
+        """A tqdm bar for fit() in a notebook without a dashboard (`progress=None`), or as forced."""
+        wanted = self.progress
+        if wanted is None:
+            wanted = in_notebook() and not getattr(self, "has_dashboard", False)
+        if not wanted:
+            return None
+        from ..progress import attach_progress
+        return attach_progress(self, mode="bar")
+
+    # -- usage and budget ---------------------------------------------------------------------------
+    def _meter_usage(self) -> dict[str, dict]:
+        """What the meters say now, per role (a teacher with its own meter counts as "teacher")."""
         now = self.models.usage.snapshot()
+        teacher_meter = getattr(self.teacher, "usage", None)
+        if teacher_meter is not None and teacher_meter is not self.models.usage:
+            now["teacher"] = teacher_meter.total()
+        return now
+
+    def usage(self) -> dict[str, dict]:
+        """This run's usage: since this trainer's first fit(), plus what a resumed run spent before."""
+        now = self._meter_usage()
+        origin = self._usage_origin if self._usage_origin is not None else now
         merged: dict[str, dict] = {}
         for role in set(now) | set(self.usage_before):
-            a, b = now.get(role, {}), self.usage_before.get(role, {})
-            merged[role] = {k: a.get(k, 0) + b.get(k, 0) for k in set(a) | set(b)}
+            a, o, b = now.get(role, {}), origin.get(role, {}), self.usage_before.get(role, {})
+            merged[role] = {k: a.get(k, 0) - o.get(k, 0) + b.get(k, 0) for k in set(a) | set(b)}
         return merged
 
     def _check_budget(self) -> None:
-        cfg = self.config
-        usage = self.usage().values()
-        calls = sum(u.get("calls", 0) for u in usage)
-        tokens = sum(u.get("prompt_tokens", 0) + u.get("completion_tokens", 0) for u in usage)
-        if cfg.max_calls is not None and calls >= cfg.max_calls:
-            raise BudgetExceeded(f"call budget reached: {calls} of {cfg.max_calls}")
-        if cfg.max_tokens is not None and tokens >= cfg.max_tokens:
-            raise BudgetExceeded(f"token budget reached: {tokens} of {cfg.max_tokens}")
-        if cfg.max_seconds is not None and time.monotonic() - self._started_at >= cfg.max_seconds:
-            raise BudgetExceeded(f"time budget reached: {cfg.max_seconds:g} s")
+        """Between stages: stop once one more call would pass a limit (each call is checked as well)."""
+        if self._budget is not None:
+            self._budget.check()
 
+
+def spent_totals(usage: dict[str, dict]) -> dict[str, int]:
+    """Calls and tokens (prompt + completion) summed over roles."""
+    return {"calls": sum(u.get("calls", 0) for u in usage.values()),
+            "tokens": sum(u.get("prompt_tokens", 0) + u.get("completion_tokens", 0) for u in usage.values())}
+
+
+def in_notebook() -> bool:
+    """True inside a Jupyter kernel (where a tqdm.auto bar is a widget)."""
+    shell = sys.modules.get("IPython")
+    get = getattr(shell, "get_ipython", None)
+    return bool(get and type(get()).__name__ == "ZMQInteractiveShell")

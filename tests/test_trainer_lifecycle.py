@@ -1,0 +1,160 @@
+"""A run's lifecycle: budgets that are limits, fit() that continues, a stop that leaves one story,
+concurrency that reaches the endpoint, and a fit() that would block a notebook forever refused."""
+import threading
+
+import pytest
+
+from workbench import LLMCall, Models, Parameter, Pipeline, TrainConfig, Trainer
+from workbench.approval import HumanApproval
+from workbench.errors import WorkbenchError
+from workbench.export import build_export
+from workbench.store import RunStore, list_runs
+from workbench.testing import OpenAITestServer
+from workbench.training import lifecycle
+
+from scripted_tasks import GOOD, TEST, TRAIN, VAL, WORDS, Optimizer, Shout, backward, examples, same_text, task
+
+VAL16 = examples("va", WORDS)  # 16 validation samples
+
+
+def calls(usage):
+    return sum(u["calls"] for u in usage.values())
+
+
+def test_max_calls_is_a_limit_through_the_openai_sdk(tmp_path):
+    """16 validation samples in flight, max_calls=6: at most 6 requests reach the endpoint."""
+    with OpenAITestServer(responder=task, latency_s=0.05) as server:
+        models = Models.from_endpoint(server.base_url, "test-model", api_key="x", cache=None, fold_system=False)
+        trainer = Trainer(Shout(), TRAIN, VAL16, TEST, same_text, models, run_dir=tmp_path / "run",
+                          config=TrainConfig(max_steps=2, batch_size=4, concurrency=8, max_calls=6))
+        summary = trainer.fit()
+    assert summary.status == "budget" and "call budget" in summary.error
+    assert server.request_count <= 6
+    assert calls(summary.usage) == server.served_count <= 6
+    models.use_budget(None)
+
+
+def test_a_second_trainer_on_the_same_models_is_not_billed_for_the_first(tmp_path):
+    models = Models.scripted(task, backward, Optimizer())
+    first = Trainer(Shout(), TRAIN, VAL, TEST, same_text, models, run_dir=tmp_path / "one",
+                    config=TrainConfig(max_steps=2, batch_size=4))
+    spent_first = calls(first.fit().usage)
+    assert spent_first > 10
+    before = len(models.task.calls) + len(models.backward.calls) + len(models.optimizer.calls)
+    second = Trainer(Shout(), TRAIN, VAL, TEST, same_text, models, run_dir=tmp_path / "two",
+                     config=TrainConfig(max_steps=2, batch_size=4, max_calls=spent_first + 5))
+    summary = second.fit()
+    after = len(models.task.calls) + len(models.backward.calls) + len(models.optimizer.calls)
+    assert summary.status == "completed"
+    assert calls(summary.usage) == after - before  # its own calls, not the first trainer's
+    assert calls(RunStore(tmp_path / "two").latest_checkpoint()["usage"]) == after - before - len(TEST)  # + final test
+
+
+def test_fit_again_continues_the_run_and_keeps_the_baseline(tmp_path):
+    opt = Optimizer()
+    trainer = Trainer(Shout(), TRAIN, VAL, TEST, same_text, Models.scripted(task, backward, opt),
+                      run_dir=tmp_path / "run", config=TrainConfig(max_steps=1, batch_size=4))
+    first = trainer.fit()
+    assert first.steps == 1 and first.baseline["val"] == 0.0
+    events = []
+    trainer.bus.subscribe(events.append)
+    trainer.config.max_steps = 2
+    second = trainer.fit()
+    assert second.steps == 2 and second.baseline == first.baseline and second.final["val"] == 1.0
+    assert not [e for e in events if e.type == "eval" and e.data["phase"] == "baseline"]
+    assert events[0].type == "run_started" and events[0].data["resumed_from"] == 1
+    assert [e.step for e in events if e.type == "step_started"] == [2]
+    third = trainer.fit()  # nothing left: the same outcome, the baseline still the untrained one
+    assert third.steps == 2 and third.baseline == first.baseline and third.best_val == 1.0
+
+
+class TwoParts(Pipeline):
+    def __init__(self):
+        self.instruction = Parameter("shout.instruction", "Repeat the word.", description="how to write it")
+        self.format = Parameter("shout.format", "One word.", role="output_format", description="reply shape")
+        self.node = LLMCall("shout", "{{instruction}}\n{{format}}\nWord: {{word}}", [self.instruction, self.format])
+
+    def forward(self, word):
+        return self.node(word=word)
+
+
+def test_a_stop_in_the_middle_of_a_step_leaves_summary_checkpoint_runs_and_export_in_agreement(tmp_path):
+    holder = {}
+
+    def optimizer(messages):
+        holder["n"] = holder.get("n", 0) + 1
+        if holder["n"] == 2:  # the first parameter was kept; stop while the second one is being tried
+            holder["trainer"].stop()
+        return f"<PROPOSAL>{GOOD}</PROPOSAL>"
+    trainer = Trainer(TwoParts(), TRAIN, VAL, TEST, same_text, Models.scripted(task, backward, optimizer),
+                      run_dir=tmp_path / "run", config=TrainConfig(max_steps=3, batch_size=4))
+    holder["trainer"] = trainer
+    events = []
+    trainer.bus.subscribe(events.append)
+    summary = trainer.fit()
+    kept = [e for e in events if e.type == "update" and e.data["accepted"]]
+    assert kept and kept[0].step == 1  # something was kept in the step that did not finish
+    store = RunStore(tmp_path / "run")
+    checkpoint = store.latest_checkpoint()
+    assert summary.status == "stopped"
+    assert summary.steps == checkpoint["step"] == list_runs(tmp_path)[0]["steps"] == 0
+    assert summary.best_val == checkpoint["best_val"] == list_runs(tmp_path)[0]["best_val"] == 0.0
+    saved = {n: p["value"] for n, p in checkpoint["parameters"].items()}
+    assert summary.parameters == saved == {n: p.value for n, p in trainer.params.items()}
+    for export in (build_export(trainer), build_export(tmp_path / "run")):
+        assert {p["name"]: p["value"] for p in export["parameters"]} == saved
+    reverted = [e.data for e in events if e.type == "update" and not e.data["accepted"]]
+    assert reverted[-1]["parameter"] == kept[0].data["parameter"] and "did not finish" in reverted[-1]["reason"]
+    resumed = Trainer(TwoParts(), TRAIN, VAL, TEST, same_text, Models.scripted(task, backward, optimizer),
+                      run_dir=tmp_path / "run", resume=True, config=TrainConfig(max_steps=3, batch_size=4))
+    assert resumed.step == 0 and resumed.best_val == 0.0
+
+
+def test_concurrency_reaches_the_endpoint(tmp_path):
+    """The client's default of 8 in flight no longer caps TrainConfig.concurrency."""
+    with OpenAITestServer(responder=task, latency_s=0.3) as server:
+        models = Models.from_endpoint(server.base_url, "test-model", api_key="x", cache=None, fold_system=False)
+        trainer = Trainer(Shout(), TRAIN, VAL16, [], same_text, models, run_dir=tmp_path / "run",
+                          config=TrainConfig(max_steps=1, batch_size=4, concurrency=16, max_calls=16))
+        trainer.fit()
+    assert server.max_in_flight > 8 and trainer.concurrency_applied == 16
+
+
+def test_fit_with_human_approval_and_no_timeout_is_refused_on_the_notebook_thread(tmp_path):
+    trainer = Trainer(Shout(), TRAIN, VAL, TEST, same_text, Models.scripted(task, backward, Optimizer()),
+                      run_dir=tmp_path / "run", approval=HumanApproval())
+    guard = threading.Timer(10, trainer.stop)  # were fit() to block, this ends it (and the test fails)
+    guard.start()
+    with pytest.raises(WorkbenchError, match=r"start\(\)"):
+        trainer.fit()
+    guard.cancel()
+    # from a worker thread (start()), a person can answer: it runs
+    future = trainer.start()
+    for _ in range(500):
+        if trainer.pending:
+            break
+        threading.Event().wait(0.01)
+    trainer.decide(trainer.pending.proposal_id, "reject")
+    trainer.stop()
+    assert future.result(timeout=30).status in ("stopped", "completed")
+
+
+def test_progress_bar_in_a_notebook_without_a_dashboard(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(lifecycle, "in_notebook", lambda: True)
+
+    def run(name, **kw):
+        trainer = Trainer(Shout(), TRAIN, VAL, TEST, same_text, Models.scripted(task, backward, Optimizer()),
+                          run_dir=tmp_path / name, config=TrainConfig(max_steps=1, batch_size=4), **kw)
+        return trainer
+
+    run("auto").fit()
+    assert "sample" in capsys.readouterr().err  # a tqdm bar counted samples
+    with_dashboard = run("dash")
+    with_dashboard.has_dashboard = True
+    with_dashboard.fit()
+    assert capsys.readouterr().err == ""
+    run("off", progress=False).fit()
+    assert capsys.readouterr().err == ""
+    monkeypatch.setattr(lifecycle, "in_notebook", lambda: False)
+    run("forced", progress=True).fit()
+    assert "sample" in capsys.readouterr().err
