@@ -334,8 +334,8 @@ def test_an_endpoint_that_drops_system_messages_is_probed_folded_and_said(tmp_pa
                          "--steps", 1, "--batch-size", 2, "--run-dir", "run", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     said = [line for line in proc.stderr.splitlines() if "system messages are folded" in line]
-    assert said == [f"[step 0/1] {role} model test-model at {base_url}: system messages are folded into the "
-                    f"user turn (it drops them)" for role in ("task", "backward", "optimizer")]
+    assert said == [f"[step 0/1] test-model at {base_url}: system messages are folded into the user turn "
+                    f"(it drops them)"]  # one line for the endpoint, though each role was probed
     probes = [e.data for e in RunStore(tmp_path / "run").events() if e.type == "endpoint_probe"]
     assert [(p["role"], p["system_messages"], p["fold_system"], p["source"]) for p in probes] == [
         (role, "dropped", True, "probe") for role in ("task", "backward", "optimizer")]

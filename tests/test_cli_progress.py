@@ -71,7 +71,7 @@ def test_notable_events_are_one_line_each_in_both_modes():
                 "(the output became a plain str)") in text
         assert "skipped a backward call for shout.instruction after retries: LLM call to http://x/v1 failed" in text
         assert "no usable proposal for shout.instruction: the reply echoed the prompt" in text
-        assert ("task model gemma at http://127.0.0.1:8080/v1: system messages are folded into the user turn "
+        assert ("gemma at http://127.0.0.1:8080/v1: system messages are folded into the user turn "
                 "(it drops them)") in text
 
 
@@ -136,3 +136,19 @@ def test_attach_progress_follows_a_real_training_run_and_detaches():
     seen = len(err.getvalue())
     trainer.bus.emit(NOTABLE_EVENTS[0])  # detached: nothing more is drawn
     assert len(err.getvalue()) == seen
+
+
+def test_a_notable_line_is_said_once_per_step_however_many_roles_or_samples_repeat_it():
+    err = io.StringIO()
+    progress = Progress(2, {}, 1, out=io.StringIO(), err=err)
+    probe = NOTABLE_EVENTS[3]
+    for role in ("task", "backward", "optimizer"):
+        progress(Event("endpoint_probe", {**probe.data, "role": role}))
+    for sample in ("s1", "s2", "s3"):
+        progress(Event("disconnected", {**NOTABLE_EVENTS[0].data, "sample_id": sample}, step=1))
+    progress(Event("disconnected", NOTABLE_EVENTS[0].data, step=2))
+    lines = err.getvalue().splitlines()
+    assert len(lines) == 3
+    assert lines[0].startswith("[step 0/2] gemma at http://127.0.0.1:8080/v1: system messages are folded")
+    assert lines[1].startswith("[step 1/2] no feedback can reach shout.instruction")
+    assert lines[2].startswith("[step 2/2] no feedback can reach shout.instruction")

@@ -69,8 +69,7 @@ def describe_event(kind: str, d: dict) -> str | None:
         if not d.get("fold_system"):
             return None
         how = "it drops them" if d.get("system_messages") == "dropped" else f"set by {d.get('source')}"
-        return (f"{d.get('role')} model {d.get('model')} at {d.get('base_url')}: system messages are folded "
-                f"into the user turn ({how})")
+        return f"{d['model']} at {d['base_url']}: system messages are folded into the user turn ({how})"
     return None
 
 
@@ -120,6 +119,7 @@ class Progress:
         self.key: tuple | None = None  # (split, phase) of the evaluation being counted
         self.done = 0
         self.bar: Any = None
+        self.said: set[str] = set()  # notable lines already printed
 
     # -- the subscriber
     def __call__(self, event) -> None:
@@ -136,9 +136,14 @@ class Progress:
                 text = describe_event(event.type, d)
                 if text is None:
                     return
-                if event.type in NOTABLE or (self.mode == "lines" and event.type not in QUIET
-                                             and not (event.type == "eval" and d.get("phase") == "proposal")):
-                    self._write(f"[step {event.step}/{self.total_steps}] {text}", self.err)
+                line = f"[step {event.step}/{self.total_steps}] {text}"
+                if event.type in NOTABLE:
+                    if line not in self.said:  # one line per endpoint, per parameter cut off, ... per step
+                        self.said.add(line)
+                        self._write(line, self.err)
+                elif self.mode == "lines" and event.type not in QUIET and not (
+                        event.type == "eval" and d.get("phase") == "proposal"):
+                    self._write(line, self.err)
                 elif self.bar is not None:
                     self.bar.set_postfix_str(redact(text)[:80], refresh=True)
 

@@ -54,7 +54,8 @@ def _resume(args: argparse.Namespace) -> int:
 # can attempt, small splits and one parameter per step (the embedded models have short per-role reply
 # caps), so the whole loop (baseline, forward, backward, proposal, both gates, decision, test) ends in minutes.
 DEMO_DEFAULTS = {"task": "counting", "train": 4, "val": 4, "test": 4,
-                 "config": {"max_steps": 2, "batch_size": 2, "optimize": "one", "concurrency": 1}}
+                 "config": {"max_steps": 2, "batch_size": 2, "optimize": "one", "max_proposals": 2,
+                            "concurrency": 4}}
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
