@@ -63,7 +63,7 @@ def proposal_stories(events) -> tuple[list[str], dict[str, int]]:
             lines.append(f"step {event.step}  no usable proposal for {d.get('parameter')}: {d.get('reason')}")
         elif kind == "minibatch":
             counts["minibatch_passed"] += bool(d.get("passed"))
-            verdict = "passed" if d.get("passed") else "failed: not better on the samples it was made for"
+            verdict = "passed" if d.get("passed") else "failed"  # the update line that follows says why
             left_out = f" ({d['left_out']} errored samples left out)" if d.get("left_out") else ""
             lines.append(f"            minibatch gate {fmt_score(d.get('before'))} -> {fmt_score(d.get('after'))}"
                          f" {verdict}{left_out}")
