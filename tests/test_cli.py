@@ -161,9 +161,13 @@ def test_stdin_closing_during_terminal_approval_stops_cleanly_and_can_resume(tmp
         assert proc.returncode == 130
         assert "continue with: workbench train --resume run" in proc.stderr
         assert RunStore(tmp_path / "run").summary()["status"] == "stopped"
+        (tmp_path / "run" / "checkpoints" / "step-0099.json").write_bytes(b"\x00\xff torn")  # a damaged newest one
         resumed = workbench("train", "--resume", "run", "--approval", "auto", "--base-url", server.base_url,
                             cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr
+    warned = [line for line in resumed.stderr.splitlines() if "step-0099.json" in line]
+    assert warned and all(line.startswith("workbench: warning: skipped") for line in warned), resumed.stderr
+    assert "Traceback" not in resumed.stderr and "warnings.warn" not in resumed.stderr
     assert RunStore(tmp_path / "run").summary()["status"] == "completed"
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import warnings
 
 from ..errors import WorkbenchError
 from ..redact import redact
@@ -117,6 +118,11 @@ class _LineLogHandler(logging.StreamHandler):
         return redact(super().format(record))
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Python warnings (e.g. a damaged checkpoint skipped on resume) as one redacted line, not a source dump."""
+    print(redact(f"workbench: warning: {' '.join(str(message).split())}"), file=file or sys.stderr, flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `workbench` command; package errors are one line and exit code 2."""
     args = build_parser().parse_args(argv)
@@ -126,6 +132,7 @@ def main(argv: list[str] | None = None) -> int:
         handler.setFormatter(logging.Formatter("%(message)s"))
         root.addHandler(handler)
         root.setLevel(logging.WARNING)
+    warnings.showwarning = _show_warning
     try:
         return args.func(args)
     except WorkbenchError as exc:  # ConfigError, DatasetError, endpoint and model errors
