@@ -91,8 +91,7 @@ def _matches(value: Any, hint: Any) -> bool:
         return isinstance(value, str)
     if origin is list or hint is list:
         args = typing.get_args(hint)
-        return isinstance(value, list) and all(_matches(v, args[0]) for v in value) if args else isinstance(value,
-                                                                                                             list)
+        return isinstance(value, list) and (not args or all(_matches(v, args[0]) for v in value))
     if origin is dict or hint is dict:
         return isinstance(value, dict)
     return True  # a type this check does not know: the constructor decides
