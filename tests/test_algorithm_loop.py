@@ -220,3 +220,27 @@ def test_old_settings_with_num_candidates_still_load():
         assert TrainConfig(num_candidates=2).max_proposals == 2
     with pytest.raises(ConfigError, match="optimize must be 'all', 'one' or 'joint'"):
         TrainConfig(optimize="together")
+
+
+def test_carried_samples_and_the_memo_survive_a_resume(tmp_path):
+    settings = dict(batch_size=2, max_failed=1, max_correct=0, max_proposals=1)
+    bad = lambda m: f"<PROPOSAL>{BAD}</PROPOSAL>"  # noqa: E731 -- nothing is ever accepted
+    first, models, _ = make(tmp_path, bad, max_steps=1, **settings)
+    models.task.identity = "scripted-task@v1"  # what names the model across processes (an endpoint + model)
+    first.fit()
+    carried = first.curve[-1]["carried"]
+    assert len(carried) == 1
+    # a new process: a new model object; only the run folder's memo file knows the earlier evaluations
+    later = Models.scripted(task, backward, bad)
+    later.task.identity = "scripted-task@v1"
+    resumed = Trainer(Shout(), TRAIN, VAL, TEST, same_text, later, config=TrainConfig(max_steps=2, concurrency=2,
+                                                                                       **settings),
+                      run_dir=tmp_path / "run", resume=True)
+    events = []
+    resumed.bus.subscribe(events.append)
+    summary = resumed.fit()
+    reasons = {s["sample_id"]: s["reason"] for s in of(events, "selection")[0].data["samples"]}
+    assert reasons[carried[0]].startswith("carried")
+    # nothing was kept, so the final test pass is the baseline's, answered from the memo file
+    assert summary.final["test"] == summary.baseline["test"]
+    assert not [c for c in later.task.calls if any(f"Word: {e.input['word']}" in c[-1]["content"] for e in TEST)]
