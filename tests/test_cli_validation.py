@@ -136,3 +136,14 @@ def test_fold_system_flag_accepts_on_off_and_their_spellings(tmp_path, monkeypat
     assert spec_from_args(parser.parse_args(["train", "--task", "counting"]), {}).fold_system == "auto"
     with pytest.raises(SystemExit):
         parser.parse_args(["train", "--task", "counting", "--fold-system", "sometimes"])
+
+
+def test_training_flags_reach_the_spec_and_the_demo_defaults_give_way(tmp_path):
+    from workbench.cli.commands import DEMO_DEFAULTS
+    from workbench.cli.main import build_parser
+    from workbench.cli.spec import spec_from_args
+
+    args = build_parser().parse_args(["demo", "--max-proposals", "3", "--optimize", "joint", "--steps", "1"])
+    spec = spec_from_args(args, DEMO_DEFAULTS)
+    assert (spec.config["max_proposals"], spec.config["optimize"], spec.config["max_steps"]) == (3, "joint", 1)
+    assert spec.config["batch_size"] == DEMO_DEFAULTS["config"]["batch_size"] and spec.task == "counting"

@@ -58,7 +58,10 @@ def _add_training(p: argparse.ArgumentParser, demo: bool) -> None:
     g.add_argument("--max-tokens", type=int, metavar="N", help="stop at this many tokens")
     g.add_argument("--max-seconds", type=float, metavar="S", help="stop after this long")
     g.add_argument("--patience", type=int, metavar="N", help="stop after N steps without improvement")
-    g.add_argument("--optimize", choices=["all", "one"], help="all parameters each step, or one in turn")
+    g.add_argument("--max-proposals", type=int, metavar="N",
+                   help="optimizer attempts per parameter per step" + (" (default 2)" if demo else " (default 5)"))
+    g.add_argument("--optimize", choices=["all", "one", "joint"],
+                   help="all parameters each step, one in turn, or all of a prompt proposed together")
     p.add_argument("--runs-dir", default="runs", help="where run folders go (default: ./runs)")
     p.add_argument("--quiet", action="store_true", help="no progress display")
 

@@ -24,7 +24,7 @@ CLI_FILE = "cli.json"
 # flag name -> TrainConfig field
 TRAIN_FLAGS = {"steps": "max_steps", "batch_size": "batch_size", "epochs": "epochs", "concurrency": "concurrency",
                "max_calls": "max_calls", "max_tokens": "max_tokens", "max_seconds": "max_seconds",
-               "patience": "patience", "optimize": "optimize"}
+               "patience": "patience", "optimize": "optimize", "max_proposals": "max_proposals"}
 SPEC_FLAGS = ("task", "module", "train", "val", "test", "seed", "source", "base_url", "model", "backward_model",
               "optimizer_model", "api_key_env", "approval", "reply_limit", "fold_system")
 ENDPOINT_FLAGS = ("base_url", "model", "backward_model", "optimizer_model", "api_key_env", "fold_system")
