@@ -262,3 +262,20 @@ def test_the_event_after_a_torn_line_is_recovered(tmp_path):
         f.write(json.dumps(proposal("p1-1", "replayed", 1, 11.0).to_dict()) + "\n")
     run = open_run(folder)
     assert run.proposals.new.tolist() == ["replayed"] and len(run.tables.sessions) == 2
+
+
+def test_a_joint_proposal_has_a_row_per_parameter_sharing_its_gates(tmp_path):
+    def part(name, new):
+        return Event("proposal", {"proposal_id": "p1-1", "parameter": name, "role": "instruction", "old": "x",
+                                  "new": new, "source": "optimizer", "gradient_summary": "", "attempt": 1,
+                                  "group": "a+b"}, "r", 1, 2.0)
+    events = [started(None, 1.0), part("a", "new a"), part("b", "new b"),
+              Event("minibatch", {"proposal_id": "p1-1", "before": 0.0, "after": 0.5, "passed": True}, "r", 1, 3.0),
+              Event("validation", {"proposal_id": "p1-1", "score": 0.75, "best": 0.5, "passed": True}, "r", 1, 4.0)]
+    events += [Event("update", {"proposal_id": "p1-1", "parameter": n, "accepted": True, "value": f"new {n}",
+                                "reason": "validation 0.750 beats best 0.500"}, "r", 1, 5.0) for n in ("a", "b")]
+    rows = open_run(write_log(tmp_path / "joint", events)).proposals
+    assert rows[["proposal_id", "parameter", "new", "group"]].values.tolist() == [
+        ["p1-1", "a", "new a", "a+b"], ["p1-1", "b", "new b", "a+b"]]
+    assert rows.minibatch_after.tolist() == [0.5, 0.5] and rows.validation.tolist() == [0.75, 0.75]
+    assert rows.kept.tolist() == [True, True] and rows.value_after.tolist() == ["new a", "new b"]

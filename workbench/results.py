@@ -60,7 +60,7 @@ class _Tables:
     """Rows per table, built by one pass over the events; rows carry the step that produced them."""
 
     curve: list[dict] = field(default_factory=list)
-    proposals: dict[str, dict] = field(default_factory=dict)
+    proposals: dict[tuple[str, str], dict] = field(default_factory=dict)  # (proposal id, parameter) -> row
     gradients: list[dict] = field(default_factory=list)
     samples: list[dict] = field(default_factory=list)
     usage_points: list[tuple[int, str, dict]] = field(default_factory=list)  # (step, stage, cumulative usage)
@@ -137,13 +137,20 @@ class _Tables:
                                "component": d.component, "call_index": d.call_index, "target": d.target,
                                "target_kind": d.target_kind, "score": d.score, "text": d.text})
 
-    def _proposal(self, pid: str, step: int) -> dict:
-        if pid not in self.proposals:
-            self.proposals[pid] = {c: None for c in PROPOSAL_COLUMNS} | {"proposal_id": pid, "step": step}
-        return self.proposals[pid]
+    def _proposal(self, pid: str, parameter: str, step: int) -> dict:
+        """The row of one parameter of a proposal (a joint proposal changes several under one id)."""
+        key = (pid, parameter)
+        if key not in self.proposals:
+            self.proposals[key] = {c: None for c in PROPOSAL_COLUMNS} | {"proposal_id": pid, "step": step,
+                                                                         "parameter": parameter}
+        return self.proposals[key]
+
+    def _rows_of(self, pid: str, step: int) -> list[dict]:
+        """Every parameter's row of a proposal (its gates and decision are shared)."""
+        return [p for (key, _), p in self.proposals.items() if key == pid] or [self._proposal(pid, "", step)]
 
     def _on_proposal(self, e: Event, d: ev.Proposal) -> None:
-        p = self._proposal(d.proposal_id, e.step)
+        p = self._proposal(d.proposal_id, d.parameter, e.step)
         if d.source == "human" and p["new"] is not None:  # a person's edit replaces the optimizer's text
             p.update({"new": d.new, "source": "human"})
         else:
@@ -152,20 +159,20 @@ class _Tables:
         self._proposal_now = d.proposal_id
 
     def _on_minibatch(self, e: Event, d: ev.Minibatch) -> None:
-        self._proposal(d.proposal_id, e.step).update(
-            {"minibatch_before": d.before, "minibatch_after": d.after, "minibatch_passed": d.passed})
+        for p in self._rows_of(d.proposal_id, e.step):
+            p.update({"minibatch_before": d.before, "minibatch_after": d.after, "minibatch_passed": d.passed})
 
     def _on_decision(self, e: Event, d: ev.DecisionMade) -> None:
-        self._proposal(d.proposal_id, e.step).update({"decision": d.action, "decided_by": d.by})
+        for p in self._rows_of(d.proposal_id, e.step):
+            p.update({"decision": d.action, "decided_by": d.by})
 
     def _on_validation(self, e: Event, d: ev.Validation) -> None:
-        self._proposal(d.proposal_id, e.step).update(
-            {"validation": d.score, "validation_complete": d.complete, "best_before": d.best})
+        for p in self._rows_of(d.proposal_id, e.step):
+            p.update({"validation": d.score, "validation_complete": d.complete, "best_before": d.best})
 
     def _on_update(self, e: Event, d: ev.Update) -> None:
-        p = self._proposal(d.proposal_id, e.step)
-        p.update({"kept": d.accepted, "reason": d.reason, "value_after": d.value})
-        p["parameter"] = p["parameter"] or d.parameter
+        self._proposal(d.proposal_id, d.parameter, e.step).update(
+            {"kept": d.accepted, "reason": d.reason, "value_after": d.value})
         self._proposal_now = None
 
     def _on_step_finished(self, e: Event, d: ev.StepFinished) -> None:
@@ -293,7 +300,8 @@ class Run:
 
     @property
     def proposals(self) -> pd.DataFrame:
-        """One row per proposal: what changed, both gates' scores, the decision, who made it, why."""
+        """One row per proposal (per parameter, for a joint proposal of several under one id): what
+        changed, both gates' scores, the decision, who made it, and why it was kept or reverted."""
         return _frame(list(self.tables.proposals.values()), PROPOSAL_COLUMNS)
 
     @property
