@@ -158,3 +158,32 @@ def test_progress_bar_in_a_notebook_without_a_dashboard(tmp_path, monkeypatch, c
     monkeypatch.setattr(lifecycle, "in_notebook", lambda: False)
     run("forced", progress=True).fit()
     assert "sample" in capsys.readouterr().err
+
+
+def test_the_endpoint_probe_is_recorded_once_in_the_run(tmp_path):
+    """An endpoint that drops system messages: the run's record says so (folded), once per role."""
+    def answer(messages):  # the probe's own question is not a word to shout
+        return task(messages) if "Word:" in messages[-1]["content"] else "ok"
+    with OpenAITestServer(responder=answer, drop_system=True) as server:
+        models = Models.from_endpoint(server.base_url, "test-model", api_key="x", cache=None, fold_system=None)
+        trainer = Trainer(Shout(), TRAIN, VAL, TEST, same_text, models, run_dir=tmp_path / "run",
+                          config=TrainConfig(max_steps=1, batch_size=4))
+        trainer.fit()
+        trainer.fit()
+    probes = [e.data for e in RunStore(tmp_path / "run").events() if e.type == "endpoint_probe"]
+    assert sorted(p["role"] for p in probes) == ["backward", "optimizer", "task"]
+    assert all(p["system_messages"] == "dropped" and p["fold_system"] for p in probes)
+
+
+def test_a_resumed_run_is_charged_what_it_spent_before(tmp_path):
+    first = Trainer(Shout(), TRAIN, VAL, TEST, same_text, Models.scripted(task, backward, Optimizer()),
+                    run_dir=tmp_path / "run", config=TrainConfig(max_steps=1, batch_size=4))
+    first.fit()
+    spent = calls(RunStore(tmp_path / "run").latest_checkpoint()["usage"])
+    models = Models.scripted(task, backward, Optimizer())
+    resumed = Trainer(Shout(), TRAIN, VAL, TEST, same_text, models, run_dir=tmp_path / "run", resume=True,
+                      config=TrainConfig(max_steps=2, batch_size=4, max_calls=spent + 2))
+    summary = resumed.fit()
+    assert summary.status == "budget" and summary.steps == 1
+    assert len(models.task.calls) + len(models.backward.calls) + len(models.optimizer.calls) <= 2
+    assert calls(summary.usage) <= spent + 2

@@ -103,6 +103,8 @@ class Trainer(TrainingStep, Lifecycle, FaultReporting):
             self.store = RunStore.create(run_dir, self._config_record())
         self.run_id = self.store.run_id
         self.bus.subscribe(self.store.on_event, critical=True)
+        self._probes_announced: list[dict] = []  # endpoint_probe data already on this bus (the CLI announces its own)
+        self.bus.subscribe(lambda e: self._probes_announced.append(dict(e.data)), {"endpoint_probe"})
         for path, reason in skipped:
             warnings.warn(f"skipped damaged checkpoint {path}: {reason}", stacklevel=2)
             self._emit("checkpoint_skipped", path=path, reason=reason)
@@ -131,6 +133,7 @@ class Trainer(TrainingStep, Lifecycle, FaultReporting):
                    parameters=[p.to_dict() for p in self.params.values()],
                    splits={"train": len(self.train), "val": len(self.val), "test": len(self.test)},
                    resumed_from=self.step if self.baseline else None)
+        self._announce_probes()
         try:
             self._open_run()
             status, error = self._train_until_done()
@@ -164,6 +167,12 @@ class Trainer(TrainingStep, Lifecycle, FaultReporting):
         except BudgetExceeded as exc:
             return "budget", str(exc)
         return "completed", None
+
+    def _announce_probes(self) -> None:
+        """Whether each endpoint keeps system messages (Models.notices), once per run record."""
+        for notice in getattr(self.models, "notices", None) or []:
+            if dict(notice) not in self._probes_announced:
+                self._emit("endpoint_probe", **notice)
 
     def _finish(self, status: str, error: str | None, *, run_test: bool) -> RunSummary:
         self._back_to_last_checkpoint()
