@@ -13,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 
+from workbench.llm.probe import PROBE_USER
 from workbench.store import RunStore
 from workbench.testing import OpenAITestServer
 
@@ -85,11 +86,12 @@ def test_sigkill_then_resume_ends_where_an_uninterrupted_run_ends(tmp_path):
         resumed_calls = server.request_count - served_before
 
         # the cache path works across processes: the same run from scratch on the resumed run's cache is free
-        served_before = server.request_count
+        # (but for the endpoint's system-message probe, which each new process makes once)
+        served_before = len(server.requests)
         replay = subprocess.run(command("train", *SETTINGS, *url, "--run-dir", "replay", "--quiet"), cwd=tmp_path,
                                 env=env, capture_output=True, text=True, timeout=300)
         assert replay.returncode == 0, replay.stderr
-        assert server.request_count == served_before
+        assert [b for b in server.requests[served_before:] if b["messages"][-1]["content"] != PROBE_USER] == []
 
     assert (tmp_path / "cache" / "llm-cache.sqlite").is_file()
     summary = run.summary()
@@ -111,6 +113,10 @@ def test_ctrl_c_stops_cleanly_and_the_run_resumes_to_the_end(tmp_path):
     with OpenAITestServer(responder=cli_task.respond, latency_s=0.05) as server:
         env = environment(tmp_path / "cache")
         url = ["--base-url", server.base_url]
+        reference = subprocess.run(command("train", *SETTINGS, *url, "--run-dir", "reference", "--quiet"),
+                                   cwd=tmp_path, env=environment(tmp_path / "cache-ref"), capture_output=True,
+                                   text=True, timeout=300)
+        assert reference.returncode == 0, reference.stderr
         proc = subprocess.Popen(command("train", *SETTINGS, *url, "--run-dir", "run"), cwd=tmp_path, env=env,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         while not (tmp_path / "run" / "checkpoints" / "step-0001.json").exists():
@@ -122,6 +128,9 @@ def test_ctrl_c_stops_cleanly_and_the_run_resumes_to_the_end(tmp_path):
         assert "stopping at the next LLM call" in err and "continue with: workbench train --resume run" in err
         stopped = RunStore(tmp_path / "run").summary()
         assert stopped["status"] == "stopped" and 1 <= stopped["steps"] < 8
+        latest = RunStore(tmp_path / "run").latest_checkpoint()  # a stop mid-step goes back to the last checkpoint
+        assert stopped["steps"] == latest["step"] and stopped["best_val"] == latest["best_val"]
+        assert stopped["parameters"] == {n: p["value"] for n, p in latest["parameters"].items()}
         assert "status      stopped" in out and "Traceback" not in err
 
         resumed = subprocess.run(command("train", "--resume", "run", *url), cwd=tmp_path, env=env,
@@ -129,4 +138,5 @@ def test_ctrl_c_stops_cleanly_and_the_run_resumes_to_the_end(tmp_path):
     assert resumed.returncode == 0, resumed.stderr
     summary = RunStore(tmp_path / "run").summary()
     assert summary["status"] == "completed" and summary["steps"] == 8
-    assert summary["parameters"]["shout.instruction"] == "Repeat the word. Rule 1: use capitals. Rule 2: use capitals."
+    assert outcome(summary) == outcome(RunStore(tmp_path / "reference").summary())  # as if never interrupted
+    assert summary["parameters"]["shout.instruction"].startswith("Repeat the word. Rule 1: use capitals.")
