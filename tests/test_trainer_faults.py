@@ -2,8 +2,10 @@
 the run; a parameter that cannot learn is reported once per step, never silently."""
 import re
 
+import pytest
+
 from workbench import LLMCall, Models, Parameter, Pipeline, TrainConfig, Trainer
-from workbench.errors import LLMCallError
+from workbench.errors import ConfigError, LLMCallError
 from workbench.redact import register_secret
 from workbench.store import RunStore
 from workbench.tasks import get_task
@@ -107,3 +109,20 @@ def test_a_teacher_that_fails_after_retries_skips_those_traces(tmp_path):
     errored = {s["sample_id"] for s in teacher_ran if s["status"] == "errored"}
     assert errored and {s["sample_id"] for s in skipped} == errored
     assert {s["stage"] for s in skipped} == {"teacher"} and all("connection reset" in s["error"] for s in skipped)
+
+
+class LeakyPipeline(Shout):
+    def forward(self, word):
+        raise ConfigError(f"endpoint refused key {SECRET}")
+
+
+def test_a_failed_runs_error_reaches_subscribers_without_the_key(tmp_path):
+    register_secret(SECRET)
+    trainer = Trainer(LeakyPipeline(), TRAIN, VAL, TEST, same_text, Models.scripted(task, backward, Optimizer()),
+                      run_dir=tmp_path / "run")
+    finished = []
+    trainer.bus.subscribe(finished.append, {"run_finished"})
+    with pytest.raises(ConfigError):
+        trainer.fit()
+    assert finished[0].data["status"] == "failed" and "endpoint refused key" in finished[0].data["error"]
+    assert SECRET not in finished[0].data["error"]

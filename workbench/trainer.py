@@ -21,6 +21,7 @@ from .errors import BudgetExceeded, ConfigError, RunStopped, WorkbenchError
 from .events import Event, EventBus
 from .loss import EvalFn, get_eval_fn
 from .optim import DemoOptimizer, ParameterMemory, TextOptimizer
+from .redact import redact
 from .optim.completion import optimizer_style
 from .store import RunStore, new_run_id
 from .training.checkpoint import checkpoint_state, latest_valid_checkpoint, restore_checkpoint
@@ -182,6 +183,7 @@ class Trainer(TrainingStep, Lifecycle, FaultReporting):
                 final["test"] = self.evaluate(self.test, split="test", phase="final").mean_score
             except (RunStopped, BudgetExceeded) as exc:
                 error = error or f"final test skipped: {exc}"
+        error = redact(error) if error else error  # an endpoint may echo a key in its error message
         summary = RunSummary(self.run_id, status, self.step, self.baseline, final, self.best_val, self.best_step,
                              self.usage(), str(self.store.path), {n: p.value for n, p in self.params.items()}, error,
                              self.errored_samples)
