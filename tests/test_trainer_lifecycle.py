@@ -1,5 +1,6 @@
 """A run's lifecycle: budgets that are limits, fit() that continues, a stop that leaves one story,
 concurrency that reaches the endpoint, and a fit() that would block a notebook forever refused."""
+import re
 import threading
 
 import pytest
@@ -9,6 +10,7 @@ from workbench.approval import HumanApproval
 from workbench.errors import WorkbenchError
 from workbench.export import build_export
 from workbench.store import RunStore, list_runs
+from workbench.tasks import get_task
 from workbench.testing import OpenAITestServer
 from workbench.training import lifecycle
 
@@ -187,3 +189,24 @@ def test_a_resumed_run_is_charged_what_it_spent_before(tmp_path):
     assert summary.status == "budget" and summary.steps == 1
     assert len(models.task.calls) + len(models.backward.calls) + len(models.optimizer.calls) <= 2
     assert calls(summary.usage) <= spent + 2
+
+
+def test_a_teachers_calls_share_the_budget_and_are_counted(tmp_path):
+    task_ = get_task("classification")
+    train, val, test = task_.load(8, 4, 4, seed=2)
+    targets = {e.input["question"].strip(): e.target for e in train + val + test}
+
+    def answer(messages):
+        return f"Answer: {targets[re.findall(r'Question: (.*)', messages[-1]['content'])[-1].strip()]}"
+    teacher = Models.scripted(answer).task
+    pipeline = task_.make_pipeline()
+    for p in pipeline.parameters():
+        p.trainable = p.name == "classify.demos"
+    models = Models.scripted(answer, lambda m: "Show examples.", lambda m: "<PROPOSAL>x</PROPOSAL>")
+    trainer = Trainer(pipeline, train, val, test, task_.eval_fn, models, teacher=teacher,
+                      config=TrainConfig(max_steps=1, batch_size=4), run_dir=tmp_path / "run")
+    shared = []
+    trainer.bus.subscribe(lambda e: shared.append(teacher.budget is models.task.budget is not None), {"teacher"})
+    summary = trainer.fit()
+    assert shared == [True] and teacher.budget is None and models.task.budget is None  # detached at the end
+    assert summary.usage["teacher"]["calls"] == len(teacher.calls) == 4
