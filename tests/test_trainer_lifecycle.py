@@ -7,7 +7,7 @@ import pytest
 
 from workbench import LLMCall, Models, Parameter, Pipeline, TrainConfig, Trainer
 from workbench.approval import HumanApproval
-from workbench.errors import WorkbenchError
+from workbench.errors import ConfigError, WorkbenchError
 from workbench.export import build_export
 from workbench.store import RunStore, list_runs
 from workbench.tasks import get_task
@@ -210,3 +210,16 @@ def test_a_teachers_calls_share_the_budget_and_are_counted(tmp_path):
     summary = trainer.fit()
     assert shared == [True] and teacher.budget is None and models.task.budget is None  # detached at the end
     assert summary.usage["teacher"]["calls"] == len(teacher.calls) == 4
+
+
+@pytest.mark.parametrize("setting, words", [
+    ({"batch_size": 2.5}, "batch_size must be int, not 2.5"),
+    ({"max_steps": "ten"}, "max_steps must be int, not 'ten'"),
+    ({"concurrency": True}, "concurrency must be int, not True"),
+    ({"max_seconds": "60"}, "max_seconds must be float or None, not '60'"),
+    ({"early_stop_validation": 1}, "early_stop_validation must be bool, not 1"),
+])
+def test_a_setting_of_the_wrong_type_is_a_config_error_naming_it(setting, words):
+    with pytest.raises(ConfigError, match=re.escape(words)):
+        TrainConfig(**setting)
+    assert TrainConfig(pass_threshold=1, max_seconds=30).max_seconds == 30  # whole numbers are fine as floats

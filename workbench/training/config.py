@@ -36,6 +36,7 @@ class TrainConfig:
     num_candidates: InitVar[int | None] = None  # the old name of max_proposals (still accepted, with a warning)
 
     def __post_init__(self, num_candidates: int | None) -> None:
+        check_types(self)
         if num_candidates is not None:
             warnings.warn("TrainConfig(num_candidates=...) is now max_proposals (attempts per parameter per step, "
                           "one at a time)", DeprecationWarning, stacklevel=3)
@@ -64,6 +65,20 @@ class TrainConfig:
         if unknown:
             raise ConfigError(f"unknown training settings {unknown}; known: {sorted(known)}")
         return cls(**d)
+
+
+KINDS = {"int": int, "float": (int, float), "str": str, "bool": bool}
+
+
+def check_types(config: TrainConfig) -> None:
+    """Refuse a setting of the wrong type (2.5 steps, "ten" steps, True as a batch size), naming it."""
+    for f in fields(config):
+        value, allowed = getattr(config, f.name), [t.strip() for t in str(f.type).split("|")]
+        if value is None and "None" in allowed:
+            continue
+        if not any(isinstance(value, KINDS[t]) and (t == "bool" or not isinstance(value, bool))
+                   for t in allowed if t in KINDS):
+            raise ConfigError(f"TrainConfig {f.name} must be {' or '.join(allowed)}, not {value!r}")
 
 
 @dataclass
