@@ -80,13 +80,18 @@ class TwoParts(Pipeline):
         return self.node(word=word)
 
 
-def test_a_stop_in_the_middle_of_a_step_leaves_summary_checkpoint_runs_and_export_in_agreement(tmp_path):
+@pytest.mark.parametrize("ending", ["stopped", "budget"])
+def test_a_stop_in_the_middle_of_a_step_leaves_summary_checkpoint_runs_and_export_in_agreement(tmp_path, ending):
     holder = {}
 
     def optimizer(messages):
         holder["n"] = holder.get("n", 0) + 1
-        if holder["n"] == 2:  # the first parameter was kept; stop while the second one is being tried
-            holder["trainer"].stop()
+        if holder["n"] == 2:  # the first parameter was kept; end the run while the second one is being tried
+            if ending == "stopped":
+                holder["trainer"].stop()
+            else:  # the budget runs out now: the next call is refused
+                budget = holder["trainer"].models.task.budget
+                budget.max_calls = budget.calls + budget.in_flight
         return f"<PROPOSAL>{GOOD}</PROPOSAL>"
     trainer = Trainer(TwoParts(), TRAIN, VAL, TEST, same_text, Models.scripted(task, backward, optimizer),
                       run_dir=tmp_path / "run", config=TrainConfig(max_steps=3, batch_size=4))
@@ -98,7 +103,7 @@ def test_a_stop_in_the_middle_of_a_step_leaves_summary_checkpoint_runs_and_expor
     assert kept and kept[0].step == 1  # something was kept in the step that did not finish
     store = RunStore(tmp_path / "run")
     checkpoint = store.latest_checkpoint()
-    assert summary.status == "stopped"
+    assert summary.status == ending
     assert summary.steps == checkpoint["step"] == list_runs(tmp_path)[0]["steps"] == 0
     assert summary.best_val == checkpoint["best_val"] == list_runs(tmp_path)[0]["best_val"] == 0.0
     saved = {n: p["value"] for n, p in checkpoint["parameters"].items()}
