@@ -5,7 +5,7 @@ import json
 import pytest
 
 from workbench import Models, TrainConfig, Trainer
-from workbench.errors import WorkbenchError
+from workbench.errors import DamagedFileWarning, WorkbenchError
 from workbench.store import RunStore
 from workbench.training.checkpoint import SCHEMA_VERSION, checkpoint_problem
 
@@ -65,7 +65,7 @@ def test_a_damaged_newest_checkpoint_is_skipped_and_the_previous_one_used(tmp_pa
         else:
             state["parameters"]["shout.instruction"]["value"] = int(arg)
         newest.write_text(json.dumps(state))
-    with pytest.warns(UserWarning, match="step-0002.json"):
+    with pytest.warns(DamagedFileWarning, match="step-0002.json"):
         trainer = resume(tmp_path)
     assert trainer.step == 1  # the previous checkpoint
     skipped = [e for e in RunStore(tmp_path / "run").events() if e.type == "checkpoint_skipped"]

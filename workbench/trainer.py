@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 from .approval import ApprovalDesk, AutoApproval, HumanApproval
 from .backward import BackwardEngine
-from .errors import BudgetExceeded, ConfigError, RunStopped, WorkbenchError
+from .errors import BudgetExceeded, ConfigError, DamagedFileWarning, RunStopped, WorkbenchError
 from .events import Event, EventBus
 from .loss import EvalFn, get_eval_fn
 from .optim import DemoOptimizer, ParameterMemory, TextOptimizer
@@ -107,7 +107,7 @@ class Trainer(TrainingStep, Lifecycle, FaultReporting):
         self._probes_announced: list[dict] = []  # endpoint_probe data already on this bus (the CLI announces its own)
         self.bus.subscribe(lambda e: self._probes_announced.append(dict(e.data)), {"endpoint_probe"})
         for path, reason in skipped:
-            warnings.warn(f"skipped damaged checkpoint {path}: {reason}", stacklevel=2)
+            warnings.warn(f"skipped damaged checkpoint {path}: {reason}", DamagedFileWarning, stacklevel=2)
             self._emit("checkpoint_skipped", path=path, reason=reason)
 
     # -- the run ----------------------------------------------------------------------------------
