@@ -206,6 +206,11 @@ def test_demo_on_an_endpoint_trains_the_counting_task(tmp_path):
     assert printed["usage"]["task"]["calls"] == summary["usage"]["task"]["calls"] > 0
     assert summary["parameters"]["count.instruction"].endswith("Add up the quantities.")
     assert "test-model" in proc.stderr
+    # the demo trains one parameter: the other gets no gradient and keeps its value
+    run = RunStore(tmp_path / printed["run_dir"])
+    assert json.loads((run.path / "cli.json").read_text())["train_only"] == ["count.instruction"]
+    targets = {e.data["target"] for e in run.events() if e.type == "gradient" and e.data["target_kind"] == "parameter"}
+    assert targets == {"count.instruction"}
     # the last screen tells what was proposed, what each gate decided, and where to look next
     assert re.search(r"^  step 1  p1-1  count.instruction \(optimizer.*\) proposed:$", proc.stdout, re.M)
     assert "minibatch gate 0.000 -> 1.000 passed" in proc.stdout

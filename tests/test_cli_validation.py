@@ -147,3 +147,24 @@ def test_training_flags_reach_the_spec_and_the_demo_defaults_give_way(tmp_path):
     spec = spec_from_args(args, DEMO_DEFAULTS)
     assert (spec.config["max_proposals"], spec.config["optimize"], spec.config["max_steps"]) == (3, "joint", 1)
     assert spec.config["batch_size"] == DEMO_DEFAULTS["config"]["batch_size"] and spec.task == "counting"
+
+
+def test_train_only_names_must_exist_and_the_others_are_frozen(tmp_path, capsys):
+    from workbench.cli.factory import build
+
+    line = refused(capsys, "train", "--task", "counting", "--train-only", "count.instructions")
+    assert ("--train-only: counting has no parameter 'count.instructions'; its parameters: count.instruction, "
+            "count.output_format") in line
+    built = build(RunSpec(task="counting", train=2, val=2, test=2, train_only=["count.output_format"]))
+    assert {n: p.trainable for n, p in built.pipeline.named_parameters().items()} == {
+        "count.instruction": False, "count.output_format": True}
+
+
+def test_the_demo_trains_one_parameter_of_the_counting_task_unless_told_otherwise():
+    from workbench.cli.commands import DEMO_DEFAULTS, DEMO_TRAIN_ONLY
+    from workbench.cli.main import build_parser
+    from workbench.cli.spec import spec_from_args
+
+    assert DEMO_TRAIN_ONLY["counting"] == ["count.instruction"]
+    args = build_parser().parse_args(["demo", "--train-only", "count.output_format"])
+    assert spec_from_args(args, DEMO_DEFAULTS).train_only == ["count.output_format"]

@@ -31,7 +31,7 @@ def _resume(args: argparse.Namespace) -> int:
 
     run_dir = Path(args.resume)
     changed = [f"--{f.replace('_', '-')}" for f in ("task", "module", "train", "val", "test", "seed", "source",
-                                                    "config", *TRAIN_FLAGS) if getattr(args, f, None) is not None]
+                                                    "train_only", "config", *TRAIN_FLAGS) if getattr(args, f, None) is not None]
     if changed:
         raise ConfigError(f"{', '.join(changed)} cannot change when resuming; the run keeps its own settings")
     spec = load_spec(run_dir)
@@ -51,15 +51,18 @@ def _resume(args: argparse.Namespace) -> int:
 
 
 # The demo on the embedded Gemma 3 270M (two cores, one request at a time): a counting task a base model
-# can attempt, small splits and one parameter per step (the embedded models have short per-role reply
-# caps), so the whole loop (baseline, forward, backward, proposal, both gates, decision, test) ends in minutes.
+# can attempt, small splits, one trained parameter (half the backward calls) and two attempts per step
+# (the embedded models have short per-role reply caps), so the whole loop (baseline, forward, backward,
+# proposal, both gates, decision, test) ends in minutes.
 DEMO_DEFAULTS = {"task": "counting", "train": 4, "val": 4, "test": 4,
-                 "config": {"max_steps": 2, "batch_size": 2, "optimize": "one", "max_proposals": 2,
-                            "concurrency": 4}}
+                 "config": {"max_steps": 2, "batch_size": 2, "max_proposals": 2, "concurrency": 4}}
+DEMO_TRAIN_ONLY = {"counting": ["count.instruction"]}
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
     spec = spec_from_args(args, DEMO_DEFAULTS)
+    if spec.train_only is None:
+        spec.train_only = DEMO_TRAIN_ONLY.get(spec.task or "")
 
     def confirm(spec: RunSpec, models: Any) -> bool:
         """A remote endpoint may cost money: say what will happen and ask, unless --yes."""

@@ -32,7 +32,22 @@ class Built:
 
 
 def build(spec: RunSpec) -> Built:
-    """Instantiate the spec's task (by name or from a user module) and draw its splits."""
+    """Instantiate the spec's task (by name or from a user module), draw its splits, and freeze the
+    parameters that `--train-only` leaves out."""
+    built = _build(spec)
+    if spec.train_only:
+        params = built.pipeline.named_parameters()
+        unknown = sorted(set(spec.train_only) - set(params))
+        if unknown:
+            raise ConfigError(f"--train-only: {built.name} has no parameter {', '.join(map(repr, unknown))}; "
+                              f"its parameters: {', '.join(params)}")
+        for name, param in params.items():
+            if name not in spec.train_only:
+                param.trainable = False
+    return built
+
+
+def _build(spec: RunSpec) -> Built:
     from ..pipeline import Pipeline
     from ..tasks import Task, get_task
 

@@ -58,6 +58,9 @@ def _add_training(p: argparse.ArgumentParser, demo: bool) -> None:
     g.add_argument("--max-tokens", type=int, metavar="N", help="stop at this many tokens")
     g.add_argument("--max-seconds", type=float, metavar="S", help="stop after this long")
     g.add_argument("--patience", type=int, metavar="N", help="stop after N steps without improvement")
+    g.add_argument("--train-only", nargs="+", metavar="PARAM",
+                   help="train only these parameters; the others keep their values"
+                        + (" (default for counting: count.instruction)" if demo else ""))
     g.add_argument("--max-proposals", type=int, metavar="N",
                    help="optimizer attempts per parameter per step" + (" (default 2)" if demo else " (default 5)"))
     g.add_argument("--optimize", choices=["all", "one", "joint"],

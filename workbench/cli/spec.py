@@ -26,7 +26,7 @@ TRAIN_FLAGS = {"steps": "max_steps", "batch_size": "batch_size", "epochs": "epoc
                "max_calls": "max_calls", "max_tokens": "max_tokens", "max_seconds": "max_seconds",
                "patience": "patience", "optimize": "optimize", "max_proposals": "max_proposals"}
 SPEC_FLAGS = ("task", "module", "train", "val", "test", "seed", "source", "base_url", "model", "backward_model",
-              "optimizer_model", "api_key_env", "approval", "reply_limit", "fold_system")
+              "optimizer_model", "api_key_env", "approval", "reply_limit", "fold_system", "train_only")
 ENDPOINT_FLAGS = ("base_url", "model", "backward_model", "optimizer_model", "api_key_env", "fold_system")
 
 
@@ -50,6 +50,7 @@ class RunSpec:
     reply_limit: int | None = None  # max tokens per reply (--max-reply-tokens); None: the client's default
     fold_system: str = "auto"  # fold system messages into the user turn: auto (probe), on, off
     approval: str = "auto"
+    train_only: list[str] | None = None  # names of the parameters to train; the others stay as they are
     config: dict = field(default_factory=dict)  # TrainConfig fields
     data: str = ""  # how the splits were drawn, for the report
 
