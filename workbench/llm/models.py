@@ -234,11 +234,15 @@ class Models:
         """Set folding on every HTTP client and record one notice per role: explicit (source
         "config", with what is ``known`` about the endpoint) or probed (None)."""
         self.notices = []
+        probed: dict[tuple[str, str], str] = {}  # roles on one endpoint and model share one probe, even a failed one
         for role, client in self.by_role().items():
             if not isinstance(client, LLMClient):
                 continue
             if fold_system is None:
-                kept = probe_system_messages(client)
+                key = (client.cache_namespace, client.model)
+                if key not in probed:
+                    probed[key] = probe_system_messages(client)
+                kept = probed[key]
                 client.fold_system_prompt = kept == DROPPED
                 self.notices.append(notice(role, client, kept, client.fold_system_prompt, "probe"))
             else:
