@@ -8,21 +8,10 @@ from __future__ import annotations
 
 import logging
 
-import pytest
-
 from workbench.llm import Models
-from workbench.llm.probe import forget_probes
 from workbench.testing import OpenAITestServer
 
-from llm_helpers import clear_endpoint_env
-
-
-@pytest.fixture(autouse=True)
-def fresh(monkeypatch):
-    forget_probes()
-    clear_endpoint_env(monkeypatch, fold_system=None)
-    yield
-    forget_probes()
+from test_llm_probe import fresh  # noqa: F401  (autouse: no endpoint env, probes forgotten)
 
 
 def test_a_probe_refused_with_a_wrong_key_is_sent_and_reported_once(caplog):
