@@ -152,3 +152,20 @@ def test_a_notable_line_is_said_once_per_step_however_many_roles_or_samples_repe
     assert lines[0].startswith("[step 0/2] gemma at http://127.0.0.1:8080/v1: system messages are folded")
     assert lines[1].startswith("[step 1/2] no feedback can reach shout.instruction")
     assert lines[2].startswith("[step 2/2] no feedback can reach shout.instruction")
+
+
+def test_a_real_terminal_gets_a_bar_unless_it_reports_no_size():
+    import fcntl
+    import os
+    import struct
+    import termios
+
+    master, slave = os.openpty()
+    try:
+        with os.fdopen(slave, "w") as terminal:
+            fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
+            assert Progress(1, {}, 1, err=terminal).mode == "bar"
+            fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 0, 0, 0, 0))  # tqdm would draw nothing
+            assert Progress(1, {}, 1, err=terminal).mode == "lines"
+    finally:
+        os.close(master)

@@ -10,6 +10,7 @@ written passes through :func:`workbench.redact.redact`.
 from __future__ import annotations
 
 import math
+import os
 import sys
 import threading
 from typing import Any, Callable, TextIO
@@ -90,10 +91,17 @@ def _int(value: Any) -> int:
 # -- the display ---------------------------------------------------------------------------------------------
 
 def _is_terminal(stream: TextIO) -> bool:
+    """A terminal a bar can be drawn on (one that reports a zero size, as some wrappers do, gets lines)."""
     try:
-        return bool(stream.isatty())
+        if not stream.isatty():
+            return False
     except (AttributeError, ValueError):
         return False
+    try:
+        size = os.get_terminal_size(stream.fileno())
+        return size.columns > 0 and size.lines > 0
+    except (AttributeError, ValueError, OSError):
+        return True  # a terminal-like stream without a size (tests): tqdm uses its default width
 
 
 class Progress:
