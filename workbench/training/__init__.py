@@ -4,6 +4,7 @@
     step.py        the step algorithm: forward, select, backward, propose, gates, decide
     lifecycle.py   the worker thread, pause/resume/step/stop, the gate between LLM calls, budgets
     checkpoint.py  what a checkpoint holds (with a schema version), how it is validated and restored
+    faults.py      a helper model that fails after retries, or a parameter cut off from the loss: an event, not a crash
 
 `workbench.trainer.Trainer` puts them together and stays the one public face.
 """
