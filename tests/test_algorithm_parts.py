@@ -150,18 +150,22 @@ def test_completion_style_prompt_ends_where_the_value_begins_and_rejects_echoes(
     found, _ = opt.propose_with_reply(param, [], memory, grads(0.0), step=3)
     assert found == ["Repeat the word in capital letters."]  # the first line, label and trailing copy cut off
     prompt = model.calls[0][-1]["content"]
-    assert prompt == ("Instruction: Repeat the word.\nProblem: Feedback 0.\nAlready tried: Repeat the word twice.\n"
+    # the second attempt of step 3 (one rejection so far): the current value's label varies by attempt
+    assert prompt == ("Old instruction: Repeat the word.\nProblem: Feedback 0.\nAlready tried: Repeat the word twice.\n"
                       "Better instruction:")
     opt.propose_with_reply(param, [], memory, grads(0.0), step=3, attempt=4)
+    assert model.calls[1][-1]["content"].startswith("Draft instruction: Repeat the word.\n")
     # end at the line, short, and a new seed per attempt (reproducible, so the cache and resume replay it)
-    assert model.sampling_calls == [{"stop": ["\n"], "max_tokens": 22, "temperature": 1.0, "seed": 3002},
-                                    {"stop": ["\n"], "max_tokens": 22, "temperature": 1.0, "seed": 3004}]
+    wide = {"stop": ["\n"], "max_tokens": 22, "temperature": 1.0, "top_k": 100, "min_p": 0.0}
+    assert model.sampling_calls == [{**wide, "seed": 3002}, {**wide, "seed": 3004}]
     messages = opt.prompt(param, [], memory, grads(0.0), step=3)
     parse = CompletionPrompt().parse
     for echo in ("Repeat the word.", "Instruction: Repeat the", "Problem: Feedback 0.", "Better instruction:",
                  "Already tried: Repeat the word twice.", "", "  \n", "42", "instruction"):
         assert parse(echo, param, messages) is None, echo
     assert parse(" Better instruction: Shout the word!\nmore", param, messages) == "Shout the word!"
+    assert parse("draft output format: Shout it.", param, messages) == "Shout it."
+    assert parse("Problem: the reply was in French.", param, messages) is None  # feedback rewritten, not a value
     longer = Parameter("a.instruction", "Count the objects. Think step by step.")
     messages = opt.prompt(longer, [], memory, grads(0.0), step=3)
     assert parse("Instruction: Count the objects.", longer, messages) == "Count the objects."  # a shorter value

@@ -7,8 +7,9 @@ the end of its first line (a stop sequence) with a short cap, and that line is t
 
 Served through a chat format (llama.cpp's `gemma`), such a model does not continue the user turn:
 it rewrites the document from its first line, `Instruction: <current value>`, changing it as it
-goes (more so at a higher temperature). That rewritten line is a proposal too, and it is taken the
-same way (the label is stripped). A line that repeats the current value, the problem text or a
+goes (more so at a higher temperature, with a wider top-k, and when the first line's label differs:
+"Old instruction:", "Draft instruction:" in later attempts). That rewritten line is a proposal too,
+taken the same way (the label is stripped). A line that repeats the current value, the problem text or a
 label (or the start of one, cut mid-sentence) is an echo, not a proposal. Rejected values are shown without their
 reasons: a small model copies whatever text it sees into its line. Each attempt of a step gets its own seed, so attempts differ and
 a replay from the cache (or a resumed run) sees the same replies.
@@ -27,8 +28,13 @@ if TYPE_CHECKING:
 _LABEL = {Role.INSTRUCTION: "instruction", Role.OUTPUT_FORMAT: "output format", Role.TEXT: "text",
           Role.DEMOS: "examples"}
 
-_LABELS = ("better instruction", "new instruction", "improved instruction", "instruction", "better output format",
-           "output format", "better text", "text", "better examples", "examples", "problem", "already tried")
+# how the current value is introduced, by attempt: a base model copies a familiar line word for word,
+# and a different first word is what most often makes it write the line differently
+_ATTEMPT_PREFIXES = ("", "Old ", "Current ", "Draft ")
+# a label the model may put before its line ("Better instruction:", "draft output format:", "Rule:")
+_LABEL_RE = re.compile(r"^\s*(?:[a-z]+\s+){0,2}(?:instruction|output format|format rule|format|text|examples|rule|"
+                       r"note|problem|already tried)\s*:\s*", re.I)
+_NOT_A_VALUE = re.compile(r"^\s*(?:problem|already tried)\s*:", re.I)  # the model rewrote the feedback instead
 
 
 def completion_style_of(model: Any) -> str:
@@ -53,11 +59,7 @@ def _first_sentence(text: str, limit: int) -> str:
 
 
 def _strip_label(line: str) -> str:
-    low = line.lower()
-    for label in _LABELS:
-        if low.startswith(label) and low[len(label):].lstrip().startswith(":"):
-            return line[len(label):].lstrip()[1:].strip()
-    return line
+    return _LABEL_RE.sub("", line, count=1).strip()
 
 
 def _norm(text: str) -> str:
@@ -67,18 +69,19 @@ def _norm(text: str) -> str:
 class CompletionPrompt:
     """Builds the short document prompt, its sampling settings, and parses the continuation."""
 
-    def __init__(self, *, max_tokens: int = 64, temperature: float = 1.0, max_feedback_chars: int = 240,
-                 rejected_shown: int = 2) -> None:
+    def __init__(self, *, max_tokens: int = 64, temperature: float = 1.0, top_k: int = 100,
+                 max_feedback_chars: int = 240, rejected_shown: int = 2) -> None:
         self.max_tokens = max_tokens
         self.temperature = temperature
+        self.top_k = top_k  # wider than llama.cpp's default 40 (with min_p 0): a small model's copies vary more
         self.max_feedback_chars = max_feedback_chars
         self.rejected_shown = rejected_shown
 
     def sampling(self, param: Parameter, step: int | None, attempt: int) -> dict:
         """End at the line, short (about twice the current value), varied per attempt but reproducible."""
         cap = min(self.max_tokens, 16 + 2 * len(param.value.split()))
-        return {"stop": ["\n"], "max_tokens": cap, "temperature": self.temperature,
-                "seed": 1000 * (step or 0) + attempt}
+        return {"stop": ["\n"], "max_tokens": cap, "temperature": self.temperature, "top_k": self.top_k,
+                "min_p": 0.0, "seed": 1000 * (step or 0) + attempt}
 
     def problem(self, gradients: Sequence["Gradient"]) -> str:
         """The feedback of the failed samples, first sentence of each, deduplicated and short."""
@@ -91,9 +94,12 @@ class CompletionPrompt:
         text = " ".join(seen) or "Some answers were wrong."
         return text if len(text) <= self.max_feedback_chars else text[:self.max_feedback_chars].rsplit(" ", 1)[0] + "..."
 
-    def messages(self, param: Parameter, gradients: Sequence["Gradient"], rejected: Sequence["Attempt"]) -> list[dict]:
+    def messages(self, param: Parameter, gradients: Sequence["Gradient"], rejected: Sequence["Attempt"],
+                 attempt: int = 1) -> list[dict]:
         label = _LABEL.get(param.role, "instruction")
-        lines = [f"{label.capitalize()}: {' '.join(param.value.split())}", f"Problem: {self.problem(gradients)}"]
+        first = f"{_ATTEMPT_PREFIXES[(attempt - 1) % len(_ATTEMPT_PREFIXES)]}{label}"
+        lines = [f"{first[:1].upper()}{first[1:]}: {' '.join(param.value.split())}",
+                 f"Problem: {self.problem(gradients)}"]
         for a in list(rejected)[-self.rejected_shown:]:
             lines.append(f"Already tried: {' '.join(a.value.split())}")  # a small model copies reasons into values
         lines.append(f"Better {label}:")
@@ -102,6 +108,8 @@ class CompletionPrompt:
     def parse(self, reply: str, param: Parameter, messages: Sequence[dict]) -> str | None:
         """The proposal in a reply (its first line, label stripped), or None for an empty line or an echo."""
         line = next((ln.strip() for ln in reply.strip().splitlines() if ln.strip()), "")
+        if _NOT_A_VALUE.match(line) or not _strip_label(line.rstrip(":") + ":"):
+            return None  # the feedback rewritten, or a bare label ("instruction")
         line = _strip_label(line)
         line = re.split(r"\s(?:problem|already tried|better \w+|new \w+|instruction)\s*:", line, flags=re.I)[0]
         line = line.strip().strip('"\'`').strip()
@@ -110,7 +118,7 @@ class CompletionPrompt:
         echoes = {_norm(_strip_label(ln)) for m in messages for ln in str(m["content"]).splitlines()}
         echoes |= {_norm(param.value), ""}
         said = _norm(line)
-        if said in echoes or said in {_norm(x) for x in _LABELS}:
+        if said in echoes:
             return None  # a copy of a prompt line
         if not line.endswith((".", "!", "?", ":")) and any(e.startswith(said) for e in echoes):
             return None  # the beginning of one, cut short (a whole first sentence is a shorter value)

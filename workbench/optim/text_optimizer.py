@@ -144,9 +144,9 @@ class TextOptimizer:
 
     # -- prompts ----------------------------------------------------------------------------------
     def prompt(self, param: Parameter, peers: Sequence[Parameter], memory: ParameterMemory,
-               gradients: Sequence["Gradient"], *, step: int | None = None) -> list[dict]:
+               gradients: Sequence["Gradient"], *, step: int | None = None, attempt: int = 1) -> list[dict]:
         if self.style == "completion":
-            return self.completion.messages(param, gradients, self._rejected(memory, step))
+            return self.completion.messages(param, gradients, self._rejected(memory, step), attempt)
         history = "\n".join(f"- score {a.score:.3f} (step {a.step}{', initial value' if a.by == 'initial' else ''}): "
                             f"{a.value!r}" for a in memory.best_values(self.history_size)) or "(none yet)"
         rejected = self._rejected(memory, step)
@@ -195,13 +195,13 @@ class TextOptimizer:
                            gradients: Sequence["Gradient"], *, step: int | None = None,
                            attempt: int | None = None) -> tuple[list[str], str]:
         """Candidates and the raw reply (shown to the user when it held no usable candidate)."""
-        messages = self.prompt(param, peers, memory, gradients, step=step)
         if self.style == "completion":
             attempt = attempt if attempt is not None else len(self._rejected(memory, step)) + 1
+            messages = self.prompt(param, peers, memory, gradients, step=step, attempt=attempt)
             reply = self.model.complete(messages, **self.completion.sampling(param, step, attempt)).text
             found = self.completion.parse(reply, param, messages)
             return ([found] if found else []), reply
-        reply = self.model.complete(messages).text
+        reply = self.model.complete(self.prompt(param, peers, memory, gradients, step=step)).text
         return parse_proposals(reply)[: self.num_candidates], reply
 
     def propose_joint(self, params: Sequence[Parameter], memory: dict[str, ParameterMemory],
