@@ -169,3 +169,15 @@ def test_a_real_terminal_gets_a_bar_unless_it_reports_no_size():
             assert Progress(1, {}, 1, err=terminal).mode == "lines"
     finally:
         os.close(master)
+
+
+def test_each_evaluation_counts_from_one_even_when_the_next_is_of_the_same_kind():
+    err = io.StringIO()
+    progress = Progress(1, {"train": 4, "val": 4}, 3, out=io.StringIO(), err=err)
+    for pid in ("p1-1", "p1-2"):
+        for i in range(3):
+            progress(forward(i, split="minibatch", phase="proposal"))
+        progress(Event("eval", {"split": "minibatch", "phase": "proposal", "score": 0.0, "n": 3, "errored": 0,
+                                "proposal_id": pid}, step=1))
+    counted = [line for line in err.getvalue().splitlines() if "samples" in line and "score" not in line]
+    assert counted == ["[step 0/1] proposal minibatch: 1/3 samples", "[step 0/1] proposal minibatch: 2/3 samples"] * 2

@@ -136,11 +136,13 @@ class Progress:
             d = event.data
             if event.type == "forward":
                 self._count(d)
+            elif event.type == "eval":
+                self.key = None  # the evaluation ended: the next forward starts a new count
             elif event.type == "step_finished":
                 self._write(step_line(event.step, self.total_steps, d), self.out)
-            elif event.type == "run_finished":
+            if event.type == "run_finished":
                 self.close()
-            elif self.mode != "off":
+            elif self.mode != "off" and event.type not in ("forward", "step_finished"):
                 text = describe_event(event.type, d)
                 if text is None:
                     return
