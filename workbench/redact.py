@@ -75,8 +75,5 @@ def strip_url_credentials(url: str | None) -> str | None:
         return url
     register_secret(parts.password)
     register_secret(urllib.parse.unquote(parts.password or "") or None)
-    host = parts.hostname or ""
-    if ":" in host:  # IPv6 literal
-        host = f"[{host}]"
-    netloc = host + (f":{parts.port}" if parts.port else "")
+    netloc = parts.netloc.rpartition("@")[2]  # host and port as written (even a port that is not a number)
     return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))

@@ -23,7 +23,7 @@ from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_at
 from workbench.errors import ConfigError, EndpointUnreachableError, LLMCallError
 from workbench.llm.budget import Budget, reserve
 from workbench.llm.cache import ResponseCache, is_deterministic, is_storable
-from workbench.llm.endpoint import display_url, resolve_api_key
+from workbench.llm.endpoint import check_base_url, display_url, resolve_api_key
 from workbench.llm.types import Completion
 from workbench.llm.usage import UsageMeter
 from workbench.redact import redact
@@ -222,6 +222,7 @@ class LLMClient:
     ) -> None:
         if not isinstance(max_concurrency, int) or isinstance(max_concurrency, bool) or max_concurrency < 1:
             raise ConfigError(f"max_concurrency must be a whole number of at least 1, not {max_concurrency!r}")
+        check_base_url(base_url)
         self.model = model
         self.role = role
         self.cache = cache

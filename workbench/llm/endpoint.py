@@ -30,6 +30,24 @@ def is_openai_endpoint(base_url: str | None) -> bool:
     return host.lower() in OPENAI_HOSTS
 
 
+def check_base_url(base_url: str | None) -> None:
+    """Refuse a base URL no request could ever reach (no http(s) scheme, no host, a bad port) at
+    once, instead of retrying it for a minute and calling every sample "errored"."""
+    if not base_url:
+        return
+    shown = display_url(base_url)
+    try:
+        parts = urllib.parse.urlsplit(base_url)
+        parts.port  # noqa: B018  (raises ValueError for a port that is not a number in 0-65535)
+    except ValueError as exc:
+        raise ConfigError(f"base URL {shown!r} is not a valid URL ({exc})") from None
+    if parts.scheme not in ("http", "https"):
+        raise ConfigError(f"base URL {shown!r} must start with http:// or https:// "
+                          f"(for example http://127.0.0.1:8000/v1)")
+    if not parts.hostname:
+        raise ConfigError(f"base URL {shown!r} names no host (for example http://127.0.0.1:8000/v1)")
+
+
 def resolve_api_key(base_url: str | None, api_key: str | None = None, api_key_env: str | None = None) -> str | None:
     """The key for ``base_url``: explicit, else the variable ``api_key_env``, else ``WORKBENCH_API_KEY``,
     else (only for OpenAI's endpoint) ``OPENAI_API_KEY``. The key found is registered as a secret."""

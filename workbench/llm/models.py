@@ -14,7 +14,7 @@ from workbench.errors import ConfigError, EndpointUnreachableError
 from workbench.llm.budget import Budget
 from workbench.llm.cache import ResponseCache
 from workbench.llm.client import LLMClient
-from workbench.llm.endpoint import display_url, resolve_api_key
+from workbench.llm.endpoint import check_base_url, display_url, resolve_api_key
 from workbench.llm.local import LocalServer
 from workbench.llm.probe import DROPPED, UNKNOWN, fold_from_env, notice, probe_system_messages
 from workbench.llm.scripted import ScriptedModel
@@ -92,6 +92,7 @@ def choose_endpoint(base_url: str | None = None, model: str | None = None, backw
     backward = backward_model or env("WORKBENCH_BACKWARD_MODEL") or None
     optimizer = optimizer_model or env("WORKBENCH_OPTIMIZER_MODEL") or None
     if base_url:
+        check_base_url(base_url)
         return EndpointChoice(base_url, task, backward, optimizer, embedded=False)
     if task:
         if not resolve_api_key(None, api_key, api_key_env):
