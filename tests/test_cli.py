@@ -362,3 +362,28 @@ def test_fold_system_off_is_recorded_and_not_probed(tmp_path):
     assert {(p["fold_system"], p["source"]) for p in probes} == {(False, "config")}
     assert "folded" not in proc.stderr
     assert json.loads((tmp_path / "run" / "cli.json").read_text())["fold_system"] == "off"
+
+
+def test_a_parameter_cut_off_from_the_loss_is_said_in_one_line(tmp_path):
+    """A pipeline that loses the trace of its output (bytes round trip) cannot send feedback back."""
+    (tmp_path / "cut.py").write_text(
+        "import sys\n"
+        f"sys.path.insert(0, {str(TESTS)!r})\n"
+        "import cli_task\n"
+        "from scripted_tasks import Shout\n"
+        "class Cut(Shout):\n"
+        "    def forward(self, word):\n"
+        "        return self.node(word=word).encode().decode() + ' '  # the eval strips the space\n"
+        "def make():\n"
+        "    task = cli_task.shout_task()\n"
+        "    splits = task.load(4, 4, 0)\n"
+        "    return {'name': 'cut', 'pipeline': Cut(), 'train': splits.train, 'val': splits.val, 'test': [],\n"
+        "            'eval_fn': task.eval_fn}\n")
+    with OpenAITestServer(responder=cli_task.respond) as server:
+        proc = workbench("train", "--module", f"{tmp_path / 'cut.py'}:make", "--base-url", server.base_url,
+                         "--model", "test-model", "--steps", 1, "--batch-size", 2, "--run-dir", "run",
+                         "--fold-system", "off", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    cut = [line for line in proc.stderr.splitlines() if "no feedback can reach" in line]
+    assert len(cut) == 1 and cut[0].startswith("[step 1/1] no feedback can reach shout.instruction: its node shout "
+                                               "has no path to the loss"), proc.stderr
