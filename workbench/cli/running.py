@@ -45,15 +45,6 @@ def resolve_models(spec: RunSpec, say: Callable[[str], None]):
 FOLD_SYSTEM = {"auto": None, "on": True, "off": False}  # None: WORKBENCH_FOLD_SYSTEM, else probe the endpoint
 
 
-def announce_probes(trainer, models) -> None:
-    """Record what the endpoint probe found (an `endpoint_probe` event per role) on the run's bus, where
-    the run store keeps it and the progress display prints a line when system messages are folded."""
-    from ..events import Event
-
-    for notice in getattr(models, "notices", None) or []:
-        trainer.bus.emit(Event("endpoint_probe", dict(notice), run_id=trainer.run_id, step=0))
-
-
 def run_training(spec: RunSpec, *, run_dir: Path | None, runs_root: str, resume: bool, quiet: bool,
                  confirm: Callable[[RunSpec, Any], bool] | None = None, story: bool = False) -> int:
     """Build, train (Ctrl-C stops cleanly at the next LLM call), export, and print the last screen."""
@@ -90,7 +81,6 @@ def run_training(spec: RunSpec, *, run_dir: Path | None, runs_root: str, resume:
             save_spec(spec, trainer.store.path)
         progress.total_steps = trainer.total_steps
         trainer.bus.subscribe(progress)
-        announce_probes(trainer, models)
         say(f"task model {models.task.model}, backward {models.backward.model}, optimizer {models.optimizer.model}"
             f"{' (embedded)' if models.server is not None else ''}; run folder {trainer.store.path}")
         try:
