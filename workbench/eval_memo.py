@@ -93,8 +93,9 @@ class EvalMemo:
             self._entries[key] = (_copy(result, graph), graph)
             if self.path is not None:
                 line = {"key": key, "result": {k: v for k, v in result.summary().items()}, "graph": graph}
-                with self.path.open("a", encoding="utf-8") as f:
-                    f.write(json.dumps(line) + "\n")
+                with self.path.open("ab+") as f:
+                    fresh_line = "\n" if _ends_mid_line(f) else ""  # else the torn line would swallow this one
+                    f.write((fresh_line + json.dumps(line) + "\n").encode("utf-8"))
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -109,6 +110,15 @@ class EvalMemo:
                 self._entries[row["key"]] = (result, row["graph"])
             except (ValueError, KeyError, TypeError) as exc:
                 log.warning("%s line %d skipped (damaged: %s)", self.path, number, exc)
+
+
+def _ends_mid_line(f) -> bool:
+    """True when the file's last line has no newline (a kill cut it while it was written)."""
+    end = f.seek(0, 2)
+    if end == 0:
+        return False
+    f.seek(end - 1)
+    return f.read(1) != b"\n"
 
 
 def run_batch_memo(memo: EvalMemo | None, pipeline: "Pipeline", examples: Sequence["Example"], eval_fn: Callable,

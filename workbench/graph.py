@@ -10,7 +10,7 @@ import threading
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Iterable
 
-from .errors import NotFoundError, WorkbenchError
+from .errors import BadArgumentError, NotFoundError, WorkbenchError
 
 
 @dataclass
@@ -210,14 +210,18 @@ class Graph:
 
     @classmethod
     def from_dict(cls, data: dict) -> "Graph":
-        g = cls(data["sample_id"])
-        g.nodes = [NodeRecord(**n) for n in data["nodes"]]
-        g.edges = [Edge(**e) for e in data["edges"]]
-        g.gradients = [Gradient(**x) for x in data.get("gradients", [])]
-        g.loss = LossRecord(**data["loss"]) if data.get("loss") else None
-        g.disconnected = [Disconnection(**d) for d in data.get("disconnected", [])]
-        for n in g.nodes:
-            g._calls[n.component] = max(g._calls.get(n.component, 0), n.call_index)
+        """The graph `to_dict` wrote; anything else is a BadArgumentError (also a ValueError)."""
+        try:
+            g = cls(data["sample_id"])
+            g.nodes = [NodeRecord(**n) for n in data["nodes"]]
+            g.edges = [Edge(**e) for e in data["edges"]]
+            g.gradients = [Gradient(**x) for x in data.get("gradients", [])]
+            g.loss = LossRecord(**data["loss"]) if data.get("loss") else None
+            g.disconnected = [Disconnection(**d) for d in data.get("disconnected", [])]
+            for n in g.nodes:
+                g._calls[n.component] = max(g._calls.get(n.component, 0), n.call_index)
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise BadArgumentError(f"not a graph record ({type(exc).__name__}: {exc})") from None
         return g
 
 

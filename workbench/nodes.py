@@ -78,8 +78,15 @@ class LLMCall:
     def __init__(self, name: str, template: str | PromptTemplate, parameters: Iterable[Parameter] = (),
                  *, system: str | None = None, model: "ChatModel | None" = None,
                  parser: Callable[[str], Any] | None = None, **sampling: Any) -> None:
+        iterable = isinstance(parameters, Iterable) and not isinstance(parameters, (str, dict, Parameter))
+        parameters = list(parameters) if iterable else parameters
+        if not iterable or not all(isinstance(p, Parameter) for p in parameters):
+            raise WorkbenchError(f"LLM node {name!r}: parameters must be a list of Parameter, got {parameters!r}")
         if isinstance(template, str):
             template = PromptTemplate(user=template, system=system)
+        elif not isinstance(template, PromptTemplate):
+            raise WorkbenchError(f"LLM node {name!r}: template must be text or a PromptTemplate, "
+                                 f"got {type(template).__name__}")
         elif system is not None:
             raise WorkbenchError(f"LLM node {name!r}: give `system` inside the PromptTemplate, not both")
         self.name = check_node_name(name, "LLM node")
@@ -169,6 +176,8 @@ class Tool:
     """A functional node: ordinary Python whose call is recorded; feedback passes through it."""
 
     def __init__(self, fn: Callable, name: str | None = None) -> None:
+        if not callable(fn):
+            raise WorkbenchError(f"tool() needs a function, got {fn!r}")
         self.fn = fn
         self.name = check_node_name(getattr(fn, "__name__", type(fn).__name__) if name is None else name, "tool")
         self.signature = inspect.signature(fn)

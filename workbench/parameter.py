@@ -69,6 +69,9 @@ class Parameter:
         if not isinstance(self.value, str):
             raise WorkbenchError(f"parameter {self.name!r}: value must be text, got {type(self.value).__name__}")
         self.value = str.__str__(self.value)  # plain text, even when made from a traced node output
+        if self.role not in {r.value for r in Role}:
+            raise WorkbenchError(f"parameter {self.name!r}: role must be one of {[r.value for r in Role]}, "
+                                 f"not {self.role!r}")
         self.role = Role(self.role)
         self._lock = threading.Lock()
         if not self.history:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from .errors import TemplateError
+from .errors import BadArgumentError, TemplateError
 
 PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 
@@ -39,6 +39,11 @@ class PromptTemplate:
 
     user: str
     system: str | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.user, str) or not (self.system is None or isinstance(self.system, str)):
+            raise BadArgumentError(f"a PromptTemplate's user part must be text and its system part text or "
+                                   f"None, got {type(self.user).__name__} and {type(self.system).__name__}")
 
     def variables(self) -> list[str]:
         names = placeholders(self.system or "")

@@ -12,6 +12,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from workbench.errors import ConfigError
+
 CACHE_FILE_NAME = "llm-cache.sqlite"
 KEY_VERSION = 2  # v2: the endpoint is part of the key (v1 keys simply never match again)
 
@@ -53,21 +55,44 @@ class ResponseCache:
 
     def __init__(self, path: str | os.PathLike) -> None:
         self.path = Path(path).expanduser()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(str(self.path), timeout=30.0, check_same_thread=False, isolation_level=None)
-        with self._lock:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = self._open()
+        except (sqlite3.DatabaseError, OSError) as exc:
+            damaged = type(exc) is sqlite3.DatabaseError and self.path.is_file()  # "file is not a database"
+            if not damaged:
+                raise ConfigError(f"response cache {self.path} cannot be opened ({exc}); pass another path, "
+                                  f"set WORKBENCH_CACHE_DIR, or run without a cache (--no-cache / cache=None)") from None
+            self._db = self._open_after_moving_damaged_file_aside(exc)
+
+    def _open(self) -> sqlite3.Connection:
+        db = sqlite3.connect(str(self.path), timeout=30.0, check_same_thread=False, isolation_level=None)
+        try:
             try:
-                self._db.execute("PRAGMA journal_mode=WAL")
+                db.execute("PRAGMA journal_mode=WAL")
                 # a commit without fsync: an application crash loses nothing, a power cut may lose the
                 # last replies (they are paid for again), and each store costs microseconds, not an fsync
-                self._db.execute("PRAGMA synchronous=NORMAL")
+                db.execute("PRAGMA synchronous=NORMAL")
             except sqlite3.OperationalError:
                 pass  # e.g. a filesystem without shared memory: the default journal still works
-            self._db.execute(
-                "CREATE TABLE IF NOT EXISTS responses ("
-                " key TEXT PRIMARY KEY, value TEXT NOT NULL, created REAL NOT NULL)"
-            )
+            db.execute("CREATE TABLE IF NOT EXISTS responses ("
+                       " key TEXT PRIMARY KEY, value TEXT NOT NULL, created REAL NOT NULL)")
+        except BaseException:
+            db.close()
+            raise
+        return db
+
+    def _open_after_moving_damaged_file_aside(self, exc: Exception) -> sqlite3.Connection:
+        """A file that is not a database (a torn copy, another program's file) is kept under a new
+        name, never deleted, and a fresh cache starts in its place: a damaged cache costs calls, not the run."""
+        aside = self.path.with_name(f"{self.path.name}.damaged-{time.strftime('%Y%m%d-%H%M%S')}")
+        for suffix in ("", "-wal", "-shm"):
+            part = Path(f"{self.path}{suffix}")
+            if part.exists():
+                part.replace(f"{aside}{suffix}")
+        log.warning("response cache %s is damaged (%s); moved it to %s and started a new one", self.path, exc, aside)
+        return self._open()
 
     @classmethod
     def default(cls) -> "ResponseCache":

@@ -223,6 +223,10 @@ class LLMClient:
         if not isinstance(max_concurrency, int) or isinstance(max_concurrency, bool) or max_concurrency < 1:
             raise ConfigError(f"max_concurrency must be a whole number of at least 1, not {max_concurrency!r}")
         check_base_url(base_url)
+        if not isinstance(model, str) or not model.strip():
+            raise ConfigError(f"the {role} model needs a name (the endpoint's model id), got {model!r}")
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
+            raise ConfigError(f"timeout must be a number of seconds above 0, not {timeout!r}")
         self.model = model
         self.role = role
         self.cache = cache
