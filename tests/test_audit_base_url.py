@@ -13,9 +13,10 @@ import time
 
 import pytest
 
-from workbench.errors import ConfigError
+from workbench.errors import ConfigError, LLMCallError
 from workbench.llm import LLMClient, Models
 from workbench.redact import forget_secrets, redact, strip_url_credentials
+from workbench.testing import OpenAITestServer
 
 from llm_helpers import clear_endpoint_env
 
@@ -64,3 +65,17 @@ def test_the_cli_reports_a_bad_port_in_one_line_without_the_password(tmp_path):
     assert "Traceback" not in cli.stderr
     assert "s3cret-in-url" not in cli.stderr + cli.stdout
     assert "http://127.0.0.1:99999/v1" in cli.stderr and "not a valid URL" in cli.stderr
+
+
+def test_openai_api_key_does_not_follow_openai_base_url_to_another_host(monkeypatch):
+    """The SDK sends requests to $OPENAI_BASE_URL when no base URL is given; the OpenAI key must not go along."""
+    with OpenAITestServer(responder=lambda m: "ok", api_key="the-servers-own-key") as server:
+        monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
+        monkeypatch.setenv("OPENAI_API_KEY", "sk-openai-only-0123456789")
+        client = LLMClient("test-model", max_retries=0)
+        assert client.base_url == server.base_url
+        with pytest.raises(LLMCallError) as caught:  # the server echoes the key it was sent in its 401
+            client.complete([{"role": "user", "content": "hi"}])
+        assert "not-needed" in str(caught.value) and "<redacted>" not in str(caught.value)
+        monkeypatch.setenv("WORKBENCH_API_KEY", "the-servers-own-key")
+        assert LLMClient("test-model", max_retries=0).complete([{"role": "user", "content": "hi"}]).text == "ok"

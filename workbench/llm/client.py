@@ -11,6 +11,7 @@ import importlib
 import inspect
 import json
 import logging
+import os
 import random
 import re
 import threading
@@ -222,6 +223,7 @@ class LLMClient:
     ) -> None:
         if not isinstance(max_concurrency, int) or isinstance(max_concurrency, bool) or max_concurrency < 1:
             raise ConfigError(f"max_concurrency must be a whole number of at least 1, not {max_concurrency!r}")
+        base_url = base_url or os.environ.get("OPENAI_BASE_URL") or None  # where the SDK would send it anyway
         check_base_url(base_url)
         if not isinstance(model, str) or not model.strip():
             raise ConfigError(f"the {role} model needs a name (the endpoint's model id), got {model!r}")
