@@ -5,9 +5,10 @@ has to be registered by hand. Loops and branches in `forward` are fine: each cal
 """
 from __future__ import annotations
 
+import inspect
 from typing import Any, Callable, Iterable
 
-from .errors import NotDefinedError, NotFoundError
+from .errors import ConfigError, NotDefinedError, NotFoundError
 from .nodes import LLMCall, Tool
 from .parameter import Parameter, check_unique
 
@@ -36,6 +37,21 @@ def _walk(value: Any, seen: set[int]) -> Iterable[Any]:
             yield from _walk(item, seen)
 
 
+def check_inputs(fn: Callable[..., Any], inputs: dict[str, Any], what: str) -> None:
+    """Inputs that `fn` cannot take (a dataset field named differently) would fail every sample
+    with the same TypeError and score 0; say so once instead, naming both sides."""
+    try:
+        signature = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return  # a builtin or C function: let the call speak for itself
+    try:
+        signature.bind(**inputs)
+    except TypeError as exc:
+        raise ConfigError(f"{what} cannot take the sample's inputs {sorted(inputs)} ({exc}); "
+                          f"it takes {list(signature.parameters)}: rename the dataset's fields or "
+                          f"the function's arguments") from None
+
+
 class Pipeline:
     """Subclass and write `forward(**inputs)`; call the instance with an example's inputs."""
 
@@ -43,6 +59,7 @@ class Pipeline:
         raise NotDefinedError(f"{type(self).__name__} must define forward(**inputs)")
 
     def __call__(self, **inputs: Any) -> Any:
+        check_inputs(self.forward, inputs, f"{type(self).__name__}.forward()")
         return self.forward(**inputs)
 
     def parameters(self) -> list[Parameter]:
@@ -82,4 +99,5 @@ class FunctionPipeline(Pipeline):
         self.nodes = list(nodes)
 
     def forward(self, **inputs: Any) -> Any:
+        check_inputs(self.fn, inputs, f"{getattr(self.fn, '__qualname__', 'the function')}()")
         return self.fn(**inputs)

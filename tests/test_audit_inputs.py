@@ -1,0 +1,63 @@
+"""Audit of issue 8.2/8.7: a dataset whose fields do not match `forward()` is a configuration error.
+
+Before, every sample failed with the same `TypeError: forward() got an unexpected keyword argument`
+(the pipeline's own code raising, so "failed", score 0), no call was made, and the run ended
+`completed` with a validation score of 0.000: a silently wrong number. Now the run stops at once
+with one line naming both the sample's fields and what `forward()` takes.
+"""
+from __future__ import annotations
+
+import pytest
+
+from workbench import FunctionPipeline, LLMCall
+from workbench.datasets import Example
+from workbench.errors import ConfigError
+from workbench.llm.models import Models
+from workbench.llm.scripted import ScriptedModel
+from workbench.loss import get_eval_fn
+from workbench.runner import run_example
+from workbench.trainer import TrainConfig, Trainer
+
+from scripted_tasks import TRAIN, VAL, Optimizer, Shout, backward, same_text, task
+
+
+def renamed(examples):
+    return [Example(e.id, {"question": e.input["word"]}, e.target, {}) for e in examples]
+
+
+def test_a_run_whose_samples_do_not_fit_forward_stops_naming_both(tmp_path):
+    models = Models.scripted(task, backward, Optimizer())
+    trainer = Trainer(Shout(), renamed(TRAIN), renamed(VAL), [], same_text, models,
+                      config=TrainConfig(max_steps=1), runs_root=tmp_path, progress=False)
+    with pytest.raises(ConfigError, match=r"Shout.forward\(\) cannot take the sample's inputs \['question'\]") as caught:
+        trainer.fit()
+    assert "it takes ['word']" in str(caught.value)
+    assert models.usage.total()["calls"] == 0
+
+
+def test_one_sample_that_fits_is_run_as_before():
+    result = run_example(Shout(), TRAIN[0], get_eval_fn(same_text), ScriptedModel(task))
+    assert result.status == "failed" and result.error is None  # scored, not refused
+
+
+def test_a_function_pipeline_is_checked_against_its_function():
+    node = LLMCall("echo", "{{text}}")
+
+    def answer(text, style="plain"):
+        return node(text=text)
+
+    pipeline = FunctionPipeline(answer, nodes=[node])
+    model = ScriptedModel(lambda messages: "ok")
+    ok = run_example(pipeline, Example("a", {"text": "hi"}, "ok", {}), get_eval_fn("exact_match"), model)
+    assert ok.status == "ok"
+    with pytest.raises(ConfigError, match=r"answer\(\) cannot take the sample's inputs \['prompt'\]"):
+        run_example(pipeline, Example("b", {"prompt": "hi"}, "ok", {}), get_eval_fn("exact_match"), model)
+
+
+def test_a_pipeline_taking_any_inputs_still_gets_them():
+    class Anything(Shout):
+        def forward(self, **inputs):
+            return self.node(word=inputs["question"])
+
+    result = run_example(Anything(), renamed(TRAIN)[0], get_eval_fn(same_text), ScriptedModel(task))
+    assert result.status == "failed" and result.prediction == TRAIN[0].input["word"]
