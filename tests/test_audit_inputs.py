@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import pytest
 
-from workbench import FunctionPipeline, LLMCall
+from workbench import FunctionPipeline, LLMCall, Parameter, trace, use_model
 from workbench.datasets import Example
-from workbench.errors import ConfigError
+from workbench.errors import ConfigError, WorkbenchError
 from workbench.llm.models import Models
 from workbench.llm.scripted import ScriptedModel
 from workbench.loss import get_eval_fn
@@ -61,3 +61,16 @@ def test_a_pipeline_taking_any_inputs_still_gets_them():
 
     result = run_example(Anything(), renamed(TRAIN)[0], get_eval_fn(same_text), ScriptedModel(task))
     assert result.status == "failed" and result.prediction == TRAIN[0].input["word"]
+
+
+def test_an_input_with_no_slot_in_the_template_is_refused_naming_it():
+    """`answer(question=q, contxt=docs)` (a typo) used to drop the documents from the prompt in silence,
+    while the graph still linked the retriever to `answer` and sent it feedback."""
+    instruction = Parameter("answer.instruction", "Answer from the context.")
+    answer = LLMCall("answer", "{{instruction}}\nContext: {{context}}\nQuestion: {{question}}", [instruction])
+    model = ScriptedModel(lambda messages: "Paris")
+    with use_model(model), trace("s1") as graph:
+        with pytest.raises(WorkbenchError, match=r"'answer': inputs \['contxt'\] have no \{\{slot\}\}") as caught:
+            answer(question="Capital of France?", contxt="Paris is the capital of France.")
+        assert "'context'" in str(caught.value)  # the slots it has, so the typo is plain
+        assert model.calls == [] and graph.nodes == []  # refused before anything was sent or recorded

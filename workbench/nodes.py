@@ -121,6 +121,10 @@ class LLMCall:
         overlap = set(variables) & set(inputs)
         if overlap:
             raise WorkbenchError(f"LLM node {self.name!r}: inputs {sorted(overlap)} clash with parameter slots")
+        unused = sorted(set(inputs) - set(self.template.variables()))
+        if unused:  # it would never reach the model, yet the graph would link (and send feedback to) its source
+            raise WorkbenchError(f"LLM node {self.name!r}: inputs {unused} have no {{{{slot}}}} in its template "
+                                 f"(slots: {self.template.variables()}), so the model would never see them")
         variables.update({k: as_text(v) for k, v in inputs.items()})
         return self.template.render(variables, node=self.name)
 
