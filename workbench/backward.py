@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Callable
 
 from .errors import EndpointUnreachableError, LLMCallError, WorkbenchError
 from .graph import Disconnection, Gradient, Graph, NodeRecord
+from .llm.types import ask
 from .parameter import Parameter
 from .redact import redact
 
@@ -281,7 +282,7 @@ class BackwardEngine:
 
     def ask(self, prompt: str) -> str:
         messages = [{"role": "system", "content": BACKWARD_SYSTEM}, {"role": "user", "content": prompt}]
-        return self.model.complete(messages).text.strip()
+        return ask(self.model, messages).text.strip()
 
     def backward(self, graph: Graph, parameters: dict[str, Parameter],
                  on_gradient: Callable[[Gradient], None] | None = None, *,

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from .errors import ConfigError, WorkbenchError
 from .graph import Graph, LossRecord
+from .llm.types import ask
 from .tracing import current_model, find_sources
 
 if TYPE_CHECKING:
@@ -196,12 +197,12 @@ def judge(criteria: str, *, model: "ChatModel | None" = None, name: str = "judge
         messages = [{"role": "system", "content": JUDGE_SYSTEM},
                     {"role": "user", "content": JUDGE_PROMPT.format(criteria=criteria, target=target or "",
                                                                     prediction=prediction)}]
-        reply = chat.complete(messages).text
+        reply = ask(chat, messages).text
         result = parse_judgement(reply)
         if result is None:  # one reminder, then give up on this sample
             messages += [{"role": "assistant", "content": reply},
                          {"role": "user", "content": "End with one line `SCORE: <number from 0 to 1>`."}]
-            reply = chat.complete(messages).text
+            reply = ask(chat, messages).text
             result = parse_judgement(reply)
         if result is None:
             raise JudgeError(f"LLM judge {name!r} gave no score in [0, 1]: {reply[:200]!r}")

@@ -11,7 +11,8 @@ import inspect
 import time
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
-from .errors import LLMCallError, ParseError, WorkbenchError
+from .errors import ParseError, WorkbenchError
+from .llm.types import ask
 from .parameter import Parameter, check_unique
 from .prompt import PromptTemplate
 from .tracing import current_graph, current_model, find_sources, output_texts, traced_output
@@ -142,16 +143,12 @@ class LLMCall:
                                   started=time.time())
             _link_inputs(graph, node, inputs)
         try:
-            completion = model.complete(messages, **self.sampling)
-        except Exception as exc:
+            completion = ask(model, messages, **self.sampling)
+        except WorkbenchError as exc:
             if node is not None:
                 node.status, node.error, node.ended = "failed", f"{type(exc).__name__}: {exc}", time.time()
                 graph.notify(node)
-            if isinstance(exc, WorkbenchError):
-                raise
-            # a model object that raises anything else could not answer: like an endpoint failure
-            where = getattr(model, "base_url", None) or f"model {getattr(model, 'model', type(model).__name__)}"
-            raise LLMCallError(str(where), f"{type(exc).__name__}: {exc}") from exc
+            raise
         text = completion.text
         if node is not None:
             node.prompt_tokens, node.completion_tokens = completion.prompt_tokens, completion.completion_tokens

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
+from workbench.errors import LLMCallError, WorkbenchError
+
 if TYPE_CHECKING:
     from workbench.llm.usage import UsageMeter
 
@@ -35,3 +37,19 @@ class ChatModel(Protocol):
     usage: "UsageMeter"
 
     def complete(self, messages: list[dict], **sampling) -> Completion: ...
+
+
+def ask(model: ChatModel, messages: list[dict], **sampling) -> Completion:
+    """``model.complete(messages)``; a model of the user's own that raises anything but a
+    WorkbenchError could not answer, like an endpoint after retries: LLMCallError naming it.
+
+    So a failing custom model costs a sample (errored), a gradient or a proposal (skipped), the
+    same as a failing endpoint, never a raw exception out of training.
+    """
+    try:
+        return model.complete(messages, **sampling)
+    except WorkbenchError:
+        raise
+    except Exception as exc:
+        where = getattr(model, "base_url", None) or f"model {getattr(model, 'model', type(model).__name__)}"
+        raise LLMCallError(str(where), f"{type(exc).__name__}: {exc}") from exc

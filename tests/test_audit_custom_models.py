@@ -1,0 +1,58 @@
+"""Audit of issue 9 ("a failure of the backward or optimizer model ... never a traceback") for
+models people write themselves.
+
+A ChatModel of one's own that raises (a RuntimeError from its HTTP library, a bug) was treated as an
+endpoint failure in the task model only. As the backward model it escaped `fit()` as a raw
+RuntimeError; as an LLM judge it made the sample "failed" (score 0, counted in the mean) although
+the judge, not the pipeline, could not answer. Now each such call is an LLMCallError naming the
+model: the gradient is skipped with a `skipped` event and the judged sample is "errored".
+"""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from workbench.errors import LLMCallError, RunStopped
+from workbench.llm.models import Models
+from workbench.llm.scripted import ScriptedModel
+from workbench.llm.types import ask
+from workbench.loss import judge
+from workbench.runner import run_batch
+from workbench.trainer import TrainConfig, Trainer
+
+from scripted_tasks import TEST, TRAIN, VAL, Optimizer, Shout, same_text, task
+
+
+def broken(messages):
+    raise RuntimeError("connection pool is closed")
+
+
+def test_ask_names_the_model_that_could_not_answer_and_keeps_workbench_errors():
+    with pytest.raises(LLMCallError, match="model my-model failed: RuntimeError: connection pool is closed"):
+        ask(ScriptedModel(broken, model="my-model"), [{"role": "user", "content": "hi"}])
+
+    def stopped(messages):
+        raise RunStopped("stopped by the user")
+    with pytest.raises(RunStopped):  # the package's own errors keep their meaning
+        ask(ScriptedModel(stopped), [{"role": "user", "content": "hi"}])
+
+
+def test_a_backward_model_of_ones_own_that_raises_skips_gradients_instead_of_crashing(tmp_path):
+    models = Models.scripted(task, broken, Optimizer())
+    trainer = Trainer(Shout(), TRAIN, VAL, TEST, same_text, models, config=TrainConfig(max_steps=1),
+                      runs_root=tmp_path, progress=False)
+    summary = trainer.fit()
+    assert summary.status == "completed"
+    events = [json.loads(line) for line in (trainer.store.path / "events.jsonl").read_text().splitlines()]
+    skipped = [e["data"] for e in events if e["type"] == "skipped"]
+    assert skipped and {s["stage"] for s in skipped} == {"backward"}
+    assert all("RuntimeError: connection pool is closed" in s["error"] for s in skipped)
+
+
+def test_a_judge_model_that_raises_leaves_the_sample_out_of_the_mean():
+    judged = judge("the word is in capitals", model=ScriptedModel(broken, model="judge-model"))
+    batch = run_batch(Shout(), TRAIN[:3], judged, ScriptedModel(task), concurrency=1)
+    assert [r.status for r in batch.results] == ["errored"] * 3
+    assert "judge-model" in batch.results[0].error
+    assert batch.mean_score is None  # not three zeros counted as the prompt's fault
