@@ -181,3 +181,14 @@ def test_each_evaluation_counts_from_one_even_when_the_next_is_of_the_same_kind(
                                 "proposal_id": pid}, step=1))
     counted = [line for line in err.getvalue().splitlines() if "samples" in line and "score" not in line]
     assert counted == ["[step 0/1] proposal minibatch: 1/3 samples", "[step 0/1] proposal minibatch: 2/3 samples"] * 2
+
+
+def test_the_minibatch_gate_counts_the_back_propagated_samples_carried_ones_included():
+    err = io.StringIO()
+    progress = Progress(2, {"train": 8, "val": 4}, 2, out=io.StringIO(), err=err)
+    progress(Event("step_started", {"epoch": 0, "batch": ["a", "b"]}, step=2))
+    progress(Event("backward_done", {"samples": ["a", "b", "carried"], "gradients": 3}, step=2))
+    for i in range(3):
+        progress(forward(i, split="minibatch", phase="proposal"))
+    counted = [line for line in err.getvalue().splitlines() if line.endswith("samples") and "minibatch" in line]
+    assert counted == ["[step 0/2] proposal minibatch: 1/3 samples", "[step 0/2] proposal minibatch: 2/3 samples"]

@@ -128,6 +128,7 @@ class Progress:
         self.done = 0
         self.bar: Any = None
         self.said: set[str] = set()  # notable lines already printed
+        self.step_sizes: dict[str, int] = {}  # this step's batch and minibatch-gate sample counts
 
     # -- the subscriber
     def __call__(self, event) -> None:
@@ -138,6 +139,10 @@ class Progress:
                 self._count(d)
             elif event.type == "eval":
                 self.key = None  # the evaluation ended: the next forward starts a new count
+            elif event.type == "step_started":
+                self.step_sizes["train"] = len(d.get("batch") or ()) or self.batch_size
+            elif event.type == "backward_done":  # the minibatch gate compares on the back-propagated samples
+                self.step_sizes["minibatch"] = len(d.get("samples") or ()) or self.batch_size
             elif event.type == "step_finished":
                 self._write(step_line(event.step, self.total_steps, d), self.out)
             if event.type == "run_finished":
@@ -173,8 +178,10 @@ class Progress:
             self._write(f"[step {self.step}/{self.total_steps}] {label}: {self.done}/{size} samples", self.err)
 
     def _size(self, split: str | None, phase: str | None) -> int | None:
-        if split in ("train", "minibatch") or phase in ("train", "minibatch"):
-            return self.batch_size
+        if split == "minibatch":
+            return self.step_sizes.get("minibatch", self.batch_size)
+        if split == "train" and phase == "train":
+            return self.step_sizes.get("train", self.batch_size)
         return self.splits.get(split or "")
 
     def _new_bar(self, label: str, size: int | None) -> None:
