@@ -15,7 +15,7 @@ from workbench import LLMCall, Parameter, tool
 from workbench.errors import BadArgumentError, ConfigError, WorkbenchError
 from workbench.eval_memo import EvalMemo, run_batch_memo
 from workbench.graph import Graph
-from workbench.llm import LLMClient
+from workbench.llm import Budget, LLMClient
 from workbench.llm.cache import ResponseCache
 from workbench.llm.scripted import ScriptedModel
 from workbench.loss import get_eval_fn
@@ -34,6 +34,7 @@ from scripted_tasks import TRAIN, Shout, same_text, task
     (lambda: tool("retrieve"), ["'retrieve'"]),
     (lambda: LLMClient(None, base_url="http://127.0.0.1:9/v1", api_key="k"), ["model needs a name", "None"]),
     (lambda: LLMClient("m", base_url="http://127.0.0.1:9/v1", api_key="k", timeout=0), ["timeout", "0"]),
+    (lambda: Budget(max_seconds=float("nan")), ["max_seconds", "nan"]),  # would never stop: NaN compares false
     (lambda: Graph.from_dict({"nodes": []}), ["not a graph record", "sample_id"]),
     (lambda: Graph.from_dict({"sample_id": "s", "nodes": [{"id": "a"}], "edges": []}), ["not a graph record"]),
 ])

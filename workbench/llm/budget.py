@@ -54,7 +54,8 @@ class Budget:
     def __init__(self, max_calls: int | None = None, max_tokens: int | None = None,
                  max_seconds: float | None = None) -> None:
         for name, value in (("max_calls", max_calls), ("max_tokens", max_tokens), ("max_seconds", max_seconds)):
-            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                      or not value >= 0):  # NaN too: no comparison with it is ever true
                 raise ConfigError(f"Budget {name} must be a non-negative number or None, not {value!r}")
         self.max_calls = max_calls
         self.max_tokens = max_tokens
