@@ -87,10 +87,12 @@ def test_no_usable_proposal_and_a_disconnected_parameter_are_said():
         Event("disconnected", {"parameter": "count.format", "node_id": "count", "sample_id": "s1",
                                "reason": "plain str"}, step=1),
         Event("no_proposal", {"parameter": "count.instruction", "source": "optimizer",
-                              "reason": "the reply echoed its prompt", "reply": "..."}, step=1),
+                              "reason": "the reply echoed its prompt", "reply": "Instruction:\n Count. " * 20}, step=1),
     ])
     assert "  step 1  count.format gets no feedback: node count has no path to the loss" in text
     assert "  step 1  no usable proposal for count.instruction: the reply echoed its prompt" in text
+    assert "              the reply was: Instruction: Count. Instruction: Count. " in text  # folded, clipped
+    assert [len(line) for line in text.splitlines() if "the reply was" in line] == [14 + len("the reply was: ") + 100]
     assert "verdict     the optimizer never gave a usable proposal; the prompts are unchanged" in text
 
 

@@ -61,6 +61,8 @@ def proposal_stories(events) -> tuple[list[str], dict[str, int]]:
         elif kind == "no_proposal":
             counts["no_proposal"] += 1
             lines.append(f"step {event.step}  no usable proposal for {d.get('parameter')}: {d.get('reason')}")
+            if str(d.get("reply") or "").strip():
+                lines.append(f"            the reply was: {_clip(d.get('reply'), 100)}")
         elif kind == "minibatch":
             counts["minibatch_passed"] += bool(d.get("passed"))
             verdict = "passed" if d.get("passed") else "failed"  # the update line that follows says why
@@ -114,9 +116,9 @@ def print_next(store, out: TextIO | None = None) -> None:
            out)
 
 
-def _clip(text: Any) -> str:
+def _clip(text: Any, limit: int = CLIP) -> str:
     text = " ".join(str(text or "").split())
-    return text if len(text) <= CLIP else text[:CLIP - 3] + "..."
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 def _steps(n: Any) -> str:
