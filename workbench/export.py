@@ -16,9 +16,10 @@ import os
 import re
 from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable
+import warnings
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
-from .errors import ConfigError, EventContractError, WorkbenchError
+from .errors import ConfigError, DamagedFileWarning, EventContractError, WorkbenchError
 from .events import DecisionMade
 from .pipeline import Pipeline
 from .redact import redact_obj
@@ -67,13 +68,26 @@ def _from_trainer(trainer: "Trainer") -> dict:
 
 
 def _from_store(store: RunStore) -> dict:
-    config = store.config()  # a clear error when the folder is not a run
+    if not (store.path / "config.json").exists():
+        store.config()  # a clear error when the folder is not a run
     state = store.latest_checkpoint(check=_no_parameters)
     if state is None:
         raise WorkbenchError(f"{store.path} has no checkpoint yet, so there are no trained values to export")
     # the trainer keeps only improvements, so the newest checkpoint holds the best values so far
     params = [{**p, "name": p.get("name", name)} for name, p in state["parameters"].items()]
-    return _document(_run_info(store, config, state, store.summary()), params, _decisions(store.events()))
+    config = _unless_damaged(store.config) or {}
+    summary = _unless_damaged(store.summary, {"status": "unknown (summary.json is damaged)"})
+    return _document(_run_info(store, config, state, summary), params, _decisions(store.events()))
+
+
+def _unless_damaged(read: Callable[[], dict | None], instead: dict | None = None) -> dict | None:
+    """A damaged config.json or summary.json costs the export its details (with a warning), never
+    the trained values, which come from the checkpoint."""
+    try:
+        return read()
+    except WorkbenchError as exc:
+        warnings.warn(f"{exc}; the export's values come from the checkpoint", DamagedFileWarning, stacklevel=3)
+        return instead
 
 
 def _no_parameters(state: dict) -> str | None:
