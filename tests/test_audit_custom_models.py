@@ -13,7 +13,7 @@ import json
 
 import pytest
 
-from workbench.errors import LLMCallError, RunStopped
+from workbench.errors import BadArgumentError, LLMCallError, RunStopped
 from workbench.llm.models import Models
 from workbench.llm.scripted import ScriptedModel
 from workbench.llm.types import ask
@@ -56,3 +56,13 @@ def test_a_judge_model_that_raises_leaves_the_sample_out_of_the_mean():
     assert [r.status for r in batch.results] == ["errored"] * 3
     assert "judge-model" in batch.results[0].error
     assert batch.mean_score is None  # not three zeros counted as the prompt's fault
+
+
+def test_a_scripted_reply_that_is_not_text_stops_the_run_as_bad_use(tmp_path):
+    """A test script's mistake is the caller's, not an endpoint that could not answer: it is not
+    turned into errored samples or skipped gradients."""
+    models = Models.scripted(lambda messages: None, lambda messages: "feedback", Optimizer())
+    trainer = Trainer(Shout(), TRAIN, VAL, TEST, same_text, models, config=TrainConfig(max_steps=1),
+                      runs_root=tmp_path, progress=False)
+    with pytest.raises(BadArgumentError, match="respond\\(\\) must return str, got NoneType"):
+        trainer.fit()

@@ -6,6 +6,7 @@ import threading
 import time
 from typing import Callable
 
+from workbench.errors import BadArgumentError
 from workbench.llm.budget import Budget, reserve
 from workbench.llm.types import Completion
 from workbench.llm.usage import UsageMeter
@@ -59,7 +60,7 @@ class ScriptedModel:
         try:
             text = self.respond(messages_copy)
             if not isinstance(text, str):
-                raise TypeError(f"ScriptedModel respond() must return str, got {type(text).__name__}")
+                raise BadArgumentError(f"ScriptedModel respond() must return str, got {type(text).__name__}")
         except BaseException:
             if reservation is not None:
                 reservation.release()
