@@ -11,6 +11,7 @@ from typing import Any, Callable, Iterable
 from .errors import ConfigError, NotDefinedError, NotFoundError
 from .nodes import LLMCall, Tool
 from .parameter import Parameter, check_unique
+from .tracing import current_graph
 
 
 def _walk(value: Any, seen: set[int]) -> Iterable[Any]:
@@ -47,7 +48,9 @@ def check_inputs(fn: Callable[..., Any], inputs: dict[str, Any], what: str) -> N
     try:
         signature.bind(**inputs)
     except TypeError as exc:
-        raise ConfigError(f"{what} cannot take the sample's inputs {sorted(inputs)} ({exc}); "
+        graph = current_graph()
+        sample = f"sample {graph.sample_id!r}" if graph is not None else "the sample"
+        raise ConfigError(f"{what} cannot take the inputs of {sample}, {sorted(inputs)} ({exc}); "
                           f"it takes {list(signature.parameters)}: rename the dataset's fields or "
                           f"the function's arguments") from None
 
