@@ -89,6 +89,18 @@ def main() -> None:
         trainer.bus.subscribe(lambda e: baseline_calls.update(
             {"calls": sum(u.get("calls", 0) for u in trainer.usage().values())}), {"checkpoint"})
         trainer.bus.subscribe(on_step, {"step_finished"})
+        # what the endpoint served between two events belongs to the stage the second one closes
+        closes = {"selection": "forward", "backward_done": "backward", "proposal": "optimizer",
+                  "no_proposal": "optimizer", "minibatch": "minibatch", "validation": "validation"}
+        stages: dict[int, Counter[str]] = {}
+        served = [0]
+
+        def on_event(e) -> None:
+            now = server.request_count
+            if e.type in closes and e.step > 0:
+                stages.setdefault(e.step, Counter())[closes[e.type]] += now - served[0]
+            served[0] = now
+        trainer.bus.subscribe(on_event, {*closes, "step_started", "update", "decision", "step_finished"})
         summary = trainer.fit()
     roles = ("task", "backward", "optimizer")
     print(f"{'step':>4} " + " ".join(f"{r + ' calls':>15}" for r in roles) + f" {'all':>5} {'proposals':>9} "
@@ -98,6 +110,11 @@ def main() -> None:
         tokens = [usage.get(r, {}).get("prompt_tokens", 0) for r in roles]
         print(f"{step:>4} " + " ".join(f"{c:>15}" for c in calls) + f" {sum(calls):>5} {proposals[step]:>9} "
               + " ".join(f"{t:>16,}" for t in tokens) + f"  {', '.join(accepted) or '-'}")
+    names = ("forward", "backward", "optimizer", "minibatch", "validation")
+    print("\ncalls per stage (served by the endpoint between the events that open and close it)")
+    print(f"{'step':>4} " + " ".join(f"{n:>10}" for n in names))
+    for step, counts in sorted(stages.items()):
+        print(f"{step:>4} " + " ".join(f"{counts[n]:>10}" for n in names))
     total = sum(u.get("calls", 0) for u in summary.usage.values())
     task_prompts = [k for k in sent if "Word: " in k and "backward engine" not in k and "improve one part" not in k]
     print(f"\nwhole run: {total} calls ({server.request_count} served), baseline val+test {len(val) + len(test)}, "
