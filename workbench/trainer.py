@@ -1,8 +1,9 @@
 """The training loop of LLM-AutoDiff, as a resumable, observable, stoppable process.
 
 `Trainer` is the one public face; its parts live in `workbench/training/`:
-the step algorithm (step.py), the run's lifecycle and budget (lifecycle.py), and checkpoints
-(checkpoint.py). Every stage emits an event (docs/EVENTS.md); the run store, the CLI and the widgets
+the step (step.py: forward, select, backward), the proposal loop (proposals.py: propose, checks,
+approval, decide) and its gates (gate_runs.py: minibatch and validation), the run's lifecycle and
+budget (lifecycle.py), and checkpoints (checkpoint.py). Every stage emits an event (docs/EVENTS.md); the run store, the CLI and the widgets
 are subscribers. A checkpoint after each step lets a killed run resume; with the LLM cache a resumed
 run ends exactly where an uninterrupted one would.
 """
@@ -27,7 +28,9 @@ from .store import RunStore, new_run_id
 from .training.checkpoint import checkpoint_state, latest_valid_checkpoint, restore_checkpoint
 from .training.config import RunSummary, TrainConfig
 from .training.faults import FaultReporting
+from .training.gate_runs import GateRuns
 from .training.lifecycle import Lifecycle
+from .training.proposals import ProposalLoop
 from .training.step import TrainingStep
 
 if TYPE_CHECKING:
@@ -39,7 +42,7 @@ if TYPE_CHECKING:
 __all__ = ["RunSummary", "TrainConfig", "Trainer"]
 
 
-class Trainer(TrainingStep, Lifecycle, FaultReporting):
+class Trainer(TrainingStep, ProposalLoop, GateRuns, Lifecycle, FaultReporting):
     """Trains a pipeline's parameters. `fit()` blocks; `start()` runs it in a worker thread."""
 
     def __init__(self, pipeline: "Pipeline", train: Sequence["Example"], val: Sequence["Example"],

@@ -1,35 +1,27 @@
-"""One training step of LLM-AutoDiff, from a minibatch to kept or reverted prompt values.
+"""One training step of LLM-AutoDiff: a minibatch in, textual gradients out, then the proposal loop.
 
 forward a minibatch (one graph per sample, plus failed samples carried over from steps where
 nothing was accepted) -> select failed samples (+ a few passing ones) -> backward (textual
 gradients) -> for each trained parameter (or, with `optimize="joint"`, each prompt's parameters
-together), up to `max_proposals` attempts, one at a time, each seeing the ones already rejected:
-constraint check -> leak check -> minibatch gate -> approval (policy or person) -> validation gate.
-The first candidate that passes is kept; the next parameter is gated against the new values.
-Every stage emits an event (docs/EVENTS.md).
+together) the proposal loop (proposals.py) -> a checkpoint. Every stage emits an event (docs/EVENTS.md).
 
-Gates are paired: the candidate and the current values are compared on the same sample ids, and a
-sample that errored in either run is left out of both means. Every evaluation goes through the
-run's `EvalMemo`, so the same values on the same sample are never paid for twice.
+Every evaluation goes through the run's `EvalMemo`, so the same values on the same sample are
+never paid for twice (a final test pass of a run that kept nothing reuses the baseline's results).
 
 `TrainingStep` is a mixin of `workbench.trainer.Trainer`: it reads the run's state (params, memory,
-best_val, config, models, ...) from the trainer and leaves lifecycle (`_gate`, `_check_budget`,
-`_stop`) and persistence (`_checkpoint`) to the other parts.
+best_val, config, models, ...) from the trainer and leaves the proposal loop (`_optimize`),
+lifecycle (`_gate`, `_check_budget`, `_stop`) and persistence (`_checkpoint`) to the other parts.
 """
 from __future__ import annotations
 
-import contextlib
 import math
 import random
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Sequence
 
-from ..approval import AutoApproval, Decision, PendingProposal
 from ..errors import RunStopped, WorkbenchError
 from ..eval_memo import MEMO_FILE, EvalMemo, run_batch_memo
-from ..optim import Attempt, LeakCheck, check_constraints
-from ..optim.gates import Paired, can_still_win, minibatch_verdict, pair, scores_by_id
-from ..optim.text_optimizer import summarise_gradients
+from ..optim import LeakCheck
 from ..parameter import Parameter, Role
 from ..runner import BatchResult, SampleResult
 from ..selection import select_for_backward
@@ -38,11 +30,9 @@ if TYPE_CHECKING:
     from ..datasets import Example
     from ..graph import NodeRecord
 
-Values = dict[str, str]  # parameter name -> candidate value (one entry, or several for a joint proposal)
-
 
 class TrainingStep:
-    """The step algorithm; see the module docstring."""
+    """Forward, select, backward; see the module docstring."""
 
     # -- run-scoped helpers (created on first use, so the trainer needs no extra wiring) ------------
     @property
@@ -54,6 +44,7 @@ class TrainingStep:
 
     @property
     def leak_check(self) -> LeakCheck:
+        """Refuses candidates that copy a training target into the prompt (they would not generalise)."""
         if getattr(self, "_leak_check", None) is None:
             self._leak_check = LeakCheck(e.target for e in self.train)
         return self._leak_check
@@ -221,248 +212,6 @@ class TrainingStep:
         self._emit("backward_done", samples=[r.sample_id for r in chosen], gradients=sum(counts))
         self._check_budget()
 
-    # -- proposals --------------------------------------------------------------------------------
-    def _optimize(self, group: list[Parameter], gate_examples: list["Example"], failed: list[SampleResult],
-                  step: int) -> tuple[bool, list[str]]:
-        """Up to `max_proposals` attempts for a parameter (or a joint group), one at a time.
-
-        Each optimizer call sees the candidates already rejected in this step (they are in the
-        memory with their reason); the first candidate that passes both gates is kept.
-        """
-        self._gate()
-        # the gate's baseline: the current values on the back-propagated samples. When an earlier
-        # parameter was accepted in this step these are new values (the accepted candidate's own
-        # minibatch run covered them, so the memo answers).
-        before = self._scores_now(gate_examples, split="minibatch")
-        ids: list[str] = []
-        demos = group[0].role is Role.DEMOS
-        attempts = 1 if demos else self.config.max_proposals
-        joint = len(group) > 1
-        for attempt in range(1, attempts + 1):
-            self._gate()
-            values, source, why, reply = self._propose(group, failed, step, attempt)
-            if source == "skipped":
-                break  # already reported as a `skipped` event
-            if not values:
-                self._emit("no_proposal", parameter="+".join(p.name for p in group), source=source, reason=why,
-                           reply=reply[:2000])
-                if source == "optimizer" and self.text_optimizer.retry_when_empty and not joint:
-                    continue  # a base model samples another line with the next attempt's seed
-                break  # the same prompt would get the same useless reply
-            pid = self._next_proposal_id(step)
-            ids.append(pid)
-            if self._try_candidate(values, pid, source, gate_examples, before, step, attempt,
-                                   "+".join(p.name for p in group) if joint else None):
-                return True, ids
-        return False, ids
-
-    def _propose(self, group: list[Parameter], failed: list[SampleResult], step: int,
-                 attempt: int) -> tuple[Values, str, str, str]:
-        """(candidate values, source, why there is none, raw reply)."""
-        param = group[0]
-        if param.role is Role.DEMOS:
-            demo = self.demo_optimizer.propose(param, failed, step)
-            return ({param.name: demo} if demo else {}), "demos", \
-                "no demo candidates different from the current demos yet", ""
-        why = "the optimizer's reply held no usable value (empty, or it echoed its prompt)"
-        names = "+".join(p.name for p in group)
-        if len(group) > 1:
-            proposed = self._unless_model_fails(
-                "optimizer", lambda: self.text_optimizer.propose_joint(group, self.memory, step), parameter=names)
-            if proposed is None:  # the optimizer model failed after retries: skipped, with an event
-                return {}, "skipped", "", ""
-            values, reply = proposed
-            return values, "optimizer", why, reply
-        peers = [self.params[n] for n in self._peers_of(param) if n != param.name]
-        proposed = self._unless_model_fails("optimizer", lambda: self.text_optimizer.propose_with_reply(
-            param, peers, self.memory[param.name], param.gradients, step=step, attempt=attempt), parameter=names)
-        if proposed is None:
-            return {}, "skipped", "", ""
-        candidates, reply = proposed
-        return ({param.name: candidates[0]} if candidates else {}), "optimizer", why, reply
-
-    def _emit_proposal(self, values: Values, pid: str, source: str, attempt: int, group: str | None) -> None:
-        for name, new in values.items():
-            p = self.params[name]
-            grads = summarise_gradients(p.gradients, pass_threshold=self.selection_threshold) if p.gradients else ""
-            self._emit("proposal", proposal_id=pid, parameter=name, role=p.role.value, old=p.value, new=new,
-                       source=source, gradient_summary=grads, attempt=attempt, group=group)
-
-    def _refusal(self, values: Values) -> str | None:
-        """Why values are refused before any evaluation: a repeat, a broken constraint or a leaked target."""
-        for name, new in values.items():
-            p = self.params[name]
-            if len(values) == 1 and any(not a.accepted and a.step == self.step and a.value.strip() == new.strip()
-                                        for a in self.memory[name].attempts):
-                return "already rejected in this step"  # (a joint proposal differs if any of its parts does)
-            broken = check_constraints(p, new)
-            if broken:
-                return f"breaks a constraint{'' if len(values) == 1 else f' ({name})'}: {broken}"
-            if p.role is not Role.DEMOS:  # demos are built from training samples on purpose
-                leak = self.leak_check.reason(new, p.value)
-                if leak:
-                    return leak if len(values) == 1 else f"{leak} ({name})"
-        return None
-
-    def _minibatch_gate(self, values: Values, pid: str, gate_examples: list["Example"],
-                        before: Mapping[str, float | None]) -> tuple[bool, str, Paired]:
-        with self._trying(values):
-            result = self._forward(gate_examples, split="minibatch", phase="proposal")
-        paired = pair(before, scores_by_id(result.results), pass_threshold=self.selection_threshold)
-        passed, why = minibatch_verdict(paired, rule=self.config.minibatch_gate)
-        self._emit("eval", split="minibatch", phase="proposal", score=result.mean_score, n=len(result.results),
-                   errored=len(result.errored), proposal_id=pid, left_out=paired.left_out)
-        self._emit("minibatch", proposal_id=pid, before=paired.before, after=paired.after, passed=passed,
-                   left_out=paired.left_out, samples=list(paired.samples))
-        return passed, why, paired
-
-    def _try_candidate(self, values: Values, pid: str, source: str, gate_examples: list["Example"],
-                       before: Mapping[str, float | None], step: int, attempt: int, group: str | None) -> bool:
-        self._emit_proposal(values, pid, source, attempt, group)
-        refused = self._refusal(values)
-        if refused:
-            return self._reject(values, pid, step, refused, by=source)
-        passed, why, paired = self._minibatch_gate(values, pid, gate_examples, before)
-        if not passed:
-            return self._reject(values, pid, step, why, minibatch=paired.after, by=source)
-        decision = self._ask(self._pending(values, pid, paired))
-        self._emit("decision", proposal_id=pid, **decision.to_dict())
-        if decision.action == "reject":
-            return self._reject(values, pid, step, f"rejected by {decision.by}", minibatch=paired.after,
-                                by=decision.by)
-        by = source
-        if decision.action == "edit" and decision.text is not None:
-            if len(values) > 1:
-                return self._reject(values, pid, step, "a joint proposal cannot be edited as one text; "
-                                    "reject it and edit the parameters one at a time", by=decision.by)
-            # a person's edit goes through the same checks and minibatch gate as a proposal
-            values, by = {next(iter(values)): decision.text}, "human"
-            self._emit_proposal(values, pid, "human", attempt, group)
-            refused = self._refusal(values)
-            if refused:
-                return self._reject(values, pid, step, f"the edit {refused}", by=by)
-            passed, why, paired = self._minibatch_gate(values, pid, gate_examples, before)
-            if not passed:
-                return self._reject(values, pid, step, f"the edit failed the minibatch gate: {why}",
-                                    minibatch=paired.after, by=by)
-        if not getattr(self.approval, "validate", True) and decision.by == "person":
-            score, keep, reason = None, True, "accepted by a person without validation"
-        else:
-            score, keep, reason = self._validate(values, pid)
-        if not keep:
-            return self._reject(values, pid, step, reason, minibatch=paired.after, score=score, by=by)
-        for name, new in values.items():
-            self.params[name].update(new, step=step, source=by, score=score, note=pid)
-            self.memory[name].record(Attempt(new, step, score, True, reason, paired.after, by))
-            self._emit("update", proposal_id=pid, parameter=name, accepted=True, value=new, reason=reason)
-        if score is not None:
-            self.best_val, self.best_step = score, step
-        return True
-
-    def _pending(self, values: Values, pid: str, paired: Paired) -> PendingProposal:
-        if len(values) == 1:
-            name, new = next(iter(values.items()))
-            old = self.params[name].value
-        else:
-            name = "+".join(values)
-            old = "\n\n".join(f"[{n}]\n{self.params[n].value}" for n in values)
-            new = "\n\n".join(f"[{n}]\n{v}" for n, v in values.items())
-        return PendingProposal(pid, name, old, new, paired.before or 0.0, paired.after or 0.0)
-
-    def _reject(self, values: Values, pid: str, step: int, reason: str, *,
-                minibatch: float | None = None, score: float | None = None, by: str = "optimizer") -> bool:
-        for name, new in values.items():
-            self.memory[name].record(Attempt(new, step, score, False, reason, minibatch, by))
-            self._emit("update", proposal_id=pid, parameter=name, accepted=False, value=self.params[name].value,
-                       reason=reason)
-        return False
-
-    def _ask(self, pending: PendingProposal) -> Decision:
-        if isinstance(self.approval, AutoApproval) or getattr(self.approval, "auto", False):
-            return Decision("accept", "policy")
-        self.desk.open(pending)
-        self._emit("approval_requested", proposal_id=pending.proposal_id, parameter=pending.parameter,
-                   old=pending.old, new=pending.new, minibatch_before=pending.minibatch_before,
-                   minibatch_after=pending.minibatch_after)
-        try:
-            return self.approval.decide(pending, stopped=self._stop.is_set)
-        finally:
-            self.desk.close()
-
-    def _wins(self, paired: Paired) -> bool:
-        """The candidate beats the best values on the samples both were scored on (plus `min_gain`)."""
-        if paired.after is None:
-            return False
-        margin = (paired.before if paired.before is not None else -1.0) + self.config.min_gain
-        return paired.after > margin or (self.config.tie_rule == "equal" and paired.after >= margin)
-
-    def _scores_now(self, examples: Sequence["Example"], *, split: str) -> dict[str, float | None]:
-        """Per-sample scores of the current values: the reference a candidate is paired with.
-
-        The current values were scored on these samples already (baseline, the step's forward, or
-        the accepted candidate's own gates), so the memo answers without a call; if it cannot (a
-        person's value accepted without validation, a resumed in-process model) the samples run,
-        with an `eval` event.
-        """
-        self._gate()
-        result, reused = run_batch_memo(self.eval_memo, self.pipeline, examples, self.eval_fn, self.models.task,
-                                        values=self._current_values(), concurrency=self.config.concurrency,
-                                        pass_threshold=self.config.pass_threshold, should_stop=self._stop.is_set)
-        if self._stop.is_set():
-            raise RunStopped("stopped while scoring the current values")
-        if reused < len(examples):
-            self.errored_samples += len(result.errored)
-            self._emit("eval", split=split, phase="train" if split == "minibatch" else "baseline",
-                       score=result.mean_score, n=len(result.results), errored=len(result.errored), proposal_id=None)
-            self._check_budget()
-        return scores_by_id(result.results)
-
-    def _validate(self, values: Values, pid: str) -> tuple[float, bool, str]:
-        """Paired validation in chunks, stopping once even a perfect rest could not win.
-
-        Returns (the candidate's mean over the samples it scored, keep?, reason).
-        """
-        reference = self._scores_now(self.val, split="val")
-        chunk = self.config.concurrency
-        mine: dict[str, float | None] = {}
-        results: list[SampleResult] = []
-        complete = True
-        with self._trying(values):
-            for start in range(0, len(self.val), chunk):
-                batch = self._forward(self.val[start:start + chunk], split="val", phase="proposal")
-                results += batch.results
-                mine.update(scores_by_id(batch.results))
-                remaining = [e.id for e in self.val[start + chunk:]]
-                if self.config.early_stop_validation and remaining and \
-                        not can_still_win(mine, reference, remaining, self._wins):
-                    complete = False
-                    break
-        paired = pair({i: reference.get(i) for i in mine}, mine)
-        scored = [s for s in mine.values() if s is not None]
-        score = sum(scored) / len(scored) if scored else 0.0
-        keep = complete and self._wins(paired)
-        self._emit("eval", split="val", phase="proposal", score=score, n=len(results),
-                   errored=sum(r.status == "errored" for r in results), proposal_id=pid, complete=complete,
-                   left_out=paired.left_out)
-        self._emit("validation", proposal_id=pid, score=paired.after, best=paired.before, passed=keep,
-                   complete=complete, left_out=paired.left_out)
-        b = paired.before if paired.before is not None else -1.0
-        reason = f"validation {paired.after or 0.0:.3f} {'beats' if keep else 'does not beat'} best {b:.3f}" + \
-            (f" ({paired.left_out} errored sample(s) left out of both)" if paired.left_out else "") + \
-            ("" if complete else " (stopped early: it could no longer win)")
-        return score, keep, reason
-
-    @contextlib.contextmanager
-    def _trying(self, values: Values) -> Iterator[None]:
-        old = {name: self.params[name].value for name in values}
-        for name, value in values.items():
-            self.params[name].value = value
-        try:
-            yield
-        finally:
-            for name, value in old.items():
-                self.params[name].value = value
-
     def _peers_of(self, param: Parameter) -> list[str]:
         for component in self.pipeline.components():
             names = [p.name for p in component.parameters()]
@@ -473,6 +222,3 @@ class TrainingStep:
     def _example(self, r: SampleResult) -> "Example":
         return next(e for e in self.train if e.id == r.sample_id)
 
-    def _next_proposal_id(self, step: int) -> str:
-        self._proposal_counter += 1
-        return f"p{step}-{self._proposal_counter}"

@@ -1,0 +1,187 @@
+"""The proposal loop of one parameter (or a joint group) within a step: propose, check, gate, decide.
+
+Up to `max_proposals` attempts, one at a time; each optimizer call sees the candidates already
+rejected in this step (the memory holds them with their reason). A candidate goes through
+constraint check -> leak check -> minibatch gate -> approval (policy or person) -> validation gate,
+and the first one that passes is kept; the next parameter is then gated against the new values.
+A person's edit goes through the same checks and minibatch gate as a proposal.
+
+`ProposalLoop` is a mixin of `workbench.trainer.Trainer`; the gates' runs are in gate_runs.py.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Mapping
+
+from ..approval import AutoApproval, Decision, PendingProposal
+from ..optim import Attempt, check_constraints
+from ..optim.gates import Paired
+from ..optim.text_optimizer import summarise_gradients
+from ..parameter import Parameter, Role
+from ..runner import SampleResult
+from .gate_runs import Values
+
+if TYPE_CHECKING:
+    from ..datasets import Example
+
+
+class ProposalLoop:
+    """Propose, check, gate and decide; see the module docstring."""
+
+    def _optimize(self, group: list[Parameter], gate_examples: list["Example"], failed: list[SampleResult],
+                  step: int) -> tuple[bool, list[str]]:
+        """Up to `max_proposals` attempts for a parameter (or a joint group), one at a time.
+
+        Each optimizer call sees the candidates already rejected in this step (they are in the
+        memory with their reason); the first candidate that passes both gates is kept.
+        """
+        self._gate()
+        # the gate's baseline: the current values on the back-propagated samples. When an earlier
+        # parameter was accepted in this step these are new values (the accepted candidate's own
+        # minibatch run covered them, so the memo answers).
+        before = self._scores_now(gate_examples, split="minibatch")
+        ids: list[str] = []
+        demos = group[0].role is Role.DEMOS
+        attempts = 1 if demos else self.config.max_proposals
+        joint = len(group) > 1
+        for attempt in range(1, attempts + 1):
+            self._gate()
+            values, source, why, reply = self._propose(group, failed, step, attempt)
+            if source == "skipped":
+                break  # already reported as a `skipped` event
+            if not values:
+                self._emit("no_proposal", parameter="+".join(p.name for p in group), source=source, reason=why,
+                           reply=reply[:2000])
+                if source == "optimizer" and self.text_optimizer.retry_when_empty and not joint:
+                    continue  # a base model samples another line with the next attempt's seed
+                break  # the same prompt would get the same useless reply
+            pid = self._next_proposal_id(step)
+            ids.append(pid)
+            if self._try_candidate(values, pid, source, gate_examples, before, step, attempt,
+                                   "+".join(p.name for p in group) if joint else None):
+                return True, ids
+        return False, ids
+
+    def _propose(self, group: list[Parameter], failed: list[SampleResult], step: int,
+                 attempt: int) -> tuple[Values, str, str, str]:
+        """(candidate values, source, why there is none, raw reply)."""
+        param = group[0]
+        if param.role is Role.DEMOS:
+            demo = self.demo_optimizer.propose(param, failed, step)
+            return ({param.name: demo} if demo else {}), "demos", \
+                "no demo candidates different from the current demos yet", ""
+        why = "the optimizer's reply held no usable value (empty, or it echoed its prompt)"
+        names = "+".join(p.name for p in group)
+        if len(group) > 1:
+            proposed = self._unless_model_fails(
+                "optimizer", lambda: self.text_optimizer.propose_joint(group, self.memory, step), parameter=names)
+            if proposed is None:  # the optimizer model failed after retries: skipped, with an event
+                return {}, "skipped", "", ""
+            values, reply = proposed
+            return values, "optimizer", why, reply
+        peers = [self.params[n] for n in self._peers_of(param) if n != param.name]
+        proposed = self._unless_model_fails("optimizer", lambda: self.text_optimizer.propose_with_reply(
+            param, peers, self.memory[param.name], param.gradients, step=step, attempt=attempt), parameter=names)
+        if proposed is None:
+            return {}, "skipped", "", ""
+        candidates, reply = proposed
+        return ({param.name: candidates[0]} if candidates else {}), "optimizer", why, reply
+
+    def _emit_proposal(self, values: Values, pid: str, source: str, attempt: int, group: str | None) -> None:
+        for name, new in values.items():
+            p = self.params[name]
+            grads = summarise_gradients(p.gradients, pass_threshold=self.selection_threshold) if p.gradients else ""
+            self._emit("proposal", proposal_id=pid, parameter=name, role=p.role.value, old=p.value, new=new,
+                       source=source, gradient_summary=grads, attempt=attempt, group=group)
+
+    def _refusal(self, values: Values) -> str | None:
+        """Why values are refused before any evaluation: a repeat, a broken constraint or a leaked target."""
+        for name, new in values.items():
+            p = self.params[name]
+            if len(values) == 1 and any(not a.accepted and a.step == self.step and a.value.strip() == new.strip()
+                                        for a in self.memory[name].attempts):
+                return "already rejected in this step"  # (a joint proposal differs if any of its parts does)
+            broken = check_constraints(p, new)
+            if broken:
+                return f"breaks a constraint{'' if len(values) == 1 else f' ({name})'}: {broken}"
+            if p.role is not Role.DEMOS:  # demos are built from training samples on purpose
+                leak = self.leak_check.reason(new, p.value)
+                if leak:
+                    return leak if len(values) == 1 else f"{leak} ({name})"
+        return None
+
+    def _try_candidate(self, values: Values, pid: str, source: str, gate_examples: list["Example"],
+                       before: Mapping[str, float | None], step: int, attempt: int, group: str | None) -> bool:
+        self._emit_proposal(values, pid, source, attempt, group)
+        refused = self._refusal(values)
+        if refused:
+            return self._reject(values, pid, step, refused, by=source)
+        passed, why, paired = self._minibatch_gate(values, pid, gate_examples, before)
+        if not passed:
+            return self._reject(values, pid, step, why, minibatch=paired.after, by=source)
+        decision = self._ask(self._pending(values, pid, paired))
+        self._emit("decision", proposal_id=pid, **decision.to_dict())
+        if decision.action == "reject":
+            return self._reject(values, pid, step, f"rejected by {decision.by}", minibatch=paired.after,
+                                by=decision.by)
+        by = source
+        if decision.action == "edit" and decision.text is not None:
+            if len(values) > 1:
+                return self._reject(values, pid, step, "a joint proposal cannot be edited as one text; "
+                                    "reject it and edit the parameters one at a time", by=decision.by)
+            # a person's edit goes through the same checks and minibatch gate as a proposal
+            values, by = {next(iter(values)): decision.text}, "human"
+            self._emit_proposal(values, pid, "human", attempt, group)
+            refused = self._refusal(values)
+            if refused:
+                return self._reject(values, pid, step, f"the edit {refused}", by=by)
+            passed, why, paired = self._minibatch_gate(values, pid, gate_examples, before)
+            if not passed:
+                return self._reject(values, pid, step, f"the edit failed the minibatch gate: {why}",
+                                    minibatch=paired.after, by=by)
+        if not getattr(self.approval, "validate", True) and decision.by == "person":
+            score, keep, reason = None, True, "accepted by a person without validation"
+        else:
+            score, keep, reason = self._validate(values, pid)
+        if not keep:
+            return self._reject(values, pid, step, reason, minibatch=paired.after, score=score, by=by)
+        for name, new in values.items():
+            self.params[name].update(new, step=step, source=by, score=score, note=pid)
+            self.memory[name].record(Attempt(new, step, score, True, reason, paired.after, by))
+            self._emit("update", proposal_id=pid, parameter=name, accepted=True, value=new, reason=reason)
+        if score is not None:
+            self.best_val, self.best_step = score, step
+        return True
+
+    def _pending(self, values: Values, pid: str, paired: Paired) -> PendingProposal:
+        if len(values) == 1:
+            name, new = next(iter(values.items()))
+            old = self.params[name].value
+        else:
+            name = "+".join(values)
+            old = "\n\n".join(f"[{n}]\n{self.params[n].value}" for n in values)
+            new = "\n\n".join(f"[{n}]\n{v}" for n, v in values.items())
+        return PendingProposal(pid, name, old, new, paired.before or 0.0, paired.after or 0.0)
+
+    def _reject(self, values: Values, pid: str, step: int, reason: str, *,
+                minibatch: float | None = None, score: float | None = None, by: str = "optimizer") -> bool:
+        for name, new in values.items():
+            self.memory[name].record(Attempt(new, step, score, False, reason, minibatch, by))
+            self._emit("update", proposal_id=pid, parameter=name, accepted=False, value=self.params[name].value,
+                       reason=reason)
+        return False
+
+    def _ask(self, pending: PendingProposal) -> Decision:
+        if isinstance(self.approval, AutoApproval) or getattr(self.approval, "auto", False):
+            return Decision("accept", "policy")
+        self.desk.open(pending)
+        self._emit("approval_requested", proposal_id=pending.proposal_id, parameter=pending.parameter,
+                   old=pending.old, new=pending.new, minibatch_before=pending.minibatch_before,
+                   minibatch_after=pending.minibatch_after)
+        try:
+            return self.approval.decide(pending, stopped=self._stop.is_set)
+        finally:
+            self.desk.close()
+
+    def _next_proposal_id(self, step: int) -> str:
+        self._proposal_counter += 1
+        return f"p{step}-{self._proposal_counter}"
