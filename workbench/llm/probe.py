@@ -8,7 +8,9 @@ tokens for both, the system message was dropped and the client folds system mess
 user turn from then on.
 
 The answer is remembered per (endpoint, model) for the life of the process, so an endpoint is
-probed once however many ``Models`` are built on it. Each result becomes an ``endpoint_probe``
+probed once however many ``Models`` are built on it, and in the client's response cache (when it
+has one), so a later process on the same cache, such as a replay or a resumed run, makes no
+probe calls at all: with a warm cache a replay costs zero HTTP requests. Each result becomes an ``endpoint_probe``
 notice: ``{role, base_url, model, system_messages, fold_system, source}``.
 """
 
@@ -19,6 +21,7 @@ import os
 import threading
 
 from workbench.errors import ConfigError, EndpointUnreachableError, WorkbenchError
+from workbench.llm.cache import ResponseCache
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +30,7 @@ PROBE_USER = "Reply with the single word OK."
 PROBE_ROLE = "probe"  # usage of the probe's two calls is recorded under this role
 
 KEPT, DROPPED, UNKNOWN = "kept", "dropped", "unknown"
+CACHE_SETTINGS = {"probe": "system_messages", "version": 1}  # no chat request has these settings
 FOLD_ENV = "WORKBENCH_FOLD_SYSTEM"
 
 _lock = threading.Lock()
@@ -56,6 +60,11 @@ def probe_system_messages(client) -> str:
     with _lock:
         if key in _results:
             return _results[key]
+    remembered = _cached_result(client)
+    if remembered is not None:
+        with _lock:
+            _results[key] = remembered
+        return remembered
     settings = {"temperature": 0.0, "max_tokens": 1}
     user = {"role": "user", "content": PROBE_USER}
     try:
@@ -73,7 +82,39 @@ def probe_system_messages(client) -> str:
         result = KEPT if with_system > without else DROPPED
     with _lock:
         _results[key] = result
+    if result != UNKNOWN:
+        _cache_result(client, result)
     return result
+
+
+def _cache_key(client) -> str:
+    messages = [{"role": "system", "content": PROBE_SYSTEM}, {"role": "user", "content": PROBE_USER}]
+    return ResponseCache.key(client.cache_namespace, client.model, messages, CACHE_SETTINGS)
+
+
+def _cached_result(client) -> str | None:
+    """What an earlier process found for this endpoint and model, from the response cache (or None)."""
+    cache = getattr(client, "cache", None)
+    if cache is None:
+        return None
+    try:
+        hit = cache.get(_cache_key(client))
+    except Exception as exc:  # a broken cache costs a probe, never the run
+        log.warning("response cache %s unreadable (%s); probing the endpoint", cache, exc)
+        return None
+    text = hit.get("text") if hit else None
+    return text if text in (KEPT, DROPPED) else None
+
+
+def _cache_result(client, result: str) -> None:
+    cache = getattr(client, "cache", None)
+    if cache is None:
+        return
+    try:
+        cache.put(_cache_key(client), {"text": result, "prompt_tokens": 0, "completion_tokens": 0,
+                                       "model": client.model, "finish_reason": "probe"})
+    except Exception as exc:
+        log.warning("could not remember the probe of %s in the response cache %s: %s", client.base_url, cache, exc)
 
 
 def forget_probes() -> None:
