@@ -70,7 +70,7 @@ def _from_trainer(trainer: "Trainer") -> dict:
 def _from_store(store: RunStore) -> dict:
     if not (store.path / "config.json").exists():
         store.config()  # a clear error when the folder is not a run
-    state = store.latest_checkpoint(check=_no_parameters)
+    state = store.latest_checkpoint()  # skips damaged ones, as resume does
     if state is None:
         raise WorkbenchError(f"{store.path} has no checkpoint yet, so there are no trained values to export")
     # the trainer keeps only improvements, so the newest checkpoint holds the best values so far
@@ -88,14 +88,6 @@ def _unless_damaged(read: Callable[[], dict | None], instead: dict | None = None
     except WorkbenchError as exc:
         warnings.warn(f"{exc}; the export's values come from the checkpoint", DamagedFileWarning, stacklevel=3)
         return instead
-
-
-def _no_parameters(state: dict) -> str | None:
-    params = state.get("parameters")
-    if not isinstance(params, dict) or not all(isinstance(p, dict) and isinstance(p.get("value"), str)
-                                               for p in params.values()):
-        return "it has no parameter values"
-    return None
 
 
 def _run_info(store: RunStore, config: dict, state: dict, summary: dict | None) -> dict:

@@ -104,6 +104,38 @@ def _damaged(what: str) -> None:
     warnings.warn(what, DamagedFileWarning, stacklevel=3)
 
 
+# -- the checkpoint file format (the trainer's state is written in training/checkpoint.py) --------------
+
+SCHEMA_VERSION = 1
+READABLE_VERSIONS = (0, 1)  # 0: written before checkpoints carried a schema version; same layout
+REQUIRED_KEYS = ("step", "parameters", "memory", "best_val", "best_step", "baseline", "curve")
+
+
+def checkpoint_problem(state: Any) -> str | None:
+    """Why `state` cannot be resumed from, or None when it can."""
+    if not isinstance(state, dict):
+        return f"it holds a JSON {type(state).__name__}, not an object"
+    version = state.get("schema", 0)
+    if version not in READABLE_VERSIONS:
+        return (f"it has checkpoint schema version {version!r}; this workbench reads schema versions "
+                f"{', '.join(map(str, READABLE_VERSIONS))}")
+    missing = [key for key in REQUIRED_KEYS if key not in state]
+    if missing:
+        return f"it lacks {', '.join(repr(k) for k in missing)}"
+    if not isinstance(state["step"], int) or isinstance(state["step"], bool) or state["step"] < 0:
+        return f"its step is {state['step']!r}, not a step number"
+    parameters, memory = state["parameters"], state["memory"]
+    if not isinstance(parameters, dict) or not isinstance(memory, dict):
+        return "its 'parameters' and 'memory' are not objects"
+    for name, saved in parameters.items():
+        if not (isinstance(saved, dict) and isinstance(saved.get("value"), str)
+                and isinstance(saved.get("history", []), list)):
+            return f"its parameter {name!r} has no text value"
+    if not isinstance(state["curve"], list) or not isinstance(state["baseline"], dict):
+        return "its 'curve' or 'baseline' has the wrong shape"
+    return None
+
+
 class RunStore:
     """One run's folder. Subscribe `store.on_event` to a trainer's bus (the trainer does it).
 
@@ -191,9 +223,10 @@ class RunStore:
             return None
         return state
 
-    def latest_checkpoint(self, check: Callable[[dict], str | None] | None = None) -> dict | None:
+    def latest_checkpoint(self, check: Callable[[dict], str | None] | None = checkpoint_problem) -> dict | None:
         """The newest readable checkpoint, walking back past damaged ones; `latest.json` when there are
-        no step files. `check(state)` may name a reason to skip a readable one too."""
+        no step files. `check(state)` names a reason to skip a readable one (by default: it does not
+        follow the checkpoint schema), so `workbench runs`, exports and resume agree on the latest step."""
         candidates = list(reversed(self.checkpoints()))
         if not candidates and (self.path / "latest.json").exists():
             candidates = [self.path / "latest.json"]

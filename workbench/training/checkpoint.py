@@ -18,13 +18,11 @@ from ..errors import WorkbenchError
 from ..optim import ParameterMemory
 from ..optim.demo_optimizer import Demo
 from ..parameter import Revision
+from ..store import READABLE_VERSIONS, REQUIRED_KEYS, SCHEMA_VERSION, checkpoint_problem  # noqa: F401 (re-exported)
 
 if TYPE_CHECKING:
     from ..store import RunStore
 
-SCHEMA_VERSION = 1
-READABLE_VERSIONS = (0, 1)  # 0: written before checkpoints carried a schema version; same layout
-REQUIRED_KEYS = ("step", "parameters", "memory", "best_val", "best_step", "baseline", "curve")
 
 
 def checkpoint_state(trainer: Any) -> dict:
@@ -39,31 +37,6 @@ def checkpoint_state(trainer: Any) -> dict:
             "demo_pool": {n: [asdict(d) for d in pool.values()]
                           for n, pool in trainer.demo_optimizer.pool.items()},
             "pinned": sorted(trainer.pinned), "excluded": sorted(trainer.excluded)}
-
-
-def checkpoint_problem(state: Any) -> str | None:
-    """Why `state` cannot be resumed from, or None when it can."""
-    if not isinstance(state, dict):
-        return f"it holds a JSON {type(state).__name__}, not an object"
-    version = state.get("schema", 0)
-    if version not in READABLE_VERSIONS:
-        return (f"it has checkpoint schema version {version!r}; this workbench reads schema versions "
-                f"{', '.join(map(str, READABLE_VERSIONS))}")
-    missing = [key for key in REQUIRED_KEYS if key not in state]
-    if missing:
-        return f"it lacks {', '.join(repr(k) for k in missing)}"
-    if not isinstance(state["step"], int) or isinstance(state["step"], bool) or state["step"] < 0:
-        return f"its step is {state['step']!r}, not a step number"
-    parameters, memory = state["parameters"], state["memory"]
-    if not isinstance(parameters, dict) or not isinstance(memory, dict):
-        return "its 'parameters' and 'memory' are not objects"
-    for name, saved in parameters.items():
-        if not (isinstance(saved, dict) and isinstance(saved.get("value"), str)
-                and isinstance(saved.get("history", []), list)):
-            return f"its parameter {name!r} has no text value"
-    if not isinstance(state["curve"], list) or not isinstance(state["baseline"], dict):
-        return "its 'curve' or 'baseline' has the wrong shape"
-    return None
 
 
 def read_checkpoint_file(path: Path) -> tuple[dict | None, str | None]:
