@@ -12,6 +12,7 @@ import logging
 import pytest
 
 from workbench import LLMCall, Parameter, tool
+from workbench.datasets import Example
 from workbench.errors import BadArgumentError, ConfigError, WorkbenchError
 from workbench.eval_memo import EvalMemo, run_batch_memo
 from workbench.graph import Graph
@@ -96,3 +97,14 @@ def test_an_evaluation_after_a_torn_memo_line_is_not_lost(tmp_path):
     assert len(again) == 3  # nothing paid for after the tear is lost
     _, reused = run_batch_memo(again, Shout(), TRAIN[:3], eval_fn, model, values={"shout.instruction": "v"})
     assert reused == 3 and len(model.calls) == 4
+
+
+def test_repeated_sample_ids_in_a_split_are_refused_before_a_wrong_mean():
+    """Results, the memo and the paired gates are keyed by sample id: two examples sharing one id made
+    the mean count one of them twice and the other never (0.0 here instead of 0.5)."""
+    repeated = [Example("dup", {"word": "apple"}, "APPLE", {}), Example("dup", {"word": "river"}, "RIVER", {})]
+    model = ScriptedModel(lambda messages: "APPLE")
+    for memo in (EvalMemo(), None):
+        with pytest.raises(ConfigError, match=r"\['dup'\] occur more than once"):
+            run_batch_memo(memo, Shout(), repeated, get_eval_fn(same_text), model, values={"shout.instruction": "v"})
+    assert model.calls == []

@@ -15,9 +15,11 @@ import hashlib
 import json
 import logging
 import threading
+from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
+from .errors import ConfigError
 from .graph import Graph
 from .runner import BatchResult, SampleResult, run_batch
 
@@ -130,6 +132,10 @@ def run_batch_memo(memo: EvalMemo | None, pipeline: "Pipeline", examples: Sequen
     Returns the batch (in the examples' order) and how many results were reused. `on_result` sees
     every result, reused or new.
     """
+    repeated = sorted(i for i, n in Counter(e.id for e in examples).items() if n > 1)
+    if repeated:  # results, the memo and the paired gates are keyed by id: one would silently replace another
+        raise ConfigError(f"sample ids must be unique within a split, but {repeated[:5]} occur more than once; "
+                          f"give each example its own id")
     if memo is None:
         return run_batch(pipeline, examples, eval_fn, model, pass_threshold=pass_threshold,
                          on_result=on_result, **kwargs), 0
