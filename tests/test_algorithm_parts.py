@@ -137,6 +137,24 @@ def test_the_prompt_shows_this_steps_rejections_the_initial_value_and_passing_sa
     assert "Sample s1 PASSED (score 1): what works here, keep it:" in text and "Sample s0 (score 0):" in text
 
 
+def test_a_value_rejected_several_times_in_a_step_is_shown_once_with_how_often_it_came_back():
+    param = Parameter("shout.instruction", "Repeat the word.")
+    memory = ParameterMemory(param.name)
+    memory.record(Attempt("Old idea.", 1, 0.2, False, "validation 0.200 does not beat best 0.250", 0.5))
+    memory.record(Attempt("Use capitals.", 2, None, False, "minibatch score stayed at 0.500", 0.5))
+    memory.record(Attempt("Use capitals. ", 2, None, False, "already rejected in this step"))
+    memory.record(Attempt("Use capitals.", 2, None, False, "already rejected in this step"))
+    memory.record(Attempt("Say it in French.", 2, None, False, "minibatch score fell from 0.500 to 0.000", 0.0))
+    opt = TextOptimizer(ScriptedModel(lambda m: "<PROPOSAL>x</PROPOSAL>"))
+    earlier, this_step = opt.prompt(param, [], memory, [], step=2)[1]["content"].split("Already tried in THIS step")
+    assert this_step.count("Use capitals.") == 1 and "already rejected in this step" not in this_step
+    assert 'reason="minibatch score stayed at 0.500; proposed 3 times in this step"' in this_step
+    assert "Say it in French." in this_step and "Old idea." in earlier  # the other sections are as before
+    assert "Use capitals." not in earlier
+    joint = opt.joint_prompt([param], {param.name: memory}, step=2)[1]["content"]
+    assert joint.count("Use capitals.") == 1
+
+
 def test_completion_style_prompt_ends_where_the_value_begins_and_rejects_echoes():
     class Base(ScriptedModel):
         is_base_model = True

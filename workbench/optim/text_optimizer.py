@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import re
+from collections import Counter
+from dataclasses import replace
 from typing import TYPE_CHECKING, Sequence
 
 from ..errors import BadArgumentError
@@ -146,11 +148,11 @@ class TextOptimizer:
     def prompt(self, param: Parameter, peers: Sequence[Parameter], memory: ParameterMemory,
                gradients: Sequence["Gradient"], *, step: int | None = None, attempt: int = 1) -> list[dict]:
         if self.style == "completion":
-            return self.completion.messages(param, gradients, self._rejected(memory, step), attempt)
+            return self.completion.messages(param, gradients, self._this_step(memory, step), attempt)
         history = "\n".join(f"- score {a.score:.3f} (step {a.step}{', initial value' if a.by == 'initial' else ''}): "
                             f"{a.value!r}" for a in memory.best_values(self.history_size)) or "(none yet)"
-        rejected = self._rejected(memory, step)
-        earlier = [a for a in memory.failures(self.failures_shown + len(rejected)) if a not in rejected]
+        rejected, this_step = self._rejected(memory, step), self._this_step(memory, step)
+        earlier = [a for a in memory.failures(self.failures_shown + len(this_step)) if a not in this_step]
         failures = "\n".join(format_attempt(a) for a in earlier[-self.failures_shown:]) or "(none)"
         count = "one improved value" if self.num_candidates == 1 else \
             f"{self.num_candidates} different improved values, each in its own tags"
@@ -171,7 +173,7 @@ class TextOptimizer:
             history = "\n".join(f"- score {a.score:.3f} (step {a.step}): {a.value!r}"
                                 for a in mem.best_values(self.history_size)) or "(none yet)"
             tried = self._rejected(mem, step) + [a for a in mem.failures(self.failures_shown)
-                                                 if a not in self._rejected(mem, step)][-self.failures_shown:]
+                                                 if a not in self._this_step(mem, step)][-self.failures_shown:]
             sections.append(JOINT_PART.format(
                 name=p.name, role=p.role.value, description=p.description or "(none)", value=p.value,
                 gradients=summarise_gradients(p.gradients, pass_threshold=self.pass_threshold), history=history,
@@ -196,7 +198,7 @@ class TextOptimizer:
                            attempt: int | None = None) -> tuple[list[str], str]:
         """Candidates and the raw reply (shown to the user when it held no usable candidate)."""
         if self.style == "completion":
-            attempt = attempt if attempt is not None else len(self._rejected(memory, step)) + 1
+            attempt = attempt if attempt is not None else len(self._this_step(memory, step)) + 1
             messages = self.prompt(param, peers, memory, gradients, step=step, attempt=attempt)
             reply = self.model.complete(messages, **self.completion.sampling(param, step, attempt)).text
             found = self.completion.parse(reply, param, messages)
@@ -213,9 +215,22 @@ class TextOptimizer:
                 if values.get(p.name) and values[p.name].strip() != p.value.strip()}, reply
 
     @staticmethod
-    def _rejected(memory: ParameterMemory, step: int | None) -> list[Attempt]:
-        """Candidates rejected in `step` (this step's earlier attempts)."""
+    def _this_step(memory: ParameterMemory, step: int | None) -> list[Attempt]:
+        """Candidates rejected in `step` (this step's earlier attempts), repeats included."""
         return [] if step is None else [a for a in memory.attempts if a.step == step and not a.accepted]
+
+    @classmethod
+    def _rejected(cls, memory: ParameterMemory, step: int | None) -> list[Attempt]:
+        """This step's rejected candidates as the optimizer sees them: each value once, with its first
+        verdict and how often it came back. A repeat says nothing new, yet shown in full it would cost
+        its tokens again in every later attempt of the step."""
+        firsts: dict[str, Attempt] = {}
+        times: Counter[str] = Counter()
+        for a in cls._this_step(memory, step):
+            firsts.setdefault(a.value.strip(), a)
+            times[a.value.strip()] += 1
+        return [a if times[v] == 1 else replace(a, reason=f"{a.reason}; proposed {times[v]} times in this step")
+                for v, a in firsts.items()]
 
 
 def _rules(param: Parameter) -> str:
