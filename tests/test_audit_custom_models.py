@@ -21,7 +21,7 @@ from workbench.loss import judge
 from workbench.runner import run_batch
 from workbench.trainer import TrainConfig, Trainer
 
-from scripted_tasks import TEST, TRAIN, VAL, Optimizer, Shout, same_text, task
+from scripted_tasks import TEST, TRAIN, VAL, Optimizer, Shout, backward_model, same_text, task
 
 
 def broken(messages):
@@ -66,3 +66,15 @@ def test_a_scripted_reply_that_is_not_text_stops_the_run_as_bad_use(tmp_path):
                       runs_root=tmp_path, progress=False)
     with pytest.raises(BadArgumentError, match="respond\\(\\) must return str, got NoneType"):
         trainer.fit()
+
+
+def test_an_optimizer_model_of_ones_own_that_raises_skips_the_proposal_instead_of_crashing(tmp_path):
+    models = Models(task=ScriptedModel(task), backward=backward_model(), optimizer=ScriptedModel(broken, role="optimizer"))
+    trainer = Trainer(Shout(), TRAIN, VAL, TEST, same_text, models, config=TrainConfig(max_steps=1),
+                      runs_root=tmp_path, progress=False)
+    summary = trainer.fit()
+    assert summary.status == "completed"
+    events = [json.loads(line) for line in (trainer.store.path / "events.jsonl").read_text().splitlines()]
+    skipped = [e["data"] for e in events if e["type"] == "skipped"]
+    assert skipped and {s["stage"] for s in skipped} == {"optimizer"}
+    assert all("connection pool is closed" in s["error"] for s in skipped)

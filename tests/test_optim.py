@@ -34,3 +34,25 @@ def test_demo_optimizer_prefers_demos_like_the_errors():
     assert text == "Example 1:\nQuestion: Who wrote Hamlet?\nAnswer: HUM\n\n"
     assert format_demos([]) == ""
     assert Demo("x", (("question", "q"),), "Answer: 3", "bootstrapped").render() == "Question: q\nAnswer: 3"
+
+
+def test_a_demo_is_never_bootstrapped_from_an_output_clipped_for_display():
+    from workbench.nodes import DISPLAY_LIMIT, display_text, is_clipped
+    from workbench.graph import Graph
+
+    long_output = "x" * (DISPLAY_LIMIT + 10)
+    assert is_clipped(display_text(long_output)) and not is_clipped(display_text("short answer"))
+    p = Parameter("c.demos", "", role="demos")
+
+    class Passed:
+        passed = True
+
+        def __init__(self, sample_id, output):
+            self.sample_id = sample_id
+            self.graph = Graph(sample_id)
+            node = self.graph.new_node("c", "llm", inputs={"question": "q?"}, parameters=["c.demos"])
+            node.output, node.status = display_text(output), "done"
+
+    opt = DemoOptimizer(num_demos=2)
+    assert opt.collect(p, [Passed("long", long_output), Passed("short", "Answer: 3")]) == 1
+    assert list(opt.pool["c.demos"]) == ["short"]

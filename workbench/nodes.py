@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import re
 import time
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
@@ -39,6 +40,14 @@ def display_text(value: Any, limit: int = DISPLAY_LIMIT) -> str:
     """`as_text`, clipped for display in graph records only (never in the prompt that is sent)."""
     text = as_text(value)
     return text if len(text) <= limit else text[:limit] + f"... [{len(text) - limit} more characters]"
+
+
+def is_clipped(text: str) -> bool:
+    """True when `text` is a graph record that `display_text` shortened (not the whole value)."""
+    return bool(_CLIP_MARK.search(text or ""))
+
+
+_CLIP_MARK = re.compile(r"\.\.\. \[\d+ more characters\]$")
 
 
 def check_node_name(name: Any, what: str) -> str:

@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Iterable, Sequence
 
+from ..nodes import is_clipped
 from ..parameter import Parameter
 
 if TYPE_CHECKING:
@@ -61,7 +62,8 @@ class DemoOptimizer:
             if not r.passed or r.sample_id in pool and pool[r.sample_id].source == "bootstrapped":
                 continue
             for node in r.graph.nodes:
-                if param.name in node.parameters and node.status == "done" and node.output:
+                if param.name in node.parameters and node.status == "done" and node.output \
+                        and not is_clipped(node.output):  # a demo shows a whole output, never a display clip
                     inputs = tuple((k, v[: self.max_input_chars]) for k, v in node.inputs.items() if k not in slots)
                     pool[r.sample_id] = Demo(r.sample_id, inputs, node.output.strip(), "bootstrapped")
                     added += 1

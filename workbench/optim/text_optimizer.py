@@ -7,6 +7,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Sequence
 
 from ..errors import BadArgumentError
+from ..llm.types import ask
 from ..parameter import Parameter
 from ..prompt import placeholders
 from .completion import CompletionPrompt, completion_style_of
@@ -200,16 +201,16 @@ class TextOptimizer:
         if self.style == "completion":
             attempt = attempt if attempt is not None else len(self._this_step(memory, step)) + 1
             messages = self.prompt(param, peers, memory, gradients, step=step, attempt=attempt)
-            reply = self.model.complete(messages, **self.completion.sampling(param, step, attempt)).text
+            reply = ask(self.model, messages, **self.completion.sampling(param, step, attempt)).text
             found = self.completion.parse(reply, param, messages)
             return ([found] if found else []), reply
-        reply = self.model.complete(self.prompt(param, peers, memory, gradients, step=step)).text
+        reply = ask(self.model, self.prompt(param, peers, memory, gradients, step=step)).text
         return parse_proposals(reply)[: self.num_candidates], reply
 
     def propose_joint(self, params: Sequence[Parameter], memory: dict[str, ParameterMemory],
                       step: int | None = None) -> tuple[dict[str, str], str]:
         """New values by parameter name (only those the reply changed) and the raw reply."""
-        reply = self.model.complete(self.joint_prompt(params, memory, step)).text
+        reply = ask(self.model, self.joint_prompt(params, memory, step)).text
         values = parse_named_proposals(reply)
         return {p.name: values[p.name] for p in params
                 if values.get(p.name) and values[p.name].strip() != p.value.strip()}, reply
