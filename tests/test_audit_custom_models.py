@@ -38,14 +38,17 @@ def test_ask_names_the_model_that_could_not_answer_and_keeps_workbench_errors():
         ask(ScriptedModel(stopped), [{"role": "user", "content": "hi"}])
 
 
-def test_a_backward_model_of_ones_own_that_raises_skips_gradients_instead_of_crashing(tmp_path):
-    models = Models.scripted(task, broken, Optimizer())
+def skipped_after_one_step(models, tmp_path) -> list[dict]:
+    """Train one step (it must complete) and return the data of its `skipped` events."""
     trainer = Trainer(Shout(), TRAIN, VAL, TEST, same_text, models, config=TrainConfig(max_steps=1),
                       runs_root=tmp_path, progress=False)
-    summary = trainer.fit()
-    assert summary.status == "completed"
+    assert trainer.fit().status == "completed"
     events = [json.loads(line) for line in (trainer.store.path / "events.jsonl").read_text().splitlines()]
-    skipped = [e["data"] for e in events if e["type"] == "skipped"]
+    return [e["data"] for e in events if e["type"] == "skipped"]
+
+
+def test_a_backward_model_of_ones_own_that_raises_skips_gradients_instead_of_crashing(tmp_path):
+    skipped = skipped_after_one_step(Models.scripted(task, broken, Optimizer()), tmp_path)
     assert skipped and {s["stage"] for s in skipped} == {"backward"}
     assert all("RuntimeError: connection pool is closed" in s["error"] for s in skipped)
 
@@ -69,12 +72,8 @@ def test_a_scripted_reply_that_is_not_text_stops_the_run_as_bad_use(tmp_path):
 
 
 def test_an_optimizer_model_of_ones_own_that_raises_skips_the_proposal_instead_of_crashing(tmp_path):
-    models = Models(task=ScriptedModel(task), backward=backward_model(), optimizer=ScriptedModel(broken, role="optimizer"))
-    trainer = Trainer(Shout(), TRAIN, VAL, TEST, same_text, models, config=TrainConfig(max_steps=1),
-                      runs_root=tmp_path, progress=False)
-    summary = trainer.fit()
-    assert summary.status == "completed"
-    events = [json.loads(line) for line in (trainer.store.path / "events.jsonl").read_text().splitlines()]
-    skipped = [e["data"] for e in events if e["type"] == "skipped"]
+    models = Models(task=ScriptedModel(task), backward=backward_model(),
+                    optimizer=ScriptedModel(broken, role="optimizer"))
+    skipped = skipped_after_one_step(models, tmp_path)
     assert skipped and {s["stage"] for s in skipped} == {"optimizer"}
     assert all("connection pool is closed" in s["error"] for s in skipped)
