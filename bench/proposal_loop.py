@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import re
 import tempfile
+import threading
 from collections import Counter
 from pathlib import Path
 from typing import Callable
@@ -106,6 +107,49 @@ def counting_responder(answers: dict[str, str]) -> Callable[[list[dict]], str]:
     return respond_counting
 
 
+class GemmaTokens:
+    """Real tokens of every request, by the embedded Gemma 3 270M's tokenizer (the model of issue 10's
+    AdalFlow comparison), per phase ("baseline", a step number, "final") and role.
+
+    A chat turn is its content plus 5 tokens of turn markers (<start_of_turn>role\n ... <end_of_turn>\n).
+    """
+
+    TURN = 5
+
+    def __init__(self) -> None:
+        from llama_cpp import Llama
+
+        from workbench.llm.local import ensure_model_file
+        self._vocab = Llama(str(ensure_model_file()), vocab_only=True, verbose=False)
+        self.phase: str | int = "baseline"
+        self._lock = threading.Lock()
+        self.counts: dict[str | int, Counter[str]] = {}
+
+    def count(self, text: str) -> int:
+        return len(self._vocab.tokenize(text.encode("utf-8", "replace"), add_bos=False, special=False))
+
+    def record(self, messages: list[dict], reply: str) -> None:
+        text = "\n".join(str(m.get("content") or "") for m in messages)
+        role = "backward" if "backward engine" in text[:200] else "optimizer" if "improve one part" in text[:200] \
+            else "task"
+        prompt = sum(self.count(str(m.get("content") or "")) + self.TURN for m in messages) + 1
+        completion = self.count(reply)
+        with self._lock:  # the server answers from several threads
+            counts = self.counts.setdefault(self.phase, Counter())
+            counts[f"{role} prompt"] += prompt
+            counts[f"{role} completion"] += completion
+
+    def table(self) -> str:
+        roles = ("task", "backward", "optimizer")
+        lines = ["\nGemma 3 tokens (prompt + completion) per phase and role, counted with the model's tokenizer",
+                 f"{'phase':>8} " + " ".join(f"{r:>18}" for r in roles) + f" {'all':>18}"]
+        for phase, c in self.counts.items():
+            cells = [f"{c[r + ' prompt']:>8,}+{c[r + ' completion']:<7,}" for r in roles]
+            prompt, completion = sum(c[r + " prompt"] for r in roles), sum(c[r + " completion"] for r in roles)
+            lines.append(f"{phase:>8} " + " ".join(f"{x:>18}" for x in cells) + f" {prompt:>9,}+{completion:<8,}")
+        return "\n".join(lines)
+
+
 def bbh_counting(data: Path, sizes: tuple[int, int, int], seed: int):
     """The counting task on BBH object counting, with issue 10's split sizes."""
     from workbench.tasks import get_task
@@ -129,6 +173,8 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--freeze", nargs="*", default=[], metavar="NAME",
                     help="parameters not to train (e.g. count.output_format: one trained prompt, as AdalFlow's)")
+    ap.add_argument("--gemma-tokens", action="store_true",
+                    help="also count real tokens with the embedded Gemma 3 270M's tokenizer (needs llama-cpp-python)")
     args = ap.parse_args()
     steps_wanted = args.steps or (2 if args.task == "counting" else 4)
     build = bbh_counting if args.task == "counting" else shout
@@ -136,10 +182,14 @@ def main() -> None:
     for name in args.freeze:
         pipeline.named_parameters()[name].trainable = False
     sent: Counter[str] = Counter()
+    gemma = GemmaTokens() if args.gemma_tokens else None
 
     def counted(messages):
         sent[repr(messages)] += 1
-        return responder(messages)
+        reply = responder(messages)
+        if gemma is not None:
+            gemma.record(messages, reply)
+        return reply
     with OpenAITestServer(responder=counted, latency_s=args.latency) as server, \
             tempfile.TemporaryDirectory() as tmp:
         models = Models.from_endpoint(server.base_url, "test-model", api_key="x", cache=None)
@@ -173,8 +223,13 @@ def main() -> None:
                 stages.setdefault(e.step, Counter())[closes[e.type]] += now - served[0]
             served[0] = now
         trainer.bus.subscribe(on_event, {*closes, "step_started", "update", "decision", "step_finished"})
+        if gemma is not None:
+            trainer.bus.subscribe(lambda e: setattr(gemma, "phase", e.step if e.type == "step_started" else "final"),
+                                  {"step_started", "step_finished"})
         summary = trainer.fit()
     report(steps, proposals, stages, summary, trainer, server, sent, n_baseline=len(val) + len(test))
+    if gemma is not None:
+        print(gemma.table())
 
 
 def report(steps, proposals, stages, summary, trainer, server, sent, *, n_baseline: int) -> None:
