@@ -87,6 +87,7 @@ class ProposalLoop:
         return ({param.name: candidates[0]} if candidates else {}), "optimizer", why, reply
 
     def _emit_proposal(self, values: Values, pid: str, source: str, attempt: int, group: str | None) -> None:
+        """One `proposal` event per parameter of the candidate, with the feedback it answers."""
         for name, new in values.items():
             p = self.params[name]
             grads = summarise_gradients(p.gradients, pass_threshold=self.selection_threshold) if p.gradients else ""
@@ -111,6 +112,7 @@ class ProposalLoop:
 
     def _try_candidate(self, values: Values, pid: str, source: str, gate_examples: list["Example"],
                        before: Mapping[str, float | None], step: int, attempt: int, group: str | None) -> bool:
+        """One candidate through the checks, the minibatch gate, approval and validation; True if kept."""
         self._emit_proposal(values, pid, source, attempt, group)
         refused = self._refusal(values)
         if refused:
@@ -153,6 +155,7 @@ class ProposalLoop:
         return True
 
     def _pending(self, values: Values, pid: str, paired: Paired) -> PendingProposal:
+        """What a person is asked to decide: one parameter's old and new text, or a joint group's."""
         if len(values) == 1:
             name, new = next(iter(values.items()))
             old = self.params[name].value
@@ -164,6 +167,7 @@ class ProposalLoop:
 
     def _reject(self, values: Values, pid: str, step: int, reason: str, *,
                 minibatch: float | None = None, score: float | None = None, by: str = "optimizer") -> bool:
+        """Record the rejection in each parameter's memory (the next attempt sees it) and say why."""
         for name, new in values.items():
             self.memory[name].record(Attempt(new, step, score, False, reason, minibatch, by))
             self._emit("update", proposal_id=pid, parameter=name, accepted=False, value=self.params[name].value,
@@ -171,6 +175,7 @@ class ProposalLoop:
         return False
 
     def _ask(self, pending: PendingProposal) -> Decision:
+        """The approval decision: at once under a policy, else wait for a person (widget, CLI, test)."""
         if isinstance(self.approval, AutoApproval) or getattr(self.approval, "auto", False):
             return Decision("accept", "policy")
         self.desk.open(pending)
