@@ -123,6 +123,16 @@ def _ends_mid_line(f) -> bool:
     return f.read(1) != b"\n"
 
 
+def check_unique_ids(examples: Sequence["Example"], split: str = "") -> None:
+    """Results, the memo and the paired gates are keyed by sample id: a repeated id would silently
+    replace another sample's result, so it is refused, naming the ids."""
+    repeated = sorted(i for i, n in Counter(e.id for e in examples).items() if n > 1)
+    if repeated:
+        where = f"the {split} split" if split else "a split"
+        raise ConfigError(f"sample ids must be unique within a split, but in {where} {repeated[:5]} occur more "
+                          f"than once; give each example its own id")
+
+
 def run_batch_memo(memo: EvalMemo | None, pipeline: "Pipeline", examples: Sequence["Example"], eval_fn: Callable,
                    model: "ChatModel", *, values: Mapping[str, str], pass_threshold: float = 1.0,
                    on_result: Callable[[SampleResult], None] | None = None,
@@ -132,10 +142,7 @@ def run_batch_memo(memo: EvalMemo | None, pipeline: "Pipeline", examples: Sequen
     Returns the batch (in the examples' order) and how many results were reused. `on_result` sees
     every result, reused or new.
     """
-    repeated = sorted(i for i, n in Counter(e.id for e in examples).items() if n > 1)
-    if repeated:  # results, the memo and the paired gates are keyed by id: one would silently replace another
-        raise ConfigError(f"sample ids must be unique within a split, but {repeated[:5]} occur more than once; "
-                          f"give each example its own id")
+    check_unique_ids(examples)
     if memo is None:
         return run_batch(pipeline, examples, eval_fn, model, pass_threshold=pass_threshold,
                          on_result=on_result, **kwargs), 0

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 from .approval import ApprovalDesk, AutoApproval, HumanApproval
 from .backward import BackwardEngine
 from .errors import BudgetExceeded, ConfigError, DamagedFileWarning, RunStopped, WorkbenchError
+from .eval_memo import check_unique_ids
 from .events import Event, EventBus
 from .loss import EvalFn, get_eval_fn
 from .optim import DemoOptimizer, ParameterMemory, TextOptimizer
@@ -56,6 +57,8 @@ class Trainer(TrainingStep, ProposalLoop, GateRuns, Lifecycle, FaultReporting):
             raise ConfigError("the validation set is empty: proposals are accepted only on validation")
         self.pipeline = pipeline
         self.train, self.val, self.test = list(train), list(val), list(test)
+        for split, examples in (("train", self.train), ("val", self.val), ("test", self.test)):
+            check_unique_ids(examples, split)  # before a run folder exists
         self.eval_fn = get_eval_fn(eval_fn)
         self.models = models
         self.config = config or TrainConfig()

@@ -1,6 +1,8 @@
 """Every knob of a training run, and the record of how it ended."""
 from __future__ import annotations
 
+import math
+
 import warnings
 from dataclasses import InitVar, asdict, dataclass, fields
 
@@ -47,13 +49,7 @@ class TrainConfig:
             raise ConfigError(f"tie_rule must be 'strict' or 'equal', not {self.tie_rule!r}")
         if self.minibatch_gate not in ("strict", "no_worse"):
             raise ConfigError(f"minibatch_gate must be 'strict' or 'no_worse', not {self.minibatch_gate!r}")
-        for name in ("max_steps", "epochs", "batch_size", "concurrency", "max_proposals"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{name} must be at least 1, not {getattr(self, name)}")
-        if self.max_carried < 0:
-            raise ConfigError(f"max_carried must be 0 or more, not {self.max_carried}")
-        if not 0.0 <= self.backprop_threshold <= 1.0:
-            raise ConfigError(f"backprop_threshold must be in [0, 1], not {self.backprop_threshold}")
+        check_ranges(self)
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
@@ -79,6 +75,32 @@ def check_types(config: TrainConfig) -> None:
         if not any(isinstance(value, KINDS[t]) and (t == "bool" or not isinstance(value, bool))
                    for t in allowed if t in KINDS):
             raise ConfigError(f"TrainConfig {f.name} must be {' or '.join(allowed)}, not {value!r}")
+
+
+# (lowest, highest, what to say): checked before a run folder exists, so a bad limit costs nothing
+RANGES = {
+    "max_steps": (1, math.inf, "at least 1"), "epochs": (1, math.inf, "at least 1"),
+    "batch_size": (1, math.inf, "at least 1"), "concurrency": (1, math.inf, "at least 1"),
+    "max_proposals": (1, math.inf, "at least 1"), "max_carried": (0, math.inf, "0 or more"),
+    "max_failed": (0, math.inf, "0 or more"), "max_correct": (0, math.inf, "0 or more"),
+    "num_demos": (0, math.inf, "0 or more"), "patience": (1, math.inf, "at least 1"),
+    "max_calls": (1, math.inf, "at least 1"), "max_tokens": (1, math.inf, "at least 1"),
+    "max_seconds": (0, math.inf, "a positive number of seconds"),
+    "pass_threshold": (0.0, 1.0, "in [0, 1] (scores are in [0, 1])"),
+    "backprop_threshold": (0.0, 1.0, "in [0, 1] (scores are in [0, 1])"),
+    "min_gain": (0.0, 1.0, "in [0, 1] (scores are in [0, 1])"),
+    "max_error_share": (0.0, 1.0, "in [0, 1] (a share of the batch)"),
+}
+
+
+def check_ranges(config: TrainConfig) -> None:
+    """Refuse a setting outside its range (NaN included), naming it."""
+    for name, (low, high, what) in RANGES.items():
+        value = getattr(config, name, None)
+        if value is None:
+            continue
+        if not (low <= value <= high) or (name == "max_seconds" and value == 0):
+            raise ConfigError(f"{name} must be {what}, not {value!r}")
 
 
 @dataclass
