@@ -86,6 +86,7 @@ class TrainingStep:
         self._checkpoint()
 
     def _train_step(self, step: int) -> None:
+        """forward -> select -> backward -> demo candidates -> the proposal loop per group -> checkpoint."""
         cfg = self.config
         self.step = step
         batch_examples = self.batch_for(step)
@@ -96,25 +97,11 @@ class TrainingStep:
         self._emit("step_started", epoch=epoch, batch=[e.id for e in batch_examples])
         everything = self._forward(batch_examples + carried, split="train", phase="train")
         batch = BatchResult([r for r in everything.results if r.sample_id in batch_ids])
-        selection = select_for_backward(everything.results, pass_threshold=self.selection_threshold,
-                                        max_failed=cfg.max_failed, max_correct=cfg.max_correct,
-                                        seed=cfg.seed * 1_000_003 + step, pinned=self.pinned, excluded=self.excluded,
-                                        carried=self.carried_samples(), max_carried=cfg.max_carried)
-        self._emit("selection", samples=[{"sample_id": s.sample_id, "selected": s.selected, "reason": s.reason}
-                                         for s in selection])
-        chosen = [r for r, s in zip(everything.results, selection) if s.selected]
+        chosen = self._select(everything, step)
         for p in self.params.values():
             p.zero_grad()
         self._backward(chosen)
-        demo_params = [p for p in self.params.values() if p.role is Role.DEMOS and p.trainable]
-        traces = batch.results
-        if demo_params and self.teacher is not None:
-            traces = self._run_memo(batch_examples, self.teacher).results
-            self._emit("teacher", samples=[r.summary() for r in traces])
-            traces = self._report_teacher_failures(traces)
-        for p in demo_params:  # demo candidates: what the node did on passing samples
-            self.demo_optimizer.collect(p, traces, slots=[s.split(".")[-1] for s in self.params])
-            self.demo_optimizer.add_raw(p, [e for e in batch_examples if e.id not in self.excluded])
+        self._collect_demos(batch_examples, batch)
         accepted, rejected, optimized = [], [], []
         failed = [r for r in batch.results if r.status == "failed"]
         gate_examples = [self._example(r) for r in chosen]
@@ -124,18 +111,44 @@ class TrainingStep:
                 kept, ids = self._optimize(group, gate_examples, failed, step)
                 accepted += ids[-1:] if kept else []
                 rejected += ids[:-1] if kept else ids
-        still_failing = [r.sample_id for r in chosen if (r.score or 0.0) < self.selection_threshold]
-        carry = [] if accepted or cfg.max_carried < 1 else \
-            list(dict.fromkeys(self.carried_samples() + still_failing))[-cfg.max_carried:]
-        improved = bool(accepted)
-        self._stale_steps = 0 if improved else self._stale_steps + 1
+        self._stale_steps = 0 if accepted else self._stale_steps + 1
         point = {"step": step, "train": batch.mean_score, "val": self.best_val,
-                 "accepted": accepted, "rejected": rejected, "carried": carry}
+                 "accepted": accepted, "rejected": rejected, "carried": self._to_carry(chosen, bool(accepted))}
         self.curve.append(point)
         self._emit("step_finished", epoch=epoch, train_score=batch.mean_score, val_score=self.best_val,
                    best_val=self.best_val, accepted=accepted, rejected=rejected,
                    optimized=[p.name for p in optimized], mode=cfg.optimize, usage=self.usage())
         self._checkpoint()
+
+    def _select(self, everything: BatchResult, step: int) -> list[SampleResult]:
+        """The samples to back-propagate: failed first (carried ones included, capped), a few passing."""
+        cfg = self.config
+        selection = select_for_backward(everything.results, pass_threshold=self.selection_threshold,
+                                        max_failed=cfg.max_failed, max_correct=cfg.max_correct,
+                                        seed=cfg.seed * 1_000_003 + step, pinned=self.pinned, excluded=self.excluded,
+                                        carried=self.carried_samples(), max_carried=cfg.max_carried)
+        self._emit("selection", samples=[{"sample_id": s.sample_id, "selected": s.selected, "reason": s.reason}
+                                         for s in selection])
+        return [r for r, s in zip(everything.results, selection) if s.selected]
+
+    def _collect_demos(self, batch_examples: list["Example"], batch: BatchResult) -> None:
+        """Demo candidates for trained demo parameters: what the node (or the teacher) did on passing samples."""
+        demo_params = [p for p in self.params.values() if p.role is Role.DEMOS and p.trainable]
+        traces = batch.results
+        if demo_params and self.teacher is not None:
+            traces = self._run_memo(batch_examples, self.teacher).results
+            self._emit("teacher", samples=[r.summary() for r in traces])
+            traces = self._report_teacher_failures(traces)
+        for p in demo_params:
+            self.demo_optimizer.collect(p, traces, slots=[s.split(".")[-1] for s in self.params])
+            self.demo_optimizer.add_raw(p, [e for e in batch_examples if e.id not in self.excluded])
+
+    def _to_carry(self, chosen: list[SampleResult], accepted: bool) -> list[str]:
+        """Failed samples for the next step's backward subset: until something is accepted (capped), as in AdalFlow."""
+        if accepted or self.config.max_carried < 1:
+            return []
+        still_failing = [r.sample_id for r in chosen if (r.score or 0.0) < self.selection_threshold]
+        return list(dict.fromkeys(self.carried_samples() + still_failing))[-self.config.max_carried:]
 
     def _params_to_optimize(self, step: int) -> list[Parameter]:
         candidates = [p for p in self.params.values() if p.trainable and (p.gradients or p.role is Role.DEMOS)]
