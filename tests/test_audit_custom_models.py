@@ -48,7 +48,12 @@ def skipped_after_one_step(models, tmp_path) -> list[dict]:
 
 
 def test_a_backward_model_of_ones_own_that_raises_skips_gradients_instead_of_crashing(tmp_path):
-    skipped = skipped_after_one_step(Models.scripted(task, broken, Optimizer()), tmp_path)
+    calls = []
+
+    def broken_once(messages):  # the first call raises; a run where every call raises stops (test_trainer_faults)
+        calls.append(1)
+        return broken(messages) if len(calls) == 1 else backward_model().respond(messages)
+    skipped = skipped_after_one_step(Models.scripted(task, broken_once, Optimizer()), tmp_path)
     assert skipped and {s["stage"] for s in skipped} == {"backward"}
     assert all("RuntimeError: connection pool is closed" in s["error"] for s in skipped)
 

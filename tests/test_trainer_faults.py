@@ -29,21 +29,53 @@ def run(tmp_path, models, pipeline=None, **kw):
     return trainer, trainer.fit(), events
 
 
+def failing_first(message):
+    """The backward model fails on its first call and answers the others."""
+    calls = []
+
+    def respond(messages):
+        calls.append(1)
+        if len(calls) == 1:
+            raise LLMCallError("http://127.0.0.1:9/v1", message, status=503)
+        return backward(messages)
+    return respond
+
+
 def test_a_backward_model_that_fails_after_retries_skips_those_gradients_and_the_run_completes(tmp_path):
     register_secret(SECRET)
-    models = Models.scripted(task, failing(f"upstream overloaded (key {SECRET})"), Optimizer())
+    models = Models.scripted(task, failing_first(f"upstream overloaded (key {SECRET})"), Optimizer())
     trainer, summary, events = run(tmp_path, models)
     assert summary.status == "completed" and summary.error is None
     skipped = [e.data for e in events if e.type == "skipped"]
     assert skipped and {s["stage"] for s in skipped} == {"backward"}
     assert {s["parameter"] for s in skipped} == {"shout.instruction"}
-    assert all(s["sample_id"].startswith("tr-") and s["node_id"] for s in skipped)
+    assert len(skipped) == 1 and skipped[0]["sample_id"].startswith("tr-") and skipped[0]["node_id"]
     assert all("upstream overloaded" in s["error"] and SECRET not in s["error"] for s in skipped)
+    assert [e for e in events if e.type == "gradient" and e.data["target_kind"] == "parameter"]  # the others
     # the record on disk says the same, without the key
     on_disk = [e.data for e in RunStore(tmp_path / "run").events() if e.type == "skipped"]
     assert len(on_disk) == len(skipped)
     assert SECRET not in (tmp_path / "run" / "events.jsonl").read_text()
-    assert trainer.params["shout.instruction"].value == "Repeat the word."  # nothing to learn from
+
+
+def test_a_backward_model_that_fails_on_every_call_stops_the_run_in_one_line(tmp_path):
+    models = Models.scripted(task, failing("upstream overloaded"), Optimizer())
+    with pytest.raises(Exception, match=r"the backward model failed on all \d+ calls of step 1, so no parameter "
+                                        r"can get feedback; first error: .*upstream overloaded"):
+        run(tmp_path, models)
+    summary = RunStore(tmp_path / "run").summary()
+    assert summary["status"] == "failed" and "backward model failed on all" in summary["error"]
+    assert summary["parameters"]["shout.instruction"] == "Repeat the word."  # nothing was learned from nothing
+
+
+def test_an_endpoint_that_refuses_every_sample_alike_stops_before_training(tmp_path):
+    def refuses(messages):
+        raise LLMCallError("http://127.0.0.1:9/v1", "400 unsupported parameter: top_k", status=400)
+    models = Models.scripted(refuses, backward, Optimizer())
+    with pytest.raises(Exception, match="the endpoint refused every validation sample with the same error before "
+                                        "training started: .*unsupported parameter: top_k"):
+        run(tmp_path, models)
+    assert RunStore(tmp_path / "run").summary()["status"] == "failed"
 
 
 def test_an_optimizer_model_that_fails_after_retries_skips_the_proposal_and_the_run_completes(tmp_path):

@@ -12,12 +12,12 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING, Callable, TypeVar
 
-from ..errors import EndpointUnreachableError, LLMCallError
+from ..errors import EndpointUnreachableError, LLMCallError, WorkbenchError
 from ..redact import redact
 
 if TYPE_CHECKING:
     from ..graph import Disconnection
-    from ..runner import SampleResult
+    from ..runner import BatchResult, SampleResult
 
 T = TypeVar("T")
 MODEL_FAILURES = (LLMCallError, EndpointUnreachableError)  # raised only after the client's retries
@@ -63,3 +63,20 @@ class FaultReporting:
                 self._on_skipped({"stage": "teacher", "sample_id": r.sample_id, "error": r.error or "errored"})
         return [r for r in traces if r.status != "errored"]
 
+    def _stop_if_backward_failed_entirely(self, parameter_gradients: int, skipped: list[dict]) -> None:
+        """Skipping some gradients costs little; a step where the backward model failed so that no
+        parameter got any feedback would train on nothing and end "completed" at the baseline, so
+        the run stops and says why."""
+        if parameter_gradients == 0 and skipped:
+            raise WorkbenchError(f"the backward model failed on all {len(skipped)} calls of step {self.step}, so "
+                                 f"no parameter can get feedback; first error: {redact(str(skipped[0].get('error')))}")
+
+    def _stop_if_the_endpoint_refused_every_sample(self, batch: "BatchResult", split: str) -> None:
+        """Every sample refused by the endpoint with one and the same error (a sampling setting it
+        rejects, a model name it does not serve) is a setup problem no prompt change can fix: stop
+        before training, in one line, instead of "completing" at 0."""
+        errors = {r.error for r in batch.results}
+        if batch.results and len(errors) == 1 and all(
+                r.status == "failed" and (r.error or "").startswith("LLMCallError") for r in batch.results):
+            raise WorkbenchError(f"the endpoint refused every {split} sample with the same error before training "
+                                 f"started: {errors.pop()}")

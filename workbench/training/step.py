@@ -76,6 +76,7 @@ class TrainingStep:
 
     def _baseline(self) -> None:
         val = self.evaluate(self.val, split="val", phase="baseline")
+        self._stop_if_the_endpoint_refused_every_sample(val, "validation")
         test = self.evaluate(self.test, split="test", phase="baseline") if self.test else None
         self.baseline = {"val": val.mean_score, "test": test.mean_score if test else None}
         self.best_val, self.best_step = val.mean_score, 0
@@ -214,15 +215,22 @@ class TrainingStep:
 
     def _backward(self, chosen: list[SampleResult]) -> None:
         self._gate()
-        def one(r: SampleResult) -> int:
+        skipped: list[dict] = []
+
+        def on_skipped(report: dict) -> None:
+            skipped.append(report)
+            self._on_skipped(report)
+
+        def one(r: SampleResult) -> tuple[int, int]:
             self._gate()
             grads = self.backward_engine.backward(
                 r.graph, self.params, on_gradient=lambda g: self._emit("gradient", **g.to_dict()),
-                on_disconnected=self._on_disconnected, on_skipped=self._on_skipped)
-            return len(grads)
+                on_disconnected=self._on_disconnected, on_skipped=on_skipped)
+            return len(grads), sum(g.target_kind == "parameter" for g in grads)
         with ThreadPoolExecutor(max_workers=max(1, min(self.config.concurrency, len(chosen) or 1))) as pool:
             counts = list(pool.map(one, chosen))
-        self._emit("backward_done", samples=[r.sample_id for r in chosen], gradients=sum(counts))
+        self._emit("backward_done", samples=[r.sample_id for r in chosen], gradients=sum(n for n, _ in counts))
+        self._stop_if_backward_failed_entirely(sum(p for _, p in counts), skipped)
         self._check_budget()
 
     def _peers_of(self, param: Parameter) -> list[str]:
