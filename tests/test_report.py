@@ -73,6 +73,20 @@ def test_no_payload_survives_unescaped(run_dir):
     assert not re.search(r"<(script|link|img|iframe)[^>]+(src|href)=", page)  # nothing to fetch
 
 
+def test_notices_are_listed_escaped(tmp_path):
+    from workbench.events import Event
+    from workbench.store import RunStore
+    folder = tmp_path / "run"
+    folder.mkdir()
+    store = RunStore(folder)
+    store.on_event(Event("run_started", {"run_id": "run", "config": {}, "parameters": [], "splits": {},
+                                         "resumed_from": None}, "run", 0, 1.0))
+    store.on_event(Event("skipped", {"stage": "optimizer", "parameter": "a", "node_id": None, "sample_id": None,
+                                     "error": f"LLMCallError: {IMG}"}, "run", 1, 2.0))
+    page = render_report(folder)
+    assert "Notices (1)" in page and IMG not in page and "LLMCallError: &lt;img" in page
+
+
 def test_report_from_a_trainer_and_from_run_report(run_dir, tmp_path):
     run = open_run(run_dir)
     path = run.report(tmp_path / "nested" / "r.html")

@@ -279,3 +279,19 @@ def test_a_joint_proposal_has_a_row_per_parameter_sharing_its_gates(tmp_path):
         ["p1-1", "a", "new a", "a+b"], ["p1-1", "b", "new b", "a+b"]]
     assert rows.minibatch_after.tolist() == [0.5, 0.5] and rows.validation.tolist() == [0.75, 0.75]
     assert rows.kept.tolist() == [True, True] and rows.value_after.tolist() == ["new a", "new b"]
+
+
+def test_notices_say_what_is_missing_and_why(tmp_path):
+    events = [started(None, 1.0),
+              Event("skipped", {"stage": "backward", "parameter": "a", "node_id": "n", "sample_id": "s1",
+                                "error": "LLMCallError: 503 after 4 retries"}, "r", 1, 2.0),
+              Event("disconnected", {"parameter": "b", "node_id": "m", "sample_id": "s1",
+                                     "reason": "the output of m never reaches the loss"}, "r", 1, 2.5),
+              Event("no_proposal", {"parameter": "a", "source": "optimizer", "reason": "it echoed its prompt",
+                                    "reply": "### Parameter: a"}, "r", 1, 3.0)]
+    notices = open_run(write_log(tmp_path / "n", events)).notices
+    assert notices[["type", "stage", "parameter", "text"]].values.tolist() == [
+        ["skipped", "backward", "a", "LLMCallError: 503 after 4 retries"],
+        ["disconnected", "backward", "b", "the output of m never reaches the loss"],
+        ["no_proposal", "optimizer", "a", "it echoed its prompt"]]
+    assert notices.sample_id.tolist()[:2] == ["s1", "s1"] and notices.step.eq(1).all()

@@ -69,6 +69,10 @@ def render_report(run_or_dir: "Run | Trainer | str | os.PathLike", *,
         _section(f"Proposals ({len(run.proposals)})", _proposals(run)),
         _section("Usage", _usage(run)),
     ]
+    notices = run.notices
+    if not notices.empty:  # what the tables above lack, and why
+        notices = notices.assign(text=notices.text.map(lambda t: redact(t or "")))
+        sections.insert(4, _section(f"Notices ({len(notices)})", notices.to_html(index=False, escape=True, border=0)))
     title = f"Workbench run {run.run_id}"
     return (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             f"<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"

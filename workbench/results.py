@@ -43,6 +43,7 @@ GRADIENT_COLUMNS = ["step", "sample_id", "node_id", "component", "call_index", "
                     "text"]
 SAMPLE_COLUMNS = ["step", "split", "phase", "proposal_id", "sample_id", "inputs", "prediction", "target", "score",
                   "status", "error", "seconds", "selected", "selection_reason"]
+NOTICE_COLUMNS = ["step", "type", "stage", "parameter", "node_id", "sample_id", "text"]
 USAGE_COLUMNS = ["step", "stage", "role", "calls", "prompt_tokens", "completion_tokens", "tokens", "cache_hits",
                  "latency_s"]
 RUNS_COLUMNS = ["run_id", "task", "status", "steps", "baseline_val", "best_val", "baseline_test", "test", "calls",
@@ -67,6 +68,7 @@ class _Tables:
     started: dict | None = None
     finished: dict | None = None
     sessions: list[list[float]] = field(default_factory=list)  # [start, last event time] per fit() call
+    notices: list[dict] = field(default_factory=list)  # what is missing from the other tables, and why
     _proposal_now: str | None = None
     _selection: dict[tuple[int, str], tuple[bool, str]] = field(default_factory=dict)
 
@@ -78,6 +80,7 @@ class _Tables:
         self.samples = [r for r in self.samples if r["step"] <= step]
         self.usage_points = [u for u in self.usage_points if u[0] <= step]
         self._selection = {k: v for k, v in self._selection.items() if k[0] <= step}
+        self.notices = [r for r in self.notices if r["step"] <= step]
         self.finished = None
 
     def fold(self, event: Event) -> None:
@@ -180,6 +183,22 @@ class _Tables:
         row.update({"minibatch": d.train_score, "val": d.val_score, "best_val": d.best_val,
                     "accepted": len(d.accepted), "rejected": len(d.rejected), "time": e.time})
         self.usage_points.append((e.step, "step", d.usage))
+
+    def _notice(self, e: Event, **row: Any) -> None:
+        self.notices.append({c: None for c in NOTICE_COLUMNS} | {"step": e.step, "type": e.type} | row)
+
+    def _on_skipped(self, e: Event, d: ev.Skipped) -> None:
+        self._notice(e, stage=d.stage, parameter=d.parameter, node_id=d.node_id, sample_id=d.sample_id, text=d.error)
+
+    def _on_disconnected(self, e: Event, d: ev.Disconnected) -> None:
+        self._notice(e, stage="backward", parameter=d.parameter, node_id=d.node_id, sample_id=d.sample_id,
+                     text=d.reason)
+
+    def _on_no_proposal(self, e: Event, d: ev.NoProposal) -> None:
+        self._notice(e, stage=d.source, parameter=d.parameter, text=d.reason)
+
+    def _on_checkpoint_skipped(self, e: Event, d: ev.CheckpointSkipped) -> None:
+        self._notice(e, stage="resume", text=f"{d.path}: {d.reason}")
 
     def _on_run_finished(self, e: Event, d: ev.RunFinished) -> None:
         self.finished = dataclass_dict(d)
@@ -322,6 +341,13 @@ class Run:
                     r = dict(r, selected=chosen[0], selection_reason=chosen[1])
             rows.append(r)
         return _frame(rows, SAMPLE_COLUMNS)
+
+    @property
+    def notices(self) -> pd.DataFrame:
+        """What the other tables lack, and why: gradients or proposals skipped because a model failed,
+        parameters disconnected from the loss, optimizer replies with no usable value, damaged
+        checkpoints passed over on resume."""
+        return _frame(self.tables.notices, NOTICE_COLUMNS)
 
     @property
     def usage(self) -> pd.DataFrame:
