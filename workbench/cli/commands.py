@@ -51,11 +51,11 @@ def _resume(args: argparse.Namespace) -> int:
 
 
 # The demo on the embedded Gemma 3 270M (two cores, one request at a time): a counting task a base model
-# can attempt, small splits, one trained parameter (half the backward calls) and two attempts per step
+# can attempt, small splits, one trained parameter (half the backward calls) and three attempts per step
 # (the embedded models have short per-role reply caps), so the whole loop (baseline, forward, backward,
 # proposal, both gates, decision, test) ends in minutes.
 DEMO_DEFAULTS = {"task": "counting", "train": 4, "val": 4, "test": 4,
-                 "config": {"max_steps": 2, "batch_size": 2, "max_proposals": 2, "concurrency": 4}}
+                 "config": {"max_steps": 2, "batch_size": 2, "max_proposals": 3, "concurrency": 4}}
 DEMO_TRAIN_ONLY = {"counting": ["count.instruction"]}
 
 

@@ -62,7 +62,7 @@ def _add_training(p: argparse.ArgumentParser, demo: bool) -> None:
                    help="train only these parameters; the others keep their values"
                         + (" (default for counting: count.instruction)" if demo else ""))
     g.add_argument("--max-proposals", type=int, metavar="N",
-                   help="optimizer attempts per parameter per step" + (" (default 2)" if demo else " (default 5)"))
+                   help="optimizer attempts per parameter per step" + (" (default 3)" if demo else " (default 5)"))
     g.add_argument("--optimize", choices=["all", "one", "joint"],
                    help="all parameters each step, one in turn, or all of a prompt proposed together")
     p.add_argument("--runs-dir", default="runs", help="where run folders go (default: ./runs)")
