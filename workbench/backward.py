@@ -20,18 +20,27 @@ path to the loss: `on_disconnected(Disconnection)` with {parameter, node_id, sam
 (`node_id` is where the path ends; also kept in `graph.disconnected`). The trainer forwards it as a
 `disconnected` event. When the backward model fails after its retries on one gradient, that
 gradient is skipped and `on_skipped({stage, parameter, node_id, sample_id, error})` is called
-(without `on_skipped`, the error propagates).
+(without `on_skipped`, the error propagates). A reply that is empty or an echo of its prompt
+(`backward_completion.is_echo`) is not a gradient either: it is skipped the same way, with the error
+"the backward model echoed its prompt" (without `on_skipped`, a warning says so).
+
+Prompt styles: "chat" (the prompts below, for instruction-following models) and "completion", a
+short document a base model can complete (backward_completion.py); "auto" asks the model, and the
+trainer picks it as it picks the optimizer's (`backward_style(models)`).
 """
 from __future__ import annotations
 
 import re
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable
 
-from .errors import EndpointUnreachableError, LLMCallError, WorkbenchError
+from .backward_completion import ECHO_ERROR, CompletionBackward, is_echo
+from .errors import BadArgumentError, EndpointUnreachableError, LLMCallError, WorkbenchError
 from .graph import Disconnection, Gradient, Graph, NodeRecord
 from .llm.types import ask
+from .optim.completion import completion_style_of
 from .parameter import Parameter
 from .redact import redact
 
@@ -193,21 +202,35 @@ class BackwardPass:
         self.emit(node, source, "value", text)
         self.arrived.setdefault(source, []).append(Feedback(node.id, text))
 
-    def ask_all(self, node: NodeRecord, jobs: list[tuple[str, str, str]]) -> list[str | None]:
-        """Backward-model replies for `(target, kind, prompt)` jobs, in parallel, in job order.
+    def ask_all(self, node: NodeRecord, jobs: list[tuple[str, str, list[dict]]], relayed: str = "") -> list[str | None]:
+        """Backward-model replies for `(target, kind, messages)` jobs, in parallel, in job order.
 
-        A job whose model call fails after retries is None when `on_skipped` takes the report.
+        A job whose model call fails after retries is None when `on_skipped` takes the report; so is
+        one whose reply echoes its prompt (reported to `on_skipped`, else warned about). Repeating
+        `relayed` (the feedback that reached the node) is passing it on, not an echo.
         """
-        def one(job: tuple[str, str, str]) -> str | None:
-            target, kind, prompt = job
+        def skip(target: str, kind: str, error: str) -> None:
+            assert self.on_skipped is not None
+            self.on_skipped({"stage": "backward", "parameter": target if kind == "parameter" else None,
+                             "node_id": node.id, "sample_id": self.graph.sample_id, "error": error})
+
+        def one(job: tuple[str, str, list[dict]]) -> str | None:
+            target, kind, messages = job
             try:
-                return self.engine.ask(prompt)
+                text = self.engine.ask(messages)
             except (LLMCallError, EndpointUnreachableError) as exc:
                 if self.on_skipped is None:
                     raise
-                self.on_skipped({"stage": "backward", "parameter": target if kind == "parameter" else None,
-                                 "node_id": node.id, "sample_id": self.graph.sample_id, "error": redact(str(exc))})
+                skip(target, kind, redact(str(exc)))
                 return None
+            if not is_echo(text, messages, relayed):
+                return text
+            if self.on_skipped is None:
+                warnings.warn(f"gradient for {target!r} at node {node.id!r} (sample {self.graph.sample_id!r}) "
+                              f"skipped: {ECHO_ERROR}", UserWarning, stacklevel=2)
+            else:
+                skip(target, kind, ECHO_ERROR)
+            return None
         if not jobs:
             return []
         with ThreadPoolExecutor(max_workers=max(1, min(self.engine.max_parallel, len(jobs)))) as pool:
@@ -235,25 +258,35 @@ def llm_backward(bp: BackwardPass, node: NodeRecord, feedback: list[Feedback]) -
     """One backward call per trained parameter of the node and per input an upstream node produced."""
     engine, graph, clip = bp.engine, bp.graph, bp.engine.clip
     inputs = "\n".join(f"<INPUT name={k}>\n{clip(v)}\n</INPUT>" for k, v in node.inputs.items()) or "(none)"
-    jobs: list[tuple[str, str, str]] = []  # (target, kind, prompt)
+    jobs: list[tuple[str, str, list[dict]]] = []  # (target, kind, messages)
     used = [bp.parameters[n] for n in node.parameters if n in bp.parameters]
+    short = engine.completion if engine.style == "completion" else None
+    downstream = " ".join(f.text for f in feedback)
     for p in used:
         if not p.trainable:
             continue
+        if short:
+            jobs.append((p.name, "parameter", short.parameter_messages(
+                role=p.role.value, value=p.value, inputs=node.inputs, output=node.output, feedback=downstream)))
+            continue
         peers = "\n".join(f"- {q.name} ({q.role.value}): {clip(q.value)}" for q in used if q is not p) or "(none)"
-        jobs.append((p.name, "parameter", PARAMETER_PROMPT.format(
+        jobs.append((p.name, "parameter", engine.chat_messages(PARAMETER_PROMPT.format(
             node=node.id, name=p.name, role=p.role.value, description=p.description or "(none)",
             value=p.value, peers=peers, inputs=inputs, output=clip(node.output),
-            feedback=_join(feedback), score=f"{bp.score:g}")))
+            feedback=_join(feedback), score=f"{bp.score:g}"))))
     prompt_text = "\n\n".join(f"[{m['role']}]\n{m['content']}" for m in (node.prompt or []))
     for edge in graph.edges:
-        if edge.target == node.id:
-            jobs.append((edge.source, "value", VALUE_PROMPT.format(
+        if edge.target == node.id and short:
+            jobs.append((edge.source, "value", short.value_messages(
+                source=edge.source, node=node.id, value=graph.node(edge.source).output, output=node.output,
+                feedback=downstream)))
+        elif edge.target == node.id:
+            jobs.append((edge.source, "value", engine.chat_messages(VALUE_PROMPT.format(
                 node=node.id, input=edge.input, source=edge.source,
                 value=clip(graph.node(edge.source).output), prompt=clip(prompt_text),
-                output=clip(node.output), feedback=_join(feedback), score=f"{bp.score:g}")))
+                output=clip(node.output), feedback=_join(feedback), score=f"{bp.score:g}"))))
     target = graph.loss.target if graph.loss else ""
-    for (name, kind, _), text in zip(jobs, bp.ask_all(node, jobs)):  # emitted in a fixed order: reproducible
+    for (name, kind, _), text in zip(jobs, bp.ask_all(node, jobs, downstream)):  # emitted in a fixed order: reproducible
         if text is None:
             continue
         if kind == "parameter":
@@ -270,8 +303,13 @@ class BackwardEngine:
     event); `on_disconnected` and `on_skipped` are described in the module docstring.
     """
 
-    def __init__(self, model: "ChatModel", *, max_parallel: int = 4, max_chars: int = 3000) -> None:
+    def __init__(self, model: "ChatModel", *, style: str = "auto", max_parallel: int = 4,
+                 max_chars: int = 3000) -> None:
+        if style not in ("auto", "chat", "completion"):
+            raise BadArgumentError(f"BackwardEngine style must be 'auto', 'chat' or 'completion', not {style!r}")
         self.model = model
+        self.style = completion_style_of(model) if style == "auto" else style
+        self.completion = CompletionBackward()
         self.max_parallel = max_parallel
         self.max_chars = max_chars
 
@@ -280,8 +318,14 @@ class BackwardEngine:
         text = text or ""
         return text if len(text) <= self.max_chars else text[: self.max_chars] + " ...[clipped]"
 
-    def ask(self, prompt: str) -> str:
-        messages = [{"role": "system", "content": BACKWARD_SYSTEM}, {"role": "user", "content": prompt}]
+    @staticmethod
+    def chat_messages(prompt: str) -> list[dict]:
+        return [{"role": "system", "content": BACKWARD_SYSTEM}, {"role": "user", "content": prompt}]
+
+    def ask(self, messages: list[dict]) -> str:
+        """The gradient text of one reply: the whole reply (chat), or its line after the cue (completion)."""
+        if self.style == "completion":
+            return self.completion.parse(ask(self.model, messages, **self.completion.sampling()).text)
         return ask(self.model, messages).text.strip()
 
     def backward(self, graph: Graph, parameters: dict[str, Parameter],

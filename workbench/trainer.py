@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 from .approval import ApprovalDesk, AutoApproval, HumanApproval
 from .backward import BackwardEngine
+from .backward_completion import backward_style
 from .errors import BudgetExceeded, ConfigError, DamagedFileWarning, RunStopped, WorkbenchError
 from .eval_memo import check_unique_ids
 from .events import Event, EventBus
@@ -72,7 +73,7 @@ class Trainer(TrainingStep, ProposalLoop, GateRuns, Lifecycle, FaultReporting):
         self.params = pipeline.named_parameters()  # also checks names are unique
         if not any(p.trainable for p in self.params.values()):
             raise ConfigError(f"{type(pipeline).__name__} has no trainable parameters")
-        self.backward_engine = BackwardEngine(models.backward)
+        self.backward_engine = BackwardEngine(models.backward, style=backward_style(models))
         self.text_optimizer = TextOptimizer(models.optimizer, style=optimizer_style(models),
                                             pass_threshold=min(self.config.pass_threshold, self.config.backprop_threshold))
         self.demo_optimizer = DemoOptimizer(self.config.num_demos, seed=self.config.seed)
