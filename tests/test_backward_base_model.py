@@ -5,7 +5,7 @@ import warnings
 import pytest
 
 from workbench import BackwardEngine, Models, TrainConfig, Trainer, run_example
-from workbench.backward import BACKWARD_SYSTEM
+from workbench.backward import BACKWARD_SYSTEM, RELAYED_AFTER_ECHO, loss_feedback
 from workbench.backward_completion import ECHO_ERROR, backward_style, is_echo
 from workbench.datasets import Example
 from workbench.errors import BadArgumentError
@@ -61,12 +61,15 @@ def test_a_base_model_that_rewrites_its_document_is_skipped_as_an_echo_not_a_gra
     # what Gemma 3 270M does through the gemma chat format: it writes the document's first line back
     model = base_model(lambda m: m[-1]["content"].splitlines()[0].replace("objects", "items"))
     params, skipped = pipeline.named_parameters(), []
-    grads = BackwardEngine(model).backward(r.graph, params, on_skipped=skipped.append)
+    BackwardEngine(model).backward(r.graph, params, on_skipped=skipped.append)
     assert sorted(s["parameter"] for s in skipped) == ["count.instruction", "count.output_format"]
     assert {(s["stage"], s["error"], s["node_id"], s["sample_id"]) for s in skipped} == {
         ("backward", ECHO_ERROR, "count", "c1")}
-    assert all(g.target_kind != "parameter" for g in grads)  # only the loss's own feedback to the node
-    assert params["count.instruction"].gradients == [] and params["count.output_format"].gradients == []
+    # instead of the echo, each parameter gets the evaluation's words that reached the node, marked as relayed
+    for name in ("count.instruction", "count.output_format"):
+        [g] = params[name].gradients
+        assert g.text == loss_feedback(r.graph) + RELAYED_AFTER_ECHO
+        assert "Instruction:" not in g.text and "the expected answer was '2'" in g.text
 
 
 def test_a_reply_that_repeats_the_document_then_writes_after_the_cue_gives_that_line():
@@ -87,7 +90,7 @@ def test_a_chat_model_that_echoes_its_prompt_or_says_nothing_is_skipped(reply):
     engine.backward(r.graph, params, on_skipped=skipped.append)
     assert [s["error"] for s in skipped] == [ECHO_ERROR, ECHO_ERROR]
     assert model.calls[0][0] == {"role": "system", "content": BACKWARD_SYSTEM}  # the chat prompt is unchanged
-    assert params["count.instruction"].gradients == []
+    assert [g.text for g in params["count.instruction"].gradients] == [loss_feedback(r.graph) + RELAYED_AFTER_ECHO]
 
 
 def test_without_a_skip_callback_an_echo_is_warned_about_and_dropped():
@@ -98,7 +101,7 @@ def test_without_a_skip_callback_an_echo_is_warned_about_and_dropped():
         BackwardEngine(ScriptedModel(lambda m: BACKWARD_SYSTEM)).backward(r.graph, params)
     said = sorted(str(w.message) for w in seen)
     assert len(said) == 2 and all("echoed its prompt" in w for w in said) and "'count.instruction'" in said[0]
-    assert params["count.instruction"].gradients == []
+    assert all(g.text.endswith(RELAYED_AFTER_ECHO) for g in params["count.instruction"].gradients)
 
 
 def test_is_echo_tells_copies_from_feedback():
@@ -141,6 +144,7 @@ def test_a_trainer_reports_an_echoed_gradient_as_a_skipped_event_and_trains_on_t
     assert [(s["stage"], s["parameter"], s["error"]) for s in skipped] == [("backward", "shout.instruction", ECHO_ERROR)]
     gradients = [e.data["text"] for e in events if e.type == "gradient" and e.data["target_kind"] == "parameter"]
     assert gradients and BACKWARD_SYSTEM[:30] not in " ".join(gradients)
+    assert sum(g.endswith(RELAYED_AFTER_ECHO) for g in gradients) == 1  # the echoed one: the evaluation's words
 
 
 def test_an_echo_over_real_http_is_skipped():

@@ -21,8 +21,10 @@ path to the loss: `on_disconnected(Disconnection)` with {parameter, node_id, sam
 `disconnected` event. When the backward model fails after its retries on one gradient, that
 gradient is skipped and `on_skipped({stage, parameter, node_id, sample_id, error})` is called
 (without `on_skipped`, the error propagates). A reply that is empty or an echo of its prompt
-(`backward_completion.is_echo`) is not a gradient either: it is skipped the same way, with the error
-"the backward model echoed its prompt" (without `on_skipped`, a warning says so).
+(`backward_completion.is_echo`) is not a gradient either: it is reported the same way, with the
+error "the backward model echoed its prompt" (without `on_skipped`, a warning says so), and, as a
+function node does, the node passes on the feedback that reached it instead, marked as relayed
+(`RELAYED_AFTER_ECHO`): the evaluation's own words, never the echo.
 
 Prompt styles: "chat" (the prompts below, for instruction-following models) and "completion", a
 short document a base model can complete (backward_completion.py); "auto" asks the model, and the
@@ -34,7 +36,7 @@ import re
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from .backward_completion import ECHO_ERROR, CompletionBackward, is_echo
 from .errors import BadArgumentError, EndpointUnreachableError, LLMCallError, WorkbenchError
@@ -155,6 +157,11 @@ def hide_target(text: str, target: str) -> str:
     return re.sub(pattern, "[the expected answer]", text, flags=re.IGNORECASE if len(target) > 3 else 0)
 
 
+RELAYED_AFTER_ECHO = " (relayed: the backward model wrote no feedback of its own)"  # after it: the first
+# sentence (what a base model's optimizer prompt shows) stays the evaluation's own
+_ECHOED = object()  # ask_all's answer for a reply that echoed its prompt
+
+
 Rule = Callable[["BackwardPass", NodeRecord, list[Feedback]], None]
 BACKWARD_RULES: dict[str, Rule] = {}
 ORIGIN_KINDS: set[str] = set()  # kinds whose rule runs without feedback: feedback starts there
@@ -202,19 +209,19 @@ class BackwardPass:
         self.emit(node, source, "value", text)
         self.arrived.setdefault(source, []).append(Feedback(node.id, text))
 
-    def ask_all(self, node: NodeRecord, jobs: list[tuple[str, str, list[dict]]], relayed: str = "") -> list[str | None]:
+    def ask_all(self, node: NodeRecord, jobs: list[tuple[str, str, list[dict]]], relayed: str = "") -> list[Any]:
         """Backward-model replies for `(target, kind, messages)` jobs, in parallel, in job order.
 
-        A job whose model call fails after retries is None when `on_skipped` takes the report; so is
-        one whose reply echoes its prompt (reported to `on_skipped`, else warned about). Repeating
-        `relayed` (the feedback that reached the node) is passing it on, not an echo.
+        A job whose model call fails after retries is None when `on_skipped` takes the report; one
+        whose reply echoes its prompt is `_ECHOED` (reported to `on_skipped`, else warned about).
+        Repeating `relayed` (the feedback that reached the node) is passing it on, not an echo.
         """
         def skip(target: str, kind: str, error: str) -> None:
             assert self.on_skipped is not None
             self.on_skipped({"stage": "backward", "parameter": target if kind == "parameter" else None,
                              "node_id": node.id, "sample_id": self.graph.sample_id, "error": error})
 
-        def one(job: tuple[str, str, list[dict]]) -> str | None:
+        def one(job: tuple[str, str, list[dict]]) -> Any:
             target, kind, messages = job
             try:
                 text = self.engine.ask(messages)
@@ -230,7 +237,7 @@ class BackwardPass:
                               f"skipped: {ECHO_ERROR}", UserWarning, stacklevel=2)
             else:
                 skip(target, kind, ECHO_ERROR)
-            return None
+            return _ECHOED
         if not jobs:
             return []
         with ThreadPoolExecutor(max_workers=max(1, min(self.engine.max_parallel, len(jobs)))) as pool:
@@ -289,6 +296,8 @@ def llm_backward(bp: BackwardPass, node: NodeRecord, feedback: list[Feedback]) -
     for (name, kind, _), text in zip(jobs, bp.ask_all(node, jobs, downstream)):  # emitted in a fixed order: reproducible
         if text is None:
             continue
+        if text is _ECHOED:
+            text = downstream + RELAYED_AFTER_ECHO
         if kind == "parameter":
             bp.emit(node, name, kind, text)
         else:
