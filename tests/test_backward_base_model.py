@@ -156,3 +156,28 @@ def test_an_echo_over_real_http_is_skipped():
         skipped = []
         BackwardEngine(client).backward(r.graph, pipeline.named_parameters(), on_skipped=skipped.append)
     assert [s["error"] for s in skipped] == [ECHO_ERROR, ECHO_ERROR]
+
+
+def test_an_echo_about_an_upstream_value_relays_the_feedback_with_the_target_masked():
+    from test_engine_backward import TARGET, run_failed_sample
+
+    pipeline, r = run_failed_sample()
+
+    def respond(messages):
+        text = messages[-1]["content"]
+        return text if "### Target value from node lookup" in text else "Ask for the furnace town by name."
+    skipped = []
+    BackwardEngine(ScriptedModel(respond, role="backward")).backward(r.graph, pipeline.named_parameters(),
+                                                                     on_skipped=skipped.append)
+    assert [(s["parameter"], s["node_id"], s["error"]) for s in skipped] == [(None, "answer", ECHO_ERROR)]
+    [relayed] = [g.text for g in r.graph.gradients if g.target == "lookup" and g.node_id == "answer"]
+    assert relayed.endswith(RELAYED_AFTER_ECHO) and "[the expected answer]" in relayed and TARGET not in relayed
+    assert "### Target value" not in relayed
+
+
+def test_the_progress_line_of_an_echo_does_not_blame_retries():
+    from workbench.progress import describe_event
+
+    line = describe_event("skipped", {"stage": "backward", "parameter": "count.instruction", "node_id": "count",
+                                      "sample_id": "c1", "error": ECHO_ERROR})
+    assert line == f"skipped a backward call for count.instruction: {ECHO_ERROR}"

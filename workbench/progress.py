@@ -65,7 +65,8 @@ def describe_event(kind: str, d: dict) -> str | None:
                 f"({d.get('reason') or 'the output was not traced'}); nothing will be proposed for it")
     if kind == "skipped":
         where = f" for {d['parameter']}" if d.get("parameter") else ""
-        return f"skipped a {d['stage']} call{where} after retries: {d['error']}"
+        why = "" if "echoed its prompt" in str(d.get("error")) else " after retries"  # an echo is no failed call
+        return f"skipped a {d['stage']} call{where}{why}: {d['error']}"
     if kind == "endpoint_probe":
         if not d.get("fold_system"):
             return None
