@@ -128,8 +128,7 @@ class ReviewPart(Part):
     def _on_skipped(self, e: Event, d: dict) -> None:
         where = ", ".join(x for x in (d.get("node_id"), d.get("sample_id")) if x)
         self._note(d.get("parameter", ""), e.step, "skipped",
-                   f"{d.get('stage', '?')} skipped{f' ({where})' if where else ''}: its model failed after retries: "
-                   f"{d.get('error', '')}")
+                   f"{d.get('stage', '?')} skipped{f' ({where})' if where else ''}: {d.get('error', '')}")
 
     def _on_run_finished(self, e: Event, d: dict) -> None:
         self.pending_id = ""

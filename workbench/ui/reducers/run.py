@@ -136,8 +136,8 @@ class RunPart(Part):
         self.say(clip(f"step {e.step}: no proposal for {d.get('parameter', '?')}: {d.get('reason', '')}", 300))
 
     def _on_skipped(self, e: Event, d: dict) -> None:
-        self.say(clip(f"step {e.step}: {d.get('stage', '?')} skipped for {d.get('parameter', '?')} "
-                      f"(its model failed after retries): {d.get('error', '')}", 300))
+        self.say(clip(f"step {e.step}: {d.get('stage', '?')} skipped for {d.get('parameter', '?')}: "
+                      f"{d.get('error', '')}", 300))
 
     def _on_step_finished(self, e: Event, d: dict) -> None:
         self.phase = f"step {e.step} finished"
