@@ -8,6 +8,7 @@ import warnings
 
 from ..errors import WorkbenchError
 from ..redact import redact
+from ..tasks import task_names
 from .commands import cmd_demo, cmd_export, cmd_report, cmd_runs, cmd_train
 
 COMMANDS = "{demo,train,runs,export,report}"
@@ -39,7 +40,7 @@ def _fold_choice(value: str) -> str:
 
 def _add_data(p: argparse.ArgumentParser, demo: bool) -> None:
     g = p.add_argument_group("data")
-    g.add_argument("--task", help="a built-in task: classification, counting, multihop, agent"
+    g.add_argument("--task", help="a built-in task: " + ", ".join(task_names())
                    + (" (default: counting)" if demo else ""))
     g.add_argument("--train", type=int, metavar="N", help="training examples" + (" (default 4)" if demo else ""))
     g.add_argument("--val", type=int, metavar="N", help="validation examples" + (" (default 4)" if demo else ""))

@@ -97,7 +97,9 @@ class GateRuns:
         self._emit("validation", proposal_id=pid, score=paired.after, best=paired.before, passed=keep,
                    complete=complete, left_out=paired.left_out)
         b = paired.before if paired.before is not None else -1.0
-        reason = f"validation {paired.after or 0.0:.3f} {'beats' if keep else 'does not beat'} best {b:.3f}" + \
+        n = len(mine) - paired.left_out
+        on = "" if complete and not paired.left_out else f" on the same {n} sample(s)"  # a subset: say so
+        reason = f"validation {paired.after or 0.0:.3f} {'beats' if keep else 'does not beat'} best {b:.3f}{on}" + \
             (f" ({paired.left_out} errored sample(s) left out of both)" if paired.left_out else "") + \
             ("" if complete else " (stopped early: it could no longer win)")
         return score, keep, reason
