@@ -13,6 +13,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from conftest import hotpotqa_or_skip
 from nbclient import NotebookClient
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
@@ -112,6 +113,8 @@ def notebook_param(path):
 
 @pytest.mark.parametrize("path", [notebook_param(p) for p in FOUND])
 def test_notebook_runs_headless(path, notebook_env, tmp_path):
+    if "hotpotqa" in path.stem:
+        hotpotqa_or_skip()
     nb = nbformat.read(path, as_version=4)
     before = sorted(p.name for p in NOTEBOOKS.iterdir())
     started = time.monotonic()

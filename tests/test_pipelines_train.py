@@ -4,6 +4,7 @@ instruction through its tool steps."""
 import re
 
 import pytest
+from conftest import hotpotqa_or_skip
 
 from workbench import Models, TrainConfig, Trainer
 from workbench.tasks import get_task
@@ -50,6 +51,8 @@ def appending_optimizer(sentence: str):
                                         ("multihop", (8, 8, 8)), ("agent", (8, 8, 8)),
                                         ("hotpotqa", (8, 8, 8)), ("hotpotqa-pooled", (8, 8, 8))])
 def test_pipeline_trains_and_every_trained_parameter_gets_gradients(tmp_path, name, sizes):
+    if name.startswith("hotpotqa"):
+        hotpotqa_or_skip()
     task = get_task(name)
     train, val, test = task.load(*sizes, seed=1)
     targets = {e.input["question"].strip(): e.target for e in train + val + test}

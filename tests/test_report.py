@@ -1,6 +1,7 @@
 """The HTML report: one self-contained file (no fetches when opened, checked in real Chromium), run
 text escaped (an `<img onerror>` / `<script>` payload in a prompt, a reply and a feedback), charts,
 final prompts, every proposal as a grouped diff with its gradients and decision, usage."""
+import concurrent.futures
 import os
 import re
 from pathlib import Path
@@ -119,21 +120,26 @@ def test_report_opens_offline_in_chromium_without_running_payloads(run_dir, tmp_
     if not Path(CHROMIUM).exists():
         pytest.fail(f"Chromium not found at {CHROMIUM}: run scripts/setup.sh (it installs it)")
     out = write_report(run_dir, tmp_path / "report.html")
-    requests, errors = [], []
-    with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
-        page = browser.new_page()
-        page.on("request", lambda r: requests.append(r.url))
-        page.on("pageerror", lambda e: errors.append(str(e)))
-        page.on("dialog", lambda d: (errors.append(f"dialog: {d.message}"), d.dismiss()))
-        page.goto(out.resolve().as_uri())
-        page.wait_for_selector(".js-plotly-plot .main-svg", timeout=20000)
-        charts = page.locator(".js-plotly-plot").count()
-        xss = page.evaluate("window.__xss")
-        markers = page.locator(".js-plotly-plot .scatterlayer .point").count()
-        page.locator("details summary").first.click()
-        diff_visible = page.locator("details ins").first.is_visible()
-        browser.close()
+    requests, errors, seen = [], [], {}
+
+    def look() -> None:  # in a thread of its own: an earlier test (nbclient) may leave an asyncio loop running here
+        with playwright.sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+            page = browser.new_page()
+            page.on("request", lambda r: requests.append(r.url))
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.on("dialog", lambda d: (errors.append(f"dialog: {d.message}"), d.dismiss()))
+            page.goto(out.resolve().as_uri())
+            page.wait_for_selector(".js-plotly-plot .main-svg", timeout=20000)
+            seen["charts"] = page.locator(".js-plotly-plot").count()
+            seen["xss"] = page.evaluate("window.__xss")
+            seen["markers"] = page.locator(".js-plotly-plot .scatterlayer .point").count()
+            page.locator("details summary").first.click()
+            seen["diff_visible"] = page.locator("details ins").first.is_visible()
+            browser.close()
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        pool.submit(look).result()
+    charts, xss, markers, diff_visible = seen["charts"], seen["xss"], seen["markers"], seen["diff_visible"]
     assert requests == [out.resolve().as_uri()], f"the report fetched {requests[1:]}"
     assert charts == 2 and markers > 0 and diff_visible
     assert xss is None and not errors

@@ -216,8 +216,7 @@ class BackwardPass:
         whose reply echoes its prompt is `_ECHOED` (reported to `on_skipped`, else warned about).
         Repeating `relayed` (the feedback that reached the node) is passing it on, not an echo.
         """
-        def skip(target: str, kind: str, error: str) -> None:
-            assert self.on_skipped is not None
+        def skip(target: str, kind: str, error: str) -> None:  # called only when on_skipped is set
             self.on_skipped({"stage": "backward", "parameter": target if kind == "parameter" else None,
                              "node_id": node.id, "sample_id": self.graph.sample_id, "error": error})
 
