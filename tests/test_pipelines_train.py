@@ -4,7 +4,7 @@ instruction through its tool steps."""
 import re
 
 import pytest
-from conftest import hotpotqa_or_skip
+from shared_data import hotpotqa_or_skip
 
 from workbench import Models, TrainConfig, Trainer
 from workbench.tasks import get_task
