@@ -136,6 +136,18 @@ def checkpoint_problem(state: Any) -> str | None:
     return None
 
 
+
+def _load_checkpoint(path: Path, check: Callable[[dict], str | None] | None) -> tuple[dict | None, str | None]:
+    """(state, None) for a usable checkpoint file, (None, why not) otherwise; never raises on damage."""
+    try:
+        state = json.loads(path.read_bytes().decode("utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        return None, f"not readable JSON ({type(exc).__name__}: {exc})"
+    if not isinstance(state, dict):
+        return None, f"it holds a JSON {type(state).__name__}, not an object"
+    problem = check(state) if check else None
+    return (None, problem) if problem else (state, None)
+
 class RunStore:
     """One run's folder. Subscribe `store.on_event` to a trainer's bus (the trainer does it).
 
@@ -211,34 +223,31 @@ class RunStore:
 
     def read_checkpoint(self, path: str | os.PathLike) -> dict | None:
         """A checkpoint file's content, or None (with a `DamagedFileWarning`) when it is not a readable
-        JSON object. Whether its content is a valid trainer state is the trainer's to check."""
-        path = Path(path)
-        try:
-            state = json.loads(path.read_bytes().decode("utf-8"))
-        except (OSError, UnicodeDecodeError, ValueError) as exc:
-            _damaged(f"skipped checkpoint {path}: not readable JSON ({type(exc).__name__}: {exc})")
-            return None
-        if not isinstance(state, dict):
-            _damaged(f"skipped checkpoint {path}: it holds a JSON {type(state).__name__}, not an object")
-            return None
+        JSON object. Whether its content is a valid trainer state is `checkpoint_problem`'s to say."""
+        state, problem = _load_checkpoint(Path(path), None)
+        if problem:
+            _damaged(f"skipped checkpoint {path}: {problem}")
         return state
 
-    def latest_checkpoint(self, check: Callable[[dict], str | None] | None = checkpoint_problem) -> dict | None:
+    def latest_checkpoint(self, check: Callable[[dict], str | None] | None = checkpoint_problem,
+                          skipped: list[tuple[str, str]] | None = None) -> dict | None:
         """The newest readable checkpoint, walking back past damaged ones; `latest.json` when there are
         no step files. `check(state)` names a reason to skip a readable one (by default: it does not
-        follow the checkpoint schema), so `workbench runs`, exports and resume agree on the latest step."""
+        follow the checkpoint schema), so `workbench runs`, exports and resume agree on the latest step.
+
+        Each file passed over is a `DamagedFileWarning`, or, when `skipped` is given, a (path, reason)
+        appended to it for the caller to report its own way (the trainer: a warning and an event)."""
         candidates = list(reversed(self.checkpoints()))
         if not candidates and (self.path / "latest.json").exists():
             candidates = [self.path / "latest.json"]
         for path in candidates:
-            state = self.read_checkpoint(path)
-            if state is None:
-                continue
-            problem = check(state) if check else None
-            if problem:
+            state, problem = _load_checkpoint(path, check)
+            if state is not None:
+                return state
+            if skipped is None:
                 _damaged(f"skipped checkpoint {path}: {problem}")
-                continue
-            return state
+            else:
+                skipped.append((str(path), problem))
         return None
 
     def summary(self) -> dict | None:

@@ -9,9 +9,7 @@ skipped and the previous one is used: a damaged newest file costs one step, neve
 """
 from __future__ import annotations
 
-import json
 from dataclasses import asdict
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import WorkbenchError
@@ -39,28 +37,10 @@ def checkpoint_state(trainer: Any) -> dict:
             "pinned": sorted(trainer.pinned), "excluded": sorted(trainer.excluded)}
 
 
-def read_checkpoint_file(path: Path) -> tuple[dict | None, str | None]:
-    """(state, None) for a valid checkpoint file, (None, why not) otherwise; never raises on damage."""
-    try:
-        state = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        return None, f"it is not readable JSON ({type(exc).__name__})"
-    problem = checkpoint_problem(state)
-    return (None, problem) if problem else (state, None)
-
-
 def latest_valid_checkpoint(store: "RunStore") -> tuple[dict | None, list[tuple[str, str]]]:
     """The newest checkpoint that validates, and the (path, reason) of each newer one skipped."""
     skipped: list[tuple[str, str]] = []
-    candidates = list(reversed(store.checkpoints()))
-    if not candidates and (store.path / "latest.json").exists():
-        candidates = [store.path / "latest.json"]
-    for path in candidates:
-        state, problem = read_checkpoint_file(path)
-        if state is not None:
-            return state, skipped
-        skipped.append((str(path), problem or "invalid"))
-    return None, skipped
+    return store.latest_checkpoint(skipped=skipped), skipped
 
 
 def restore_checkpoint(trainer: Any, state: dict, *, keep_usage: bool = False) -> None:
