@@ -38,7 +38,11 @@ def as_text(value: Any) -> str:
 
 def display_text(value: Any, limit: int = DISPLAY_LIMIT) -> str:
     """`as_text`, clipped for display in graph records only (never in the prompt that is sent)."""
-    text = as_text(value)
+    return clip_text(as_text(value), limit)
+
+
+def clip_text(text: str, limit: int) -> str:
+    """Display only: a long text ends with a marker saying how much was left out (see `is_clipped`)."""
     return text if len(text) <= limit else text[:limit] + f"... [{len(text) - limit} more characters]"
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ...events import Event
+from ...nodes import clip_text
 
 if TYPE_CHECKING:
     from ..state import RunState
@@ -20,8 +21,7 @@ def clip(text: Any, limit: int = MAX_TEXT) -> str:
     """Display only: a long text ends with a marker saying how much was left out."""
     if text is None:
         return ""
-    text = text if isinstance(text, str) else str(text)
-    return text if len(text) <= limit else text[:limit] + f" ... [{len(text) - limit} more characters]"
+    return clip_text(text if isinstance(text, str) else str(text), limit)
 
 
 class Part:
