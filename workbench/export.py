@@ -176,6 +176,9 @@ def render_json(doc: dict) -> str:
     return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
 
 
+UNICODE_BREAKS = "\x85\u2028\u2029"
+
+
 def render_yaml(doc: dict) -> str:
     import yaml
 
@@ -183,8 +186,14 @@ def render_yaml(doc: dict) -> str:
         pass
 
     def text(dumper: yaml.SafeDumper, value: str) -> Any:
-        # multi-line prompts read best as literal blocks; PyYAML falls back to quotes when it must
-        return dumper.represent_scalar("tag:yaml.org,2002:str", value, style="|" if "\n" in value else None)
+        # multi-line prompts read best as literal blocks; PyYAML falls back to quotes when it must.
+        # Unicode line breaks (NEL, LS, PS) are folded to spaces by PyYAML's plain, single-quoted and
+        # block styles on reading back, so a value holding one is written double-quoted (escaped as \N...).
+        if any(c in value for c in UNICODE_BREAKS):
+            style = '"'
+        else:
+            style = "|" if "\n" in value else None
+        return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
 
     Dumper.add_representer(str, text)
     return yaml.dump(doc, Dumper=Dumper, sort_keys=False, allow_unicode=True, width=100)
