@@ -76,6 +76,18 @@ def test_a_torn_last_line_is_skipped_and_the_next_event_starts_a_fresh_line(tmp_
     assert events[-1].data == {"action": "stop"}
 
 
+def test_an_event_appended_to_a_torn_line_by_an_older_version_is_recovered_by_every_reader(tmp_path):
+    """Before resume started on a fresh line, the next event was glued to the fragment. The store,
+    `open_run` and the report read the log through one reader, which recovers that event."""
+    from workbench.results import open_run
+    store = make_run(tmp_path, steps=1)
+    with open(store.path / "events.jsonl", "ab") as f:
+        f.write(b'{"type": "checkpoint", "run_id": "run-a", "da')
+        f.write(json_bytes(Event("control", {"action": "stop"}, run_id="run-a", step=1).to_dict()) + b"\n")
+    assert [e.type for e in RunStore(store.path).events()] == ["checkpoint", "control"]
+    assert [e.type for e in open_run(store.path).events()] == ["checkpoint", "control"]
+
+
 def test_garbage_lines_in_the_middle_are_skipped_not_fatal(tmp_path):
     store = make_run(tmp_path, steps=1)
     log = store.path / "events.jsonl"

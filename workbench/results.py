@@ -25,7 +25,7 @@ import pandas as pd
 from . import events as ev
 from .errors import WorkbenchError
 from .events import Event
-from .store import RunStore
+from .store import RunStore, parse_event_line, read_events
 
 if TYPE_CHECKING:
     from .trainer import Trainer
@@ -232,32 +232,6 @@ def usage_rows(points: Iterable[tuple[int, str, dict]], baseline: dict | None = 
     return rows
 
 
-def parse_event_line(line: str | bytes) -> Event | None:
-    """One line of an events.jsonl as an Event, or None for a damaged line.
-
-    A run killed mid-write leaves a torn line, and the resumed run appends its first event right
-    after it; that event is recovered from the end of the line rather than lost with the fragment.
-    """
-    text = line.decode("utf-8", errors="replace") if isinstance(line, bytes) else line
-    for start in (0, text.rfind('{"type"')):
-        if start < 0:
-            break
-        try:
-            return Event.from_dict(json.loads(text[start:]))
-        except (json.JSONDecodeError, KeyError, TypeError, AttributeError):
-            continue
-    return None
-
-
-def read_events(path: Path) -> list[Event]:
-    """Every readable line of an events.jsonl, in order; damaged lines are skipped, not fatal."""
-    try:
-        with open(path, "rb") as handle:
-            return [e for e in map(parse_event_line, handle) if e is not None]
-    except FileNotFoundError:
-        return []
-
-
 # -- one run -----------------------------------------------------------------------------------------
 
 class Run:
@@ -299,7 +273,7 @@ class Run:
                 chunk = handle.read(size - self._offset)
             complete = chunk.rfind(b"\n") + 1  # a line still being written waits for its end
             for line in chunk[:complete].splitlines():
-                event = parse_event_line(line)
+                event, _ = parse_event_line(line)  # damaged lines: RunStore.events() warns about them
                 if event is not None:
                     self._tables.fold(event)
             self._offset += complete

@@ -256,23 +256,7 @@ class RunStore:
     def events(self) -> Iterator[Event]:
         """Events in order. A line that is not a readable event (a torn last line after a crash) is
         skipped with a `DamagedFileWarning` naming the line."""
-        path = self.path / "events.jsonl"
-        if not path.exists():
-            return
-        with open(path, "rb") as f:
-            for number, raw in enumerate(f, start=1):
-                if not raw.strip():
-                    continue
-                try:
-                    d = json.loads(raw.decode("utf-8"))
-                except (UnicodeDecodeError, ValueError) as exc:
-                    _damaged(f"{path}, line {number}: skipped an unreadable event ({type(exc).__name__}: {exc})")
-                    continue
-                if not isinstance(d, dict) or not isinstance(d.get("type"), str) \
-                        or not isinstance(d.get("data", {}), dict):
-                    _damaged(f"{path}, line {number}: skipped a line that is not an event object")
-                    continue
-                yield Event.from_dict(d)
+        return read_events(self.path / "events.jsonl")
 
     def _read(self, name: str) -> dict:
         path = self.path / name
@@ -285,6 +269,47 @@ class RunStore:
         if not isinstance(data, dict):
             raise WorkbenchError(f"{path} is damaged: it holds a JSON {type(data).__name__}, not an object")
         return data
+
+
+def parse_event_line(line: str | bytes) -> tuple[Event | None, str | None]:
+    """One line of an events.jsonl: ``(event, None)``, or ``(None, why it is not one)``.
+
+    A run killed mid-write leaves a torn line; a run resumed by an older version appended its first
+    event right after the fragment. That event is recovered from the end of the line, not lost with it.
+    """
+    text = line.decode("utf-8", errors="backslashreplace") if isinstance(line, bytes) else line
+    problem = "not an event object"
+    for start in dict.fromkeys((0, text.rfind('{"type"'))):
+        if start < 0:
+            continue
+        try:
+            d = json.loads(text[start:])
+        except ValueError as exc:
+            problem = f"unreadable JSON ({exc})"
+            continue
+        if isinstance(d, dict) and isinstance(d.get("type"), str) and isinstance(d.get("data", {}), dict):
+            try:
+                return Event.from_dict(d), None
+            except (KeyError, TypeError, ValueError) as exc:
+                problem = f"not an event ({type(exc).__name__}: {exc})"
+    return None, problem
+
+
+def read_events(path: str | os.PathLike) -> Iterator[Event]:
+    """Every readable event of an events.jsonl, in order: the one reader of the log (the store,
+    `open_run`, the report and export all use it). Damaged lines are skipped with a warning."""
+    path = Path(path)
+    if not path.exists():
+        return
+    with open(path, "rb") as f:
+        for number, raw in enumerate(f, start=1):
+            if not raw.strip():
+                continue
+            event, problem = parse_event_line(raw)
+            if event is None:
+                _damaged(f"{path}, line {number}: skipped a damaged event line: {problem}")
+            else:
+                yield event
 
 
 def list_runs(root: str | os.PathLike = "runs") -> list[dict]:
