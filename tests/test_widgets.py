@@ -911,6 +911,10 @@ def test_charts_never_draw_an_unvalidated_proposal_at_a_score():
          error=None, run_dir="runs/r1", run_id="r1", steps=3)
     bars = cost_figure(events).data[0]
     assert list(bars.x) == ["1", "2", "end"] and list(bars.y) == [110, 110, 55]
+    # the held-out test score: before training at step 0, after it at the last step, labelled
+    test, = [t for t in score_spec(CurveData.from_events(events))["data"] if t["name"] == "test score (held out)"]
+    assert list(zip(test["x"], test["y"])) == [(0, 0.5), (3, 0.7)]
+    assert test["text"] == ["test 0.500", "test 0.700"] and "after training" in test["customdata"][1]
 
 
 def test_a_joint_proposal_shows_every_parameter_it_changes(rig):

@@ -15,6 +15,8 @@ What is drawn, and why:
 - every proposal in a strip under the chart, one marker per proposal, with its decision and reason in
   the hover text. A proposal that was never validated has no validation score, so it is never drawn
   at a score (not on the best line, not at 0).
+- the held-out test score before training (step 0) and after it (the last step), as two labelled
+  diamonds, when the run evaluated a test split;
 - cost (or tokens, without prices) per step per role, as stacked bars.
 
 Text from models and users is escaped for plotly's pseudo-HTML, so it shows as typed.
@@ -166,6 +168,8 @@ class CurveData:
         for split in ("val", "test"):
             if (d.get("final") or {}).get(split) is not None:
                 self.final[split] = d["final"][split]
+            if self.baseline.get(split) is None and (d.get("baseline") or {}).get(split) is not None:
+                self.baseline[split] = d["baseline"][split]  # a log that starts after the baseline's events
         return True
 
     # -- derived ---------------------------------------------------------------------------------
@@ -223,6 +227,18 @@ def _proposal_hover(p: dict) -> str:
     return "<br>".join(bits)
 
 
+def held_out_points(data: CurveData) -> list[dict]:
+    """The held-out test score before training (at step 0) and after it (at the last step), when
+    the run evaluated the test split: the number a reader compares, drawn where the curve starts and ends."""
+    points = []
+    if data.baseline.get("test") is not None:
+        points.append({"step": 0, "score": data.baseline["test"], "label": "before training (baseline)"})
+    if data.final.get("test") is not None:
+        last = max([p["step"] for p in data.steps.values()] + [p["step"] for p in data.proposals.values()] + [0])
+        points.append({"step": last, "score": data.final["test"], "label": f"after training (final, step {last})"})
+    return points
+
+
 def score_spec(data: CurveData) -> dict:
     """The score chart as plotly JSON: `{"data": [...], "layout": {...}}`."""
     traces: list[dict] = []
@@ -254,6 +270,15 @@ def score_spec(data: CurveData) -> dict:
                        "x": [p["step"] for p in ps], "y": ["proposals"] * len(ps),
                        "text": [_proposal_hover(p) for p in ps], "hoverinfo": "text", "legendgroup": "proposals",
                        "marker": {"color": colour, "size": 10, "symbol": symbol, "line": {"width": 1.5, "color": colour}}})
+    test = held_out_points(data)
+    if test:
+        traces.append({"type": "scatter", "mode": "markers+text", "name": "test score (held out)",
+                       "x": [t["step"] for t in test], "y": [t["score"] for t in test],
+                       "text": [f"test {_fmt(t['score'])}" for t in test], "textposition": "bottom center",
+                       "textfont": {"size": 11, "color": "#be185d"},
+                       "customdata": [t["label"] for t in test],
+                       "hovertemplate": "%{customdata}<br>test score %{y:.3f}<extra></extra>",
+                       "marker": {"color": "#be185d", "size": 10, "symbol": "diamond"}})
     steps = [p["step"] for p in data.steps.values()] + [p["step"] for p in data.proposals.values()]
     layout = _base_layout(340)
     layout.update({
