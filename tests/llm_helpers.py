@@ -14,7 +14,7 @@ def user(text: str) -> list[dict]:
 def clear_endpoint_env(monkeypatch, fold_system: str | None = "0") -> None:
     """No endpoint configured by the machine's environment; system-message folding fixed (no probe)
     unless ``fold_system`` is None."""
-    for name in ENDPOINT_ENV_VARS:
+    for name in (*ENDPOINT_ENV_VARS, "WORKBENCH_PROBE_MAX_AGE_DAYS"):
         monkeypatch.delenv(name, raising=False)
     if fold_system is not None:
         monkeypatch.setenv("WORKBENCH_FOLD_SYSTEM", fold_system)

@@ -63,3 +63,38 @@ def test_a_damaged_cache_entry_means_a_probe_not_a_crash(tmp_path):
         forget_probes()
         assert probe_system_messages(client) == "kept"  # an answer it does not know is probed again
         assert server.request_count == 4
+
+
+def test_a_remembered_probe_expires_and_the_endpoint_is_asked_again(tmp_path, monkeypatch):
+    """A server restarted with another chat template keeps its URL and model name: the cached answer
+    is trusted for WORKBENCH_PROBE_MAX_AGE_DAYS (default 7), then the endpoint is probed again."""
+    import time
+
+    import pytest
+
+    from workbench.errors import ConfigError
+    from workbench.llm.probe import _cache_key
+
+    cache = ResponseCache(tmp_path / "cache.sqlite")
+    with OpenAITestServer(responder=lambda m: "ok", drop_system=True) as server:
+        client = LLMClient("test-model", base_url=server.base_url, api_key="k", cache=cache)
+        assert probe_system_messages(client) == "dropped" and server.request_count == 2
+        entry = cache.get(_cache_key(client))
+        cache.put(_cache_key(client), dict(entry, probed_at=time.time() - 6 * 86400))  # six days old
+        forget_probes()
+        assert probe_system_messages(client) == "dropped" and server.request_count == 2  # still trusted
+        cache.put(_cache_key(client), dict(entry, probed_at=time.time() - 8 * 86400))  # eight days old
+        forget_probes()
+        assert probe_system_messages(client) == "dropped" and server.request_count == 4  # asked again
+        monkeypatch.setenv("WORKBENCH_PROBE_MAX_AGE_DAYS", "0")  # never trust a remembered answer
+        forget_probes()
+        assert probe_system_messages(client) == "dropped" and server.request_count == 6
+        del entry["probed_at"]  # written by a version that did not date its probes
+        cache.put(_cache_key(client), entry)
+        monkeypatch.setenv("WORKBENCH_PROBE_MAX_AGE_DAYS", "30")
+        forget_probes()
+        assert probe_system_messages(client) == "dropped" and server.request_count == 8
+        monkeypatch.setenv("WORKBENCH_PROBE_MAX_AGE_DAYS", "a week")
+        forget_probes()
+        with pytest.raises(ConfigError, match="WORKBENCH_PROBE_MAX_AGE_DAYS.*'a week'"):
+            probe_system_messages(client)

@@ -10,8 +10,11 @@ user turn from then on.
 The answer is remembered per (endpoint, model) for the life of the process, so an endpoint is
 probed once however many ``Models`` are built on it, and in the client's response cache (when it
 has one), so a later process on the same cache, such as a replay or a resumed run, makes no
-probe calls at all: with a warm cache a replay costs zero HTTP requests. Each result becomes an ``endpoint_probe``
-notice: ``{role, base_url, model, system_messages, fold_system, source}``.
+probe calls at all: with a warm cache a replay costs zero HTTP requests. A server can be upgraded
+or restarted with another chat template under the same URL and model name, so a remembered answer
+is trusted for ``WORKBENCH_PROBE_MAX_AGE_DAYS`` (default 7) days, then the endpoint is asked again.
+Each result becomes an ``endpoint_probe`` notice: ``{role, base_url, model, system_messages,
+fold_system, source}``.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 
 from workbench.errors import ConfigError, EndpointUnreachableError, WorkbenchError
 from workbench.llm.cache import ResponseCache
@@ -32,6 +36,8 @@ PROBE_ROLE = "probe"  # usage of the probe's two calls is recorded under this ro
 KEPT, DROPPED, UNKNOWN = "kept", "dropped", "unknown"
 CACHE_SETTINGS = {"probe": "system_messages", "version": 1}  # no chat request has these settings
 FOLD_ENV = "WORKBENCH_FOLD_SYSTEM"
+MAX_AGE_ENV = "WORKBENCH_PROBE_MAX_AGE_DAYS"
+DEFAULT_MAX_AGE_DAYS = 7.0
 
 _lock = threading.Lock()
 _results: dict[tuple[str, str], str] = {}
@@ -47,6 +53,20 @@ def fold_from_env() -> bool | None:
     if value in ("0", "false", "no", "off"):
         return False
     raise ConfigError(f"{FOLD_ENV} must be 1 or 0 (fold system messages into the user turn or not), not {value!r}")
+
+
+def max_age_seconds() -> float:
+    """How long a probe answer remembered in the response cache is trusted (``WORKBENCH_PROBE_MAX_AGE_DAYS``)."""
+    value = (os.environ.get(MAX_AGE_ENV) or "").strip()
+    if not value:
+        return DEFAULT_MAX_AGE_DAYS * 86400
+    try:
+        days = float(value)
+    except ValueError:
+        days = -1.0
+    if not days >= 0:  # also NaN
+        raise ConfigError(f"{MAX_AGE_ENV} must be a number of days (0 or more), not {value!r}")
+    return days * 86400
 
 
 def probe_system_messages(client) -> str:
@@ -103,7 +123,13 @@ def _cached_result(client) -> str | None:
         log.warning("response cache %s unreadable (%s); probing the endpoint", cache, exc)
         return None
     text = hit.get("text") if hit else None
-    return text if text in (KEPT, DROPPED) else None
+    if text not in (KEPT, DROPPED):
+        return None
+    probed_at = hit.get("probed_at")
+    if not isinstance(probed_at, (int, float)) or time.time() - probed_at > max_age_seconds():
+        log.info("the remembered probe of %s (%s) is too old; asking the endpoint again", client.base_url, client.model)
+        return None  # an entry without a date comes from a version that did not record one: too old
+    return text
 
 
 def _cache_result(client, result: str) -> None:
@@ -112,7 +138,7 @@ def _cache_result(client, result: str) -> None:
         return
     try:
         cache.put(_cache_key(client), {"text": result, "prompt_tokens": 0, "completion_tokens": 0,
-                                       "model": client.model, "finish_reason": "probe"})
+                                       "model": client.model, "finish_reason": "probe", "probed_at": time.time()})
     except Exception as exc:
         log.warning("could not remember the probe of %s in the response cache %s: %s", client.base_url, cache, exc)
 
