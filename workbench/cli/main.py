@@ -70,6 +70,15 @@ def _add_training(p: argparse.ArgumentParser, demo: bool) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress display")
 
 
+def _add_tracking(p: argparse.ArgumentParser) -> None:
+    """Mirror the run into MLflow, where many teams already track experiments (kept in cli.json, so
+    --resume goes on mirroring; a flag given with --resume overrides it)."""
+    g = p.add_argument_group("tracking (pip install 'workbench[mlflow]')")
+    g.add_argument("--mlflow", metavar="URI", help="mirror the run into MLflow: a folder (e.g. ./mlruns) or a "
+                                                   "tracking URI (http://..., sqlite:///...)")
+    g.add_argument("--mlflow-experiment", metavar="NAME", help="MLflow experiment (default: workbench)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="workbench", description="Train the prompts of LLM pipelines "
                                      "with textual gradients (LLM-AutoDiff).")
@@ -79,6 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data(demo, demo=True)
     _add_training(demo, demo=True)
     _add_endpoint(demo)
+    _add_tracking(demo)
     demo.add_argument("--yes", action="store_true", help="do not ask before calling a remote endpoint")
     demo.set_defaults(func=cmd_demo)
 
@@ -94,6 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="auto: validation decides; terminal: you accept, reject or edit each proposal")
     _add_training(train, demo=False)
     _add_endpoint(train)
+    _add_tracking(train)
     train.set_defaults(func=cmd_train)
 
     runs = sub.add_parser("runs", help="list runs with their scores")

@@ -1,6 +1,7 @@
 """One CLI run: build the task, resolve the models, train with progress, export, print the last screen."""
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import time
@@ -11,11 +12,13 @@ from typing import Any, Callable
 
 from ..errors import ConfigError, WorkbenchError
 from ..progress import Progress
-from ..redact import redact, register_secret
+from ..redact import redact, register_secret, strip_url_credentials
 from .factory import build
 from .last_screen import print_next, print_report, print_story
 from .spec import CLI_FILE, RunSpec, save_spec
 from .terminal_approval import terminal_approval
+
+log = logging.getLogger(__name__)
 
 
 def say_to_stderr(text: str) -> None:
@@ -53,6 +56,7 @@ def run_training(spec: RunSpec, *, run_dir: Path | None, runs_root: str, resume:
     from ..trainer import TrainConfig, Trainer
 
     say = (lambda text: None) if quiet else say_to_stderr
+    sink = mlflow_sink(spec)  # before the model starts: a missing mlflow is one line, at once
     built = build(spec)
     if resume:
         recorded = RunStore(run_dir).config().get("splits", {})
@@ -81,6 +85,7 @@ def run_training(spec: RunSpec, *, run_dir: Path | None, runs_root: str, resume:
             save_spec(spec, trainer.store.path)
         progress.total_steps = trainer.total_steps
         trainer.bus.subscribe(progress)
+        detach = attach_mlflow(sink, trainer, resume) if sink else lambda: None
         say(f"task model {models.task.model}, backward {models.backward.model}, optimizer {models.optimizer.model}"
             f"{' (embedded)' if models.server is not None else ''}; run folder {trainer.store.path}")
         try:
@@ -89,7 +94,12 @@ def run_training(spec: RunSpec, *, run_dir: Path | None, runs_root: str, resume:
             progress.close()  # the error line must not be drawn over by the bar
             say_to_stderr(f"the run failed; its folder is {trainer.store.path}")
             raise
+        finally:
+            detach()
     progress.close()
+    if sink and sink.mlflow_run_id:
+        say(f"mirrored to MLflow run {sink.mlflow_run_id} (experiment {sink.experiment}) "
+            f"at {strip_url_credentials(spec.mlflow)}")
     store = trainer.store
     exports = [export_prompts(store, store.path / "prompts.json"), export_prompts(store, store.path / "prompts.md")]
     if story:
@@ -101,6 +111,28 @@ def run_training(spec: RunSpec, *, run_dir: Path | None, runs_root: str, resume:
         say_to_stderr(f"stopped; continue with: workbench train --resume {store.path}")
         return 130
     return 0
+
+
+def mlflow_sink(spec: RunSpec):
+    """The MLflow mirror of --mlflow, or None; without mlflow installed, a ConfigError naming the extra."""
+    if not spec.mlflow:
+        return None
+    from ..sinks.mlflow import MLflowSink
+    return MLflowSink(spec.mlflow, experiment=spec.mlflow_experiment)
+
+
+def attach_mlflow(sink, trainer, resume: bool) -> Callable[[], None]:
+    """Mirror the trainer's events; a resumed run goes on in the MLflow run it started, so its steps stay one
+    curve. Finding that run is best effort, like the sink itself: MLflow being down must not stop training."""
+    if resume:
+        try:
+            experiment = sink.client.get_experiment_by_name(sink.experiment)
+            found = experiment and sink.client.search_runs(
+                [experiment.experiment_id], f"tags.`workbench.run_id` = '{trainer.run_id}'", max_results=1)
+            sink.mlflow_run_id = found[0].info.run_id if found else None
+        except Exception as exc:
+            log.warning("MLflow: could not find the run to continue (%s); a new one is started", exc)
+    return sink.attach(trainer)
 
 
 def fit_interruptibly(trainer, say: Callable[[str], None]) -> None:

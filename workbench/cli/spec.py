@@ -3,8 +3,8 @@
 Settings are merged in one order (defaults, then the --config file, then the flags: the later wins)
 and type-checked before anything starts, so a wrong value is refused in one line that names the
 file, the key and the value. cli.json is what lets `workbench train --resume RUN_DIR` rebuild the
-run; it never holds a credential (only the *name* of the variable holding the key, and base URLs
-without `user:password@`).
+run; it never holds a credential (only the *name* of the variable holding the key, and base and
+MLflow URLs without `user:password@`).
 """
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from typing import Any
 
 from ..errors import ConfigError
 from ..redact import redact_obj, strip_url_credentials
+from ..sinks.mlflow import tracking_uri_of
 
 CLI_FILE = "cli.json"
 
@@ -26,8 +27,11 @@ TRAIN_FLAGS = {"steps": "max_steps", "batch_size": "batch_size", "epochs": "epoc
                "max_calls": "max_calls", "max_tokens": "max_tokens", "max_seconds": "max_seconds",
                "patience": "patience", "optimize": "optimize", "max_proposals": "max_proposals"}
 SPEC_FLAGS = ("task", "module", "train", "val", "test", "seed", "source", "base_url", "model", "backward_model",
-              "optimizer_model", "api_key_env", "approval", "reply_limit", "fold_system", "train_only")
-ENDPOINT_FLAGS = ("base_url", "model", "backward_model", "optimizer_model", "api_key_env", "fold_system")
+              "optimizer_model", "api_key_env", "approval", "reply_limit", "fold_system", "train_only", "mlflow",
+              "mlflow_experiment")
+# what --resume may change: where the run's calls go (the endpoint may have moved since the crash), and its mirror
+ENDPOINT_FLAGS = ("base_url", "model", "backward_model", "optimizer_model", "api_key_env", "fold_system", "mlflow",
+                  "mlflow_experiment")
 
 
 @dataclass
@@ -51,6 +55,8 @@ class RunSpec:
     fold_system: str = "auto"  # fold system messages into the user turn: auto (probe), on, off
     approval: str = "auto"
     train_only: list[str] | None = None  # names of the parameters to train; the others stay as they are
+    mlflow: str | None = None  # mirror into MLflow: an absolute folder or a tracking URI (--mlflow)
+    mlflow_experiment: str = "workbench"
     config: dict = field(default_factory=dict)  # TrainConfig fields
     data: str = ""  # how the splits were drawn, for the report
 
@@ -149,6 +155,9 @@ def spec_from_args(args: argparse.Namespace, defaults: dict) -> RunSpec:
         where, _, attr = module.rpartition(":")
         if where.endswith(".py") and Path(where).is_file():
             values["module"] = f"{Path(where).resolve()}:{attr}"
+    mlflow = values.get("mlflow")
+    if isinstance(mlflow, str) and tracking_uri_of(mlflow) != mlflow:  # a folder (URIs come back as they are)
+        values["mlflow"] = str(Path(mlflow).expanduser().resolve())  # absolute, for the same reason
     check_types(config, train_hints, config_file or "settings")
     try:
         TrainConfig.from_dict(config)  # fail now, with the setting's name, rather than after the model starts
@@ -192,6 +201,7 @@ def save_spec(spec: RunSpec, run_dir: Path) -> None:
 
     data = asdict(spec)
     data["base_url"] = strip_url_credentials(data["base_url"])
+    data["mlflow"] = strip_url_credentials(data["mlflow"])
     write_json_atomic(run_dir / CLI_FILE, redact_obj(data))
 
 
