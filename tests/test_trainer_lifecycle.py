@@ -9,6 +9,7 @@ from workbench import LLMCall, Models, Parameter, Pipeline, TrainConfig, Trainer
 from workbench.approval import HumanApproval
 from workbench.errors import ConfigError, WorkbenchError
 from workbench.export import build_export
+from workbench.llm import LLMClient
 from workbench.store import RunStore, list_runs
 from workbench.tasks import get_task
 from workbench.testing import OpenAITestServer
@@ -180,6 +181,27 @@ def test_the_endpoint_probe_is_recorded_once_in_the_run(tmp_path):
     probes = [e.data for e in RunStore(tmp_path / "run").events() if e.type == "endpoint_probe"]
     assert sorted(p["role"] for p in probes) == ["backward", "optimizer", "task"]
     assert all(p["system_messages"] == "dropped" and p["fold_system"] for p in probes)
+
+
+def test_a_teacher_on_an_endpoint_that_drops_system_messages_is_probed_and_folded(tmp_path):
+    """The teacher's traces become demos: its prompt must carry the instructions too. It is probed like
+    the run's other models (its own endpoint here) and recorded as a "teacher" endpoint_probe."""
+    def answer(messages):
+        return task(messages) if "Word:" in messages[-1]["content"] else "ok"
+    with OpenAITestServer(responder=answer) as keeping, \
+            OpenAITestServer(responder=answer, drop_system=True) as dropping:
+        models = Models.from_endpoint(keeping.base_url, "test-model", api_key="x", cache=None, fold_system=None)
+        teacher = LLMClient("big-model", base_url=dropping.base_url, api_key="x", role="teacher")
+        assert not teacher.fold_system_prompt
+        trainer = Trainer(Shout(), TRAIN, VAL, TEST, same_text, models, run_dir=tmp_path / "run", teacher=teacher,
+                          config=TrainConfig(max_steps=1, batch_size=4))
+        assert teacher.fold_system_prompt and dropping.request_count == 2  # the probe's two calls
+        trainer.fit()
+        dropping_url = dropping.base_url
+    probes = {e.data["role"]: e.data for e in RunStore(tmp_path / "run").events() if e.type == "endpoint_probe"}
+    assert sorted(probes) == ["backward", "optimizer", "task", "teacher"]
+    assert probes["teacher"]["system_messages"] == "dropped" and probes["teacher"]["fold_system"]
+    assert probes["teacher"]["base_url"] == dropping_url and probes["task"]["system_messages"] == "kept"
 
 
 def test_a_resumed_run_is_charged_what_it_spent_before(tmp_path):

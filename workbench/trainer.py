@@ -66,6 +66,8 @@ class Trainer(TrainingStep, ProposalLoop, GateRuns, Lifecycle, FaultReporting):
         self.approval = approval or AutoApproval()
         self.task = task
         self.teacher = teacher  # a stronger model whose correct traces become demos (default: the task model's)
+        if teacher is not None and hasattr(models, "adopt"):
+            models.adopt("teacher", teacher)  # its endpoint may drop system messages too: probed like the others
         self.bus = bus or EventBus()
         self.progress = progress  # None: a tqdm bar for fit() in a notebook without a dashboard; True/False force it
         self.has_dashboard = False  # set by the dashboard that shows this run

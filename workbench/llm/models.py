@@ -235,20 +235,33 @@ class Models:
         """Set folding on every HTTP client and record one notice per role: explicit (source
         "config", with what is ``known`` about the endpoint) or probed (None)."""
         self.notices = []
+        self._fold_policy = (fold_system, known)
         probed: dict[tuple[str, str], str] = {}  # roles on one endpoint and model share one probe, even a failed one
         for role, client in self.by_role().items():
-            if not isinstance(client, LLMClient):
-                continue
-            if fold_system is None:
-                key = (client.cache_namespace, client.model)
-                if key not in probed:
-                    probed[key] = probe_system_messages(client)
-                kept = probed[key]
-                client.fold_system_prompt = kept == DROPPED
-                self.notices.append(notice(role, client, kept, client.fold_system_prompt, "probe"))
-            else:
-                client.fold_system_prompt = bool(fold_system)
-                self.notices.append(notice(role, client, known, client.fold_system_prompt, "config"))
+            self._fold(role, client, probed)
+
+    def adopt(self, role: str, client: ChatModel) -> None:
+        """Give a model of another role (a run's ``teacher``) the folding policy of these models: probed
+        when they were probed, else the same explicit setting; its notice joins :attr:`notices`.
+        Without a policy (models not built by :meth:`from_endpoint` / :meth:`local`) nothing changes."""
+        if getattr(self, "_fold_policy", None) is None or any(n["role"] == role for n in self.notices):
+            return
+        self._fold(role, client, {})
+
+    def _fold(self, role: str, client: ChatModel, probed: dict[tuple[str, str], str]) -> None:
+        if not isinstance(client, LLMClient):
+            return
+        fold_system, known = self._fold_policy
+        if fold_system is None:
+            key = (client.cache_namespace, client.model)
+            if key not in probed:
+                probed[key] = probe_system_messages(client)  # once per process per endpoint and model
+            kept = probed[key]
+            client.fold_system_prompt = kept == DROPPED
+            self.notices.append(notice(role, client, kept, client.fold_system_prompt, "probe"))
+        else:
+            client.fold_system_prompt = bool(fold_system)
+            self.notices.append(notice(role, client, known, client.fold_system_prompt, "config"))
 
     @classmethod
     def from_env(
