@@ -75,12 +75,17 @@ def describe(eval_fn: Any) -> str:
 
 def check_score(value: Any, sample_id: str) -> float:
     """The eval function's result as a float in [0, 1]; anything else stops with an error."""
-    if isinstance(value, numbers.Real):  # bool, int, float, numpy numbers
+    if isinstance(value, numbers.Real) or _is_numpy_bool(value):  # bool, int, float, numpy numbers and bools
         number = float(value)
         if math.isfinite(number) and 0.0 <= number <= 1.0:
             return value if isinstance(value, Score) else number
     raise EvalFunctionError(f"the eval function returned {value!r} ({type(value).__name__}) for sample "
                             f"{sample_id!r}: it must return a finite number in [0, 1]")
+
+
+def _is_numpy_bool(value: Any) -> bool:
+    """`np.int64(3) == 3` gives a numpy bool, which is no `numbers.Real` (numpy is not imported for this)."""
+    return type(value).__module__ == "numpy" and type(value).__name__ in ("bool_", "bool")
 
 
 def normalize(text: Any) -> str:
