@@ -67,12 +67,23 @@ class GateRuns:
             self._check_budget()
         return scores_by_id(result.results)
 
-    def _validate(self, values: Values, pid: str) -> tuple[float, bool, str]:
+    def _validate(self, values: Values, pid: str) -> tuple[float | None, bool, str]:
         """Paired validation in chunks, stopping once even a perfect rest could not win.
 
-        Returns (the candidate's mean over the samples it scored, keep?, reason).
+        Returns (the candidate's mean over the samples it scored, keep?, reason); the score is None
+        when the candidate was not run at all, because even a perfect score could not win.
         """
         reference = self._scores_now(self.val, split="val")
+        best = pair(reference, reference).before
+        if self.config.early_stop_validation and best is not None and \
+                not can_still_win({}, reference, list(reference), self._wins):  # not even with every sample right
+            self._emit("eval", split="val", phase="proposal", score=None, n=0, errored=0, proposal_id=pid,
+                       complete=False, left_out=0)
+            self._emit("validation", proposal_id=pid, score=None, best=best, passed=False, complete=False,
+                       left_out=0)
+            return None, False, (f"validation 1.000 does not beat best {best:.3f} even with every sample right "
+                                 f"(stopped early: not run on any sample; tie_rule={self.config.tie_rule!r}, "
+                                 f"min_gain={self.config.min_gain:g})")
         chunk = self.config.concurrency
         mine: dict[str, float | None] = {}
         results: list[SampleResult] = []

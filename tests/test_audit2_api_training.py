@@ -1,0 +1,31 @@
+"""A user's own pipelines and settings at their edges, through the Trainer (audit 2).
+
+Each test names the defect it guards against; the scripted models answer from the prompt alone.
+"""
+from workbench.datasets import Example
+from workbench.llm.models import Models
+from workbench.trainer import TrainConfig, Trainer
+
+from scripted_tasks import GOOD, TRAIN, Optimizer, Shout, backward, task
+
+
+def test_a_candidate_that_cannot_beat_a_perfect_validation_is_not_run_on_it(tmp_path):
+    """A validation set of one sample that the baseline already gets right: under the strict tie rule
+    no candidate can beat 1.0, so running the candidate on it only costs calls. It used to run anyway
+    (early stopping was checked only after a first chunk), and its verdict never said that it could not have won."""
+    val = [Example("va-lemon", {"word": "lemon"}, "lemon", {})]  # lower case: the initial prompt passes
+    models = Models.scripted(task, backward, Optimizer())
+    trainer = Trainer(Shout(), TRAIN, val, [], lambda p, t: float(str(p).strip() == t), models,
+                      config=TrainConfig(max_steps=1, batch_size=4, concurrency=2), run_dir=tmp_path / "run",
+                      progress=False)
+    events = []
+    trainer.bus.subscribe(events.append)
+    trainer.fit()
+    minibatch = [e.data for e in events if e.type == "minibatch" and e.data["passed"]]
+    assert minibatch, "the good proposal passes the minibatch gate, so it reaches validation"
+    candidate_on_val = [c for c in models.task.calls if GOOD in c[-1]["content"] and "Word: lemon" in c[-1]["content"]]
+    assert candidate_on_val == []
+    validation = next(e.data for e in events if e.type == "validation")
+    assert validation["passed"] is False and validation["complete"] is False and validation["best"] == 1.0
+    reason = next(e.data["reason"] for e in events if e.type == "update" and e.data["proposal_id"] == validation["proposal_id"])
+    assert reason.startswith("validation 1.000 does not beat best 1.000") and "not run" in reason
