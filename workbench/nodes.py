@@ -118,6 +118,13 @@ class LLMCall:
             raise WorkbenchError(f"LLM node {name!r}: parameters {names} would all fill the slot "
                                  f"{{{{{slot}}}}}; give each its own slot (the last part of its name)")
         missing = [p.name for p in self.params.values() if self._slot(p) not in template.variables()]
+        unusable = [n for n in missing if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", n.split(".")[-1])]
+        if unusable:  # a name Parameter accepts ("answer.output-format") whose slot no {{...}} can hold
+            bad = unusable[0]
+            better = ".".join(bad.split(".")[:-1] + [re.sub(r"\W", "_", bad.split(".")[-1]) or "text"])
+            raise WorkbenchError(f"LLM node {name!r}: parameter {bad!r} fills the slot named by the last part of "
+                                 f"its name, {bad.split('.')[-1]!r}, but a {{{{slot}}}} holds only letters, digits "
+                                 f"and '_': rename it, e.g. {better!r}, and write {{{{{better.split('.')[-1]}}}}}")
         if missing:
             raise WorkbenchError(f"LLM node {name!r}: parameters {missing} have no {{{{slot}}}} in its template "
                                  f"(slots: {template.variables()})")
@@ -146,7 +153,9 @@ class LLMCall:
         model = self.model or current_model()
         if model is None:
             raise WorkbenchError(f"LLM node {self.name!r} has no model: pass model=... or run it inside "
-                                 f"workbench.use_model(model)")
+                                 f"workbench.use_model(model). Called from a thread started inside forward() "
+                                 f"(a thread pool)? A new thread sees neither the run's model nor its trace: "
+                                 f"submit the call with contextvars.copy_context().run(fn, ...)")
         messages = self.render(inputs)  # template errors surface before anything is recorded
         graph = current_graph()
         node = None

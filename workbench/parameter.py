@@ -65,7 +65,8 @@ class Parameter:
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not _NAME.match(self.name):
             raise WorkbenchError(
-                f"parameter name {self.name!r} must start with a letter and use letters, digits, '_', '.' or '-'")
+                f"parameter name {self.name!r} must start with an ASCII letter or '_' and use ASCII letters, "
+                f"digits, '_', '.' or '-' (the part after the last '.' names its {{{{slot}}}}: no '-' there)")
         if not isinstance(self.value, str):
             raise WorkbenchError(f"parameter {self.name!r}: value must be text, got {type(self.value).__name__}")
         self.value = str.__str__(self.value)  # plain text, even when made from a traced node output
