@@ -2,6 +2,9 @@
 
 Each test names the defect it guards against; the scripted models answer from the prompt alone.
 """
+import pytest
+
+from workbench import LLMCall, Parameter, Pipeline, tool
 from workbench.datasets import Example
 from workbench.llm.models import Models
 from workbench.trainer import TrainConfig, Trainer
@@ -29,3 +32,27 @@ def test_a_candidate_that_cannot_beat_a_perfect_validation_is_not_run_on_it(tmp_
     assert validation["passed"] is False and validation["complete"] is False and validation["best"] == 1.0
     reason = next(e.data["reason"] for e in events if e.type == "update" and e.data["proposal_id"] == validation["proposal_id"])
     assert reason.startswith("validation 1.000 does not beat best 1.000") and "not run" in reason
+
+
+class Suffixed(Pipeline):
+    """The suffix is a Parameter, but a tool reads it through `.value`: no LLM node ever uses it."""
+
+    def __init__(self):
+        self.instruction = Parameter("shout.instruction", "Repeat the word.", description="how to write the word")
+        self.suffix = Parameter("post.suffix", "!", description="what ends the answer")
+        self.node = LLMCall("shout", "{{instruction}}\nWord: {{word}}", [self.instruction])
+        self.finish = tool(lambda text: text + self.suffix.value, name="finish")
+
+    def forward(self, word):
+        return self.finish(self.node(word=word))
+
+
+def test_a_trainable_parameter_no_llm_node_uses_is_named_before_training(tmp_path):
+    """Such a parameter never got a gradient, a proposal or a `disconnected` event (that needs a
+    node): nothing in the run said that it could never change."""
+    models = Models.scripted(task, backward, Optimizer())
+    trainer = Trainer(Suffixed(), TRAIN, TRAIN[:2], [], lambda p, t: float(str(p).strip() == t), models,
+                      config=TrainConfig(max_steps=1, batch_size=4), run_dir=tmp_path / "run", progress=False)
+    with pytest.warns(UserWarning, match=r"\['post\.suffix'\] are in no LLMCall") as caught:
+        trainer.fit()
+    assert not any("shout.instruction" in str(w.message) for w in caught)

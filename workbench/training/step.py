@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import random
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Sequence
 
@@ -77,6 +78,7 @@ class TrainingStep:
     def _baseline(self) -> None:
         val = self.evaluate(self.val, split="val", phase="baseline")
         self._stop_if_the_endpoint_refused_every_sample(val, "validation")
+        self._warn_of_parameters_no_node_uses(val)
         test = self.evaluate(self.test, split="test", phase="baseline") if self.test else None
         self.baseline = {"val": val.mean_score, "test": test.mean_score if test else None}
         self.best_val, self.best_step = val.mean_score, 0
@@ -85,6 +87,18 @@ class TrainingStep:
                 self.memory[name].record_initial(p.value, val.mean_score)
         self.curve.append({"step": 0, "train": None, "val": val.mean_score, "accepted": [], "rejected": []})
         self._checkpoint()
+
+    def _warn_of_parameters_no_node_uses(self, val: BatchResult) -> None:
+        """A trainable parameter that no LLM node fills (read by a tool through `.value`, or never
+        passed to an LLMCall) can get no feedback and no `disconnected` event: say so once."""
+        used = {p.name for c in self.pipeline.components() for p in c.parameters()}
+        used |= {name for r in val.results for node in r.graph.nodes for name in node.parameters}
+        unused = [name for name, p in self.params.items() if p.trainable and name not in used]
+        if unused:
+            warnings.warn(f"trainable parameters {unused} are in no LLMCall of {type(self.pipeline).__name__}, so "
+                          f"they can never get feedback and will not change: pass each in an LLMCall's parameters "
+                          f"(with its {{{{slot}}}} in the template), or set trainable=False", UserWarning,
+                          stacklevel=2)
 
     def _train_step(self, step: int) -> None:
         """forward -> select -> backward -> demo candidates -> the proposal loop per group -> checkpoint."""
