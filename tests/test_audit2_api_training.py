@@ -2,6 +2,8 @@
 
 Each test names the defect it guards against; the scripted models answer from the prompt alone.
 """
+import warnings
+
 import pytest
 
 from workbench import LLMCall, Parameter, Pipeline, tool
@@ -56,3 +58,22 @@ def test_a_trainable_parameter_no_llm_node_uses_is_named_before_training(tmp_pat
     with pytest.warns(UserWarning, match=r"\['post\.suffix'\] are in no LLMCall") as caught:
         trainer.fit()
     assert not any("shout.instruction" in str(w.message) for w in caught)
+
+
+def test_raising_max_steps_to_train_further_says_when_the_epochs_are_used_up(tmp_path):
+    """The README says: raise trainer.config.max_steps and call fit() again to train further. With 8
+    training samples at batch 4 the one default epoch is 2 steps, so the second fit() ran no step at
+    all and ended 'completed', without a word about `epochs`."""
+    models = Models.scripted(task, backward, Optimizer())
+    trainer = Trainer(Shout(), TRAIN, TRAIN[:2], [], lambda p, t: float(str(p).strip() == t), models,
+                      config=TrainConfig(max_steps=2, batch_size=4), run_dir=tmp_path / "run", progress=False)
+    with warnings.catch_warnings(record=True) as first:
+        warnings.simplefilter("always")
+        assert trainer.fit().steps == 2
+    assert not [w for w in first if "max_steps" in str(w.message)]  # 2 steps are one epoch: nothing to say
+    trainer.config.max_steps = 4
+    with pytest.warns(UserWarning, match=r"max_steps=4, but epochs=1 .* stops after step 2: set epochs=2"):
+        summary = trainer.fit()
+    assert summary.steps == 2
+    trainer.config.epochs = 2
+    assert trainer.fit().steps == 4

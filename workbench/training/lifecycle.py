@@ -118,6 +118,7 @@ class Lifecycle:
     def _open_run(self) -> None:
         """At the start of each `fit()`: count usage from here, attach one budget to every role."""
         self._stop.clear()  # a stopped run continues when fit() is called again
+        self._warn_if_epochs_end_first()
         self._started_at = time.monotonic()
         if self._usage_origin is None:  # the first fit(): what the same Models did before is not ours
             self._usage_origin = self._meter_usage()

@@ -67,6 +67,17 @@ class TrainingStep:
         per_epoch = math.ceil(len(self.train) / self.config.batch_size)
         return min(self.config.max_steps, per_epoch * self.config.epochs)
 
+    def _warn_if_epochs_end_first(self) -> None:
+        """`max_steps` is a ceiling: the `epochs` passes over the training set may end the run first
+        (also when `max_steps` is raised to train further), so say so at each fit()."""
+        cfg = self.config
+        if self.total_steps < cfg.max_steps:
+            per_epoch = math.ceil(len(self.train) / cfg.batch_size)
+            warnings.warn(f"max_steps={cfg.max_steps}, but epochs={cfg.epochs} over {len(self.train)} training "
+                          f"samples at batch_size={cfg.batch_size} is {self.total_steps} steps, so training stops "
+                          f"after step {self.total_steps}: set epochs={math.ceil(cfg.max_steps / per_epoch)} to "
+                          f"reach {cfg.max_steps}", UserWarning, stacklevel=2)
+
     def batch_for(self, step: int) -> list["Example"]:
         """The minibatch of a step: a seeded shuffle per epoch, so resume sees the same batches."""
         per_epoch = math.ceil(len(self.train) / self.config.batch_size)
