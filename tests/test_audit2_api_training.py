@@ -8,6 +8,7 @@ import pytest
 
 from workbench import LLMCall, Parameter, Pipeline, tool
 from workbench.datasets import Example
+from workbench.errors import ConfigError
 from workbench.llm.models import Models
 from workbench.trainer import TrainConfig, Trainer
 
@@ -77,3 +78,13 @@ def test_raising_max_steps_to_train_further_says_when_the_epochs_are_used_up(tmp
     assert summary.steps == 2
     trainer.config.epochs = 2
     assert trainer.fit().steps == 4
+
+
+def test_an_example_whose_input_is_not_a_dict_is_refused_before_a_run_folder_exists(tmp_path):
+    """`Example("s1", "apple", "APPLE")` (the input as plain text) made a run folder, then crashed
+    with "AttributeError: 'str' object has no attribute 'items'" from inside the evaluation memo."""
+    examples = [*TRAIN[:3], Example("tr-plain", "apple", "APPLE")]
+    models = Models.scripted(task, backward, Optimizer())
+    with pytest.raises(ConfigError, match=r"example 'tr-plain' of the train split has the input 'apple'.*dict"):
+        Trainer(Shout(), examples, TRAIN[:2], [], lambda p, t: 1.0, models, runs_root=tmp_path, progress=False)
+    assert not list(tmp_path.iterdir())

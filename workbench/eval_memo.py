@@ -125,10 +125,15 @@ def _ends_mid_line(f) -> bool:
 
 def check_unique_ids(examples: Sequence["Example"], split: str = "") -> None:
     """Results, the memo and the paired gates are keyed by sample id: a repeated id would silently
-    replace another sample's result, so it is refused, naming the ids."""
+    replace another sample's result, so it is refused, naming the ids. So is an example whose input
+    is not a dict of the pipeline's keyword inputs (`Example("s1", "the question", ...)`)."""
+    where = f"the {split} split" if split else "a split"
+    not_fields = next((e for e in examples if not isinstance(e.input, Mapping)), None)
+    if not_fields is not None:
+        raise ConfigError(f"example {not_fields.id!r} of {where} has the input {not_fields.input!r}: an example's "
+                          f"input must be a dict of the keyword inputs of forward(), e.g. {{'question': ...}}")
     repeated = sorted(i for i, n in Counter(e.id for e in examples).items() if n > 1)
     if repeated:
-        where = f"the {split} split" if split else "a split"
         raise ConfigError(f"sample ids must be unique within a split, but in {where} {repeated[:5]} occur more "
                           f"than once; give each example its own id")
 
