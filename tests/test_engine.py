@@ -109,6 +109,30 @@ def test_two_hop_loop_gives_each_call_its_own_time_ordered_gradient():
     assert {x.node_id for x in g.gradients if x.target == "retrieve"} == {"answer", "query#2"}
 
 
+def test_a_parameter_shared_by_two_nodes_of_a_loop_gets_its_gradients_in_the_order_the_calls_ran():
+    """think, act, think#2, act#2: sorted by call number then node name, "act" came before "think"."""
+    rules = Parameter("agent.rules", "Think, then act.", description="shared by both steps of the agent")
+
+    class Agent(Pipeline):
+        def __init__(self):
+            self.rules = rules
+            self.think = LLMCall("think", "{{rules}}\nThink about: {{state}}", [rules])
+            self.act = LLMCall("act", "{{rules}}\nAct on: {{thought}}", [rules])
+
+        def forward(self, question):
+            state = question
+            for _ in range(2):
+                state = self.act(thought=self.think(state=state))
+            return state
+
+    model = ScriptedModel(lambda messages: "step " + str(len(messages[-1]["content"])), role="task")
+    result = run_example(Agent(), Example("s1", {"question": "q?"}, "done", {}), exact_match, model)
+    assert [n.id for n in result.graph.nodes] == ["think", "act", "think#2", "act#2", "loss"]
+    params = {"agent.rules": rules}
+    BackwardEngine(backward_model()).backward(result.graph, params)
+    assert [g.node_id for g in rules.gradients_in_order()] == ["think", "act", "think#2", "act#2"]
+
+
 def test_only_failed_samples_are_back_propagated():
     pipeline = RAG(hops=1)
     examples = [Example(f"s{i}", {"question": "What is the capital of France?"}, t, {})

@@ -197,7 +197,8 @@ class BackwardPass:
         return self.graph.loss.score  # type: ignore[union-attr]
 
     def emit(self, node: NodeRecord, target: str, kind: str, text: str) -> None:
-        g = Gradient(self.graph.sample_id, node.id, node.component, node.call_index, target, kind, self.score, text)
+        g = Gradient(self.graph.sample_id, node.id, node.component, node.call_index, target, kind, self.score, text,
+                     position=self.graph.nodes.index(node))
         self.graph.add_gradient(g)
         if kind == "parameter" and target in self.parameters:
             self.parameters[target].add_gradient(g)

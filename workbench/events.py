@@ -213,6 +213,7 @@ class GradientWritten(EventData):
     target_kind: Literal["parameter", "value"]
     score: float | None
     text: str
+    position: int = doc("the writing node's place in the sample's time order (0 in logs before it was recorded)", 0)
 
 
 @defines("backward_done")

@@ -52,6 +52,13 @@ class Edge:
 class Gradient:
     """Feedback text aimed at one parameter or one upstream value, for one sample and one call."""
 
+    @staticmethod
+    def time_order(g: "Gradient") -> tuple:
+        """Sort key: by sample, then in the order the nodes ran, so the calls of a loop that shares a
+        parameter between nodes (think, act, think#2, act#2) read as they happened."""
+        return g.sample_id, g.position, g.call_index, g.node_id
+
+
     sample_id: str
     node_id: str
     component: str
@@ -60,6 +67,7 @@ class Gradient:
     target_kind: str  # "parameter" | "value"
     score: float | None
     text: str
+    position: int = 0  # the writing node's place in the sample's time order (graph.nodes), for sorting
 
     def to_dict(self) -> dict:
         return asdict(self)

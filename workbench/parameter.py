@@ -10,12 +10,10 @@ import re
 import threading
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import TYPE_CHECKING, Iterable
+from typing import Iterable
 
 from .errors import DuplicateParameterError, WorkbenchError
-
-if TYPE_CHECKING:
-    from .graph import Gradient
+from .graph import Gradient
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*$")
 
@@ -91,7 +89,7 @@ class Parameter:
         """Gradients grouped by sample, then in call order, so loops read as a sequence."""
         with self._lock:
             grads = list(self.gradients)
-        return sorted(grads, key=lambda g: (g.sample_id, g.call_index, g.node_id))
+        return sorted(grads, key=Gradient.time_order)
 
     # -- values ------------------------------------------------------------------------------
     def update(self, value: str, *, step: int, source: str, score: float | None = None, note: str = "") -> None:

@@ -7,6 +7,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Sequence
 
 from ..errors import BadArgumentError
+from ..graph import Gradient
 from ..llm.types import ask
 from ..parameter import Parameter
 from ..prompt import placeholders
@@ -14,7 +15,6 @@ from .completion import CompletionPrompt, completion_style_of
 from .memory import Attempt, ParameterMemory
 
 if TYPE_CHECKING:
-    from ..graph import Gradient
     from ..llm.types import ChatModel
 
 OPTIMIZER_SYSTEM = """You improve one part of a prompt used by an LLM pipeline. You get the part's \
@@ -59,7 +59,7 @@ def summarise_gradients(gradients: Sequence["Gradient"], *, max_samples: int = 6
     With `pass_threshold`, samples that passed are framed as what works (to keep), not as errors.
     """
     by_sample: dict[str, list["Gradient"]] = {}
-    for g in sorted(gradients, key=lambda g: (g.sample_id, g.call_index, g.node_id)):
+    for g in sorted(gradients, key=Gradient.time_order):
         by_sample.setdefault(g.sample_id, []).append(g)
 
     def passing(grads: list["Gradient"]) -> bool:
