@@ -133,6 +133,26 @@ def test_a_parameter_shared_by_two_nodes_of_a_loop_gets_its_gradients_in_the_ord
     assert [g.node_id for g in rules.gradients_in_order()] == ["think", "act", "think#2", "act#2"]
 
 
+def test_a_parser_error_is_caught_by_the_pipelines_own_except_value_error():
+    """`parser=json.loads` raises what json.loads raises for a user's `except ValueError` fallback."""
+    import json
+
+    class Extract(Pipeline):
+        def __init__(self):
+            self.instruction = Parameter("extract.instruction", "Reply with JSON.")
+            self.extract = LLMCall("extract", "{{instruction}} {{text}}", [self.instruction], parser=json.loads)
+
+        def forward(self, text):
+            try:
+                return self.extract(text=text)["answer"]
+            except ValueError:
+                return "fallback"
+
+    model = ScriptedModel(lambda messages: "not json", role="task")
+    result = run_example(Extract(), Example("s1", {"text": "t"}, "fallback", {}), exact_match, model)
+    assert (result.status, result.score) == ("ok", 1.0)
+
+
 def test_only_failed_samples_are_back_propagated():
     pipeline = RAG(hops=1)
     examples = [Example(f"s{i}", {"question": "What is the capital of France?"}, t, {})

@@ -53,8 +53,11 @@ class TemplateError(WorkbenchError):
         super().__init__(message)
 
 
-class ParseError(WorkbenchError):
-    """Raised when an LLM reply cannot be parsed into the expected structure; keeps the raw text."""
+class ParseError(WorkbenchError, ValueError):
+    """Raised when an LLM reply cannot be parsed into the expected structure; keeps the raw text.
+
+    Also a ValueError (what `json.loads` and `int()` raise), so a pipeline's own `except ValueError`
+    around a node with `parser=` catches it, as it would without the parser argument."""
 
     def __init__(self, raw_text: str, detail: str = "") -> None:
         self.raw = raw_text
