@@ -179,6 +179,30 @@ def test_contrast_sample_is_added_and_errored_never_selected():
     assert sum(sel[k].selected for k in "bd") == 1
 
 
+def test_a_sample_on_which_the_pipeline_raised_never_passes_even_at_threshold_zero():
+    """pass_threshold=0 makes every score pass; a raise is not a score: it fails, is back-propagated
+    and never becomes a demo."""
+    class Fragile(Pipeline):
+        def __init__(self):
+            self.instruction = Parameter("answer.instruction", "Answer.")
+            self.answer = LLMCall("answer", "{{instruction}} {{question}}", [self.instruction])
+
+        def forward(self, question):
+            reply = self.answer(question=question)
+            if question == "boom":
+                raise KeyError("missing field")
+            return reply
+
+    model = ScriptedModel(lambda messages: "Paris", role="task")
+    examples = [Example("ok", {"question": "q"}, "Paris", {}), Example("raised", {"question": "boom"}, "Paris", {})]
+    batch = run_batch(Fragile(), examples, exact_match, model, pass_threshold=0.0)
+    ok, raised = batch.results
+    assert (ok.status, raised.status) == ("ok", "failed") and not raised.passed and "missing field" in raised.error
+    sel = {s.sample_id: s for s in select_for_backward(batch.results, pass_threshold=0.0, max_correct=0)}
+    assert sel["raised"].selected and sel["raised"].reason == "failed (the pipeline raised: score 0)"
+    assert not sel["ok"].selected
+
+
 def test_missing_template_variable_names_variable_and_node_and_records_nothing():
     p = Parameter("answer.instruction", "Answer.")
     node = LLMCall("answer", "{{instruction}} {{question}} {{context}}", [p])

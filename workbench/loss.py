@@ -242,7 +242,7 @@ def add_loss(graph: Graph, prediction: Any, target: Any, score: float, *, pass_t
         elif earlier:
             graph.add_edge(earlier[-1].id, node.id, "prediction", guess=True)
     graph.loss = LossRecord(score=float(score), prediction=str.__str__(str(prediction)), target=str.__str__(str(target)),
-                            passed=score >= pass_threshold, measure=measure,
+                            passed=error is None and score >= pass_threshold, measure=measure,  # a raise never passes
                             feedback=getattr(score, "feedback", None) or None, error=error)
     graph.notify(node)
     return graph.loss

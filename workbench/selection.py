@@ -29,6 +29,12 @@ class Selection:
     reason: str
 
 
+def _passing(r: Scored, pass_threshold: float) -> bool:
+    """At or above the threshold, and not a sample on which the pipeline's own code (or the eval
+    function) raised: that one scored 0 and failed, even when the threshold is 0."""
+    return r.score is not None and r.score >= pass_threshold and getattr(r, "error", None) is None
+
+
 def select_for_backward(results: Iterable[Scored], *, pass_threshold: float = 1.0, max_failed: int = 4,
                         max_correct: int = 1, seed: int = 0, pinned: Iterable[str] = (),
                         excluded: Iterable[str] = (), carried: Iterable[str] = (),
@@ -44,13 +50,12 @@ def select_for_backward(results: Iterable[Scored], *, pass_threshold: float = 1.
     by_id = {r.sample_id: r for r in results}
     for sample_id in carried[-max_carried:] if max_carried > 0 else []:
         r = by_id.get(sample_id)
-        if r is not None and sample_id not in excluded and r.status != "errored" and \
-                (r.score is None or r.score < pass_threshold):
+        if r is not None and sample_id not in excluded and r.status != "errored" and not _passing(r, pass_threshold):
             chosen[sample_id] = f"carried: failed in an earlier step (score {r.score or 0:g}), nothing accepted since"
     failed = [r for r in results if r.status != "errored" and r.sample_id not in excluded
-              and (r.score is None or r.score < pass_threshold)]
+              and not _passing(r, pass_threshold)]
     passed = [r for r in results if r.status != "errored" and r.sample_id not in excluded
-              and r.score is not None and r.score >= pass_threshold]
+              and _passing(r, pass_threshold)]
     for r in results:
         if r.sample_id in pinned and r.sample_id not in excluded and r.status != "errored":
             chosen[r.sample_id] = "pinned by the user"
@@ -60,7 +65,8 @@ def select_for_backward(results: Iterable[Scored], *, pass_threshold: float = 1.
             continue
         if sum(1 for v in chosen.values() if v.startswith("failed")) >= max_failed:
             break
-        chosen.setdefault(r.sample_id, f"failed (score {r.score or 0:g} < {pass_threshold:g})")
+        chosen.setdefault(r.sample_id, "failed (the pipeline raised: score 0)" if getattr(r, "error", None)
+                          else f"failed (score {r.score or 0:g} < {pass_threshold:g})")
     if chosen:
         rng = random.Random(seed)
         contrast = [r for r in passed if r.sample_id not in chosen]
