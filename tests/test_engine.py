@@ -203,6 +203,28 @@ def test_a_sample_on_which_the_pipeline_raised_never_passes_even_at_threshold_ze
     assert not sel["ok"].selected
 
 
+def test_a_retriever_returning_a_list_of_dicts_is_linked_exactly_through_its_items():
+    """[{"title", "text"}, ...] from a @tool: the texts inside the dicts are traced, so the answer's
+    input links to the retriever exactly (not by a content guess), even for short passages."""
+    @tool
+    def search(query: str) -> list[dict]:
+        return [{"title": "France", "text": "Paris."}, {"title": "Rivers", "text": "Seine."}]
+
+    class RAG(Pipeline):
+        def __init__(self):
+            self.instruction = Parameter("answer.instruction", "Answer.")
+            self.answer = LLMCall("answer", "{{instruction}} {{question}} {{context}}", [self.instruction])
+
+        def forward(self, question):
+            hits = search(question)
+            return self.answer(question=question, context=hits[0]["text"] + " " + hits[1]["text"])
+
+    model = ScriptedModel(lambda messages: "Lyon", role="task")
+    result = run_example(RAG(), Example("s1", {"question": "capital?"}, "Paris", {}), exact_match, model)
+    edges = {(e.source, e.target, e.guess) for e in result.graph.edges}
+    assert ("search", "answer", False) in edges
+
+
 def test_missing_template_variable_names_variable_and_node_and_records_nothing():
     p = Parameter("answer.instruction", "Answer.")
     node = LLMCall("answer", "{{instruction}} {{question}} {{context}}", [p])

@@ -39,6 +39,7 @@ _model: contextvars.ContextVar["ChatModel | None"] = contextvars.ContextVar("wor
 
 # Outputs shorter than this only link by equality; longer ones also link when quoted inside an input.
 MIN_QUOTED_LENGTH = 12
+NESTING = 3  # containers inside containers followed when tracing and matching text (list -> dict -> list)
 # Derived texts remembered per graph for the content fallback (a bound, for loops that slice a lot).
 MAX_DERIVED_TEXTS = 2000
 
@@ -142,14 +143,15 @@ for _name in KEPT_METHODS:
     setattr(TracedText, _name, _keeping(_name))
 
 
-def traced_output(value: Any, node_id: str) -> Any:
-    """A node's output as the pipeline sees it: text (also inside a list/tuple/dict) made traced."""
+def traced_output(value: Any, node_id: str, depth: int = 0) -> Any:
+    """A node's output as the pipeline sees it: text made traced, also inside lists, tuples and dicts
+    nested up to `NESTING` deep (a retriever's list of {"title", "text"} dicts)."""
     if isinstance(value, str):
         return TracedText(value, node_id)
-    if type(value) in (list, tuple):
-        return type(value)(TracedText(v, node_id) if isinstance(v, str) else v for v in value)
-    if type(value) is dict:
-        return {k: TracedText(v, node_id) if isinstance(v, str) else v for k, v in value.items()}
+    if depth < NESTING and type(value) in (list, tuple):
+        return type(value)(traced_output(v, node_id, depth + 1) for v in value)
+    if depth < NESTING and type(value) is dict:
+        return {k: traced_output(v, node_id, depth + 1) for k, v in value.items()}
     return value
 
 
@@ -191,9 +193,9 @@ def _texts(value: Any, depth: int = 0) -> list[str]:
     """The text pieces a value is made of: itself, or the items of a list/tuple/dict."""
     if isinstance(value, str):
         return [value]
-    if depth < 2 and isinstance(value, (list, tuple, set)):
+    if depth < NESTING and isinstance(value, (list, tuple, set)):
         return [t for item in value for t in _texts(item, depth + 1)]
-    if depth < 2 and isinstance(value, dict):
+    if depth < NESTING and isinstance(value, dict):
         return [t for item in value.values() for t in _texts(item, depth + 1)]
     return [str(value)] if value is not None else []
 
@@ -219,10 +221,10 @@ def find_sources(graph: Graph, value: Any, exclude: str | None = None) -> list[t
             for s in v.sources:
                 if s != exclude and s in graph.output_texts:
                     found[s] = False
-        elif depth < 2 and isinstance(v, (list, tuple, set)):
+        elif depth < NESTING and isinstance(v, (list, tuple, set)):
             for item in v:
                 visit(item, depth + 1)
-        elif depth < 2 and isinstance(v, dict):
+        elif depth < NESTING and isinstance(v, dict):
             for item in v.values():
                 visit(item, depth + 1)
 
