@@ -153,10 +153,26 @@ def export_prompts(source: "Trainer | RunStore | Pipeline | str | os.PathLike", 
     """Write the export to `path` atomically; the format comes from `fmt` or the file suffix."""
     path = Path(path)
     fmt = _format_of(path, fmt)
+    check_output(path)
     doc = build_export(source)
     text = {"json": render_json, "yaml": render_yaml, "md": render_markdown}[fmt](doc)
-    write_text_atomic(path, text)
+    write_output(path, text)
     return path
+
+
+def check_output(path: Path) -> None:
+    """An output path must name a file: refuse a folder before anything is computed."""
+    if path.is_dir():
+        raise ConfigError(f"{path} is a folder; give a file name to write to")
+
+
+def write_output(path: Path, text: str) -> None:
+    """Write a file the user asked for atomically; a path that cannot be written is one clear error."""
+    check_output(path)
+    try:
+        write_text_atomic(path, text)
+    except OSError as exc:
+        raise ConfigError(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
 def _format_of(path: Path, fmt: str | None) -> str:

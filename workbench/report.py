@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from .export import check_output, write_output
 from .redact import redact
 from .results import Run, open_run
-from .store import write_text_atomic
 from .ui.charts import CurveData, cost_figure, score_figure
 from .ui.diff import word_diff
 
@@ -52,7 +52,8 @@ def write_report(run_or_dir: "Run | Trainer | str | os.PathLike", out_path: str 
     `prices` (USD per 1M prompt / completion tokens, per role) turns the token chart into cost.
     """
     out = Path(out_path)
-    write_text_atomic(out, render_report(run_or_dir, prices=prices))
+    check_output(out)
+    write_output(out, render_report(run_or_dir, prices=prices))
     return out
 
 
@@ -154,8 +155,8 @@ def _proposals(run: Run) -> str:
     if proposals.empty:
         return "<p>No proposals.</p>"
     blocks = []
-    for p in proposals.itertuples(index=False):
-        state = "open" if pd.isna(p.kept) else "kept" if p.kept else "reverted"
+    for p in _without_na(proposals).itertuples(index=False):
+        state = "open" if p.kept is None else "kept" if p.kept else "reverted"
         label = {"kept": "kept", "reverted": "reverted", "open": "not decided"}[state]
         decided = f"{p.decision} by {p.decided_by}" if p.decision else "no decision"
         facts = [("source", p.source), ("decision", decided),
@@ -171,6 +172,11 @@ def _proposals(run: Run) -> str:
             f"<table class=\"meta\">{table}</table>{_diff_html(p.old, p.new)}"
             + _gradients_html(own, p.gradient_summary) + "</details>")
     return "\n".join(blocks)
+
+
+def _without_na(frame: pd.DataFrame) -> pd.DataFrame:
+    """Missing cells as None: pandas reads a missing string as NaN, which is truthy and prints as "nan"."""
+    return frame.astype(object).where(frame.notna(), None)
 
 
 def _gradients_html(own: pd.DataFrame, summary: str | None) -> str:
