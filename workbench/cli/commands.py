@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 import typing
 from pathlib import Path
@@ -45,7 +46,8 @@ def _resume(args: argparse.Namespace) -> int:
     summary = RunStore(run_dir).summary()
     if summary and summary.get("status") in ("completed", "plateau"):
         say_to_stderr(f"{run_dir} already finished ({summary['status']}); nothing to resume")
-        print_report(RunStore(run_dir), spec.data, [], 0.0)
+        exports = [p for p in (run_dir / "prompts.json", run_dir / "prompts.md") if p.is_file()]
+        print_report(RunStore(run_dir), spec.data, exports, 0.0)
         return 0
     return run_training(spec, run_dir=run_dir, runs_root=str(run_dir.parent), resume=True, quiet=args.quiet)
 
@@ -85,7 +87,13 @@ def cmd_runs(args: argparse.Namespace) -> int:
     """Every run under --runs-dir; a damaged folder is one row that says so, and the others still show."""
     from ..store import list_runs
 
-    rows = list_runs(args.runs_dir)
+    root = Path(args.runs_dir)
+    if root.exists() and not root.is_dir():
+        raise ConfigError(f"--runs-dir {root} is a file, not a folder of runs")
+    if (root / "config.json").is_file():
+        raise ConfigError(f"--runs-dir {root} is a run folder itself; list the folder holding it: "
+                          f"workbench runs --runs-dir {shlex.quote(str(root.parent))}")
+    rows = list_runs(root)
     if not rows:
         print(f"no runs in {args.runs_dir}")
         return 0

@@ -5,6 +5,7 @@ what the optimizer proposed, what each gate decided and why; `print_next` says w
 """
 from __future__ import annotations
 
+import shlex
 import sys
 from pathlib import Path
 from typing import Any, TextIO
@@ -14,6 +15,7 @@ from ..redact import redact
 
 ROLES = ("task", "backward", "optimizer")
 CLIP = 160  # characters of a proposed value shown in the story
+NO_EXPORTS = "none (no checkpoint: the run ended before its baseline was recorded)"
 
 
 def _print(lines: list[str], out: TextIO | None) -> None:
@@ -41,7 +43,7 @@ def print_report(store, data: str, exports: list[Path], seconds: float, out: Tex
     if summary.get("errored_samples"):
         status += f"; {summary['errored_samples']} sample runs errored (endpoint failures, kept out of scores)"
     lines += [f"status      {status}" + (f" ({summary['error']})" if summary.get("error") else ""),
-              f"prompts     {', '.join(str(p) for p in exports)}",
+              f"prompts     {', '.join(str(p) for p in exports) or NO_EXPORTS}",
               f"run folder  {store.path}"]
     _print(lines, out)
 
@@ -110,7 +112,7 @@ def print_story(store, out: TextIO | None = None, *, small_model: bool = False) 
 
 def print_next(store, out: TextIO | None = None) -> None:
     """Where to look next."""
-    _print([f"next        workbench report {store.path} -o report.html   (the run as one HTML page)",
+    _print([f"next        workbench report {shlex.quote(str(store.path))} -o report.html   (the run as one HTML page)",
             "            workbench runs                     (every run with its scores)",
             "            notebooks/01_quickstart.ipynb      (the dashboard: watch the graph, approve each change)"],
            out)

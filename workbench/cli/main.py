@@ -108,13 +108,14 @@ def build_parser() -> argparse.ArgumentParser:
     train.set_defaults(func=cmd_train)
 
     runs = sub.add_parser("runs", help="list runs with their scores")
-    runs.add_argument("--runs-dir", default="runs")
+    runs.add_argument("--runs-dir", default="runs", help="the folder holding the run folders (default: ./runs)")
     runs.set_defaults(func=cmd_runs)
 
     export = sub.add_parser("export", help="write a run's tuned prompts with provenance")
     export.add_argument("run_dir", metavar="RUN_DIR")
     export.add_argument("-o", "--output", metavar="FILE", help="default: RUN_DIR/prompts.<format>")
-    export.add_argument("--format", choices=["json", "yaml", "md"], help="default: from FILE's suffix, else json")
+    export.add_argument("--format", choices=["json", "yaml", "md"],
+                        help="default: from FILE's suffix (.json, .yaml/.yml, .md); json without -o")
     export.set_defaults(func=cmd_export)
 
     report = sub.add_parser("report", help="write a run as one self-contained HTML page")
@@ -155,6 +156,10 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except WorkbenchError as exc:  # ConfigError, DatasetError, endpoint and model errors
         print(redact(f"workbench: error: {' '.join(str(exc).split())}"), file=sys.stderr)
+        return 2
+    except OSError as exc:  # a path that cannot be read or written: the file and the reason, in one line
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(redact(f"workbench: error: {where}{exc.strerror or exc}"), file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("\nworkbench: interrupted", file=sys.stderr)

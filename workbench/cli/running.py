@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shlex
 import sys
 import time
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -57,6 +58,9 @@ def run_training(spec: RunSpec, *, run_dir: Path | None, runs_root: str, resume:
 
     say = (lambda text: None) if quiet else say_to_stderr
     sink = mlflow_sink(spec)  # before the model starts: a missing mlflow is one line, at once
+    for flag, folder in (("--run-dir", run_dir), ("--runs-dir", None if run_dir else Path(runs_root))):
+        if folder is not None and folder.exists() and not folder.is_dir():
+            raise ConfigError(f"{flag} {folder} is a file, not a folder")
     built = build(spec)
     if resume:
         recorded = RunStore(run_dir).config().get("splits", {})
@@ -101,16 +105,19 @@ def run_training(spec: RunSpec, *, run_dir: Path | None, runs_root: str, resume:
         say(f"mirrored to MLflow run {sink.mlflow_run_id} (experiment {sink.experiment}) "
             f"at {strip_url_credentials(spec.mlflow)}")
     store = trainer.store
-    exports = [export_prompts(store, store.path / "prompts.json"), export_prompts(store, store.path / "prompts.md")]
+    checkpointed = store.latest_checkpoint() is not None  # none when the run ended before its baseline was recorded
+    exports = [export_prompts(store, store.path / "prompts.json"),
+               export_prompts(store, store.path / "prompts.md")] if checkpointed else []
     if story:
         print_story(store, small_model=models.server is not None)
     print_report(store, spec.data, exports, time.monotonic() - started)
     print_next(store)
     status = (store.summary() or {}).get("status")
-    if status == "stopped":
-        say_to_stderr(f"stopped; continue with: workbench train --resume {store.path}")
-        return 130
-    return 0
+    if status in ("stopped", "budget"):
+        say_to_stderr(f"{status}; continue with: workbench train --resume {shlex.quote(str(store.path))}"
+                      if checkpointed else f"{status} before the baseline was recorded, so there is nothing to "
+                                           f"resume; start the run again")
+    return 130 if status == "stopped" else 0
 
 
 def mlflow_sink(spec: RunSpec):

@@ -69,6 +69,9 @@ class RunSpec:
         return cls(**values)
 
 
+# a config file may name a setting as its command-line flag does
+FILE_ALIASES = {"steps": "max_steps", "max_reply_tokens": "reply_limit"}
+
 CHOICES = {"approval": ("auto", "terminal"), "fold_system": ("auto", "on", "off")}
 
 
@@ -174,21 +177,34 @@ def read_config_file(path: str) -> dict:
         raise ConfigError(f"config file not found: {p}")
     raw = p.read_bytes()
     try:
-        text = raw.decode("utf-8")
+        text = raw.decode("utf-8").removeprefix("\ufeff")  # a byte-order mark (Notepad writes one)
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{p} is not UTF-8 text (byte {raw[exc.start:exc.start + 1]!r} at offset {exc.start}); "
                           f"save it as UTF-8") from None
+    is_yaml = p.suffix.lower() in (".yaml", ".yml")
     try:
-        if p.suffix.lower() in (".yaml", ".yml"):
+        if is_yaml:
             import yaml
             data = yaml.safe_load(text)
+            node = yaml.compose(text, Loader=yaml.SafeLoader)  # PyYAML keeps the last of repeated keys silently
+            keys = [k.value for k, _ in node.value] if isinstance(node, yaml.MappingNode) else []
         else:
-            data = json.loads(text)
+            pairs: list = []
+            data = json.loads(text, object_pairs_hook=lambda kv: pairs.append(kv) or dict(kv))
+            keys = [k for k, _ in pairs[-1]] if isinstance(data, dict) else []  # the outermost object ends last
     except Exception as exc:  # json or yaml syntax
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ConfigError(f"{p} could not be parsed: {first_line}") from None
+        read_as = "" if is_yaml or p.suffix.lower() == ".json" else " (read as JSON; name a YAML file .yaml)"
+        raise ConfigError(f"{p} could not be parsed{read_as}: {first_line}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{p}: expected a mapping of settings, not {type(data).__name__}")
+    # a setting may be spelled as its flag (steps, batch-size, max-reply-tokens), but given only once
+    names = [FILE_ALIASES.get(str(k).replace("-", "_"), str(k).replace("-", "_")) for k in keys or data]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise ConfigError(f"{p}: {', '.join(twice)} given more than once; keep one")
+    data = {FILE_ALIASES.get(str(k).replace("-", "_"), str(k).replace("-", "_")) if isinstance(k, str) else k: v
+            for k, v in data.items()}
     if any(str(k).lower() in ("api_key", "apikey", "key") for k in data):
         raise ConfigError(f"{p}: do not put API keys in config files; put the key in an environment variable "
                           f"and name it with api_key_env")
@@ -208,6 +224,9 @@ def save_spec(spec: RunSpec, run_dir: Path) -> None:
 def load_spec(run_dir: Path) -> RunSpec:
     """The spec a run was started with; a missing, torn or tampered cli.json is one clear error."""
     cli_file = run_dir / CLI_FILE
+    if not run_dir.is_dir():
+        raise ConfigError(f"{run_dir} has no {CLI_FILE}: "
+                          f"{'it is a file, not a run folder' if run_dir.exists() else 'there is no such folder'}")
     if not cli_file.is_file():
         raise ConfigError(f"{run_dir} has no {CLI_FILE}: it was not started by `workbench train` "
                           f"(resume it from Python with Trainer(..., run_dir=..., resume=True))")
