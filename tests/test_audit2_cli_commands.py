@@ -171,3 +171,23 @@ def test_runs_pointed_at_a_file_or_at_a_run_folder_is_one_line(server, tmp_path)
     assert line.endswith("workbench runs --runs-dir runs")
     listed = workbench("runs", "--runs-dir", "runs", cwd=tmp_path)
     assert listed.returncode == 0 and "\none " in listed.stdout
+
+
+@pytest.mark.parametrize("args, words", [
+    (["train", "--steps", "abc"], ["--steps", "'abc'"]),
+    (["train", "--optimize", "best"], ["--optimize", "'best'", "'joint'"]),
+    (["trian"], ["'trian'", "train"]),
+    (["export"], ["RUN_DIR"]),
+])
+def test_a_mistyped_command_line_is_one_line_too(tmp_path, args, words):
+    """argparse's own errors follow the rule every other error does: one line, exit code 2, no usage dump."""
+    proc = workbench(*args, cwd=tmp_path)
+    line = one_line_error(proc, *words)
+    assert proc.stderr.strip() == line and "--help" in line
+
+
+def test_resume_refuses_a_run_folder_flag_it_would_ignore(server, tmp_path):
+    proc = workbench(*train_args(server, "--steps", 1, "--run-dir", "run"), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    one_line_error(workbench("train", "--resume", "run", "--run-dir", "elsewhere", cwd=tmp_path), "--run-dir")
+    assert not (tmp_path / "elsewhere").exists()

@@ -32,7 +32,7 @@ def _resume(args: argparse.Namespace) -> int:
 
     run_dir = Path(args.resume)
     changed = [f"--{f.replace('_', '-')}" for f in ("task", "module", "train", "val", "test", "seed", "source",
-                                                    "train_only", "config", *TRAIN_FLAGS) if getattr(args, f, None) is not None]
+                                                    "train_only", "config", "run_dir", *TRAIN_FLAGS) if getattr(args, f, None) is not None]
     if changed:
         raise ConfigError(f"{', '.join(changed)} cannot change when resuming; the run keeps its own settings")
     spec = load_spec(run_dir)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import typing
 import warnings
 
 from ..errors import WorkbenchError
@@ -79,8 +80,15 @@ def _add_tracking(p: argparse.ArgumentParser) -> None:
     g.add_argument("--mlflow-experiment", metavar="NAME", help="MLflow experiment (default: workbench)")
 
 
+class _Parser(argparse.ArgumentParser):
+    """A mistyped command line is one line too, like every other error (not a screen of usage)."""
+
+    def error(self, message: str) -> typing.NoReturn:
+        self.exit(2, f"workbench: error: {' '.join(message.split())} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="workbench", description="Train the prompts of LLM pipelines "
+    parser = _Parser(prog="workbench", description="Train the prompts of LLM pipelines "
                                      "with textual gradients (LLM-AutoDiff).")
     sub = parser.add_subparsers(dest="command", required=True, metavar=COMMANDS)
 
