@@ -158,3 +158,27 @@ def test_a_failed_runs_error_reaches_subscribers_without_the_key(tmp_path):
         trainer.fit()
     assert finished[0].data["status"] == "failed" and "endpoint refused key" in finished[0].data["error"]
     assert SECRET not in finished[0].data["error"]
+
+
+class Router(Pipeline):
+    """Words starting with "z" go to a second node; no training word does, so it never runs."""
+    def __init__(self):
+        self.shout = Shout()
+        self.rare = Parameter("rare.instruction", "Repeat the rare word.", description="for words starting with z")
+        self.rare_node = LLMCall("rare", "{{instruction}}\nWord: {{word}}", [self.rare])
+
+    def forward(self, word):
+        return self.rare_node(word=word) if word.startswith("z") else self.shout(word=word)
+
+
+def test_a_parameter_whose_node_did_not_run_on_the_backpropagated_samples_is_reported(tmp_path):
+    """Not disconnected (its node never ran), and no gradient: the step says why it proposes nothing."""
+    trainer, summary, events = run(tmp_path, Models.scripted(task, backward, Optimizer()), pipeline=Router())
+    assert summary.status == "completed"
+    silent = [e for e in events if e.type == "no_proposal" and e.data["source"] == "feedback"]
+    assert {e.data["parameter"] for e in silent} == {"rare.instruction"}
+    assert len(silent) == len({e.step for e in silent}) >= 1  # once per step
+    assert "no node using it ran on the back-propagated samples (tr-" in silent[0].data["reason"]
+    assert not [e for e in events if e.type == "disconnected"]
+    on_disk = [e.data for e in RunStore(tmp_path / "run").events() if e.type == "no_proposal"]
+    assert on_disk == [e.data for e in events if e.type == "no_proposal"]

@@ -258,11 +258,12 @@ class Proposal(EventData):
 
 @defines("no_proposal")
 class NoProposal(EventData):
-    """The optimizer gave nothing usable for a parameter this step."""
+    """Nothing to propose for a trainable parameter this step: the optimizer gave nothing usable, or the
+    parameter got no feedback (source "feedback")."""
     parameter: str
-    source: str
+    source: str = doc('"optimizer", "demos", or "feedback" (no gradient reached it this step)')
     reason: str
-    reply: str = doc("the optimizer's raw reply, clipped")
+    reply: str = doc("the optimizer's raw reply, clipped (empty when no optimizer was asked)", "")
 
 
 @defines("minibatch")

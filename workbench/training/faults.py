@@ -4,6 +4,9 @@ A backward, optimizer or teacher call that still fails after the client's retrie
 gradient, one proposal or one demo trace, never the run: it is skipped with a `skipped` event
 {stage, parameter, node_id, sample_id, error}. A trainable parameter whose node has no path to the
 loss gets a `disconnected` event once per step (not once per sample), so "0 gradients" is never silent.
+Any other trainable parameter left without feedback in a step where samples were back-propagated (a
+router's branch that did not run on them, gradients that were all skipped) gets a `no_proposal`
+event with source "feedback" that says why, rather than being passed over in silence.
 
 `FaultReporting` is a mixin of `workbench.trainer.Trainer` (it needs `_emit` and `step`).
 """
@@ -13,6 +16,7 @@ import threading
 from typing import TYPE_CHECKING, Callable, TypeVar
 
 from ..errors import EndpointUnreachableError, LLMCallError, WorkbenchError
+from ..parameter import Role
 from ..redact import redact
 
 if TYPE_CHECKING:
@@ -39,6 +43,22 @@ class FaultReporting:
             self._disconnected_reported.add(key)
         self._emit("disconnected", parameter=found.parameter, node_id=found.node_id, sample_id=found.sample_id,
                    reason=found.reason)
+
+    def _report_parameters_without_feedback(self, chosen: "list[SampleResult]") -> None:
+        """Why each trainable text parameter that got no gradient this step has nothing to propose."""
+        if not chosen:
+            return  # nothing was back-propagated (the selection event says why): no parameter expected any
+        disconnected = {d.parameter for r in chosen for d in r.graph.disconnected}
+        for name, p in self.params.items():
+            if not p.trainable or p.role is Role.DEMOS or p.gradients or name in disconnected:
+                continue  # a disconnected parameter already has its own event
+            ran = [r.sample_id for r in chosen if any(name in n.parameters for n in r.graph.nodes)]
+            if not ran:
+                ids = ", ".join(r.sample_id for r in chosen[:5]) + (", ..." if len(chosen) > 5 else "")
+                reason = f"no feedback this step: no node using it ran on the back-propagated samples ({ids})"
+            else:
+                reason = "no feedback this step: the backward pass wrote no gradient for it (see skipped events)"
+            self._emit("no_proposal", parameter=name, source="feedback", reason=reason)
 
     def _on_skipped(self, report: dict) -> None:
         """A `skipped` event from the backward engine's report (or our own), error text redacted."""

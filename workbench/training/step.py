@@ -127,6 +127,7 @@ class TrainingStep:
         for p in self.params.values():
             p.zero_grad()
         self._backward(chosen)
+        self._report_parameters_without_feedback(chosen)
         self._collect_demos(batch_examples, batch)
         accepted, rejected, optimized = [], [], []
         failed = [r for r in batch.results if r.status == "failed"]
