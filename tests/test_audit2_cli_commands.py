@@ -191,3 +191,14 @@ def test_resume_refuses_a_run_folder_flag_it_would_ignore(server, tmp_path):
     assert proc.returncode == 0, proc.stderr
     one_line_error(workbench("train", "--resume", "run", "--run-dir", "elsewhere", cwd=tmp_path), "--run-dir")
     assert not (tmp_path / "elsewhere").exists()
+
+
+@pytest.mark.parametrize("code, where", [
+    ("import sys\nsys.exit(3)\n", "importing"),  # a script run as a module: its top level exits
+    ("import sys\ndef factory():\n    sys.exit('bye')\n", "factory()"),
+])
+def test_a_module_that_exits_is_one_line_naming_it_not_a_silent_exit(tmp_path, code, where):
+    (tmp_path / "my script.py").write_text(code)
+    proc = workbench("train", "--module", "my script.py:factory", "--base-url", "http://127.0.0.1:9/v1",
+                     cwd=tmp_path)
+    one_line_error(proc, "my script.py", where, "sys.exit")

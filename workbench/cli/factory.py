@@ -84,7 +84,7 @@ def call_factory(target: str) -> Any:
         return factory()
     except WorkbenchError:
         raise
-    except Exception as exc:
+    except (Exception, SystemExit) as exc:  # sys.exit() in the user's code must not end the CLI in silence
         raise ConfigError(f"--module: {target}() raised {_one_line(exc)}") from None
 
 
@@ -99,19 +99,26 @@ def _import(where: str) -> Any:
         module = importlib.util.module_from_spec(spec)
         try:
             spec.loader.exec_module(module)
-        except Exception as exc:  # anything the user's file does on import: a SyntaxError, a failed import, ...
-            raise ConfigError(f"--module: importing {path} raised {_one_line(exc)}") from None
+        except (Exception, SystemExit) as exc:  # anything the user's file does on import: a SyntaxError, sys.exit()
+            raise ConfigError(f"--module: importing {path} raised {_one_line(exc)}"
+                              f"{_GUARD * isinstance(exc, SystemExit)}") from None
         return module
     try:
         return importlib.import_module(where)
     except ImportError as exc:
         raise ConfigError(f"--module: cannot import {where!r}: {exc}") from None
-    except Exception as exc:
-        raise ConfigError(f"--module: importing {where} raised {_one_line(exc)}") from None
+    except (Exception, SystemExit) as exc:
+        raise ConfigError(f"--module: importing {where} raised {_one_line(exc)}"
+                          f"{_GUARD * isinstance(exc, SystemExit)}") from None
+
+
+_GUARD = " (guard a script's top-level code with if __name__ == '__main__')"
 
 
 def _one_line(exc: BaseException) -> str:
     text = " ".join(str(exc).split())
     if isinstance(exc, SyntaxError) and exc.lineno:
         text = f"{exc.msg} (line {exc.lineno})"
+    if isinstance(exc, SystemExit):  # e.g. a script's own argparse or sys.exit() at its top level
+        return f"SystemExit: it called sys.exit({exc.code!r})"
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
