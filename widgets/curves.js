@@ -8,6 +8,7 @@ import { h, clear, watch, coalesce, fmtInt, fmtCost } from "./util.js";
 const LOADER = "__workbenchPlotly"; // window[LOADER]: the page's one load of plotly.js (a Promise)
 const LOAD_TIMEOUT_MS = 60000;
 const NARROW_PX = 560;
+const INK = "#111827"; // charts.py INK (text and lines for a light page): drawn in the theme's text colour
 const CONFIG = { responsive: true, displaylogo: false, scrollZoom: false,
   modeBarButtonsToRemove: ["select2d", "lasso2d", "autoScale2d"] };
 
@@ -80,12 +81,17 @@ function render({ model, el }) {
     if (!Plotly || !alive) return;
     const figures = model.get("figures") || {};
     narrow = el.clientWidth < NARROW_PX;
+    const ink = getComputedStyle(el).color; // the theme's text colour: light in a dark theme
     for (const [box, key] of [[scoreBox, "score"], [costBox, "cost"]]) {
       const fig = figures[key];
       if (!fig) continue;
-      const layout = Object.assign({}, fig.layout || {});
+      // uirevision: a hidden series or a zoom survives the next push; uid: traces are matched by name
+      const layout = Object.assign({}, fig.layout || {}, { uirevision: key,
+        font: Object.assign({}, (fig.layout || {}).font, { color: ink }) });
       if (narrow && layout.height) layout.height += key === "score" ? 120 : 40;
-      Plotly.react(box, fig.data || [], layout, CONFIG);
+      const data = (fig.data || []).map((t) => Object.assign({ uid: t.name }, t,
+        t.line && t.line.color === INK ? { line: Object.assign({}, t.line, { color: ink }) } : {}));
+      Plotly.react(box, data, layout, CONFIG);
     }
   }
 

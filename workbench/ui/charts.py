@@ -37,6 +37,7 @@ OUTCOMES = OrderedDict([
     ("open", ("not decided yet", "circle", "#2563eb")),
 ])
 ROLE_COLOURS = {"task": "#2563eb", "backward": "#7c3aed", "optimizer": "#ea580c", "teacher": "#0d9488"}
+INK = "#111827"  # on a light page; the dashboard (widgets/curves.js) draws it in the theme's text colour
 FONT = {"family": "system-ui, -apple-system, Segoe UI, Helvetica, Arial, sans-serif", "size": 12}
 
 
@@ -250,7 +251,7 @@ def score_spec(data: CurveData) -> dict:
     best = data.best_line()
     traces.append({"type": "scatter", "mode": "lines", "name": "best validation so far",
                    "x": [p["step"] for p in best], "y": [p["best"] for p in best],
-                   "line": {"color": "#111827", "width": 2, "shape": "hv"},
+                   "line": {"color": INK, "width": 2, "shape": "hv"},
                    "hovertemplate": "step %{x}<br>best validation %{y:.3f}<extra></extra>"})
     for outcome, name, colour, symbol in (("kept", "candidate kept", "#16a34a", "circle"),
                                           ("not kept", "candidate not kept", "#dc2626", "circle-open"),
@@ -271,10 +272,12 @@ def score_spec(data: CurveData) -> dict:
                        "text": [_proposal_hover(p) for p in ps], "hoverinfo": "text", "legendgroup": "proposals",
                        "marker": {"color": colour, "size": 10, "symbol": symbol, "line": {"width": 1.5, "color": colour}}})
     test = held_out_points(data)
-    if test:
+    if test:  # labels inside the plot: above a low score, below a high one; right of step 0, left of the end
+        places = [("top " if t["score"] < 0.5 else "bottom ") + ("right" if t["step"] == 0 else "left") for t in test]
         traces.append({"type": "scatter", "mode": "markers+text", "name": "test score (held out)",
                        "x": [t["step"] for t in test], "y": [t["score"] for t in test],
-                       "text": [f"test {_fmt(t['score'])}" for t in test], "textposition": "bottom center",
+                       "text": [f"test {_fmt(t['score'])}" for t in test],
+                       "textposition": places,
                        "textfont": {"size": 11, "color": "#be185d"},
                        "customdata": [t["label"] for t in test],
                        "hovertemplate": "%{customdata}<br>test score %{y:.3f}<extra></extra>",
@@ -282,7 +285,8 @@ def score_spec(data: CurveData) -> dict:
     steps = [p["step"] for p in data.steps.values()] + [p["step"] for p in data.proposals.values()]
     layout = _base_layout(340)
     layout.update({
-        "xaxis": _axis("step", rangemode="tozero", anchor="y2",  # under the proposals strip
+        # autorange (not "tozero"), so a marker at step 0 is drawn whole; under the proposals strip
+        "xaxis": _axis("step", anchor="y2",
                        **({"dtick": 1} if max(steps or [0]) <= 20 else {})),
         "yaxis": _axis("score", domain=[0.2, 1.0], range=[-0.03, 1.03]),  # scores are in [0, 1]
         "yaxis2": dict(_axis("", domain=[0.0, 0.12], showgrid=False, fixedrange=True), type="category"),

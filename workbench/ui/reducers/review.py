@@ -52,9 +52,12 @@ class ReviewPart(Part):
         return p
 
     def _note(self, parameter: str, step: int, kind: str, text: str) -> None:
-        notes = self.notes.setdefault(parameter, [])
-        notes.append({"step": step, "kind": kind, "text": clip(text, 600)})
-        del notes[:-NOTES_PER_PARAMETER]
+        # a joint group's note ("a+b") belongs to each of its parameters
+        known = self.state.run.parameters
+        for name in [parameter] if parameter in known or "+" not in parameter else parameter.split("+"):
+            notes = self.notes.setdefault(name, [])
+            notes.append({"step": step, "kind": kind, "text": clip(text, 600)})
+            del notes[:-NOTES_PER_PARAMETER]
         self.mark(REVIEW)
 
     # -- events ----------------------------------------------------------------------------------
@@ -66,6 +69,9 @@ class ReviewPart(Part):
         else:  # full texts: the edit box must start from the whole proposal, never a clipped one
             values = p.setdefault("values", {})  # a joint proposal announces each of its parameters
             values[d.get("parameter", "")] = (d.get("old") or "", d.get("new") or "")
+            # why nothing was proposed in an earlier step no longer holds: something is proposed now
+            notes = self.notes.get(d.get("parameter", ""), [])
+            notes[:] = [n for n in notes if n["step"] >= e.step]
             p.update({"step": e.step, "role": d.get("role", ""), "source": d.get("source", ""),
                       "group": d.get("group"), "gradient_summary": clip(d.get("gradient_summary")),
                       "status": CHECKING}, **joined(values))
@@ -117,7 +123,14 @@ class ReviewPart(Part):
         p = self._proposal(pid, e.step)
         accepted = bool(d.get("accepted"))
         p.update({"accepted": accepted, "reason": clip(d.get("reason"), 600), "value": clip(d.get("value"))})
-        p["status"] = "kept" if accepted else "reverted"
+        if accepted:
+            p["status"] = "kept"
+        elif p["status"] == "failed the minibatch":
+            pass  # never applied: nothing to revert
+        elif p["minibatch_passed"] is None and not p["action"]:
+            p["status"] = "refused"  # before any check (a repeat, a constraint, a leaked target)
+        else:
+            p["status"] = "reverted"
         if self.pending_id == pid:
             self.pending_id = ""
         self.mark(REVIEW)

@@ -28,6 +28,7 @@ class RunPart(Part):
         self.phase = ""
         self.splits: dict = {}
         self.message = ""
+        self.message_step = 0         # the step a message from an event is about (0: a control's message)
         self.parameters: "OrderedDict[str, dict]" = OrderedDict()
 
     # -- what a person sees ------------------------------------------------------------------------
@@ -45,8 +46,8 @@ class RunPart(Part):
             bits.append(self.phase)
         return " · ".join(bits)
 
-    def say(self, message: str) -> None:
-        self.message = message
+    def say(self, message: str, step: int = 0) -> None:
+        self.message, self.message_step = message, step
         self.mark(CONTROLS)
 
     def summary(self) -> dict:
@@ -92,6 +93,8 @@ class RunPart(Part):
 
     def _on_step_started(self, e: Event, d: dict) -> None:
         self.step, self.epoch = e.step, d.get("epoch", self.epoch)
+        if self.message_step and self.message_step < e.step:  # an earlier step's news is not the run's now
+            self.say("")
         self.phase = "forward · train"
         self.mark(CONTROLS)
 
@@ -132,12 +135,13 @@ class RunPart(Part):
         self.mark(PANEL, REVIEW, CONTROLS)
 
     def _on_no_proposal(self, e: Event, d: dict) -> None:
-        """Say so when the optimizer gave nothing usable (tiny base models echo their prompt)."""
-        self.say(clip(f"step {e.step}: no proposal for {d.get('parameter', '?')}: {d.get('reason', '')}", 300))
+        """Say so when the optimizer gave nothing usable (tiny base models echo their prompt), or the
+        parameter got no feedback this step (source "feedback")."""
+        self.say(clip(f"step {e.step}: no proposal for {d.get('parameter', '?')}: {d.get('reason', '')}", 300), e.step)
 
     def _on_skipped(self, e: Event, d: dict) -> None:
         self.say(clip(f"step {e.step}: {d.get('stage', '?')} skipped for {d.get('parameter', '?')}: "
-                      f"{d.get('error', '')}", 300))
+                      f"{d.get('error', '')}", 300), e.step)
 
     def _on_step_finished(self, e: Event, d: dict) -> None:
         self.phase = f"step {e.step} finished"
