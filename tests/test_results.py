@@ -229,6 +229,37 @@ def test_runs_lists_every_folder_and_damaged_ones_as_rows(tmp_path, finished):
     assert runs(root).run_id.iloc[-1] == "no-events"  # newest first; unknown start last
 
 
+def test_the_python_table_and_the_cli_listing_agree_on_every_damaged_folder(tmp_path, finished):
+    """`workbench.runs()` and `workbench runs` (list_runs) share one verdict: a torn summary.json was
+    "completed" in one and damaged in the other; a binary events.jsonl the other way round."""
+    import warnings
+
+    from workbench.store import list_runs
+    trainer, _ = finished
+    root = tmp_path / "runs"
+    damage = {"good": None, "torn-summary": ("summary.json", b'{"status": "comp'),
+              "torn-cli": ("cli.json", b'{"task'), "binary-events": ("events.jsonl", b"\x00\xff\xfe"),
+              "list-config": ("config.json", b"[]")}
+    for name, spoil in damage.items():
+        shutil.copytree(trainer.store.path, root / name)
+        if spoil:
+            (root / name / spoil[0]).write_bytes(spoil[1])
+    (root / "no-events").mkdir()
+    shutil.copy(trainer.store.path / "config.json", root / "no-events" / "config.json")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        table = runs(root).set_index("run_id")
+        listed = {r["run_id"]: r for r in list_runs(root)}
+    assert set(table.index) == set(listed) == set(damage) | {"no-events"}
+    for name in listed:
+        assert table.loc[name, "status"] == listed[name]["status"], name
+        assert (listed[name]["status"] == "damaged") == (name != "good"), name
+        if name != "good":
+            assert listed[name]["damaged"] == table.loc[name, "error"], name
+    assert "summary.json is damaged" in listed["torn-summary"]["damaged"]
+    assert "events.jsonl" in listed["binary-events"]["damaged"] and "events.jsonl" in listed["no-events"]["damaged"]
+
+
 def test_open_run_names_what_is_wrong(tmp_path):
     with pytest.raises(RunFolderError, match="is not a run folder"):
         open_run(tmp_path)

@@ -12,8 +12,11 @@ from workbench.store import RunStore, json_bytes, list_runs, remove_temp_files, 
 LONE = "caf\udce9 \ud800 end"  # lone surrogates: what a bytes-decoded-with-surrogateescape string holds
 
 
-def make_run(root, name="run-a", steps=3, task="t"):
+def make_run(root, name="run-a", steps=3, task="t", started=False):
     store = RunStore.create(root / name, {"task": task})
+    if started:  # a listed run needs its run_started event
+        store.on_event(Event("run_started", {"run_id": name, "config": {}, "parameters": [], "splits": {},
+                                             "resumed_from": None}, run_id=name))
     for step in range(steps):
         store.write_checkpoint(step, {"schema": 1, "step": step, "memory": {}, "best_step": step, "curve": [],
                                       "parameters": {"a.b": {"name": "a.b", "value": f"v{step}"}},
@@ -141,16 +144,16 @@ def test_an_atomic_write_leaves_no_temp_file(tmp_path):
 # -- listing runs ------------------------------------------------------------------------------
 
 def test_one_damaged_run_folder_does_not_hide_the_others(tmp_path):
-    good = make_run(tmp_path, "run-good")
+    good = make_run(tmp_path, "run-good", started=True)
     good.write_summary({"status": "completed", "steps": 2, "best_val": 0.5, "baseline": {"val": 0.1},
                         "final": {"test": 0.4}})
-    torn_summary = make_run(tmp_path, "run-torn-summary")
+    torn_summary = make_run(tmp_path, "run-torn-summary", started=True)
     (torn_summary.path / "summary.json").write_text('{"status": "comp')
-    torn_cli = make_run(tmp_path, "run-torn-cli")
+    torn_cli = make_run(tmp_path, "run-torn-cli", started=True)
     (torn_cli.path / "cli.json").write_bytes(b'{"task": "cou')
-    binary_config = make_run(tmp_path, "run-binary-config")
+    binary_config = make_run(tmp_path, "run-binary-config", started=True)
     (binary_config.path / "config.json").write_bytes(b"\x00\x01\x02\xff")
-    list_config = make_run(tmp_path, "run-list-config")
+    list_config = make_run(tmp_path, "run-list-config", started=True)
     (list_config.path / "config.json").write_text("[]")
     rows = {r["run_id"]: r for r in list_runs(tmp_path)}
     assert len(rows) == 5
@@ -163,7 +166,7 @@ def test_one_damaged_run_folder_does_not_hide_the_others(tmp_path):
 
 
 def test_a_run_with_only_a_damaged_checkpoint_is_listed_not_damaged(tmp_path):
-    store = make_run(tmp_path, steps=2)
+    store = make_run(tmp_path, steps=2, started=True)
     store.checkpoints()[-1].write_bytes(b"\x00")
     with warnings.catch_warnings():
         warnings.simplefilter("error")

@@ -25,7 +25,7 @@ import pandas as pd
 from . import events as ev
 from .errors import WorkbenchError
 from .events import Event
-from .store import RunStore, parse_event_line, read_events
+from .store import RunStore, folder_problems, parse_event_line, read_events, run_folders
 
 if TYPE_CHECKING:
     from .trainer import Trainer
@@ -413,25 +413,18 @@ def runs(root: str | os.PathLike = "runs") -> pd.DataFrame:
     root = Path(root)
     if not root.is_dir():
         raise RunFolderError(f"runs: {root} is not a folder")
-    rows = []
-    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
-        if not any((folder / name).exists() for name in ("config.json", "events.jsonl", "latest.json")):
-            continue  # not a run folder (e.g. an exports folder)
-        rows.append(_run_row(folder))
+    rows = [_run_row(folder) for folder in run_folders(root)]
     frame = pd.DataFrame(rows, columns=RUNS_COLUMNS)
     return frame.sort_values("started", ascending=False, na_position="last", kind="stable").reset_index(drop=True)
 
 
 def _run_row(folder: Path) -> dict:
     row: dict[str, Any] = {c: None for c in RUNS_COLUMNS} | {"run_id": folder.name, "path": str(folder)}
-    problems = []
+    problems = folder_problems(folder)  # the same verdict as `workbench runs`
     try:
-        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
-        row["task"] = config.get("task") or None
-    except FileNotFoundError:
-        problems.append("config.json is missing")
-    except (OSError, json.JSONDecodeError, AttributeError) as exc:
-        problems.append(f"config.json is damaged ({exc})")
+        row["task"] = json.loads((folder / "config.json").read_text(encoding="utf-8")).get("task") or None
+    except (OSError, ValueError, AttributeError):
+        pass  # already among the problems
     run = Run(folder)
     try:
         summary, curve = run.summary, run.curve
@@ -442,8 +435,6 @@ def _run_row(folder: Path) -> dict:
     except Exception as exc:  # a damaged folder is a row, not a crash
         problems.append(f"{type(exc).__name__}: {exc}")
         summary, curve, usage = {}, pd.DataFrame(columns=CURVE_COLUMNS), {}
-    if not run.tables.sessions:
-        problems.append("events.jsonl is missing or holds no run_started event")
     totals = [u for u in (usage or {}).values() if isinstance(u, dict)]
     row.update({
         "status": "damaged" if problems else summary.get("status"),

@@ -312,22 +312,66 @@ def read_events(path: str | os.PathLike) -> Iterator[Event]:
                 yield event
 
 
-def list_runs(root: str | os.PathLike = "runs") -> list[dict]:
-    """One row per run folder under `root`, newest first. A damaged folder is a row with status
-    `damaged` and the reason in `damaged`; it never hides the others."""
-    rows = []
-    for config in Path(root).glob("*/config.json"):
-        store = RunStore(config.parent)
+RUN_FILES = ("config.json", "events.jsonl", "latest.json")  # a folder holding any of these is a run
+
+
+def run_folders(root: str | os.PathLike) -> list[Path]:
+    """The run folders directly under `root` (other folders, such as exports, are not runs)."""
+    if not Path(root).is_dir():
+        return []
+    return sorted(p for p in Path(root).iterdir() if p.is_dir() and any((p / n).exists() for n in RUN_FILES))
+
+
+def folder_problems(folder: str | os.PathLike) -> list[str]:
+    """Why a run folder is damaged (empty when it is not): the one check behind `workbench runs`,
+    `list_runs()` and `workbench.runs()`, so they never disagree about a folder.
+
+    Damaged means a file the run is read from cannot be read: `config.json` missing or not a JSON
+    object, a torn `summary.json` or `cli.json`, or an `events.jsonl` with no readable `run_started`.
+    A damaged checkpoint is not listed here: resume walks back past it (with a warning).
+    """
+    folder = Path(folder)
+    problems = []
+    for name, required in (("config.json", True), ("summary.json", False), ("cli.json", False)):
+        path = folder / name
+        if not path.exists():
+            if required:
+                problems.append(f"{name} is missing")
+            continue
         try:
-            created = config.stat().st_mtime
+            data = json.loads(path.read_bytes().decode("utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            problems.append(f"{name} is damaged: not readable JSON ({type(exc).__name__})")
+            continue
+        if not isinstance(data, dict):
+            problems.append(f"{name} is damaged: it holds a JSON {type(data).__name__}, not an object")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DamagedFileWarning)  # the reason is reported here instead
+        if not any(e.type == "run_started" for e in read_events(folder / "events.jsonl")):
+            problems.append("events.jsonl is missing or holds no run_started event")
+    return problems
+
+
+def list_runs(root: str | os.PathLike = "runs") -> list[dict]:
+    """One row per run folder under `root`, newest first. A damaged folder (see `folder_problems`)
+    is a row with status `damaged` and the reasons in `damaged`; it never hides the others."""
+    rows = []
+    for folder in run_folders(root):
+        store = RunStore(folder)
+        try:
+            created = (folder / "config.json").stat().st_mtime
         except OSError:
             created = 0.0
-        try:
-            rows.append(_run_row(store, created))
-        except (WorkbenchError, OSError, AttributeError, TypeError) as exc:
-            rows.append({"run_id": store.run_id, "path": str(store.path), "task": "", "status": "damaged",
-                         "damaged": str(exc), "steps": None, "baseline_val": None, "best_val": None,
-                         "test": None, "created": created})
+        problems = folder_problems(folder)
+        if not problems:
+            try:
+                rows.append(_run_row(store, created))
+                continue
+            except (WorkbenchError, OSError, AttributeError, TypeError) as exc:
+                problems = [str(exc)]
+        rows.append({"run_id": store.run_id, "path": str(store.path), "task": "", "status": "damaged",
+                     "damaged": "; ".join(problems), "steps": None, "baseline_val": None, "best_val": None,
+                     "test": None, "created": created})
     return sorted(rows, key=lambda r: -r["created"])
 
 
@@ -337,14 +381,6 @@ def _run_row(store: RunStore, created: float) -> dict:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DamagedFileWarning)  # a skipped checkpoint is not a damaged run
         latest = store.latest_checkpoint() or {}
-    cli = store.path / "cli.json"
-    if cli.exists():  # written by `workbench train`; torn, the run cannot be resumed from the CLI
-        try:
-            spec = json.loads(cli.read_bytes().decode("utf-8"))
-        except (OSError, UnicodeDecodeError, ValueError) as exc:
-            raise WorkbenchError(f"{cli} is damaged: not readable JSON ({type(exc).__name__})") from None
-        if not isinstance(spec, dict):
-            raise WorkbenchError(f"{cli} is damaged: it holds a JSON {type(spec).__name__}, not an object")
     return {"run_id": store.run_id, "path": str(store.path), "task": config.get("task", ""),
             "status": summary.get("status", "running or interrupted"),
             "steps": summary.get("steps", latest.get("step", 0)),
