@@ -260,6 +260,16 @@ def test_the_python_table_and_the_cli_listing_agree_on_every_damaged_folder(tmp_
     assert "events.jsonl" in listed["binary-events"]["damaged"] and "events.jsonl" in listed["no-events"]["damaged"]
 
 
+def test_a_run_whose_event_log_is_lost_reads_its_status_from_summary_json(tmp_path, finished):
+    trainer, summary = finished
+    folder = tmp_path / "lost-log"
+    shutil.copytree(trainer.store.path, folder)
+    (folder / "events.jsonl").unlink()
+    run = open_run(folder)
+    assert (run.summary["status"], run.summary["best_val"]) == ("completed", summary.best_val)
+    assert run.parameters == summary.parameters
+
+
 def test_open_run_names_what_is_wrong(tmp_path):
     with pytest.raises(RunFolderError, match="is not a run folder"):
         open_run(tmp_path)

@@ -349,10 +349,18 @@ class Run:
 
     @property
     def summary(self) -> dict:
-        """run_finished's data (status, baseline, final, best, usage), or what is known so far."""
+        """run_finished's data (status, baseline, final, best, usage), else summary.json's when the
+        event log is lost (no run_started in it), else what is known so far."""
         t = self.tables
         if t.finished:
             return dict(t.finished)
+        if not t.sessions and not self.is_live:  # a resumed run's old summary.json is not its status
+            try:
+                written = RunStore(self.path).summary()
+            except WorkbenchError:
+                written = None  # damaged: `workbench runs` says so
+            if written:
+                return {k: v for k, v in written.items() if k != "parameters"}
         curve = sorted(t.curve, key=lambda r: r["step"])
         base = curve[0] if curve and curve[0]["step"] == 0 else {}
         return {"run_id": self.run_id, "status": "running" if self.is_live else "running or interrupted",
