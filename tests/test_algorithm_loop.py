@@ -138,6 +138,12 @@ def test_after_one_parameter_is_accepted_the_next_is_gated_against_the_new_value
     reasons = [e.data["reason"] for e in of(events, "update") if e.data["parameter"] == "shout.format"]
     assert reasons[0].startswith("validation 1.000 does not beat best 1.000")
     assert set(reasons[1:]) == {"already rejected in this step"} and len(of(events, "minibatch")) == 2
+    # a stuck optimizer: after a second repeat in a row the step's attempts end (not all 5 are paid for)
+    assert len(reasons) == 2
+    stuck, = [e.data for e in of(events, "no_proposal") if e.data["parameter"] == "shout.format"]
+    assert "repeated candidates already rejected in this step 2 times in a row" in stuck["reason"]
+    format_calls = [m for m in models.optimizer.calls if "### Parameter: shout.format" in m[-1]["content"]]
+    assert len(format_calls) == 3
 
 
 def test_a_proposal_that_leaks_a_training_target_is_refused_before_any_evaluation(tmp_path):

@@ -182,3 +182,9 @@ def test_a_parameter_whose_node_did_not_run_on_the_backpropagated_samples_is_rep
     assert not [e for e in events if e.type == "disconnected"]
     on_disk = [e.data for e in RunStore(tmp_path / "run").events() if e.type == "no_proposal"]
     assert on_disk == [e.data for e in events if e.type == "no_proposal"]
+    # the progress line and the CLI's last screen do not blame an optimizer that was never asked
+    from workbench.cli.last_screen import proposal_stories
+    from workbench.progress import describe_event
+    assert describe_event("no_proposal", silent[0].data).startswith("nothing to propose for rare.instruction: no feedback this step")
+    lines, _ = proposal_stories(events)
+    assert any("nothing to propose for rare.instruction: no feedback" in line for line in lines)

@@ -45,8 +45,9 @@ def describe_event(kind: str, d: dict) -> str | None:
         return f"step started (epoch {d['epoch']}): batch of {len(d['batch'])}"
     if kind == "backward_done":
         return f"{d['gradients']} textual gradients from {len(d['samples'])} samples"
-    if kind == "no_proposal":
-        return f"no usable proposal for {d['parameter']}: {d['reason']}"
+    if kind == "no_proposal":  # source "feedback": no optimizer was asked, so none is blamed
+        lead = "nothing to propose for" if d.get("source") == "feedback" else "no usable proposal for"
+        return f"{lead} {d['parameter']}: {d['reason']}"
     if kind == "proposal":
         attempt = f", attempt {d['attempt']}" if d.get("attempt") else ""
         return f"proposal {d['proposal_id']} for {d['parameter']} ({d['source']}{attempt})"

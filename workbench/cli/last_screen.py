@@ -62,7 +62,8 @@ def proposal_stories(events) -> tuple[list[str], dict[str, int]]:
             lines.append(f"            {_clip(d.get('new'))}")
         elif kind == "no_proposal":
             counts["no_proposal"] += 1
-            lines.append(f"step {event.step}  no usable proposal for {d.get('parameter')}: {d.get('reason')}")
+            lead = "nothing to propose for" if d.get("source") == "feedback" else "no usable proposal for"
+            lines.append(f"step {event.step}  {lead} {d.get('parameter')}: {d.get('reason')}")
             if str(d.get("reply") or "").strip():
                 lines.append(f"            the reply was: {_clip(d.get('reply'), 100)}")
         elif kind == "minibatch":

@@ -24,6 +24,10 @@ if TYPE_CHECKING:
     from ..datasets import Example
 
 
+REPEAT = "already rejected in this step"
+STUCK_AFTER_REPEATS = 2  # repeats in a row that end a step's attempts (each one costs an optimizer call)
+
+
 class ProposalLoop:
     """Propose, check, gate and decide; see the module docstring."""
 
@@ -43,6 +47,7 @@ class ProposalLoop:
         demos = group[0].role is Role.DEMOS
         attempts = 1 if demos else self.config.max_proposals
         joint = len(group) > 1
+        repeats = 0  # candidates in a row that repeat one already rejected in this step
         for attempt in range(1, attempts + 1):
             self._gate()
             values, source, why, reply = self._propose(group, failed, step, attempt)
@@ -54,6 +59,15 @@ class ProposalLoop:
                 if source == "optimizer" and self.text_optimizer.retry_when_empty and not joint:
                     continue  # a base model samples another line with the next attempt's seed
                 break  # the same prompt would get the same useless reply
+            if self._refusal(values) == REPEAT:
+                repeats += 1
+                if repeats >= STUCK_AFTER_REPEATS:  # it is stuck: more calls would only repeat again
+                    self._emit("no_proposal", parameter="+".join(p.name for p in group), source=source,
+                               reason=f"the optimizer repeated candidates already rejected in this step "
+                                      f"{repeats} times in a row: no more attempts this step", reply=reply[:2000])
+                    break
+            else:
+                repeats = 0
             pid = self._next_proposal_id(step)
             ids.append(pid)
             if self._try_candidate(values, pid, source, gate_examples, before, step, attempt,
@@ -100,7 +114,7 @@ class ProposalLoop:
             p = self.params[name]
             if len(values) == 1 and any(not a.accepted and a.step == self.step and a.value.strip() == new.strip()
                                         for a in self.memory[name].attempts):
-                return "already rejected in this step"  # (a joint proposal differs if any of its parts does)
+                return REPEAT  # (a joint proposal differs if any of its parts does)
             broken = check_constraints(p, new)
             if broken:
                 return f"breaks a constraint{'' if len(values) == 1 else f' ({name})'}: {broken}"
