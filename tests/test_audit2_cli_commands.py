@@ -60,9 +60,14 @@ def test_a_run_out_of_budget_before_its_baseline_still_ends_with_its_last_screen
     assert "workbench: error" not in proc.stderr
     assert "status      budget after 0 steps" in proc.stdout
     assert "prompts     none (no checkpoint" in proc.stdout
-    assert "nothing to resume" in proc.stderr and "--resume" not in proc.stderr  # resuming it could not work
+    assert "--resume" in proc.stderr and "--max-calls" in proc.stderr and "starts again" in proc.stderr
     run_dir = tmp_path / proc.stdout.split("run folder  ", 1)[1].splitlines()[0]
     assert RunStore(run_dir).summary()["status"] == "budget"
+    # the suggested command, with a raised limit, starts the run again in the same folder and finishes it
+    again = workbench("train", "--resume", run_dir, "--max-calls", 10_000, "--quiet", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert "status      completed" in again.stdout and RunStore(run_dir).summary()["status"] == "completed"
+    assert json.loads((run_dir / "cli.json").read_text())["config"]["max_calls"] == 10_000  # kept for the next resume
 
 
 def test_ctrl_c_during_the_baseline_says_the_run_stopped_not_that_export_failed(tmp_path):
@@ -85,7 +90,7 @@ def test_ctrl_c_during_the_baseline_says_the_run_stopped_not_that_export_failed(
     assert proc.returncode == 130, err
     assert "workbench: error" not in err and "Traceback" not in err
     assert "status      stopped after 0 steps" in out
-    assert "stopped before the baseline was recorded" in err and "--resume" not in err
+    assert "continue with: workbench train --resume" in err and "it ended before its baseline was recorded" in err
 
 
 @pytest.mark.parametrize("flag", ["--run-dir", "--runs-dir"])

@@ -258,8 +258,8 @@ def test_config_file_settings_and_secrets(tmp_path):
 def test_resume_refuses_to_change_the_run_and_a_finished_run_is_left_alone(shout_run):
     tmp, proc, _ = shout_run
     run_dir = report(proc.stdout)["run_dir"]
-    changed = workbench("train", "--resume", run_dir, "--steps", 9, cwd=tmp)
-    assert changed.returncode == 2 and "--steps cannot change when resuming" in changed.stderr
+    changed = workbench("train", "--resume", run_dir, "--batch-size", 9, cwd=tmp)
+    assert changed.returncode == 2 and "--batch-size cannot change when resuming" in changed.stderr
     again = workbench("train", "--resume", run_dir, cwd=tmp)
     assert again.returncode == 0 and "already finished (completed)" in again.stderr
     assert report(again.stdout)["val"] == report(proc.stdout)["val"]

@@ -89,3 +89,36 @@ def test_checkpoint_problem_names_what_is_wrong():
     assert "'parameters'" in checkpoint_problem({"schema": 1, "step": 0, "memory": {}, "best_val": None,
                                                  "best_step": 0, "baseline": {}, "curve": []})
     assert "not an object" in checkpoint_problem([])
+
+
+def test_a_run_that_ended_before_its_baseline_starts_again_on_resume_and_keeps_its_paid_evaluations(tmp_path):
+    """No checkpoint means nothing to restore; resume used to refuse such a folder for good, and a new
+    run in it was refused too ("already holds a run"). It starts again; the old log is kept aside."""
+    first = Models.scripted(task, backward, Optimizer())
+    stopped = Trainer(Shout(), TRAIN, VAL, TEST, same_text, first, run_dir=tmp_path / "run",
+                      config=TrainConfig(max_steps=1, batch_size=4, max_calls=3, concurrency=1)).fit()
+    assert stopped.status == "budget" and RunStore(tmp_path / "run").latest_checkpoint() is None
+    paid = len(first.task.calls)
+    with pytest.warns(UserWarning, match="ended before its baseline was checkpointed, so it starts again"):
+        again = Trainer(Shout(), TRAIN, VAL, TEST, same_text, first, run_dir=tmp_path / "run", resume=True,
+                        config=TrainConfig(max_steps=1, batch_size=4))
+    summary = again.fit()
+    assert summary.status == "completed" and summary.steps == 1
+    fresh = Models.scripted(task, backward, Optimizer())
+    Trainer(Shout(), TRAIN, VAL, TEST, same_text, fresh, run_dir=tmp_path / "fresh",
+            config=TrainConfig(max_steps=1, batch_size=4)).fit()
+    assert (paid, len(first.task.calls) - paid) == (3, len(fresh.task.calls) - 3)  # the 3 paid for were reused
+    folder = tmp_path / "run"
+    assert len(list(folder.glob("events.aborted-*.jsonl"))) == 1 and len(list(folder.glob("summary.aborted-*.json"))) == 1
+    started = [e for e in RunStore(folder).events() if e.type == "run_started"]
+    assert len(started) == 1 and started[0].data["resumed_from"] is None
+    assert RunStore(folder).summary()["status"] == "completed"
+
+
+def test_a_folder_with_a_damaged_checkpoint_is_still_refused_not_restarted(tmp_path):
+    trained(tmp_path, steps=1)
+    for path in RunStore(tmp_path / "run").checkpoints():
+        path.write_bytes(b"\x00")
+    (tmp_path / "run" / "latest.json").write_bytes(b"\x00")
+    with pytest.raises(WorkbenchError, match="no usable checkpoint"):
+        resume(tmp_path)

@@ -157,9 +157,13 @@ def run_batch_memo(memo: EvalMemo | None, pipeline: "Pipeline", examples: Sequen
         if on_result:
             on_result(r)
     todo = [e for e in examples if e.id not in known]
-    fresh = run_batch(pipeline, todo, eval_fn, model, pass_threshold=pass_threshold, on_result=on_result,
-                      **kwargs) if todo else BatchResult([])
-    for r in fresh.results:
+
+    def remember(r: SampleResult) -> None:  # as each result arrives: a budget stop mid-batch keeps what was paid
         memo.put(keys[r.sample_id], r)
+        if on_result:
+            on_result(r)
+
+    fresh = run_batch(pipeline, todo, eval_fn, model, pass_threshold=pass_threshold, on_result=remember,
+                      **kwargs) if todo else BatchResult([])
     by_id = {**known, **{r.sample_id: r for r in fresh.results}}
     return BatchResult([by_id[e.id] for e in examples if e.id in by_id]), len(known)

@@ -175,6 +175,29 @@ class RunStore:
         write_json_atomic(store.path / "config.json", config)
         return store
 
+    def ended_before_its_baseline(self) -> bool:
+        """A run folder whose run stopped (budget, Ctrl-C, a crash) before its first checkpoint: there is
+        no state to resume, and nothing but its log and paid-for evaluations to keep."""
+        return (self.path / "config.json").is_file() and not self.checkpoints() \
+            and not (self.path / "latest.json").exists()
+
+    def restart(self, config: dict) -> list[Path]:
+        """Start the run of such a folder again: its log and summary are moved aside (renamed
+        `<name>.aborted-<time>`, never deleted) and config.json is rewritten; the evaluation memo
+        stays, so the evaluations already paid for are reused. Returns the files moved aside."""
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        moved = []
+        with self._lock:
+            for name in ("events.jsonl", "summary.json"):
+                path = self.path / name
+                if path.exists():
+                    aside = path.with_name(f"{path.stem}.aborted-{stamp}{path.suffix}")
+                    os.replace(path, aside)
+                    moved.append(aside)
+            self._begin_writing()
+        write_json_atomic(self.path / "config.json", config)
+        return moved
+
     def _begin_writing(self) -> None:
         """Once per store: clean up after a crash before the first write."""
         if self._writing:

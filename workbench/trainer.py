@@ -103,12 +103,18 @@ class Trainer(TrainingStep, ProposalLoop, GateRuns, Lifecycle, FaultReporting):
         if resume:
             self.store = RunStore(run_dir)
             state, skipped = latest_valid_checkpoint(self.store)
-            if state is None:
+            if state is None and not skipped and self.store.ended_before_its_baseline():
+                moved = self.store.restart(self._config_record())  # nothing to restore: start it again
+                warnings.warn(f"{run_dir} ended before its baseline was checkpointed, so it starts again "
+                              f"(its earlier log is kept as {', '.join(p.name for p in moved) or 'nothing'})",
+                              UserWarning, stacklevel=2)
+            elif state is None:
                 why = "".join(f"; {Path(p).name}: {reason}" for p, reason in skipped)
                 raise WorkbenchError(f"cannot resume {run_dir}: it has no usable checkpoint{why or ' yet'}")
-            self._restore(state)
-            self._saved = copy.deepcopy(state)
-            self.resumed_from = self.step
+            else:
+                self._restore(state)
+                self._saved = copy.deepcopy(state)
+                self.resumed_from = self.step
         else:
             self.store = RunStore.create(run_dir, self._config_record())
         self.run_id = self.store.run_id

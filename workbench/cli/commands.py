@@ -13,7 +13,7 @@ from ..progress import fmt_score
 from ..redact import redact
 from .last_screen import print_report
 from .running import register_key_env, run_training, say_to_stderr
-from .spec import ENDPOINT_FLAGS, TRAIN_FLAGS, RunSpec, check_types, load_spec, spec_from_args
+from .spec import ENDPOINT_FLAGS, LIMIT_FLAGS, TRAIN_FLAGS, RunSpec, check_types, load_spec, spec_from_args
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -31,11 +31,15 @@ def _resume(args: argparse.Namespace) -> int:
     from ..trainer import TrainConfig
 
     run_dir = Path(args.resume)
-    changed = [f"--{f.replace('_', '-')}" for f in ("task", "module", "train", "val", "test", "seed", "source",
-                                                    "train_only", "config", "run_dir", *TRAIN_FLAGS) if getattr(args, f, None) is not None]
+    kept = ("task", "module", "train", "val", "test", "seed", "source", "train_only", "config", "run_dir",
+            *(f for f in TRAIN_FLAGS if f not in LIMIT_FLAGS))
+    changed = [f"--{f.replace('_', '-')}" for f in kept if getattr(args, f, None) is not None]
     if changed:
         raise ConfigError(f"{', '.join(changed)} cannot change when resuming; the run keeps its own settings")
     spec = load_spec(run_dir)
+    for flag in LIMIT_FLAGS:  # raised (or lowered) limits apply from now on
+        if getattr(args, flag, None) is not None:
+            spec.config[TRAIN_FLAGS[flag]] = getattr(args, flag)
     check_types(spec.config, typing.get_type_hints(TrainConfig), str(run_dir / "cli.json"))
     for flag in ENDPOINT_FLAGS + ("approval",):  # the endpoint may have moved since the crash
         if getattr(args, flag, None) is not None:

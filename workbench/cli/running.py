@@ -85,8 +85,7 @@ def run_training(spec: RunSpec, *, run_dir: Path | None, runs_root: str, resume:
         trainer = Trainer(built.pipeline, built.train, built.val, built.test, built.eval_fn, models,
                           config=config, approval=approval, task=built.name, run_dir=run_dir, runs_root=runs_root,
                           resume=resume)
-        if not resume:
-            save_spec(spec, trainer.store.path)
+        save_spec(spec, trainer.store.path)  # on resume: with its new endpoint or limits, for the next resume
         progress.total_steps = trainer.total_steps
         trainer.bus.subscribe(progress)
         detach = attach_mlflow(sink, trainer, resume) if sink else lambda: None
@@ -114,9 +113,11 @@ def run_training(spec: RunSpec, *, run_dir: Path | None, runs_root: str, resume:
     print_next(store)
     status = (store.summary() or {}).get("status")
     if status in ("stopped", "budget"):
-        say_to_stderr(f"{status}; continue with: workbench train --resume {shlex.quote(str(store.path))}"
-                      if checkpointed else f"{status} before the baseline was recorded, so there is nothing to "
-                                           f"resume; start the run again")
+        say_to_stderr(f"{status}; continue with: workbench train --resume {shlex.quote(str(store.path))}")
+        if status == "budget":
+            say_to_stderr("  with a higher limit than the one that stopped it: --max-calls, --max-tokens or --max-seconds")
+        if not checkpointed:
+            say_to_stderr("  it ended before its baseline was recorded, so it starts again (paid evaluations are reused)")
     return 130 if status == "stopped" else 0
 
 

@@ -32,6 +32,9 @@ SPEC_FLAGS = ("task", "module", "train", "val", "test", "seed", "source", "base_
 # what --resume may change: where the run's calls go (the endpoint may have moved since the crash), and its mirror
 ENDPOINT_FLAGS = ("base_url", "model", "backward_model", "optimizer_model", "api_key_env", "fold_system", "mlflow",
                   "mlflow_experiment")
+# ... and its limits: a run stopped by its budget (or its steps) goes on only if they are raised, as
+# `trainer.config.max_calls = ...; trainer.fit()` does in Python
+LIMIT_FLAGS = ("steps", "max_calls", "max_tokens", "max_seconds", "patience")
 
 
 @dataclass
