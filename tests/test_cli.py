@@ -262,6 +262,8 @@ def test_resume_refuses_to_change_the_run_and_a_finished_run_is_left_alone(shout
     assert changed.returncode == 2 and "--batch-size cannot change when resuming" in changed.stderr
     again = workbench("train", "--resume", run_dir, cwd=tmp)
     assert again.returncode == 0 and "already finished (completed)" in again.stderr
+    took = re.search(r"^status\s+completed after .* in (\S+)$", again.stdout, re.M).group(1)
+    assert took != "0.0s"  # the run's own training time, not this command's
     assert report(again.stdout)["val"] == report(proc.stdout)["val"]
 
 

@@ -51,7 +51,8 @@ def _resume(args: argparse.Namespace) -> int:
     if summary and summary.get("status") in ("completed", "plateau"):
         say_to_stderr(f"{run_dir} already finished ({summary['status']}); nothing to resume")
         exports = [p for p in (run_dir / "prompts.json", run_dir / "prompts.md") if p.is_file()]
-        print_report(RunStore(run_dir), spec.data, exports, 0.0)
+        from ..results import open_run
+        print_report(RunStore(run_dir), spec.data, exports, open_run(run_dir).wall_time_s)  # the run's own time
         return 0
     return run_training(spec, run_dir=run_dir, runs_root=str(run_dir.parent), resume=True, quiet=args.quiet)
 
