@@ -599,7 +599,7 @@ def test_workbench_with_a_real_trainer_and_human_approval(tmp_path):
         assert time.perf_counter() - t0 < 1.0 and not future.done()  # returns at once
         first = wait_for(lambda: wb.review.pending.get("proposal_id"))
         assert wb.review.pending["new"] in ("Repeat the word, in French.", "Repeat the word in UPPERCASE letters.")
-        assert wb.controls.status == "waiting" and "waiting for you" in wb.controls.detail
+        assert wb.controls.status == "waiting" and "your decision on shout.instruction" in wb.controls.detail
         assert trainer.has_dashboard is True  # the trainer shows no progress bar of its own
         assert wb.controls.run_id == trainer.run_id and wb.controls.run_dir == str(trainer.store.path)
         assert 'id="node&#45;shout"' in wb.graph.svg or 'id="node-shout"' in wb.graph.svg
@@ -769,7 +769,8 @@ def test_status_says_waiting_for_you_and_the_proposal_in_flight_is_named(rig):
     emit("approval_requested", proposal_id="p1", parameter="answer.instruction", old="Answer.",
          new="Answer briefly.", minibatch_before=0.3, minibatch_after=0.6)  # (two steps of `ask`, watched apart)
     funnel.flush()
-    assert v["controls"].status == "waiting" and v["controls"].detail.startswith("waiting for you")
+    # the badge says "waiting for you"; the line beside it says what for, without saying it twice
+    assert v["controls"].status == "waiting" and v["controls"].detail == "your decision on answer.instruction"
     assert v["graph"].caption.startswith("waiting for you") and v["review"].activity == ""
     emit("decision", proposal_id="p1", action="accept", by="person", text=None, at=0.0)
     funnel.flush()
@@ -985,3 +986,15 @@ def test_a_real_run_whose_output_loses_its_link_says_so_on_the_graph_and_in_revi
         assert why.startswith("No feedback reaches this parameter") and why.endswith("Nothing can be proposed for it.")
     finally:
         wb.close()
+
+
+def test_the_baseline_alone_is_drawn_and_an_empty_cost_chart_says_why():
+    """Before step 1 ends the best-validation series is one point: a line without markers drew nothing.
+    The cost chart had empty axes and no word."""
+    from workbench.ui.charts import CurveData, cost_spec, score_spec
+    data = CurveData.from_events([Event("run_started", {"resumed_from": None}),
+                                  Event("eval", {"phase": "baseline", "split": "val", "score": 0.25})])
+    best, = [t for t in score_spec(data)["data"] if t["name"] == "best validation so far"]
+    assert list(zip(best["x"], best["y"])) == [(0, 0.25)] and "markers" in best["mode"]
+    cost = cost_spec(data)
+    assert cost["data"] == [] and "appears when the first step ends" in cost["layout"]["annotations"][0]["text"]

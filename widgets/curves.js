@@ -90,7 +90,8 @@ function render({ model, el }) {
         font: Object.assign({}, (fig.layout || {}).font, { color: ink }) });
       if (narrow && layout.height) layout.height += key === "score" ? 120 : 40;
       const data = (fig.data || []).map((t) => Object.assign({ uid: t.name }, t,
-        t.line && t.line.color === INK ? { line: Object.assign({}, t.line, { color: ink }) } : {}));
+        t.line && t.line.color === INK ? { line: Object.assign({}, t.line, { color: ink }) } : {},
+        t.marker && t.marker.color === INK ? { marker: Object.assign({}, t.marker, { color: ink }) } : {}));
       Plotly.react(box, data, layout, CONFIG);
     }
   }

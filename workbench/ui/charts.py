@@ -249,9 +249,10 @@ def score_spec(data: CurveData) -> dict:
                    "line": {"color": "#60a5fa", "width": 1.5}, "marker": {"size": 5},
                    "hovertemplate": "step %{x}<br>minibatch score %{y:.3f}<extra></extra>"})
     best = data.best_line()
-    traces.append({"type": "scatter", "mode": "lines", "name": "best validation so far",
-                   "x": [p["step"] for p in best], "y": [p["best"] for p in best],
-                   "line": {"color": INK, "width": 2, "shape": "hv"},
+    traces.append({"type": "scatter", "mode": "lines+markers", "name": "best validation so far",
+                   "x": [p["step"] for p in best], "y": [p["best"] for p in best],  # a marker per step: the
+                   "line": {"color": INK, "width": 2, "shape": "hv"}, "marker": {"color": INK, "size": 5},  # baseline
+                   # alone (before step 1 ends) is one point, which a line without markers never draws
                    "hovertemplate": "step %{x}<br>best validation %{y:.3f}<extra></extra>"})
     for outcome, name, colour, symbol in (("kept", "candidate kept", "#16a34a", "circle"),
                                           ("not kept", "candidate not kept", "#dc2626", "circle-open"),
@@ -315,6 +316,9 @@ def cost_spec(data: CurveData, prices: dict[str, tuple[float, float]] | None = N
     layout.update({"barmode": "stack", "showlegend": True,
                    "xaxis": dict(_axis("step" + (" (end: the final evaluation)" if ended else "")), type="category"),
                    "yaxis": _axis(title + " per step", rangemode="tozero")})
+    if not rows:
+        layout["annotations"] = [{"text": "cost per step appears when the first step ends", "showarrow": False,
+                                  "xref": "paper", "yref": "paper", "x": 0.5, "y": 0.5, "font": {"size": 13}}]
     return {"data": traces, "layout": layout}
 
 

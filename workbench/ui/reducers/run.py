@@ -36,10 +36,11 @@ class RunPart(Part):
         """`waiting` (for you) while the run waits for a person's decision; else the run's status."""
         return "waiting" if self.status == "running" and self.waiting else self.status
 
-    def caption(self) -> str:
+    def caption(self, with_status: bool = True) -> str:
+        """What the run is doing now; `with_status=False` where a badge already shows the status."""
         status = self.shown_status()
         bits = [f"finished ({self.finish_status})" if status == "finished" else
-                "waiting for you" if status == "waiting" else status]
+                "waiting for you" if status == "waiting" else status] if with_status else []
         if self.step:
             bits.append(f"step {self.step}")
         if self.phase and status != "finished":
@@ -117,7 +118,7 @@ class RunPart(Part):
 
     def _on_approval_requested(self, e: Event, d: dict) -> None:
         self.waiting = d.get("proposal_id", "")
-        self.phase = f"waiting for your decision on {d.get('parameter') or self.waiting}"
+        self.phase = f"your decision on {d.get('parameter') or self.waiting}"
         self.mark(CONTROLS)
 
     def _on_decision(self, e: Event, d: dict) -> None:
@@ -158,6 +159,6 @@ class RunPart(Part):
     def traits(self, parts: set[str]) -> dict[str, Any]:
         if not parts & {CONTROLS, REVIEW, STATUS}:
             return {}
-        return {"status": self.shown_status(), "step": self.step, "epoch": self.epoch, "detail": self.caption(),
+        return {"status": self.shown_status(), "step": self.step, "epoch": self.epoch, "detail": self.caption(with_status=False),
                 "run_id": self.run_id, "run_dir": self.run_dir, "summary": self.summary(),
                 "message": self.message}
