@@ -19,11 +19,17 @@ def terminal_approval(progress: Progress | None, stdin: TextIO | None = None, er
         err.write(redact(text))
         err.flush()
 
+    piped = not (getattr(stdin, "isatty", None) and stdin.isatty())  # a terminal echoes what is typed; a pipe not
+
     def read_line(prompt: str) -> str:
         write(prompt)
         line = stdin.readline()
         if not line:
+            if prompt:
+                write("\n")  # what comes next starts on its own line, not after the question
             raise RunStopped("stdin closed while a proposal waited for a decision")
+        if piped and prompt:
+            write(line if line.endswith("\n") else line + "\n")  # the transcript shows each answer
         return line.rstrip("\n")
 
     def ask(pending) -> Decision:
