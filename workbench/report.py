@@ -19,7 +19,7 @@ import pandas as pd
 from .export import check_output, write_output
 from .redact import redact
 from .results import Run, open_run
-from .ui.charts import CurveData, cost_figure, score_figure
+from .ui.charts import cost_figure, score_figure
 from .ui.diff import word_diff
 
 if TYPE_CHECKING:
@@ -61,8 +61,7 @@ def render_report(run_or_dir: "Run | Trainer | str | os.PathLike", *,
                   prices: dict[str, tuple[float, float]] | None = None) -> str:
     """The report as one HTML string (see the module docstring)."""
     run = open_run(run_or_dir)
-    events = run.events()
-    curves = CurveData.from_events(events)
+    curves = run.tables.curve_data  # folded with the tables: the log is read once
     sections = [
         _header(run),
         _section("Scores and cost", _figure_html(score_figure(curves)) + _figure_html(cost_figure(curves, prices))),
@@ -154,6 +153,9 @@ def _proposals(run: Run) -> str:
     proposals, gradients = run.proposals, run.gradients
     if proposals.empty:
         return "<p>No proposals.</p>"
+    by_target = {key: rows for key, rows in gradients.groupby(["step", "target"], sort=False)} \
+        if not gradients.empty else {}
+    shown: dict[tuple, str] = {}  # (step, parameter) -> the proposal whose block lists that feedback
     blocks = []
     for p in _without_na(proposals).itertuples(index=False):
         state = "open" if p.kept is None else "kept" if p.kept else "reverted"
@@ -165,12 +167,21 @@ def _proposals(run: Run) -> str:
                   + ("" if p.validation_complete in (None, True) else ", stopped early")),
                  ("reason", p.reason or "–")]
         table = "".join(f"<tr><td>{esc(k)}</td><td>{esc(v)}</td></tr>" for k, v in facts)
-        own = gradients[(gradients.step == p.step) & (gradients.target == p.parameter)]
+        key = (p.step, p.parameter)
+        own = by_target.get(key, gradients.iloc[:0])
+        if own.empty:
+            feedback = _gradients_html(own, p.gradient_summary)
+        elif key in shown:  # every attempt of a step answers the same feedback: list it once
+            feedback = (f"<p class=\"muted\">feedback: the {len(own)} gradients for this parameter in step "
+                        f"{esc(p.step)}, listed under {esc(shown[key])} above</p>")
+        else:
+            shown[key] = p.proposal_id
+            feedback = _gradients_html(own, p.gradient_summary)
         blocks.append(
             f"<details><summary>step {esc(p.step)} · {esc(p.parameter)} · "
             f"<span class=\"{state}\">{label}</span> <span class=\"muted\">{esc(p.proposal_id)}</span></summary>"
             f"<table class=\"meta\">{table}</table>{_diff_html(p.old, p.new)}"
-            + _gradients_html(own, p.gradient_summary) + "</details>")
+            + feedback + "</details>")
     return "\n".join(blocks)
 
 

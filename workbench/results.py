@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
@@ -26,6 +27,7 @@ from . import events as ev
 from .errors import WorkbenchError
 from .events import Event
 from .store import RunStore, folder_problems, parse_event_line, read_events, run_folders
+from .ui.charts import CurveData
 
 if TYPE_CHECKING:
     from .trainer import Trainer
@@ -50,6 +52,12 @@ RUNS_COLUMNS = ["run_id", "task", "status", "steps", "baseline_val", "best_val",
                 "tokens", "wall_time_s", "started", "path", "error"]
 
 
+# the start of a forward event's line as the store writes it (json.dumps of Event.to_dict()); a line
+# that does not match is parsed at once, so another writer's layout costs time, never rows
+_LINE_HEAD = re.compile(rb'\{"type": "(\w+)", "run_id": "(?:[^"\\]|\\.)*", "step": -?\d+, "time": '
+                        rb'(-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?), ')
+
+
 class RunFolderError(WorkbenchError):
     """A path given to `open_run` is not a run folder (or a trainer was expected)."""
 
@@ -69,13 +77,21 @@ class _Tables:
     finished: dict | None = None
     sessions: list[list[float]] = field(default_factory=list)  # [start, last event time] per fit() call
     notices: list[dict] = field(default_factory=list)  # what is missing from the other tables, and why
+    curve_data: CurveData = field(default_factory=CurveData)  # the dashboard's and the report's chart fold
     _proposal_now: str | None = None
     _selection: dict[tuple[int, str], tuple[bool, str]] = field(default_factory=dict)
+    _proposal_keys: dict[str, list[tuple[str, str]]] = field(default_factory=dict)  # proposal id -> its rows' keys
+    # forward lines (most of a log's bytes) are parsed only when the samples table is asked for:
+    # (raw line, the proposal in flight when it was written)
+    _deferred: list[tuple[bytes, str | None]] = field(default_factory=list)
 
     def forget_after(self, step: int) -> None:
         """A resume continues after `step`: what a killed run recorded after it is replayed, so drop it."""
         self.curve = [r for r in self.curve if r["step"] <= step]
         self.proposals = {k: p for k, p in self.proposals.items() if p["step"] <= step}
+        self._proposal_keys = {}
+        for key in self.proposals:
+            self._proposal_keys.setdefault(key[0], []).append(key)
         self.gradients = [r for r in self.gradients if r["step"] <= step]
         self.samples = [r for r in self.samples if r["step"] <= step]
         self.usage_points = [u for u in self.usage_points if u[0] <= step]
@@ -83,10 +99,42 @@ class _Tables:
         self.notices = [r for r in self.notices if r["step"] <= step]
         self.finished = None
 
+    def fold_line(self, line: bytes) -> None:
+        """Fold one line of events.jsonl. Of a forward event's line, or of an event no table reads,
+        only the time is read (for the session's length); a forward line is kept as it is and parsed
+        when the samples table is first asked for."""
+        head = _LINE_HEAD.match(line)
+        if head is not None and head.group(1) not in _FOLDED and line.rstrip().endswith(b"}"):
+            if self.sessions:  # an event no table reads (node, checkpoint, ...) still extends its session
+                self.sessions[-1][1] = max(self.sessions[-1][1], float(head.group(2)))
+            if head.group(1) == b"forward":
+                self._deferred.append((line, self._proposal_now))
+            return
+        event, _ = parse_event_line(line)  # damaged lines: RunStore.events() warns about them
+        if event is not None:
+            self.fold(event)
+
+    def materialize(self) -> None:
+        """Parse the forward lines kept aside (before a resume drops rows, and for the samples table)."""
+        deferred, self._deferred = self._deferred, []
+        for line, proposal_now in deferred:
+            event, _ = parse_event_line(line)
+            if event is None or event.type != "forward":
+                continue
+            event = ev.with_defaults(event)
+            try:
+                data = ev.Forward.of(event)
+            except (TypeError, ev.EventContractError):
+                continue
+            self._add_sample(event, data, proposal_now)
+
     def fold(self, event: Event) -> None:
         event = ev.with_defaults(event)
+        if event.type == "run_started":
+            self.materialize()  # rows of a replayed step are dropped below: parse what came before first
         if self.sessions and event.type != "run_started":
             self.sessions[-1][1] = max(self.sessions[-1][1], event.time)
+        self.curve_data.apply(event)
         handler = getattr(self, "_on_" + event.type, None)
         if handler is None or event.type not in ev.EVENT_TYPES:
             return
@@ -105,10 +153,14 @@ class _Tables:
         self.sessions.append([e.time, e.time])
 
     def _on_forward(self, e: Event, d: ev.Forward) -> None:
+        self.materialize()  # keep the order of the rows
+        self._add_sample(e, d, self._proposal_now)
+
+    def _add_sample(self, e: Event, d: ev.Forward, proposal_now: str | None) -> None:
         s = d.summary or {}
         self.samples.append({
             "step": e.step, "split": d.split, "phase": d.phase,
-            "proposal_id": self._proposal_now if d.phase == "proposal" else None,
+            "proposal_id": proposal_now if d.phase == "proposal" else None,
             "sample_id": s.get("sample_id"), "inputs": s.get("inputs") or {}, "prediction": s.get("prediction"),
             "target": s.get("target"), "score": s.get("score"), "status": s.get("status"), "error": s.get("error"),
             "seconds": s.get("seconds"), "selected": None, "selection_reason": None})
@@ -146,11 +198,12 @@ class _Tables:
         if key not in self.proposals:
             self.proposals[key] = {c: None for c in PROPOSAL_COLUMNS} | {"proposal_id": pid, "step": step,
                                                                          "parameter": parameter}
+            self._proposal_keys.setdefault(pid, []).append(key)
         return self.proposals[key]
 
     def _rows_of(self, pid: str, step: int) -> list[dict]:
         """Every parameter's row of a proposal (its gates and decision are shared)."""
-        return [p for (key, _), p in self.proposals.items() if key == pid] or [self._proposal(pid, "", step)]
+        return [self.proposals[key] for key in self._proposal_keys.get(pid, ())] or [self._proposal(pid, "", step)]
 
     def _on_proposal(self, e: Event, d: ev.Proposal) -> None:
         p = self._proposal(d.proposal_id, d.parameter, e.step)
@@ -203,6 +256,12 @@ class _Tables:
     def _on_run_finished(self, e: Event, d: ev.RunFinished) -> None:
         self.finished = dataclass_dict(d)
         self.usage_points.append((e.step, "final", d.usage))
+
+
+# event types parsed as their line is read (forward lines wait for the samples table; other types
+# no table or chart reads are not parsed at all)
+_FOLDED = frozenset(name[4:].encode() for cls in (_Tables, CurveData) for name in dir(cls)
+                    if name.startswith("_on_") and name != "_on_forward")
 
 
 def dataclass_dict(d: Any) -> dict:
@@ -273,9 +332,8 @@ class Run:
                 chunk = handle.read(size - self._offset)
             complete = chunk.rfind(b"\n") + 1  # a line still being written waits for its end
             for line in chunk[:complete].splitlines():
-                event, _ = parse_event_line(line)  # damaged lines: RunStore.events() warns about them
-                if event is not None:
-                    self._tables.fold(event)
+                if line.strip():
+                    self._tables.fold_line(line)
             self._offset += complete
         return self._tables
 
@@ -307,6 +365,7 @@ class Run:
         """Every sample run, per step and split: inputs, prediction, target, score, status, and for the
         training minibatch whether it was back-propagated and why."""
         t = self.tables
+        t.materialize()
         rows = []
         for r in t.samples:
             if r["split"] == "train" and r["phase"] == "train":
