@@ -998,3 +998,16 @@ def test_the_baseline_alone_is_drawn_and_an_empty_cost_chart_says_why():
     assert list(zip(best["x"], best["y"])) == [(0, 0.25)] and "markers" in best["mode"]
     cost = cost_spec(data)
     assert cost["data"] == [] and "appears when the first step ends" in cost["layout"]["annotations"][0]["text"]
+
+
+def test_a_skipped_value_gradient_is_folded_by_every_view(rig):
+    """A backward call about an upstream value (no parameter) is `skipped` with parameter null: the
+    review view raised on it, and the funnel dropped the event for every view."""
+    tr, funnel, v, sent, emit = rig
+    start_run(emit)
+    emit.step = 1
+    emit("skipped", stage="backward", parameter=None, node_id="retrieve", sample_id="s1",
+         error="the backward model echoed its prompt")
+    funnel.flush()
+    assert "skipped for the value of retrieve" in v["controls"].message
+    assert v["review"].parameters and not [n for p in v["review"].parameters for n in p["notes"] if n["kind"] == "skipped"]

@@ -8,10 +8,13 @@ to a queue.
 """
 from __future__ import annotations
 
+import logging
 from typing import Any, Callable
 
-from ..events import Event
+from ..events import Event, strict_by_default
 from .reducers import ALL_PARTS, CurvesPart, GraphPart, ReviewPart, RunPart, SamplesPart
+
+log = logging.getLogger(__name__)
 
 
 class RunState:
@@ -29,8 +32,14 @@ class RunState:
         self._by_view = {part.view: part for part in self.parts}
 
     def apply(self, event: Event) -> None:
+        """Each view folds the event on its own: one view that cannot must not blank the others."""
         for part in self.parts:
-            part.apply(event)
+            try:
+                part.apply(event)
+            except Exception:
+                if strict_by_default():
+                    raise  # under tests a reducer's bug fails the test
+                log.exception("the %s view could not apply a %s event", part.view, event.type)
 
     def traits(self, view: str, parts: set[str]) -> dict[str, Any]:
         """The trait values of `view` ("graph", "samples", "curves", "review", "controls") for `parts`."""

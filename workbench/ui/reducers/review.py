@@ -139,8 +139,10 @@ class ReviewPart(Part):
         self._note(d.get("parameter", ""), e.step, "no proposal", f"no proposal: {d.get('reason', '')}")
 
     def _on_skipped(self, e: Event, d: dict) -> None:
+        if not d.get("parameter"):
+            return  # feedback about a value (no parameter to note it under); the controls line shows it
         where = ", ".join(x for x in (d.get("node_id"), d.get("sample_id")) if x)
-        self._note(d.get("parameter", ""), e.step, "skipped",
+        self._note(d["parameter"], e.step, "skipped",
                    f"{d.get('stage', '?')} skipped{f' ({where})' if where else ''}: {d.get('error', '')}")
 
     def _on_run_finished(self, e: Event, d: dict) -> None:

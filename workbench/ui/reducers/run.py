@@ -141,7 +141,8 @@ class RunPart(Part):
         self.say(clip(f"step {e.step}: no proposal for {d.get('parameter', '?')}: {d.get('reason', '')}", 300), e.step)
 
     def _on_skipped(self, e: Event, d: dict) -> None:
-        self.say(clip(f"step {e.step}: {d.get('stage', '?')} skipped for {d.get('parameter', '?')}: "
+        about = d.get("parameter") or (f"the value of {d['node_id']}" if d.get("node_id") else "a call")
+        self.say(clip(f"step {e.step}: {d.get('stage', '?')} skipped for {about}: "
                       f"{d.get('error', '')}", 300), e.step)
 
     def _on_step_finished(self, e: Event, d: dict) -> None:
