@@ -1,5 +1,7 @@
 """The training algorithm's parts, one rule each: leaks, paired gates, selection, the memo, the optimizer prompt."""
-from scripted_tasks import TRAIN, Shout, same_text, task
+import json
+
+from scripted_tasks import TRAIN, VAL, Shout, same_text, task
 
 from workbench import Parameter
 from workbench.eval_memo import EvalMemo, model_identity, run_batch_memo
@@ -91,6 +93,28 @@ def test_the_same_values_on_the_same_sample_are_evaluated_once(tmp_path):
     assert len(reloaded) == 5
     r, reused = run_batch_memo(reloaded, pipeline, TRAIN[:1], same_text, model, values=values())
     assert reused == 1 and len(model.calls) == 5 and r.results[0].graph.nodes[0].id == "shout"
+
+
+def test_validation_and_test_evaluations_are_remembered_without_their_graphs(tmp_path):
+    """Their graphs are never read again; on a paper-sized HotpotQA run they were most of a 61 MB memo.
+    A caller that needs the graph (a training forward) never gets a trimmed entry: it runs the sample."""
+    model = ScriptedModel(task)
+    pipeline = Shout()
+    values = {n: p.value for n, p in pipeline.named_parameters().items()}
+    path = tmp_path / "eval_memo.jsonl"
+    memo = EvalMemo(path)
+    scored, _ = run_batch_memo(memo, pipeline, VAL, same_text, model, values=values, keep_graphs=False)
+    assert [r.graph.nodes[0].id for r in scored.results] == ["shout"] * len(VAL)  # the caller's own results are whole
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    assert all(line["graph"]["nodes"] == [] and line["graph"]["loss"]["score"] is not None for line in lines)
+    again, reused = run_batch_memo(EvalMemo(path), pipeline, VAL, same_text, model, values=values, keep_graphs=False)
+    assert reused == len(VAL) and len(model.calls) == len(VAL)  # after a restart too: scores are not paid twice
+    assert [r.score for r in again.results] == [r.score for r in scored.results]
+    assert [r.passed for r in again.results] == [r.passed for r in scored.results]  # the loss is kept
+    whole, reused = run_batch_memo(memo, pipeline, VAL[:1], same_text, model, values=values)
+    assert reused == 0 and len(model.calls) == len(VAL) + 1 and whole.results[0].graph.nodes
+    reloaded = EvalMemo(path)  # the whole entry replaces the trimmed one, also on disk
+    assert run_batch_memo(reloaded, pipeline, VAL[:1], same_text, model, values=values)[1] == 1
 
 
 def test_errored_runs_are_not_remembered_and_models_are_told_apart():

@@ -8,9 +8,15 @@ endpoint failed) are not remembered: they say nothing about the prompt and shoul
 
 The memo appends each new result to `eval_memo.jsonl` in the run folder, one line per evaluation,
 so a resumed run does not re-pay for them either. A damaged line (a kill mid-write) is skipped.
+
+Only evaluations whose graphs are used later keep them: training samples are back-propagated from
+their graphs, validation and test scores are only compared. So validation and test entries keep the
+score and the loss but no nodes (`keep_graph=False`), which is most of a paper-sized run's memo
+(HotpotQA's graphs hold ten paragraphs each); a caller that needs a graph never gets a trimmed one.
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -59,12 +65,18 @@ def _copy(result: SampleResult, graph: dict) -> SampleResult:
                         result.status, Graph.from_dict(graph), result.error, result.seconds)
 
 
+def _trimmed(graph: dict) -> dict:
+    """The graph without its nodes and edges: the loss (score, passed, error) is what a comparison reads."""
+    return {"sample_id": graph["sample_id"], "nodes": [], "edges": [], "gradients": [], "loss": graph.get("loss"),
+            "disconnected": [], "trimmed": True}
+
+
 class EvalMemo:
     """Sample results by (all parameter values, model, eval function, sample)."""
 
     def __init__(self, path: str | Path | None = None) -> None:
         self.path = Path(path) if path is not None else None
-        self._entries: dict[str, tuple[SampleResult, dict]] = {}
+        self._entries: dict[str, tuple[SampleResult, dict]] = {}  # the result (its graph left out) and the graph
         self._lock = threading.Lock()
         self.hits = 0
         if self.path is not None and self.path.exists():
@@ -77,22 +89,26 @@ class EvalMemo:
                   "input": {k: str(v) for k, v in sorted(example.input.items())}, "target": str(example.target)}
         return hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()
 
-    def get(self, key: str) -> SampleResult | None:
+    def get(self, key: str, *, need_graph: bool = True) -> SampleResult | None:
+        """The remembered result, or None; with `need_graph`, an entry kept without its graph is None too."""
         with self._lock:
             entry = self._entries.get(key)
-            if entry is not None:
-                self.hits += 1
-        return _copy(*entry) if entry is not None else None
+            if entry is None or (need_graph and entry[1].get("trimmed")):
+                return None
+            self.hits += 1
+        return _copy(*entry)
 
-    def put(self, key: str, result: SampleResult) -> None:
+    def put(self, key: str, result: SampleResult, *, keep_graph: bool = True) -> None:
         if result.status == "errored":
             return
         graph = result.graph.to_dict()
         graph["gradients"] = []  # gradients belong to a step, not to the evaluation
+        graph = graph if keep_graph else _trimmed(graph)
         with self._lock:
-            if key in self._entries:
-                return
-            self._entries[key] = (_copy(result, graph), graph)
+            old = self._entries.get(key)
+            if old is not None and not (old[1].get("trimmed") and keep_graph):
+                return  # (a trimmed entry gives way to the same evaluation with its graph)
+            self._entries[key] = (dataclasses.replace(result, graph=None), graph)
             if self.path is not None:
                 line = {"key": key, "result": {k: v for k, v in result.summary().items()}, "graph": graph}
                 with self.path.open("ab+") as f:
@@ -107,9 +123,12 @@ class EvalMemo:
             try:
                 row = json.loads(line)
                 r = row["result"]
+                Graph.from_dict(row["graph"])  # it must read back
                 result = SampleResult(r["sample_id"], r["inputs"], r["target"], r["prediction"], r["score"],
-                                      r["status"], Graph.from_dict(row["graph"]), r.get("error"), r.get("seconds", 0.0))
-                self._entries[row["key"]] = (result, row["graph"])
+                                      r["status"], None, r.get("error"), r.get("seconds", 0.0))
+                old = self._entries.get(row["key"])
+                if old is None or old[1].get("trimmed"):
+                    self._entries[row["key"]] = (result, row["graph"])
             except (ValueError, KeyError, TypeError) as exc:
                 log.warning("%s line %d skipped (damaged: %s)", self.path, number, exc)
 
@@ -140,26 +159,27 @@ def check_unique_ids(examples: Sequence["Example"], split: str = "") -> None:
 
 def run_batch_memo(memo: EvalMemo | None, pipeline: "Pipeline", examples: Sequence["Example"], eval_fn: Callable,
                    model: "ChatModel", *, values: Mapping[str, str], pass_threshold: float = 1.0,
-                   on_result: Callable[[SampleResult], None] | None = None,
+                   on_result: Callable[[SampleResult], None] | None = None, keep_graphs: bool = True,
                    **kwargs: Any) -> tuple[BatchResult, int]:
     """`run_batch`, but samples already scored under these exact `values` are not run again.
 
     Returns the batch (in the examples' order) and how many results were reused. `on_result` sees
-    every result, reused or new.
+    every result, reused or new. `keep_graphs=False` (validation, test): the memo keeps scores and
+    losses only, and reused results come without nodes.
     """
     check_unique_ids(examples)
     if memo is None:
         return run_batch(pipeline, examples, eval_fn, model, pass_threshold=pass_threshold,
                          on_result=on_result, **kwargs), 0
     keys = {e.id: memo.key(values, model, eval_fn, e, pass_threshold) for e in examples}
-    known = {e.id: r for e in examples if (r := memo.get(keys[e.id])) is not None}
+    known = {e.id: r for e in examples if (r := memo.get(keys[e.id], need_graph=keep_graphs)) is not None}
     for r in known.values():
         if on_result:
             on_result(r)
     todo = [e for e in examples if e.id not in known]
 
     def remember(r: SampleResult) -> None:  # as each result arrives: a budget stop mid-batch keeps what was paid
-        memo.put(keys[r.sample_id], r)
+        memo.put(keys[r.sample_id], r, keep_graph=keep_graphs)
         if on_result:
             on_result(r)
 

@@ -57,7 +57,8 @@ class GateRuns:
         self._gate()
         result, reused = run_batch_memo(self.eval_memo, self.pipeline, examples, self.eval_fn, self.models.task,
                                         values=self._current_values(), concurrency=self.config.concurrency,
-                                        pass_threshold=self.config.pass_threshold, should_stop=self._stop.is_set)
+                                        pass_threshold=self.config.pass_threshold, should_stop=self._stop.is_set,
+                                        keep_graphs=split not in ("val", "test"))
         if self._stop.is_set():
             raise RunStopped("stopped while scoring the current values")
         if reused < len(examples):

@@ -207,12 +207,14 @@ class TrainingStep:
     def _current_values(self) -> dict[str, str]:
         return {n: p.value for n, p in self.params.items()}
 
-    def _run_memo(self, examples: Sequence["Example"], model, **listeners) -> BatchResult:
-        """Run examples with the current values, through the memo (never twice for the same values)."""
+    def _run_memo(self, examples: Sequence["Example"], model, *, keep_graphs: bool = True,
+                  **listeners) -> BatchResult:
+        """Run examples with the current values, through the memo (never twice for the same values);
+        `keep_graphs=False` for validation and test, whose graphs nothing reads later."""
         result, _ = run_batch_memo(self.eval_memo, self.pipeline, examples, self.eval_fn, model,
                                    values=self._current_values(), concurrency=self.config.concurrency,
                                    pass_threshold=self.config.pass_threshold, should_stop=self._stop.is_set,
-                                   **listeners)
+                                   keep_graphs=keep_graphs, **listeners)
         return result
 
     def _forward(self, examples: Sequence["Example"], *, split: str, phase: str) -> BatchResult:
@@ -228,7 +230,8 @@ class TrainingStep:
             self._emit("forward", split=split, phase=phase, summary=r.summary(),
                        graph=r.graph.to_dict() if live else None)
 
-        result = self._run_memo(examples, self.models.task, on_result=on_result, on_node=on_node)
+        result = self._run_memo(examples, self.models.task, keep_graphs=split not in ("val", "test"),
+                                on_result=on_result, on_node=on_node)
         self.errored_samples += len(result.errored)
         if self._stop.is_set():
             raise RunStopped("stopped during a forward pass")
