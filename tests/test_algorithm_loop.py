@@ -136,7 +136,7 @@ def test_after_one_parameter_is_accepted_the_next_is_gated_against_the_new_value
     assert by_param["shout.format"]["before"] == 1.0
     # the same text again in the same step is refused at once, without another evaluation
     reasons = [e.data["reason"] for e in of(events, "update") if e.data["parameter"] == "shout.format"]
-    assert reasons[0].startswith("validation 1.000 does not beat best 1.000")
+    assert reasons[0].startswith("not validated: even every validation sample right (1.000) could not beat best 1.000")
     assert set(reasons[1:]) == {"already rejected in this step"} and len(of(events, "minibatch")) == 2
     # a stuck optimizer: after a second repeat in a row the step's attempts end (not all 5 are paid for)
     assert len(reasons) == 2

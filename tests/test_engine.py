@@ -333,3 +333,22 @@ def test_traced_text_links_only_to_its_producer_even_when_an_earlier_output_is_e
     r = run_example(Twice(), Example("s", {"question": "Where is it?"}, "x", {}), exact_match, model)
     assert ("query#2", "look#2", "q") in {(e.source, e.target, e.input) for e in r.graph.edges}
     assert ("query", "look#2", "q") not in {(e.source, e.target, e.input) for e in r.graph.edges}
+
+
+def test_an_echoed_gradient_warns_at_the_callers_line_not_inside_a_thread_pool():
+    """Without a trainer, an echo is a UserWarning; it named concurrent/futures/thread.py before."""
+    import warnings
+
+    from workbench.llm.models import Models
+    from workbench.loss import add_loss
+    echo = lambda messages: messages[-1]["content"]  # noqa: E731
+    models = Models.scripted(lambda messages: "hello", echo, echo)
+    p = Parameter("a.instruction", "Say hi.")
+    node = LLMCall("a", "{{instruction}} {{x}}", [p])
+    with use_model(models.task), trace("s1") as graph:
+        add_loss(graph, node(x="y"), "bye", 0.0, pass_threshold=1.0)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        BackwardEngine(models.backward).backward(graph, {"a.instruction": p})
+    assert caught and all(w.filename == __file__ for w in caught), [(w.filename, w.lineno) for w in caught]
+    assert "skipped: the backward model echoed its prompt" in str(caught[0].message)

@@ -39,7 +39,7 @@ EXPECTED = {
                                    "qt-020 (NUM, carried), qt-128 (NUM, carried)",
                                    "minibatch gate: 0.00 -> 0.25 passed",
                                    "1.00 -> 1.00 passed (all passed already: a tie is enough)",
-                                   "does not beat best 1.000 on the same 4 sample(s)", "not run on any sample",
+                                   "does not beat the current prompt's 1.000 on the same 4 sample(s)", "not run on any sample",
                                    "baseline: val 0.000  test 0.000", "final   : val 1.000  test 1.000",
                                    "step 2 (demos, val 0.75)", "step 4 (optimizer, val 1.00)"],
                           "mime": ["application/vnd.jupyter.widget-view+json"]},

@@ -32,7 +32,9 @@ trainer picks it as it picks the optimizer's (`backward_style(models)`).
 """
 from __future__ import annotations
 
+import os
 import re
+import sys
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -115,6 +117,16 @@ class Feedback:
 
     from_node: str
     text: str
+
+
+def _callers_level() -> int:
+    """The `stacklevel` of the first frame outside the workbench package, seen from the function that
+    calls this and then `warnings.warn`, so a warning names the user's line, not the package's."""
+    package = os.path.dirname(os.path.abspath(__file__))
+    frame, level = sys._getframe(2), 2
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(package + os.sep):
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 def _join(feedbacks: list[Feedback]) -> str:
@@ -233,15 +245,19 @@ class BackwardPass:
             if not is_echo(text, messages, relayed):
                 return text
             if self.on_skipped is None:
-                warnings.warn(f"gradient for {target!r} at node {node.id!r} (sample {self.graph.sample_id!r}) "
-                              f"skipped: {ECHO_ERROR}", UserWarning, stacklevel=2)
+                echoed.append(f"gradient for {target!r} at node {node.id!r} (sample {self.graph.sample_id!r}) "
+                              f"skipped: {ECHO_ERROR}")
             else:
                 skip(target, kind, ECHO_ERROR)
             return _ECHOED
         if not jobs:
             return []
+        echoed: list[str] = []
         with ThreadPoolExecutor(max_workers=max(1, min(self.engine.max_parallel, len(jobs)))) as pool:
-            return list(pool.map(one, jobs))
+            texts = list(pool.map(one, jobs))
+        for message in echoed:  # warned here, not in the pool's threads: the warning points at the caller's code
+            warnings.warn(message, UserWarning, stacklevel=_callers_level())
+        return texts
 
 
 @backward_rule("loss", origin=True)

@@ -234,7 +234,8 @@ class Disconnected(EventData):
 
 @defines("skipped")
 class Skipped(EventData):
-    """A gradient or proposal was skipped because its model failed after retries."""
+    """A gradient, proposal or teacher trace was skipped: its model failed after retries, or its reply
+    only echoed the prompt (a base model's echo is not feedback)."""
     stage: Literal["backward", "optimizer", "teacher"]
     parameter: str | None = doc("the parameter it was for, if any")
     node_id: str | None = doc("the node it was for, if any")

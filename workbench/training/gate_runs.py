@@ -82,9 +82,9 @@ class GateRuns:
                        complete=False, left_out=0)
             self._emit("validation", proposal_id=pid, score=None, best=best, passed=False, complete=False,
                        left_out=0)
-            return None, False, (f"validation 1.000 does not beat best {best:.3f} even with every sample right "
-                                 f"(stopped early: not run on any sample; tie_rule={self.config.tie_rule!r}, "
-                                 f"min_gain={self.config.min_gain:g})")
+            return None, False, (f"not validated: even every validation sample right (1.000) could not beat "
+                                 f"best {best:.3f} (stopped early: not run on any sample; "
+                                 f"tie_rule={self.config.tie_rule!r}, min_gain={self.config.min_gain:g})")
         chunk = self.config.concurrency
         mine: dict[str, float | None] = {}
         results: list[SampleResult] = []
@@ -110,8 +110,11 @@ class GateRuns:
                    complete=complete, left_out=paired.left_out)
         b = paired.before if paired.before is not None else -1.0
         n = len(mine) - paired.left_out
-        on = "" if complete and not paired.left_out else f" on the same {n} sample(s)"  # a subset: say so
-        reason = f"validation {paired.after or 0.0:.3f} {'beats' if keep else 'does not beat'} best {b:.3f}{on}" + \
+        if complete and not paired.left_out:
+            against = f"best {b:.3f}"
+        else:  # a subset: the current prompt's score on it, not the best validation score
+            against = f"the current prompt's {b:.3f} on the same {n} sample(s)"
+        reason = f"validation {paired.after or 0.0:.3f} {'beats' if keep else 'does not beat'} {against}" + \
             (f" ({paired.left_out} errored sample(s) left out of both)" if paired.left_out else "") + \
             ("" if complete else " (stopped early: it could no longer win)")
         return score, keep, reason
