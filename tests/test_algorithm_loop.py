@@ -250,3 +250,15 @@ def test_carried_samples_and_the_memo_survive_a_resume(tmp_path):
     # nothing was kept, so the final test pass is the baseline's, answered from the memo file
     assert summary.final["test"] == summary.baseline["test"]
     assert not [c for c in later.task.calls if any(f"Word: {e.input['word']}" in c[-1]["content"] for e in TEST)]
+
+
+def test_an_optimizer_that_keeps_the_current_value_ends_the_attempts_with_a_no_proposal(tmp_path):
+    """Returning the current text is the optimizer saying "nothing to change": it was refused as a broken
+    constraint, then as a repeat, paying for optimizer calls that could only say the same again."""
+    keep = lambda messages: "<PROPOSAL>Repeat the word.</PROPOSAL>"  # noqa: E731  (Shout's current value)
+    trainer, models, events = make(tmp_path, keep, max_steps=1)
+    trainer.fit()
+    assert of(events, "proposal") == [] and len(models.optimizer.calls) == 1
+    kept, = [e.data for e in of(events, "no_proposal")]
+    assert kept["parameter"] == "shout.instruction" and "current value unchanged" in kept["reason"]
+

@@ -49,7 +49,8 @@ Purpose: {description}
 ### Constraints
 {constraints}
 
-Write {count} between <PROPOSAL> and </PROPOSAL>, and nothing else inside the tags."""
+Write {count} between <PROPOSAL> and </PROPOSAL>, and nothing else inside the tags. If the feedback \
+shows nothing in this part to change, write its current value unchanged."""
 
 
 def summarise_gradients(gradients: Sequence["Gradient"], *, max_samples: int = 6, max_chars: int = 600,

@@ -59,6 +59,11 @@ class ProposalLoop:
                 if source == "optimizer" and self.text_optimizer.retry_when_empty and not joint:
                     continue  # a base model samples another line with the next attempt's seed
                 break  # the same prompt would get the same useless reply
+            if all(new.strip() == self.params[name].value.strip() for name, new in values.items()):
+                self._emit("no_proposal", parameter="+".join(p.name for p in group), source=source,
+                           reason="the optimizer proposed the current value unchanged: it sees nothing to change",
+                           reply=reply[:2000])
+                break  # asking again would get the same answer
             if self._refusal(values) == REPEAT:
                 repeats += 1
                 if repeats >= STUCK_AFTER_REPEATS:  # it is stuck: more calls would only repeat again
