@@ -1011,3 +1011,17 @@ def test_a_skipped_value_gradient_is_folded_by_every_view(rig):
     funnel.flush()
     assert "skipped for the value of retrieve" in v["controls"].message
     assert v["review"].parameters and not [n for p in v["review"].parameters for n in p["notes"] if n["kind"] == "skipped"]
+
+
+def test_the_proposals_of_one_step_sit_side_by_side_in_the_strip():
+    """Five attempts at one step were drawn on one spot: a person could not count them or hover each."""
+    from workbench.ui.charts import CurveData, score_spec
+    events = [Event("run_started", {"resumed_from": None})]
+    for i in range(5):
+        events.append(Event("proposal", {"proposal_id": f"p1-{i}", "parameter": "a.b", "source": "optimizer"}, step=1))
+        events.append(Event("update", {"proposal_id": f"p1-{i}", "accepted": False, "reason": "no"}, step=1))
+    events.append(Event("proposal", {"proposal_id": "p2-5", "parameter": "a.b", "source": "optimizer"}, step=2))
+    strip = [t for t in score_spec(CurveData.from_events(events))["data"] if t.get("yaxis") == "y2"]
+    xs = sorted(x for t in strip for x in t["x"])
+    assert len(xs) == 6 and len(set(xs)) == 6 and 2.0 in xs
+    assert all(0.6 < x < 1.4 for x in xs[:5]) and xs[:5] == sorted(xs[:5])

@@ -240,6 +240,20 @@ def held_out_points(data: CurveData) -> list[dict]:
     return points
 
 
+def strip_positions(data: CurveData) -> dict[str, float]:
+    """Where each proposal's marker goes in the strip: a step's proposals side by side around the
+    step, in the order they came (five attempts at one step drew as one marker, so none could be counted)."""
+    by_step: dict[int, list[str]] = {}
+    for p in data.proposals.values():
+        by_step.setdefault(p["step"], []).append(p["proposal_id"])
+    x = {}
+    for step, ids in by_step.items():
+        gap = min(0.12, 0.7 / len(ids))
+        for i, pid in enumerate(ids):
+            x[pid] = step + (i - (len(ids) - 1) / 2) * gap
+    return x
+
+
 def score_spec(data: CurveData) -> dict:
     """The score chart as plotly JSON: `{"data": [...], "layout": {...}}`."""
     traces: list[dict] = []
@@ -264,12 +278,13 @@ def score_spec(data: CurveData) -> dict:
                        "x": [p["step"] for p in cands], "y": [p["validation"] for p in cands],
                        "text": [_proposal_hover(p) for p in cands], "hoverinfo": "text",
                        "marker": {"color": colour, "size": 9, "symbol": symbol, "line": {"width": 2, "color": colour}}})
+    spread = strip_positions(data)
     for outcome, (label, symbol, colour) in OUTCOMES.items():
         ps = [p for p in data.proposals.values() if p["outcome"] == outcome]
         if not ps:
             continue
         traces.append({"type": "scatter", "mode": "markers", "name": "proposal " + label, "yaxis": "y2",
-                       "x": [p["step"] for p in ps], "y": ["proposals"] * len(ps),
+                       "x": [spread[p["proposal_id"]] for p in ps], "y": ["proposals"] * len(ps),
                        "text": [_proposal_hover(p) for p in ps], "hoverinfo": "text", "legendgroup": "proposals",
                        "marker": {"color": colour, "size": 10, "symbol": symbol, "line": {"width": 1.5, "color": colour}}})
     test = held_out_points(data)
