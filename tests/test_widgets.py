@@ -1025,3 +1025,22 @@ def test_the_proposals_of_one_step_sit_side_by_side_in_the_strip():
     xs = sorted(x for t in strip for x in t["x"])
     assert len(xs) == 6 and len(set(xs)) == 6 and 2.0 in xs
     assert all(0.6 < x < 1.4 for x in xs[:5]) and xs[:5] == sorted(xs[:5])
+
+
+def test_the_history_sends_feedback_only_with_the_newest_proposals(rig):
+    """Every push sent every proposal's 1,500-character feedback: 82 MB over a paper-sized run's pushes.
+    The newest 40 keep diff and feedback; older entries keep their outcome and reason."""
+    from workbench.ui.reducers.review import DIFF_IN_HISTORY
+    tr, funnel, v, sent, emit = rig
+    start_run(emit)
+    emit.step = 1
+    for i in range(DIFF_IN_HISTORY + 5):
+        emit("proposal", proposal_id=f"p{i}", parameter="answer.instruction", role="instruction", old="Answer.",
+             new=f"Answer {i}.", source="optimizer", gradient_summary="feedback " * 100)
+        emit("update", proposal_id=f"p{i}", parameter="answer.instruction", accepted=False, value="Answer.",
+             reason=f"reason {i}")
+    funnel.flush()
+    history = v["review"].history
+    assert len(history) == DIFF_IN_HISTORY + 5 and all(h["reason"] for h in history)
+    assert all(h.get("gradient_summary") and h.get("diff") for h in history[:DIFF_IN_HISTORY])
+    assert not any("gradient_summary" in h or "diff" in h for h in history[DIFF_IN_HISTORY:])

@@ -152,6 +152,8 @@ function render({ model, el }) {
       if (p.edited_diff) d.append(h("div", { class: "wb-sub" }, "As edited"), diffView(p.edited_diff));
       if (p.reason) d.append(h("div", { class: "wb-reason" }, p.reason));
       if (p.gradient_summary) d.append(h("div", { class: "wb-sub" }, "Gradient summary"), pre(p.gradient_summary));
+      if (!p.diff && !p.gradient_summary) d.append(h("p", { class: "wb-note" },
+        "An older proposal: its change and feedback are in open_run(...).proposals and the report."));
       historyBox.append(d);
     }
     if (items.length > MAX_HISTORY_SHOWN) historyBox.append(h("p", { class: "wb-note" }, (items.length - MAX_HISTORY_SHOWN) + " older proposals not shown"));

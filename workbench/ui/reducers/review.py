@@ -10,7 +10,7 @@ from ..diff import word_diff
 from .base import REVIEW, Part, clip
 
 MAX_HISTORY = 400        # proposals kept in the review history
-DIFF_IN_HISTORY = 40     # the newest proposals whose diff is sent with the history
+DIFF_IN_HISTORY = 40     # the newest proposals whose diff and feedback are sent with the history
 NOTES_PER_PARAMETER = 3  # the latest notes (no proposal, skipped, disconnected) kept per parameter
 
 # where a proposal is, until it is kept or reverted
@@ -176,9 +176,10 @@ class ReviewPart(Part):
         for i, p in enumerate(reversed(self.proposals.values())):
             if p["proposal_id"] == self.pending_id:
                 continue
-            item = {k: v for k, v in p.items() if k not in ("old", "new", "value", "edited", "values")}
-            item["gradient_summary"] = clip(p.get("gradient_summary"), 1500)
-            if i < DIFF_IN_HISTORY:
+            item = {k: v for k, v in p.items() if k not in ("old", "new", "value", "edited", "values",
+                                                             "gradient_summary")}
+            if i < DIFF_IN_HISTORY:  # older entries keep outcome and reason; open_run/report hold the rest
+                item["gradient_summary"] = clip(p.get("gradient_summary"), 1500)
                 item["diff"] = word_diff(clip(p["old"]), clip(p["new"]))
                 if p["edited"]:
                     item["edited_diff"] = word_diff(clip(p["old"]), clip(p["edited"]))
