@@ -41,7 +41,8 @@ def print_report(store, data: str, exports: list[Path], seconds: float, out: Tex
                      f"{u.get('completion_tokens', 0):>18} {u.get('cache_hits', 0):>11}")
     status = f"{summary.get('status', 'unknown')} after {_steps(summary.get('steps'))} in {_duration(seconds)}"
     if summary.get("errored_samples"):
-        status += f"; {summary['errored_samples']} sample runs errored (endpoint failures, kept out of scores)"
+        n = summary["errored_samples"]
+        status += f"; {n} sample run{'' if n == 1 else 's'} errored (endpoint failures, kept out of scores)"
     lines += [f"status      {status}" + (f" ({summary['error']})" if summary.get("error") else ""),
               f"prompts     {', '.join(str(p) for p in exports) or NO_EXPORTS}",
               f"run folder  {store.path}"]

@@ -95,7 +95,8 @@ def run_training(spec: RunSpec, *, run_dir: Path | None, runs_root: str, resume:
             fit_interruptibly(trainer, say)
         except WorkbenchError:
             progress.close()  # the error line must not be drawn over by the bar
-            say_to_stderr(f"the run failed; its folder is {trainer.store.path}")
+            for line in after_failure(trainer.store.path, models.server):
+                say_to_stderr(line)
             raise
         finally:
             detach()
@@ -119,6 +120,14 @@ def run_training(spec: RunSpec, *, run_dir: Path | None, runs_root: str, resume:
         if not checkpointed:
             say_to_stderr("  it ended before its baseline was recorded, so it starts again (paid evaluations are reused)")
     return 130 if status == "stopped" else 0
+
+
+def after_failure(run_dir: Path, server: Any = None) -> list[str]:
+    """What to tell a person whose run failed: where it is, why the embedded server is gone if it
+    is, and how to go on (a failed run resumes from its last checkpoint once the cause is fixed)."""
+    note = server.exit_note() if server is not None else None
+    return [f"the run failed; its folder is {run_dir}", *([note] if note else []),
+            f"once the cause is fixed, continue with: workbench train --resume {shlex.quote(str(run_dir))}"]
 
 
 def mlflow_sink(spec: RunSpec):

@@ -242,6 +242,21 @@ class LocalServer:
         with _running_lock:
             _running_servers.discard(self)
 
+    def exit_note(self) -> str | None:
+        """Why calls fail when the server died under a run (killed for memory, crashed), or None while
+        it runs: the run's error only says the endpoint is unreachable."""
+        process = self._process
+        if process is None or process.poll() is None:
+            return None
+        code = process.returncode
+        if code < 0:
+            name = signal.Signals(-code).name if -code in signal.valid_signals() else str(-code)
+            how = f"was killed by signal {-code} ({name}{', often the out-of-memory killer' if -code == 9 else ''})"
+        else:
+            how = f"exited with code {code}"
+        return f"the embedded model server (llama.cpp, pid {process.pid}) {how}" + \
+            (f"; its log: {self.log_path}" if self.log_path is not None else "")
+
     def log_tail(self, lines: int = 30) -> str:
         """The last lines of the server's log, for error messages and debugging."""
         return _tail(self.log_path, lines) if self.log_path is not None else ""
