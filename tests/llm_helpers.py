@@ -2,6 +2,10 @@
 
 import socket
 
+import pytest
+
+from workbench.redact import forget_secrets
+
 ENDPOINT_ENV_VARS = ("OPENAI_API_KEY", "WORKBENCH_API_KEY", "WORKBENCH_BASE_URL", "WORKBENCH_TASK_MODEL",
                      "WORKBENCH_BACKWARD_MODEL", "WORKBENCH_OPTIMIZER_MODEL", "WORKBENCH_FOLD_SYSTEM")
 
@@ -25,3 +29,12 @@ def closed_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+@pytest.fixture
+def no_endpoint_env_or_secrets(monkeypatch):
+    """No endpoint from the machine's environment and no secret registered, before and after a test."""
+    clear_endpoint_env(monkeypatch)
+    forget_secrets()
+    yield
+    forget_secrets()

@@ -15,10 +15,10 @@ import pytest
 
 from workbench.errors import ConfigError, LLMCallError
 from workbench.llm import LLMClient, Models
-from workbench.redact import forget_secrets, redact, strip_url_credentials
+from workbench.redact import redact, strip_url_credentials
 from workbench.testing import OpenAITestServer
 
-from llm_helpers import clear_endpoint_env
+from llm_helpers import no_endpoint_env_or_secrets  # noqa: F401 (a fixture)
 
 BAD_URLS = {
     "localhost:8000/v1": "must start with http:// or https://",
@@ -30,11 +30,8 @@ BAD_URLS = {
 
 
 @pytest.fixture(autouse=True)
-def no_env(monkeypatch):
-    clear_endpoint_env(monkeypatch)
-    forget_secrets()
+def no_env(no_endpoint_env_or_secrets):
     yield
-    forget_secrets()
 
 
 @pytest.mark.parametrize("url, why", BAD_URLS.items())

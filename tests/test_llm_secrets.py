@@ -12,21 +12,18 @@ import pytest
 from workbench.errors import ConfigError, LLMCallError
 from workbench.llm import LLMClient, Models
 from workbench.llm.endpoint import is_openai_endpoint, resolve_api_key
-from workbench.redact import MASK, forget_secrets, redact
+from workbench.redact import MASK, redact
 from workbench.testing import OpenAITestServer
 
-from llm_helpers import clear_endpoint_env, user
+from llm_helpers import no_endpoint_env_or_secrets, user  # noqa: F401 (a fixture)
 
 OPENAI_KEY = "sk-openai-personal-0123456789"
 WORKBENCH_KEY = "wb-endpoint-key-9876543210"
 
 
 @pytest.fixture(autouse=True)
-def clean_env(monkeypatch):
-    clear_endpoint_env(monkeypatch)
-    forget_secrets()
+def clean_env(no_endpoint_env_or_secrets):
     yield
-    forget_secrets()
 
 
 def test_openai_key_is_never_sent_to_another_endpoint(monkeypatch):

@@ -353,24 +353,20 @@ def folder_problems(folder: str | os.PathLike) -> list[str]:
     object, a torn `summary.json` or `cli.json`, or an `events.jsonl` with no readable `run_started`.
     A damaged checkpoint is not listed here: resume walks back past it (with a warning).
     """
-    folder = Path(folder)
+    store = RunStore(folder)
     problems = []
     for name, required in (("config.json", True), ("summary.json", False), ("cli.json", False)):
-        path = folder / name
-        if not path.exists():
+        if not (store.path / name).exists():
             if required:
                 problems.append(f"{name} is missing")
             continue
         try:
-            data = json.loads(path.read_bytes().decode("utf-8"))
-        except (OSError, UnicodeDecodeError, ValueError) as exc:
-            problems.append(f"{name} is damaged: not readable JSON ({type(exc).__name__})")
-            continue
-        if not isinstance(data, dict):
-            problems.append(f"{name} is damaged: it holds a JSON {type(data).__name__}, not an object")
+            store._read(name)  # the store's own reader: a JSON object, or why not
+        except WorkbenchError as exc:
+            problems.append(str(exc))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DamagedFileWarning)  # the reason is reported here instead
-        if not any(e.type == "run_started" for e in read_events(folder / "events.jsonl")):
+        if not any(e.type == "run_started" for e in read_events(store.path / "events.jsonl")):
             problems.append("events.jsonl is missing or holds no run_started event")
     return problems
 

@@ -47,6 +47,7 @@ class ProposalLoop:
         demos = group[0].role is Role.DEMOS
         attempts = 1 if demos else self.config.max_proposals
         joint = len(group) > 1
+        names = "+".join(p.name for p in group)
         repeats = 0  # candidates in a row that repeat one already rejected in this step
         for attempt in range(1, attempts + 1):
             self._gate()
@@ -54,20 +55,21 @@ class ProposalLoop:
             if source == "skipped":
                 break  # already reported as a `skipped` event
             if not values:
-                self._emit("no_proposal", parameter="+".join(p.name for p in group), source=source, reason=why,
+                self._emit("no_proposal", parameter=names, source=source, reason=why,
                            reply=reply[:2000])
                 if source == "optimizer" and self.text_optimizer.retry_when_empty and not joint:
                     continue  # a base model samples another line with the next attempt's seed
                 break  # the same prompt would get the same useless reply
             if all(new.strip() == self.params[name].value.strip() for name, new in values.items()):
-                self._emit("no_proposal", parameter="+".join(p.name for p in group), source=source,
+                self._emit("no_proposal", parameter=names, source=source,
                            reason="the optimizer proposed the current value unchanged: it sees nothing to change",
                            reply=reply[:2000])
                 break  # asking again would get the same answer
-            if self._refusal(values) == REPEAT:
+            refused = self._refusal(values)
+            if refused == REPEAT:
                 repeats += 1
                 if repeats >= STUCK_AFTER_REPEATS:  # it is stuck: more calls would only repeat again
-                    self._emit("no_proposal", parameter="+".join(p.name for p in group), source=source,
+                    self._emit("no_proposal", parameter=names, source=source,
                                reason=f"the optimizer repeated candidates already rejected in this step "
                                       f"{repeats} times in a row: no more attempts this step", reply=reply[:2000])
                     break
@@ -76,7 +78,7 @@ class ProposalLoop:
             pid = self._next_proposal_id(step)
             ids.append(pid)
             if self._try_candidate(values, pid, source, gate_examples, before, step, attempt,
-                                   "+".join(p.name for p in group) if joint else None):
+                                   names if joint else None, refused):
                 return True, ids
         return False, ids
 
@@ -130,10 +132,11 @@ class ProposalLoop:
         return None
 
     def _try_candidate(self, values: Values, pid: str, source: str, gate_examples: list["Example"],
-                       before: Mapping[str, float | None], step: int, attempt: int, group: str | None) -> bool:
-        """One candidate through the checks, the minibatch gate, approval and validation; True if kept."""
+                       before: Mapping[str, float | None], step: int, attempt: int, group: str | None,
+                       refused: str | None) -> bool:
+        """One candidate through the checks, the minibatch gate, approval and validation; True if kept.
+        `refused`: what `_refusal` found for the values (the loop asked already)."""
         self._emit_proposal(values, pid, source, attempt, group)
-        refused = self._refusal(values)
         if refused:
             return self._reject(values, pid, step, refused, by=source)
         passed, why, paired = self._minibatch_gate(values, pid, gate_examples, before)
