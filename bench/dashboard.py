@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 from test_widgets import Emitter, emit_step, start_run  # noqa: E402
 
-from workbench.events import EventBus  # noqa: E402
+from workbench.records.events import EventBus  # noqa: E402
 from workbench.ui import assets  # noqa: E402
 from workbench.ui.reducers import ALL_PARTS  # noqa: E402
 from workbench.ui.state import RunState  # noqa: E402
@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     for step in range(1, args.steps + 1):
         emit_step(emit, step, hops=args.hops, approve=step % 3 != 0)
 
-    from workbench.graph import render_svg
+    from workbench.engine.graph import render_svg
     state = RunState(prices={"task": (0.15, 0.6)}, svg_renderer=render_svg)
     t0 = time.perf_counter()
     for e in events:

@@ -32,7 +32,7 @@ from pathlib import Path
 import openai
 
 from workbench import LLMCall, Parameter, Pipeline, exact_match, run_batch, trace, use_model
-from workbench.datasets import Example
+from workbench.tasks.datasets import Example
 from workbench.llm import LLMClient, Models, ResponseCache, UsageMeter
 from workbench.testing import OpenAITestServer
 

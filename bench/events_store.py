@@ -18,9 +18,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from workbench.events import Event, EventBus, problems
+from workbench.records.events import Event, EventBus, problems
 from workbench.redact import forget_secrets, register_secret
-from workbench.store import RunStore
+from workbench.records.store import RunStore
 
 
 def node_event(i: int) -> Event:

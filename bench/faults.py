@@ -33,7 +33,7 @@ from scripted_tasks import TEST, TRAIN, VAL, Optimizer, Shout, route, same_text 
 
 from workbench.llm import Models  # noqa: E402
 from workbench.testing import FAULT_KINDS, FaultPlan, OpenAITestServer  # noqa: E402
-from workbench.trainer import TrainConfig, Trainer  # noqa: E402
+from workbench.training.trainer import TrainConfig, Trainer  # noqa: E402
 
 
 def train_once(faults: FaultPlan | None, run_dir: Path, timeout: float) -> dict:

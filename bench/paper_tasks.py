@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from workbench import Models, TrainConfig, Trainer
-from workbench.datasets import HOTPOTQA_FILE, shared_data_dir
+from workbench.tasks.datasets import HOTPOTQA_FILE, shared_data_dir
 from workbench.tasks import get_task
 
 ROLES = ("task", "backward", "optimizer")

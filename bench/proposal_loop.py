@@ -35,10 +35,10 @@ from pathlib import Path
 from typing import Callable
 
 from workbench import LLMCall, Parameter, Pipeline
-from workbench.datasets import Example, shared_data_dir
+from workbench.tasks.datasets import Example, shared_data_dir
 from workbench.llm import Models
 from workbench.testing import OpenAITestServer
-from workbench.trainer import TrainConfig, Trainer
+from workbench.training.trainer import TrainConfig, Trainer
 
 WORDS = ("apple river stone cloud maple tiger piano ocean lemon north candle garden silver forest rocket "
          "window bridge castle desert engine falcon glacier harbor island").split()
@@ -119,7 +119,7 @@ class GemmaTokens:
     def __init__(self) -> None:
         from llama_cpp import Llama
 
-        from workbench.llm.local import ensure_model_file
+        from workbench.llm.embedded_server import ensure_model_file
         self._vocab = Llama(str(ensure_model_file()), vocab_only=True, verbose=False)
         self.phase: str | int = "baseline"
         self._lock = threading.Lock()

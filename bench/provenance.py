@@ -15,7 +15,7 @@ import timeit
 
 from workbench import LLMCall, Parameter, trace, use_model
 from workbench.llm.scripted import ScriptedModel
-from workbench.tracing import TracedText
+from workbench.engine.tracing import TracedText
 
 
 def per_expression_us() -> None:

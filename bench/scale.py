@@ -40,7 +40,7 @@ import warnings
 from pathlib import Path
 
 import workbench
-from workbench.datasets import HOTPOTQA_FILE, shared_data_dir
+from workbench.tasks.datasets import HOTPOTQA_FILE, shared_data_dir
 from workbench.tasks import get_task
 
 SIZES = (100, 100, 200)
@@ -52,7 +52,7 @@ def _h(*parts: str) -> int:
 
 def responder(answers: dict[str, str]):
     """One endpoint for the task, backward and optimizer roles (the system prompt tells them apart)."""
-    from workbench.backward import BACKWARD_SYSTEM
+    from workbench.engine.backward import BACKWARD_SYSTEM
     from workbench.optim.text_optimizer import OPTIMIZER_SYSTEM
     calls = {"n": 0}
 
@@ -160,7 +160,7 @@ def open_run_numbers(folder: Path) -> None:
 
 
 def report_numbers(folder: Path, out: Path) -> None:
-    from workbench.report import render_report
+    from workbench.records.report import render_report
     started = time.perf_counter()
     proc = subprocess.run([sys.executable, "-m", "workbench", "report", str(folder), "-o", str(out)],
                           capture_output=True, text=True)
@@ -189,7 +189,7 @@ def runs_numbers(folder: Path, root: Path, copies: int) -> None:
         shutil.copytree(folder, many / f"{folder.name}-{k:03d}", ignore=shutil.ignore_patterns("eval_memo.jsonl"))
     frame, t = timed(workbench.runs, many)
     print(f"workbench.runs() on {copies} runs: {t:.2f} s ({t / copies * 1000:.0f} ms per run), {len(frame)} rows")
-    from workbench.store import list_runs
+    from workbench.records.store import list_runs
     rows, t = timed(list_runs, many)
     print(f"store.list_runs() (behind `workbench runs`) on {copies} runs: {t:.2f} s ({t / copies * 1000:.0f} ms per run)")
     started = time.perf_counter()
@@ -227,8 +227,8 @@ class RecordingView:
 
 
 def funnel_numbers(folder: Path) -> None:
-    from workbench.events import EventBus
-    from workbench.store import read_events
+    from workbench.records.events import EventBus
+    from workbench.records.store import read_events
     import logging
 
     from workbench.ui.funnel import Funnel

@@ -4,7 +4,7 @@
 """
 import sys
 
-from workbench.events import main
+from workbench.records.events import main
 
 if __name__ == "__main__":
     raise SystemExit(main(sys.argv[1:]))

@@ -11,7 +11,7 @@ import re
 import sys
 from pathlib import Path
 
-from workbench.datasets import Example
+from workbench.tasks.datasets import Example
 from workbench.llm.probe import PROBE_USER
 from workbench.tasks import Task
 

@@ -8,7 +8,7 @@ so a run replayed from the cache (or resumed) is identical.
 import re
 
 from workbench import LLMCall, Parameter, Pipeline
-from workbench.datasets import Example
+from workbench.tasks.datasets import Example
 from workbench.llm.scripted import ScriptedModel
 
 WORDS = ["apple", "river", "stone", "cloud", "maple", "tiger", "piano", "ocean", "lemon", "north",
@@ -70,7 +70,7 @@ def backward_model() -> ScriptedModel:
 
 def route(optimizer):
     """One endpoint serving all three roles (for an HTTP test server); the system prompt tells them apart."""
-    from workbench.backward import BACKWARD_SYSTEM
+    from workbench.engine.backward import BACKWARD_SYSTEM
     from workbench.optim.text_optimizer import OPTIMIZER_SYSTEM
 
     def respond(messages):

@@ -1,7 +1,7 @@
 """Test helpers for the public benchmark data in ../shared/data (never copied into the repo)."""
 import pytest
 
-from workbench.datasets import DatasetError, hotpotqa_path
+from workbench.tasks.datasets import DatasetError, hotpotqa_path
 
 
 def hotpotqa_or_skip():

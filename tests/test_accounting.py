@@ -5,7 +5,7 @@ Real HTTP through the openai SDK to our OpenAI-compatible test server.
 from workbench.llm.cache import ResponseCache
 from workbench.llm.models import Models
 from workbench.testing import OpenAITestServer
-from workbench.trainer import TrainConfig, Trainer
+from workbench.training.trainer import TrainConfig, Trainer
 
 from scripted_tasks import TEST, TRAIN, VAL, Optimizer, Shout, route, same_text
 

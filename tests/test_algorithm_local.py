@@ -9,7 +9,7 @@ import pytest
 
 from workbench.llm import LocalServer, Models
 from workbench.tasks import get_task
-from workbench.trainer import TrainConfig, Trainer
+from workbench.training.trainer import TrainConfig, Trainer
 
 
 @pytest.mark.local_model

@@ -11,11 +11,11 @@ import pytest
 from scripted_tasks import BAD, GOOD, TEST, TRAIN, VAL, Optimizer, Shout, backward, same_text, task
 
 from workbench import LLMCall, Parameter, Pipeline
-from workbench.approval import CallbackApproval, Decision
-from workbench.datasets import Example
+from workbench.training.approval import CallbackApproval, Decision
+from workbench.tasks.datasets import Example
 from workbench.errors import ConfigError, LLMCallError
 from workbench.llm.models import Models
-from workbench.trainer import TrainConfig, Trainer
+from workbench.training.trainer import TrainConfig, Trainer
 
 
 def make(tmp_path, optimizer, *, pipeline=None, task_fn=task, train=TRAIN, val=VAL, test=TEST, **config):

@@ -4,13 +4,14 @@ import json
 from scripted_tasks import TRAIN, VAL, Shout, same_text, task
 
 from workbench import Parameter
-from workbench.eval_memo import EvalMemo, model_identity, run_batch_memo
-from workbench.graph import Gradient
+from workbench.records.eval_memo import EvalMemo, model_identity, run_batch_memo
+from workbench.engine.graph import Gradient
 from workbench.llm.scripted import ScriptedModel
 from workbench.optim import Attempt, LeakCheck, ParameterMemory, TextOptimizer, minibatch_verdict, pair
-from workbench.optim.completion import CompletionPrompt, completion_style_of
+from workbench.llm.types import completion_style_of
+from workbench.optim.optimizer_completion import CompletionPrompt
 from workbench.optim.text_optimizer import parse_named_proposals, summarise_gradients
-from workbench.selection import select_for_backward
+from workbench.training.selection import select_for_backward
 
 
 # -- leaks -------------------------------------------------------------------------------------------

@@ -5,14 +5,14 @@ import warnings
 import pytest
 
 from workbench import BackwardEngine, Models, TrainConfig, Trainer, run_example
-from workbench.backward import BACKWARD_SYSTEM, RELAYED_AFTER_ECHO, loss_feedback
-from workbench.backward_completion import ECHO_ERROR, backward_style, is_echo
-from workbench.datasets import Example
+from workbench.engine.backward import BACKWARD_SYSTEM, RELAYED_AFTER_ECHO, loss_feedback
+from workbench.engine.backward_completion import ECHO_ERROR, backward_style, is_echo
+from workbench.tasks.datasets import Example
 from workbench.errors import BadArgumentError
-from workbench.loss import get_eval_fn
+from workbench.engine.loss import get_eval_fn
 from workbench.llm.client import LLMClient
 from workbench.llm.scripted import ScriptedModel
-from workbench.pipelines.counting import DEFAULT_INSTRUCTION, ObjectCounter
+from workbench.tasks.pipelines.counting import DEFAULT_INSTRUCTION, ObjectCounter
 from workbench.testing import OpenAITestServer
 
 from scripted_tasks import TEST, TRAIN, VAL, Optimizer, Shout, backward, same_text, task
@@ -176,7 +176,7 @@ def test_an_echo_about_an_upstream_value_relays_the_feedback_with_the_target_mas
 
 
 def test_the_progress_line_of_an_echo_does_not_blame_retries():
-    from workbench.progress import describe_event
+    from workbench.records.progress import describe_event
 
     line = describe_event("skipped", {"stage": "backward", "parameter": "count.instruction", "node_id": "count",
                                       "sample_id": "c1", "error": ECHO_ERROR})

@@ -8,12 +8,12 @@ skipped and the parameter gets the evaluation's words, marked as relayed: never 
 import pytest
 
 from workbench import BackwardEngine, run_example
-from workbench.backward import RELAYED_AFTER_ECHO, loss_feedback
-from workbench.backward_completion import ECHO_ERROR, backward_style, is_echo
-from workbench.datasets import make_counting
+from workbench.engine.backward import RELAYED_AFTER_ECHO, loss_feedback
+from workbench.engine.backward_completion import ECHO_ERROR, backward_style, is_echo
+from workbench.tasks.datasets import make_counting
 from workbench.llm import LocalServer, Models
-from workbench.loss import get_eval_fn
-from workbench.pipelines.counting import ObjectCounter
+from workbench.engine.loss import get_eval_fn
+from workbench.tasks.pipelines.counting import ObjectCounter
 
 
 @pytest.mark.local_model

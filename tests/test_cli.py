@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from workbench.datasets import make_counting
-from workbench.export import apply_export, load_export
+from workbench.tasks.datasets import make_counting
+from workbench.records.export import apply_export, load_export
 from workbench.llm.probe import PROBE_USER
-from workbench.store import RunStore
+from workbench.records.store import RunStore
 from workbench.testing import OpenAITestServer
 
 import cli_task
@@ -328,7 +328,7 @@ def test_a_base_url_with_credentials_is_stored_without_them(tmp_path):
 
 
 def test_report_writes_one_html_page_of_the_run(shout_run):
-    pytest.importorskip("workbench.report", reason="workbench.report (the HTML report) is not in this checkout")
+    pytest.importorskip("workbench.records.report", reason="workbench.records.report (the HTML report) is not in this checkout")
     tmp, proc, _ = shout_run
     run_dir = tmp / report(proc.stdout)["run_dir"]
     done = workbench("report", run_dir, "-o", tmp / "report.html", cwd=tmp)

@@ -2,7 +2,7 @@
 import io
 
 from workbench.cli.last_screen import print_next, print_story
-from workbench.events import Event
+from workbench.records.events import Event
 
 
 class Folder:

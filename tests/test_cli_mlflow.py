@@ -9,7 +9,7 @@ import pytest
 mlflow = pytest.importorskip("mlflow", reason="mlflow is not installed (pip install 'workbench[mlflow]')")
 
 from workbench.cli import main  # noqa: E402
-from workbench.store import RunStore  # noqa: E402
+from workbench.records.store import RunStore  # noqa: E402
 from workbench.testing import OpenAITestServer  # noqa: E402
 
 import cli_task  # noqa: E402

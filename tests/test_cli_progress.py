@@ -1,9 +1,9 @@
-"""workbench.progress: plain lines when stderr is not a terminal, a tqdm bar when it is, notable events
+"""workbench.records.progress: plain lines when stderr is not a terminal, a tqdm bar when it is, notable events
 always on a line of their own, secrets masked, and attach_progress on a real (scripted) training run."""
 import io
 
-from workbench.events import Event
-from workbench.progress import Progress, attach_progress, describe_event
+from workbench.records.events import Event
+from workbench.records.progress import Progress, attach_progress, describe_event
 from workbench.redact import forget_secrets, register_secret
 
 
@@ -121,7 +121,7 @@ def test_attach_progress_follows_a_real_training_run_and_detaches():
     import cli_task
     from workbench.llm import Models
     from scripted_tasks import same_text
-    from workbench.trainer import TrainConfig, Trainer
+    from workbench.training.trainer import TrainConfig, Trainer
 
     train, val = cli_task.sample(4, 0), cli_task.sample(6, 0)
     models = Models.scripted(cli_task.task_reply, cli_task.backward_reply, cli_task.optimizer_reply)

@@ -83,7 +83,7 @@ def test_a_module_that_fails_is_named_with_its_error(tmp_path, capsys, source, m
 
 def test_a_package_error_with_several_lines_is_still_one_line(tmp_path, capsys):
     module = tmp_path / "loud.py"
-    module.write_text("from workbench.datasets import DatasetError\n"
+    module.write_text("from workbench.tasks.datasets import DatasetError\n"
                       "def make():\n    raise DatasetError('rows.jsonl line 3:\\n  missing field target')\n")
     line = refused(capsys, "train", "--module", f"{module}:make")
     assert line == "workbench: error: rows.jsonl line 3: missing field target"

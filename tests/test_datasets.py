@@ -1,4 +1,4 @@
-"""Tests of workbench.datasets: the real shared benchmark files, the packaged sample data, the
+"""Tests of workbench.tasks.datasets: the real shared benchmark files, the packaged sample data, the
 counting generator, splits, and the error messages for malformed files."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ import re
 
 import pytest
 
-from workbench import datasets
-from workbench.datasets import (COARSE_LABELS, DatasetError, Example, load_bbh, load_hotpotqa, load_multihop,
+from workbench.tasks import datasets
+from workbench.tasks.datasets import (COARSE_LABELS, DatasetError, Example, load_bbh, load_hotpotqa, load_multihop,
                                 load_question_types, load_sample, load_trec, make_counting, read_sample_text,
                                 shared_data_dir, split)
 

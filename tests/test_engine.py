@@ -5,11 +5,11 @@ import pytest
 
 from workbench import (BackwardEngine, LLMCall, Parameter, Pipeline, run_batch, run_example,
                        select_for_backward, to_dot, tool, trace, use_model)
-from workbench.datasets import Example
+from workbench.tasks.datasets import Example
 from workbench.errors import DuplicateParameterError, TemplateError
-from workbench.graph import Graph
+from workbench.engine.graph import Graph
 from workbench.llm.scripted import ScriptedModel
-from workbench.loss import exact_match
+from workbench.engine.loss import exact_match
 
 from scripted_tasks import backward_model
 
@@ -280,7 +280,7 @@ def test_graphviz_renders_svg_with_node_ids():
     import shutil
     if shutil.which("dot") is None:
         pytest.fail("Graphviz `dot` is not installed: run the README's setup (apt-get install graphviz)")
-    from workbench.graph import render_svg
+    from workbench.engine.graph import render_svg
     result, _ = run_and_backward(RAG(hops=2), target="Lyon")
     svg = render_svg(result.graph)
     import xml.etree.ElementTree as ET
@@ -340,7 +340,7 @@ def test_an_echoed_gradient_warns_at_the_callers_line_not_inside_a_thread_pool()
     import warnings
 
     from workbench.llm.models import Models
-    from workbench.loss import add_loss
+    from workbench.engine.loss import add_loss
     echo = lambda messages: messages[-1]["content"]  # noqa: E731
     models = Models.scripted(lambda messages: "hello", echo, echo)
     p = Parameter("a.instruction", "Say hi.")

@@ -4,12 +4,12 @@ import re
 import pytest
 
 from workbench import BackwardEngine, LLMCall, Parameter, Pipeline, run_example, tool
-from workbench.backward import BACKWARD_RULES, backward_rule, hide_target
-from workbench.datasets import Example
+from workbench.engine.backward import BACKWARD_RULES, backward_rule, hide_target
+from workbench.tasks.datasets import Example
 from workbench.errors import LLMCallError, WorkbenchError
-from workbench.graph import Graph, LossRecord
+from workbench.engine.graph import Graph, LossRecord
 from workbench.llm.scripted import ScriptedModel
-from workbench.loss import EvalFn, exact_match
+from workbench.engine.loss import EvalFn, exact_match
 
 TARGET = "Ostervale"
 

@@ -6,10 +6,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from workbench import LLMCall, Parameter, Pipeline, run_example, tool
-from workbench.datasets import Example
-from workbench.graph import Graph, layout_graph, render_svg, to_dot
+from workbench.tasks.datasets import Example
+from workbench.engine.graph import Graph, layout_graph, render_svg, to_dot
 from workbench.llm.scripted import ScriptedModel
-from workbench.loss import exact_match
+from workbench.engine.loss import exact_match
 
 ODD_NAMES = ["ends with \\", "prep\\N", "\\G and \\L", 'say "hi"', "<b>bold</b>", "a & b", "&lt;not an entity&gt;",
              "two\nlines", "crlf\r\nline", "tab\there", "café ☕ 😀", "  spaced  ", "[brackets] {braces}; -> edge"]

@@ -2,9 +2,9 @@
 import re
 
 from workbench import BackwardEngine, LLMCall, Parameter, Pipeline, run_batch, tool
-from workbench.datasets import Example
+from workbench.tasks.datasets import Example
 from workbench.llm.client import LLMClient
-from workbench.loss import exact_match
+from workbench.engine.loss import exact_match
 from workbench.testing import OpenAITestServer
 
 

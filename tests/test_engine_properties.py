@@ -3,10 +3,10 @@ from hypothesis import given, settings, strategies as st
 
 from workbench import LLMCall, Parameter, PromptTemplate, trace, use_model
 from workbench.errors import TemplateError, WorkbenchError
-from workbench.graph import Graph
+from workbench.engine.graph import Graph
 from workbench.llm.scripted import ScriptedModel
-from workbench.prompt import placeholders
-from workbench.tracing import TracedText
+from workbench.engine.prompt import placeholders
+from workbench.engine.tracing import TracedText
 
 any_text = st.text(max_size=60)
 slot_names = st.from_regex(r"[A-Za-z_][A-Za-z0-9_]{0,8}", fullmatch=True)

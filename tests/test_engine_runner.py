@@ -5,10 +5,10 @@ import math
 import pytest
 
 from workbench import BackwardEngine, LLMCall, Parameter, Pipeline, run_batch, run_example, tool
-from workbench.datasets import Example
+from workbench.tasks.datasets import Example
 from workbench.errors import ConfigError, EndpointUnreachableError, LLMCallError, WorkbenchError
 from workbench.llm.scripted import ScriptedModel
-from workbench.loss import EvalFn, EvalFunctionError, Score, exact_match, get_eval_fn, judge, parse_judgement
+from workbench.engine.loss import EvalFn, EvalFunctionError, Score, exact_match, get_eval_fn, judge, parse_judgement
 
 from scripted_tasks import backward_model
 

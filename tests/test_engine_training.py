@@ -1,7 +1,7 @@
 """End to end: a pipeline that post-processes its LLM output trains, and a lost link is said, not silent."""
 from workbench import LLMCall, Parameter, Pipeline
 from workbench.llm.models import Models
-from workbench.trainer import TrainConfig, Trainer
+from workbench.training.trainer import TrainConfig, Trainer
 
 from scripted_tasks import GOOD, TEST, TRAIN, VAL, Optimizer, backward, same_text, task
 

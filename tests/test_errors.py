@@ -5,11 +5,11 @@ from pathlib import Path
 import pytest
 
 from workbench import Parameter, Pipeline
-from workbench.approval import HumanApproval, PendingProposal
+from workbench.training.approval import HumanApproval, PendingProposal
 from workbench.errors import BadArgumentError, NotFoundError, WorkbenchError
 from workbench.optim import TextOptimizer
 from workbench.testing import OpenAITestServer
-from workbench.testing.openai_server import FaultPlan
+from workbench.testing.openai_test_server import FaultPlan
 
 PACKAGE = Path(__file__).resolve().parent.parent / "workbench"
 # (AttributeError is left out: a module's or class's __getattr__ must raise it)
@@ -18,8 +18,8 @@ BUILTIN_ERRORS = {"ValueError", "KeyError", "TypeError", "AssertionError", "Runt
 # Raised on purpose, and not a misuse of the package: the ready-made pipelines' parsers and tools
 # raise ValueError on a bad *reply*, which fails that sample (score 0) like any user pipeline's code;
 # a ScriptedModel's responder returning a non-str fails that sample the same way.
-NOT_BAD_USE = {"pipelines/classification.py", "pipelines/counting.py", "pipelines/multihop_rag.py",
-               "pipelines/agent.py", "llm/scripted.py"}
+NOT_BAD_USE = {"tasks/pipelines/classification.py", "tasks/pipelines/counting.py", "tasks/pipelines/multihop_rag.py",
+               "tasks/pipelines/agent.py", "llm/scripted.py"}
 
 
 def builtin_raises(tree: ast.AST) -> list[tuple[str, int]]:
@@ -81,7 +81,7 @@ def test_bad_arguments_are_workbench_errors_and_value_errors_naming_the_value(ca
 
 
 def test_an_unknown_approval_action_names_it():
-    from workbench.approval import ApprovalDesk
+    from workbench.training.approval import ApprovalDesk
     desk = ApprovalDesk()
     desk.open(PendingProposal("p1", "a.b", "old", "new"))
     with pytest.raises(BadArgumentError, match="'maybe'"):
@@ -97,7 +97,7 @@ def test_a_pipeline_without_forward_stops_the_run_with_one_clear_error(tmp_path)
     from scripted_tasks import TEST, TRAIN, VAL, backward, same_text, task
     from workbench.errors import NotDefinedError
     from workbench.llm.models import Models
-    from workbench.trainer import TrainConfig, Trainer
+    from workbench.training.trainer import TrainConfig, Trainer
 
     class NoForward(Pipeline):
         def __init__(self):

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from workbench import events as ev
+from workbench.records import events as ev
 from workbench.errors import EventContractError, WorkbenchError
-from workbench.events import EVENT_TYPES, Event, EventBus, problems
+from workbench.records.events import EVENT_TYPES, Event, EventBus, problems
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "workbench"
@@ -41,7 +41,7 @@ def test_lenient_bus_logs_once_and_still_delivers(caplog):
     bus = EventBus(strict=False)
     seen = []
     bus.subscribe(seen.append)
-    with caplog.at_level(logging.WARNING, logger="workbench.events"):
+    with caplog.at_level(logging.WARNING, logger="workbench.records.events"):
         for _ in range(3):
             bus.emit(Event("control", {"action": "pause", "colour": "red"}))
         for action in ("later", "never"):
@@ -120,7 +120,7 @@ def test_requested_new_types_and_fields_are_defined():
 def test_a_training_run_emits_only_events_that_conform(tmp_path):
     from scripted_tasks import TEST, TRAIN, VAL, Optimizer, Shout, backward, same_text, task
     from workbench.llm.models import Models
-    from workbench.trainer import TrainConfig, Trainer
+    from workbench.training.trainer import TrainConfig, Trainer
 
     trainer = Trainer(Shout(), TRAIN, VAL, TEST, same_text, Models.scripted(task, backward, Optimizer()),
                       config=TrainConfig(max_steps=2, batch_size=4, concurrency=2), run_dir=tmp_path / "run",

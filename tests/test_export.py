@@ -6,14 +6,14 @@ import pytest
 import yaml
 
 from workbench import LLMCall, Parameter, Pipeline
-from workbench.approval import CallbackApproval, Decision
+from workbench.training.approval import CallbackApproval, Decision
 from workbench.errors import ConfigError, WorkbenchError
-from workbench.export import apply_export, build_export, export_prompts, load_export
+from workbench.records.export import apply_export, build_export, export_prompts, load_export
 from workbench.llm.cache import ResponseCache
 from workbench.llm.models import Models
-from workbench.store import RunStore
+from workbench.records.store import RunStore
 from workbench.testing import OpenAITestServer
-from workbench.trainer import TrainConfig, Trainer
+from workbench.training.trainer import TrainConfig, Trainer
 
 import cli_task
 from scripted_tasks import GOOD, TEST, TRAIN, VAL, Optimizer, Shout, backward, same_text, task

@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from workbench.errors import ConfigError
-from workbench.export import load_export, render_json, render_markdown, render_yaml
+from workbench.records.export import load_export, render_json, render_markdown, render_yaml
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 RENDER = {"json": render_json, "yaml": render_yaml, "md": render_markdown}
@@ -60,7 +60,7 @@ def load_or_config_error(path: Path, fmt: str | None = None):
 @example({"A": "\x85"}, "yaml")  # NEL: PyYAML read it back as a space from a single-quoted scalar
 @example({"A": "a\x85\nb\u2028c\u2029"}, "yaml")
 def test_every_value_reads_back_exactly_in_every_format(params, fmt):
-    from workbench.store import write_text_atomic
+    from workbench.records.store import write_text_atomic
     path = write("", f".{fmt}")
     write_text_atomic(path, RENDER[fmt](document(params)))
     loaded = load_export(path)

@@ -9,10 +9,10 @@ import sys
 import pytest
 
 from workbench import Models, TrainConfig, Trainer, f1_score
-from workbench.datasets import DatasetError, hotpotqa_path, load_hotpotqa
+from workbench.tasks.datasets import DatasetError, hotpotqa_path, load_hotpotqa
 from workbench.errors import WorkbenchError
-from workbench.pipelines import hotpotqa_rag, paragraphs_of, pooled_paragraphs
-from workbench.results import open_run
+from workbench.tasks.pipelines import hotpotqa_rag, paragraphs_of, pooled_paragraphs
+from workbench.records.results import open_run
 from workbench.tasks import get_task
 from workbench.testing import OpenAITestServer
 

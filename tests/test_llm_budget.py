@@ -148,7 +148,7 @@ def test_bad_limits_are_refused_naming_the_value(bad):
 
 def test_a_training_run_stops_at_its_call_budget_and_a_second_run_starts_fresh(tmp_path):
     """Issue 8.3 end to end: 16 validation samples in flight, max_calls=6, one budget for every role."""
-    from workbench.trainer import TrainConfig, Trainer
+    from workbench.training.trainer import TrainConfig, Trainer
 
     from scripted_tasks import TRAIN, WORDS, Optimizer, Shout, examples, route, same_text
 

@@ -10,7 +10,7 @@ import pytest
 
 from workbench.errors import LocalModelError
 from workbench.llm import LLMClient, LocalServer, Models, ResponseCache
-from workbench.llm import local as local_module
+from workbench.llm import embedded_server as local_module
 from workbench.llm.models import EMBEDDED_REPLY_CAPS
 from workbench.llm.probe import forget_probes, probe_system_messages
 

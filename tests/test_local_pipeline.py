@@ -4,9 +4,9 @@ on the same cache makes zero calls and reproduces every gradient."""
 import pytest
 
 from workbench import BackwardEngine, LLMCall, Parameter, Pipeline, run_example, tool
-from workbench.datasets import Example
+from workbench.tasks.datasets import Example
 from workbench.llm import LocalServer, Models, ResponseCache
-from workbench.loss import contains_match
+from workbench.engine.loss import contains_match
 
 DOCS = ["The Orvel river flows through the town of Kestrin.",
         "Kestrin is famous for its glass bells.",

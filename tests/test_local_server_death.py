@@ -5,7 +5,7 @@ import subprocess
 import sys
 
 from workbench.cli.running import after_failure
-from workbench.llm.local import LocalServer
+from workbench.llm.embedded_server import LocalServer
 
 
 def test_a_killed_embedded_server_is_named_with_its_signal_and_log(tmp_path):

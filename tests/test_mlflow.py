@@ -7,8 +7,8 @@ import pytest
 mlflow = pytest.importorskip("mlflow", reason="mlflow is not installed (pip install 'workbench[mlflow]')")
 
 from workbench.llm.models import Models  # noqa: E402
-from workbench.sinks.mlflow import MLflowSink, log_run, prompt_name  # noqa: E402
-from workbench.trainer import TrainConfig, Trainer  # noqa: E402
+from workbench.records.sinks.mlflow import MLflowSink, log_run, prompt_name  # noqa: E402
+from workbench.training.trainer import TrainConfig, Trainer  # noqa: E402
 
 from scripted_tasks import BAD, GOOD, TEST, TRAIN, VAL, Optimizer, Shout, backward, same_text, task  # noqa: E402
 

@@ -1,6 +1,6 @@
 """Optimizer pieces: parsing proposals, constraints, demo selection."""
 from workbench import Parameter
-from workbench.datasets import Example
+from workbench.tasks.datasets import Example
 from workbench.optim import DemoOptimizer, check_constraints
 from workbench.optim.demo_optimizer import Demo, format_demos
 from workbench.optim.text_optimizer import parse_proposals
@@ -37,8 +37,8 @@ def test_demo_optimizer_prefers_demos_like_the_errors():
 
 
 def test_a_demo_is_never_bootstrapped_from_an_output_clipped_for_display():
-    from workbench.nodes import DISPLAY_LIMIT, display_text, is_clipped
-    from workbench.graph import Graph
+    from workbench.engine.nodes import DISPLAY_LIMIT, display_text, is_clipped
+    from workbench.engine.graph import Graph
 
     long_output = "x" * (DISPLAY_LIMIT + 10)
     assert is_clipped(display_text(long_output)) and not is_clipped(display_text("short answer"))

@@ -5,11 +5,11 @@ import re
 import pytest
 
 from workbench import BackwardEngine, run_batch, run_example
-from workbench.datasets import Example, load_multihop, load_question_types
+from workbench.tasks.datasets import Example, load_multihop, load_question_types
 from workbench.errors import ConfigError
 from workbench.llm.scripted import ScriptedModel
-from workbench.loss import exact_match, f1_score, numeric_match
-from workbench.pipelines import (BM25, MultiHopRAG, ObjectCounter, QuestionClassifier, ReActAgent, parse_answer,
+from workbench.engine.loss import exact_match, f1_score, numeric_match
+from workbench.tasks.pipelines import (BM25, MultiHopRAG, ObjectCounter, QuestionClassifier, ReActAgent, parse_answer,
                                  parse_count, parse_label, parse_query, parse_step, safe_eval, tokenize)
 from workbench.tasks import get_task, task_names
 

@@ -6,10 +6,10 @@ import pickle
 import pytest
 
 from workbench import BackwardEngine, LLMCall, Parameter, Pipeline, run_example, to_dot, tool, trace, use_model
-from workbench.datasets import Example
+from workbench.tasks.datasets import Example
 from workbench.llm.scripted import ScriptedModel
-from workbench.loss import exact_match
-from workbench.tracing import TracedText
+from workbench.engine.loss import exact_match
+from workbench.engine.tracing import TracedText
 
 from scripted_tasks import backward_model
 

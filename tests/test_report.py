@@ -11,9 +11,9 @@ import pytest
 from workbench import LLMCall, Parameter, Pipeline
 from workbench.llm.models import Models
 from workbench.redact import forget_secrets, register_secret
-from workbench.report import render_report, write_report
-from workbench.results import open_run
-from workbench.trainer import TrainConfig, Trainer
+from workbench.records.report import render_report, write_report
+from workbench.records.results import open_run
+from workbench.training.trainer import TrainConfig, Trainer
 
 from scripted_tasks import TEST, TRAIN, VAL, same_text, task
 
@@ -75,8 +75,8 @@ def test_no_payload_survives_unescaped(run_dir):
 
 
 def test_notices_are_listed_escaped(tmp_path):
-    from workbench.events import Event
-    from workbench.store import RunStore
+    from workbench.records.events import Event
+    from workbench.records.store import RunStore
     folder = tmp_path / "run"
     folder.mkdir()
     store = RunStore(folder)

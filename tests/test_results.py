@@ -10,17 +10,17 @@ import pandas as pd
 import pytest
 
 import workbench
-from workbench.approval import HumanApproval
+from workbench.training.approval import HumanApproval
 from workbench.errors import WorkbenchError
-from workbench.events import Event
+from workbench.records.events import Event
 from workbench.llm.client import LLMClient
 from workbench.llm.models import Models
 from workbench.llm.scripted import ScriptedModel
 from workbench.llm.usage import UsageMeter
-from workbench.results import RunFolderError, open_run, runs
-from workbench.store import RunStore
+from workbench.records.results import RunFolderError, open_run, runs
+from workbench.records.store import RunStore
 from workbench.testing import OpenAITestServer
-from workbench.trainer import TrainConfig, Trainer
+from workbench.training.trainer import TrainConfig, Trainer
 
 from scripted_tasks import BAD, GOOD, TEST, TRAIN, VAL, Optimizer, Shout, backward, same_text, task
 
@@ -45,8 +45,8 @@ def finished(tmp_path_factory):
 
 def test_open_run_is_exported_at_the_top_level_and_loads_pandas_on_first_use():
     assert workbench.open_run is open_run and workbench.runs is runs
-    code = "import sys, workbench; print('workbench.results' in sys.modules); from workbench import runs; " \
-           "print('workbench.results' in sys.modules)"
+    code = "import sys, workbench; print('workbench.records.results' in sys.modules); from workbench import runs; " \
+           "print('workbench.records.results' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert out == ["False", "True"]
 
@@ -234,7 +234,7 @@ def test_the_python_table_and_the_cli_listing_agree_on_every_damaged_folder(tmp_
     "completed" in one and damaged in the other; a binary events.jsonl the other way round."""
     import warnings
 
-    from workbench.store import list_runs
+    from workbench.records.store import list_runs
     trainer, _ = finished
     root = tmp_path / "runs"
     damage = {"good": None, "torn-summary": ("summary.json", b'{"status": "comp'),

@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from workbench.store import RunStore
+from workbench.records.store import RunStore
 from workbench.testing import OpenAITestServer
 
 import cli_task

@@ -6,8 +6,8 @@ import warnings
 import pytest
 
 from workbench.errors import DamagedFileWarning, WorkbenchError
-from workbench.events import Event
-from workbench.store import RunStore, json_bytes, list_runs, remove_temp_files, write_json_atomic
+from workbench.records.events import Event
+from workbench.records.store import RunStore, json_bytes, list_runs, remove_temp_files, write_json_atomic
 
 LONE = "caf\udce9 \ud800 end"  # lone surrogates: what a bytes-decoded-with-surrogateescape string holds
 
@@ -82,7 +82,7 @@ def test_a_torn_last_line_is_skipped_and_the_next_event_starts_a_fresh_line(tmp_
 def test_an_event_appended_to_a_torn_line_by_an_older_version_is_recovered_by_every_reader(tmp_path):
     """Before resume started on a fresh line, the next event was glued to the fragment. The store,
     `open_run` and the report read the log through one reader, which recovers that event."""
-    from workbench.results import open_run
+    from workbench.records.results import open_run
     store = make_run(tmp_path, steps=1)
     with open(store.path / "events.jsonl", "ab") as f:
         f.write(b'{"type": "checkpoint", "run_id": "run-a", "da')
@@ -204,9 +204,9 @@ def test_ordinary_unicode_stays_readable_in_the_files(tmp_path):
 
 def test_a_training_run_on_a_dataset_with_lone_surrogates_keeps_every_event(tmp_path):
     from scripted_tasks import TEST, VAL, Optimizer, Shout, backward, same_text, task
-    from workbench.datasets import Example
+    from workbench.tasks.datasets import Example
     from workbench.llm.models import Models
-    from workbench.trainer import TrainConfig, Trainer
+    from workbench.training.trainer import TrainConfig, Trainer
 
     train = [Example(f"tr-{i}-\udcff", {"word": w}, w.upper(), {"note": "\ud83d"})
              for i, w in enumerate(["apple", "river", "stone", "cloud"])]
@@ -223,7 +223,7 @@ def test_a_training_run_on_a_dataset_with_lone_surrogates_keeps_every_event(tmp_
 def test_a_resumed_training_run_after_a_torn_log_line_loses_no_event(tmp_path):
     from scripted_tasks import TEST, TRAIN, VAL, Optimizer, Shout, backward, same_text, task
     from workbench.llm.models import Models
-    from workbench.trainer import TrainConfig, Trainer
+    from workbench.training.trainer import TrainConfig, Trainer
 
     def trainer(steps, **kw):
         return Trainer(Shout(), TRAIN, VAL, TEST, same_text, Models.scripted(task, backward, Optimizer()),

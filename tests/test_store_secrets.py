@@ -5,13 +5,13 @@ import pytest
 
 from workbench import LLMCall, Parameter, Pipeline
 from workbench.errors import WorkbenchError
-from workbench.events import Event
-from workbench.export import build_export, export_prompts, load_export
+from workbench.records.events import Event
+from workbench.records.export import build_export, export_prompts, load_export
 from workbench.llm.models import Models
 from workbench.redact import forget_secrets, register_secret
-from workbench.store import RunStore, write_text_atomic
+from workbench.records.store import RunStore, write_text_atomic
 from workbench.testing import OpenAITestServer
-from workbench.trainer import TrainConfig, Trainer
+from workbench.training.trainer import TrainConfig, Trainer
 
 from scripted_tasks import TEST, TRAIN, VAL, backward, same_text, task
 

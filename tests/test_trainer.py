@@ -3,14 +3,14 @@ import threading
 
 import pytest
 
-from workbench.approval import HumanApproval
+from workbench.training.approval import HumanApproval
 from workbench.errors import ConfigError, WorkbenchError
 from workbench.llm.models import Models
-from workbench.store import RunStore, list_runs
-from workbench.trainer import TrainConfig, Trainer
+from workbench.records.store import RunStore, list_runs
+from workbench.training.trainer import TrainConfig, Trainer
 
 from scripted_tasks import TEST, TRAIN, VAL, Optimizer, Shout, backward, same_text, task
-from workbench.datasets import Example
+from workbench.tasks.datasets import Example
 
 def make(tmp_path, **kw):
     opt = Optimizer()

@@ -6,7 +6,7 @@ import pytest
 
 from workbench import Models, TrainConfig, Trainer
 from workbench.errors import DamagedFileWarning, WorkbenchError
-from workbench.store import RunStore
+from workbench.records.store import RunStore
 from workbench.training.checkpoint import SCHEMA_VERSION, checkpoint_problem
 
 from scripted_tasks import GOOD, TEST, TRAIN, VAL, Optimizer, Shout, backward, same_text, task

@@ -7,7 +7,7 @@ import pytest
 from workbench import LLMCall, Models, Parameter, Pipeline, TrainConfig, Trainer
 from workbench.errors import ConfigError, LLMCallError
 from workbench.redact import register_secret
-from workbench.store import RunStore
+from workbench.records.store import RunStore
 from workbench.tasks import get_task
 
 from scripted_tasks import TEST, TRAIN, VAL, Optimizer, Shout, backward, same_text, task
@@ -184,7 +184,7 @@ def test_a_parameter_whose_node_did_not_run_on_the_backpropagated_samples_is_rep
     assert on_disk == [e.data for e in events if e.type == "no_proposal"]
     # the progress line and the CLI's last screen do not blame an optimizer that was never asked
     from workbench.cli.last_screen import proposal_stories
-    from workbench.progress import describe_event
+    from workbench.records.progress import describe_event
     assert describe_event("no_proposal", silent[0].data).startswith("nothing to propose for rare.instruction: no feedback this step")
     lines, _ = proposal_stories(events)
     assert any("nothing to propose for rare.instruction: no feedback" in line for line in lines)

@@ -6,11 +6,11 @@ import threading
 import pytest
 
 from workbench import LLMCall, Models, Parameter, Pipeline, TrainConfig, Trainer
-from workbench.approval import HumanApproval
+from workbench.training.approval import HumanApproval
 from workbench.errors import ConfigError, WorkbenchError
-from workbench.export import build_export
+from workbench.records.export import build_export
 from workbench.llm import LLMClient
-from workbench.store import RunStore, list_runs
+from workbench.records.store import RunStore, list_runs
 from workbench.tasks import get_task
 from workbench.testing import OpenAITestServer
 from workbench.training import lifecycle

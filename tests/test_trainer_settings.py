@@ -4,10 +4,10 @@ import math
 
 import pytest
 
-from workbench.datasets import Example
+from workbench.tasks.datasets import Example
 from workbench.errors import ConfigError
 from workbench.llm.models import Models
-from workbench.trainer import TrainConfig, Trainer
+from workbench.training.trainer import TrainConfig, Trainer
 
 from scripted_tasks import TEST, TRAIN, VAL, Optimizer, Shout, backward_model, same_text, task
 

@@ -14,9 +14,9 @@ from concurrent.futures import Future
 import pytest
 import traitlets
 
-from workbench.approval import ApprovalDesk, HumanApproval, PendingProposal
-from workbench.events import Event, EventBus
-from workbench.parameter import Parameter
+from workbench.training.approval import ApprovalDesk, HumanApproval, PendingProposal
+from workbench.records.events import Event, EventBus
+from workbench.engine.parameter import Parameter
 from workbench.ui import (ControlsView, CurvesView, Funnel, GraphView, ReviewView, SamplesView, Workbench,
                           word_diff)
 from workbench.ui import assets
@@ -572,7 +572,7 @@ def test_thirty_nodes_and_two_hundred_steps_stay_fast():
 def make_trainer(tmp_path, approval):
     from scripted_tasks import TEST, TRAIN, VAL, Optimizer, Shout, backward, same_text, task
     from workbench.llm.models import Models
-    from workbench.trainer import TrainConfig, Trainer
+    from workbench.training.trainer import TrainConfig, Trainer
     return Trainer(Shout(), TRAIN, VAL, TEST, same_text, Models.scripted(task, backward, Optimizer()),
                    config=TrainConfig(max_steps=2, batch_size=4, concurrency=2), approval=approval,
                    run_dir=tmp_path / "run")
@@ -664,7 +664,7 @@ def test_stop_while_waiting_for_a_decision(tmp_path):
 
 
 def test_the_engine_does_not_import_the_ui():
-    code = ("import sys, workbench, workbench.trainer, workbench.approval, workbench.export; "
+    code = ("import sys, workbench, workbench.training.trainer, workbench.training.approval, workbench.records.export; "
             "assert not [m for m in sys.modules if m.startswith(('workbench.ui', 'anywidget', 'ipywidgets'))]")
     subprocess.run([sys.executable, "-c", code], check=True)
 
@@ -702,7 +702,7 @@ def test_a_graph_that_cannot_be_laid_out_says_why():
 
 
 def test_step_button_runs_one_step_then_shows_paused(tmp_path):
-    from workbench.approval import AutoApproval
+    from workbench.training.approval import AutoApproval
     trainer = make_trainer(tmp_path, AutoApproval())
     wb = Workbench(trainer, interval=0.05)
     try:
@@ -718,7 +718,7 @@ def test_step_button_runs_one_step_then_shows_paused(tmp_path):
 
 
 def test_no_proposal_is_reported_in_the_controls_message():
-    from workbench.events import Event
+    from workbench.records.events import Event
     from workbench.ui.state import RunState
     st = RunState()
     st.apply(Event("no_proposal", {"parameter": "count.instruction", "source": "optimizer",
@@ -877,7 +877,7 @@ def test_curves_view_sends_plotly_js_from_the_installed_package():
 
 
 def test_charts_never_draw_an_unvalidated_proposal_at_a_score():
-    from workbench.ui.charts import CurveData, cost_figure, score_figure, score_spec
+    from workbench.records.charts import CurveData, cost_figure, score_figure, score_spec
     bus, events = EventBus(), []
     bus.subscribe(events.append)
     emit = Emitter(bus)
@@ -965,9 +965,9 @@ def test_an_edit_is_checked_on_the_minibatch_then_validated(rig):
 
 def test_a_real_run_whose_output_loses_its_link_says_so_on_the_graph_and_in_review(tmp_path):
     from scripted_tasks import TEST, TRAIN, VAL, Optimizer, Shout, backward, same_text, task
-    from workbench.approval import AutoApproval
+    from workbench.training.approval import AutoApproval
     from workbench.llm.models import Models
-    from workbench.trainer import TrainConfig, Trainer
+    from workbench.training.trainer import TrainConfig, Trainer
 
     class Rebuilt(Shout):
         def forward(self, word):  # the reply rebuilt character by character: tracing cannot follow it
@@ -991,7 +991,7 @@ def test_a_real_run_whose_output_loses_its_link_says_so_on_the_graph_and_in_revi
 def test_the_baseline_alone_is_drawn_and_an_empty_cost_chart_says_why():
     """Before step 1 ends the best-validation series is one point: a line without markers drew nothing.
     The cost chart had empty axes and no word."""
-    from workbench.ui.charts import CurveData, cost_spec, score_spec
+    from workbench.records.charts import CurveData, cost_spec, score_spec
     data = CurveData.from_events([Event("run_started", {"resumed_from": None}),
                                   Event("eval", {"phase": "baseline", "split": "val", "score": 0.25})])
     best, = [t for t in score_spec(data)["data"] if t["name"] == "best validation so far"]
@@ -1015,7 +1015,7 @@ def test_a_skipped_value_gradient_is_folded_by_every_view(rig):
 
 def test_the_proposals_of_one_step_sit_side_by_side_in_the_strip():
     """Five attempts at one step were drawn on one spot: a person could not count them or hover each."""
-    from workbench.ui.charts import CurveData, score_spec
+    from workbench.records.charts import CurveData, score_spec
     events = [Event("run_started", {"resumed_from": None})]
     for i in range(5):
         events.append(Event("proposal", {"proposal_id": f"p1-{i}", "parameter": "a.b", "source": "optimizer"}, step=1))

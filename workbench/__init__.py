@@ -7,21 +7,21 @@ The engine in one look::
     with use_model(model), trace("s1") as graph:
         prediction = answer(question="...")
 """
-from .backward import BackwardEngine, backward_rule
+from .engine.backward import BackwardEngine, backward_rule
 from .errors import WorkbenchError
-from .events import Event, EventBus
-from .graph import Gradient, Graph, render_svg, to_dot
-from .loss import EvalFn, exact_match, f1_score, judge, numeric_match
-from .nodes import LLMCall, Tool, tool
-from .parameter import Parameter, Role
-from .pipeline import FunctionPipeline, Pipeline
-from .prompt import PromptTemplate
-from .runner import SampleResult, run_batch, run_example
-from .selection import select_for_backward
-from .tracing import TracedText, trace, use_model
-from .approval import AutoApproval, HumanApproval
+from .records.events import Event, EventBus
+from .engine.graph import Gradient, Graph, render_svg, to_dot
+from .engine.loss import EvalFn, exact_match, f1_score, judge, numeric_match
+from .engine.nodes import LLMCall, Tool, tool
+from .engine.parameter import Parameter, Role
+from .engine.pipeline import FunctionPipeline, Pipeline
+from .engine.prompt import PromptTemplate
+from .engine.runner import SampleResult, run_batch, run_example
+from .training.selection import select_for_backward
+from .engine.tracing import TracedText, trace, use_model
+from .training.approval import AutoApproval, HumanApproval
 from .llm import Models
-from .trainer import TrainConfig, Trainer
+from .training.trainer import TrainConfig, Trainer
 
 __version__ = "0.1.0"
 
@@ -38,6 +38,6 @@ __all__ = [
 def __getattr__(name: str):
     """`open_run` and `runs` load pandas, so they are imported on first use (a faster `import workbench`)."""
     if name in ("open_run", "runs"):
-        from . import results
+        from .records import results
         return getattr(results, name)
     raise AttributeError(f"module 'workbench' has no attribute {name!r}")

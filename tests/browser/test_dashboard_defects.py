@@ -12,7 +12,7 @@ import json
 
 import pytest
 
-from workbench.events import EventBus
+from workbench.records.events import EventBus
 from workbench.ui import ControlsView, CurvesView, Funnel, GraphView, ReviewView, SamplesView
 
 from test_views_harness import give_plotly, harness  # noqa: F401  (the fixture)

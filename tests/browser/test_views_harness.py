@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from workbench.events import EventBus
+from workbench.records.events import EventBus
 from workbench.ui import CurvesView, Funnel, GraphView, ReviewView, SamplesView, assets
 
 from test_widgets import PAYLOAD, Emitter, emit_step, start_run

@@ -1,7 +1,7 @@
 """The `workbench` command: `demo`, `train`, `runs`, `export` and `report`.
 
 The CLI is one more subscriber of the trainer's events (docs/EVENTS.md): it shows progress on stderr
-(workbench.progress), prints one line per finished step, and reads every number of its last screen
+(workbench.records.progress), prints one line per finished step, and reads every number of its last screen
 back from the run folder, so what it prints is what was recorded. `train` writes its own arguments
 to `<run>/cli.json` (never a key: only the *name* of the variable holding it, and base URLs without
 credentials), which is what lets `workbench train --resume RUN_DIR` rebuild the same run after a crash.

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
-from ..progress import fmt_score
+from ..records.progress import fmt_score
 from ..redact import redact
 from .last_screen import print_report
 from .running import register_key_env, run_training, say_to_stderr
@@ -27,8 +27,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def _resume(args: argparse.Namespace) -> int:
-    from ..store import RunStore
-    from ..trainer import TrainConfig
+    from ..records.store import RunStore
+    from ..training.trainer import TrainConfig
 
     run_dir = Path(args.resume)
     kept = ("task", "module", "train", "val", "test", "seed", "source", "train_only", "config", "run_dir",
@@ -51,7 +51,7 @@ def _resume(args: argparse.Namespace) -> int:
     if summary and summary.get("status") in ("completed", "plateau"):
         say_to_stderr(f"{run_dir} already finished ({summary['status']}); nothing to resume")
         exports = [p for p in (run_dir / "prompts.json", run_dir / "prompts.md") if p.is_file()]
-        from ..results import open_run
+        from ..records.results import open_run
         print_report(RunStore(run_dir), spec.data, exports, open_run(run_dir).wall_time_s)  # the run's own time
         return 0
     return run_training(spec, run_dir=run_dir, runs_root=str(run_dir.parent), resume=True, quiet=args.quiet)
@@ -90,7 +90,7 @@ RUNS_HEADER = f"{'run':<40} {'task':<14} {'status':<22} {'steps':>5} {'baseline'
 
 def cmd_runs(args: argparse.Namespace) -> int:
     """Every run under --runs-dir; a damaged folder is one row that says so, and the others still show."""
-    from ..store import list_runs
+    from ..records.store import list_runs
 
     root = Path(args.runs_dir)
     if root.exists() and not root.is_dir():
@@ -117,7 +117,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from ..export import export_prompts
+    from ..records.export import export_prompts
 
     run_dir = Path(args.run_dir)
     _require_run_folder(run_dir)
@@ -131,7 +131,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     run_dir = Path(args.run_dir)
     _require_run_folder(run_dir)
     try:
-        from ..report import write_report
+        from ..records.report import write_report
     except ImportError as exc:
         raise ConfigError(f"the HTML report is not available in this installation ({exc})") from None
     output = Path(args.output) if args.output else run_dir / "report.html"

@@ -48,7 +48,7 @@ def build(spec: RunSpec) -> Built:
 
 
 def _build(spec: RunSpec) -> Built:
-    from ..pipeline import Pipeline
+    from ..engine.pipeline import Pipeline
     from ..tasks import Task, get_task
 
     if bool(spec.task) == bool(spec.module):

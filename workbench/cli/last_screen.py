@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any, TextIO
 
-from ..progress import fmt_score
+from ..records.progress import fmt_score
 from ..redact import redact
 
 ROLES = ("task", "backward", "optimizer")

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..errors import ConfigError, WorkbenchError
-from ..progress import Progress
+from ..records.progress import Progress
 from ..redact import redact, register_secret, strip_url_credentials
 from .factory import build
 from .last_screen import print_next, print_report, print_story
@@ -52,9 +52,9 @@ FOLD_SYSTEM = {"auto": None, "on": True, "off": False}  # None: WORKBENCH_FOLD_S
 def run_training(spec: RunSpec, *, run_dir: Path | None, runs_root: str, resume: bool, quiet: bool,
                  confirm: Callable[[RunSpec, Any], bool] | None = None, story: bool = False) -> int:
     """Build, train (Ctrl-C stops cleanly at the next LLM call), export, and print the last screen."""
-    from ..export import export_prompts
-    from ..store import RunStore
-    from ..trainer import TrainConfig, Trainer
+    from ..records.export import export_prompts
+    from ..records.store import RunStore
+    from ..training.trainer import TrainConfig, Trainer
 
     say = (lambda text: None) if quiet else say_to_stderr
     sink = mlflow_sink(spec)  # before the model starts: a missing mlflow is one line, at once
@@ -134,7 +134,7 @@ def mlflow_sink(spec: RunSpec):
     """The MLflow mirror of --mlflow, or None; without mlflow installed, a ConfigError naming the extra."""
     if not spec.mlflow:
         return None
-    from ..sinks.mlflow import MLflowSink
+    from ..records.sinks.mlflow import MLflowSink
     return MLflowSink(spec.mlflow, experiment=spec.mlflow_experiment)
 
 

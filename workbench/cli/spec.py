@@ -18,7 +18,7 @@ from typing import Any
 
 from ..errors import ConfigError
 from ..redact import redact_obj, strip_url_credentials
-from ..sinks.mlflow import tracking_uri_of
+from ..records.sinks.mlflow import tracking_uri_of
 
 CLI_FILE = "cli.json"
 
@@ -122,7 +122,7 @@ def _describe(hint: Any) -> str:
 
 def spec_from_args(args: argparse.Namespace, defaults: dict) -> RunSpec:
     """Defaults, then the --config file, then the flags: the later wins; every value type-checked."""
-    from ..trainer import TrainConfig
+    from ..training.trainer import TrainConfig
 
     values: dict[str, Any] = dict(defaults)
     config: dict[str, Any] = dict(defaults.get("config", {}))
@@ -216,7 +216,7 @@ def read_config_file(path: str) -> dict:
 
 def save_spec(spec: RunSpec, run_dir: Path) -> None:
     """Write cli.json with credentials removed: base URLs without `user:password@`, known secrets masked."""
-    from ..store import write_json_atomic
+    from ..records.store import write_json_atomic
 
     data = asdict(spec)
     data["base_url"] = strip_url_credentials(data["base_url"])

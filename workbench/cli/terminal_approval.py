@@ -5,13 +5,13 @@ import sys
 from typing import TextIO
 
 from ..errors import RunStopped
-from ..progress import Progress, fmt_score
+from ..records.progress import Progress, fmt_score
 from ..redact import redact
 
 
 def terminal_approval(progress: Progress | None, stdin: TextIO | None = None, err: TextIO | None = None):
     """A CallbackApproval that asks on the terminal: accept, reject, or edit the proposed text."""
-    from ..approval import CallbackApproval, Decision
+    from ..training.approval import CallbackApproval, Decision
 
     stdin, err = stdin or sys.stdin, err or sys.stderr
 

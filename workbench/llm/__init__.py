@@ -6,7 +6,7 @@ See the "LLM layer contract" in docs/ARCHITECTURE.md.
 from workbench.llm.budget import Budget
 from workbench.llm.cache import ResponseCache
 from workbench.llm.client import LLMClient
-from workbench.llm.local import LocalServer, ensure_model_file
+from workbench.llm.embedded_server import LocalServer, ensure_model_file
 from workbench.llm.models import DEFAULT_CACHE, Models, uses_embedded_model
 from workbench.llm.scripted import ScriptedModel
 from workbench.llm.types import ChatModel, Completion

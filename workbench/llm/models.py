@@ -15,7 +15,7 @@ from workbench.llm.budget import Budget
 from workbench.llm.cache import ResponseCache
 from workbench.llm.client import LLMClient
 from workbench.llm.endpoint import check_base_url, display_url, resolve_api_key
-from workbench.llm.local import LocalServer
+from workbench.llm.embedded_server import LocalServer
 from workbench.llm.probe import DROPPED, UNKNOWN, fold_from_env, notice, probe_system_messages
 from workbench.llm.scripted import ScriptedModel
 from workbench.llm.types import ChatModel

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from workbench.errors import LLMCallError, WorkbenchError
 
@@ -53,3 +53,11 @@ def ask(model: ChatModel, messages: list[dict], **sampling) -> Completion:
     except Exception as exc:
         where = getattr(model, "base_url", None) or f"model {getattr(model, 'model', type(model).__name__)}"
         raise LLMCallError(str(where), f"{type(exc).__name__}: {exc}") from exc
+
+
+def completion_style_of(model: Any) -> str:
+    """"completion" for a base model (it says so with `completion_style` or `is_base_model`), else "chat"."""
+    style = getattr(model, "completion_style", None)
+    if style in ("chat", "completion"):
+        return style
+    return "completion" if getattr(model, "is_base_model", False) is True else "chat"

@@ -11,11 +11,11 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Iterable, Sequence
 
-from ..nodes import is_clipped
-from ..parameter import Parameter
+from ..engine.nodes import is_clipped
+from ..engine.parameter import Parameter
 
 if TYPE_CHECKING:
-    from ..runner import SampleResult
+    from ..engine.runner import SampleResult
 
 _WORD = re.compile(r"[a-z0-9]+")
 

@@ -7,11 +7,11 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Sequence
 
 from ..errors import BadArgumentError
-from ..graph import Gradient
+from ..engine.graph import Gradient
 from ..llm.types import ask
-from ..parameter import Parameter
-from ..prompt import placeholders
-from .completion import CompletionPrompt, completion_style_of
+from ..engine.parameter import Parameter
+from ..engine.prompt import placeholders
+from .optimizer_completion import CompletionPrompt, completion_style_of
 from .memory import Attempt, ParameterMemory
 
 if TYPE_CHECKING:

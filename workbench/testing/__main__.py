@@ -8,7 +8,7 @@ import argparse
 import sys
 
 from workbench.llm.scripted import _message_text
-from workbench.testing.openai_server import OpenAITestServer
+from workbench.testing.openai_test_server import OpenAITestServer
 
 
 def echo_tail(messages: list[dict]) -> str:

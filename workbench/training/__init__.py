@@ -8,7 +8,7 @@
     checkpoint.py  what a checkpoint holds (with a schema version), how it is validated and restored
     faults.py      a helper model that fails after retries, or a parameter cut off from the loss: an event, not a crash
 
-`workbench.trainer.Trainer` puts them together and stays the one public face.
+`workbench.training.trainer.Trainer` puts them together and stays the one public face.
 """
 from .config import RunSummary, TrainConfig
 

@@ -15,11 +15,11 @@ from typing import TYPE_CHECKING, Any
 from ..errors import WorkbenchError
 from ..optim import ParameterMemory
 from ..optim.demo_optimizer import Demo
-from ..parameter import Revision
-from ..store import READABLE_VERSIONS, REQUIRED_KEYS, SCHEMA_VERSION, checkpoint_problem  # noqa: F401 (re-exported)
+from ..engine.parameter import Revision
+from ..records.store import READABLE_VERSIONS, REQUIRED_KEYS, SCHEMA_VERSION, checkpoint_problem  # noqa: F401 (re-exported)
 
 if TYPE_CHECKING:
-    from ..store import RunStore
+    from ..records.store import RunStore
 
 
 

@@ -8,7 +8,7 @@ Any other trainable parameter left without feedback in a step where samples were
 router's branch that did not run on them, gradients that were all skipped) gets a `no_proposal`
 event with source "feedback" that says why, rather than being passed over in silence.
 
-`FaultReporting` is a mixin of `workbench.trainer.Trainer` (it needs `_emit` and `step`).
+`FaultReporting` is a mixin of `workbench.training.trainer.Trainer` (it needs `_emit` and `step`).
 """
 from __future__ import annotations
 
@@ -16,12 +16,12 @@ import threading
 from typing import TYPE_CHECKING, Callable, TypeVar
 
 from ..errors import EndpointUnreachableError, LLMCallError, WorkbenchError
-from ..parameter import Role
+from ..engine.parameter import Role
 from ..redact import redact
 
 if TYPE_CHECKING:
-    from ..graph import Disconnection
-    from ..runner import BatchResult, SampleResult
+    from ..engine.graph import Disconnection
+    from ..engine.runner import BatchResult, SampleResult
 
 T = TypeVar("T")
 MODEL_FAILURES = (LLMCallError, EndpointUnreachableError)  # raised only after the client's retries

@@ -6,7 +6,7 @@ The current values' scores come from the run's `EvalMemo` (they were scored alre
 pays only for the candidate. Validation runs in chunks and stops once even a perfect rest of the
 split could no longer win.
 
-`GateRuns` is a mixin of `workbench.trainer.Trainer`.
+`GateRuns` is a mixin of `workbench.training.trainer.Trainer`.
 """
 from __future__ import annotations
 
@@ -14,12 +14,12 @@ import contextlib
 from typing import TYPE_CHECKING, Iterator, Mapping, Sequence
 
 from ..errors import RunStopped
-from ..eval_memo import run_batch_memo
+from ..records.eval_memo import run_batch_memo
 from ..optim.gates import Paired, can_still_win, minibatch_verdict, pair, scores_by_id
-from ..runner import SampleResult
+from ..engine.runner import SampleResult
 
 if TYPE_CHECKING:
-    from ..datasets import Example
+    from ..engine.example import Example
 
 Values = dict[str, str]  # parameter name -> candidate value (one entry, or several for a joint proposal)
 

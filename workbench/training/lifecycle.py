@@ -9,7 +9,7 @@ role (task, backward, optimizer, teacher), checked before each call is sent, so 
 most the calls already in flight. Usage counts from this trainer's first `fit()` (plus what a resumed
 run spent before), never what the same `Models` did earlier in the notebook.
 
-`Lifecycle` is a mixin of `workbench.trainer.Trainer`; `_init_lifecycle()` sets up its state.
+`Lifecycle` is a mixin of `workbench.training.trainer.Trainer`; `_init_lifecycle()` sets up its state.
 """
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ import time
 from concurrent.futures import Future
 from typing import Callable
 
-from ..approval import PendingProposal
+from .approval import PendingProposal
 from ..errors import RunStopped, WorkbenchError
 from ..llm.budget import Budget
 from .config import RunSummary
@@ -153,7 +153,7 @@ class Lifecycle:
             wanted = in_notebook() and not getattr(self, "has_dashboard", False)
         if not wanted:
             return None
-        from ..progress import attach_progress
+        from ..records.progress import attach_progress
         return attach_progress(self, mode="bar")
 
     # -- usage and budget ---------------------------------------------------------------------------

@@ -6,22 +6,22 @@ constraint check -> leak check -> minibatch gate -> approval (policy or person) 
 and the first one that passes is kept; the next parameter is then gated against the new values.
 A person's edit goes through the same checks and minibatch gate as a proposal.
 
-`ProposalLoop` is a mixin of `workbench.trainer.Trainer`; the gates' runs are in gate_runs.py.
+`ProposalLoop` is a mixin of `workbench.training.trainer.Trainer`; the gates' runs are in gate_runs.py.
 """
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Mapping
 
-from ..approval import AutoApproval, Decision, PendingProposal
+from .approval import AutoApproval, Decision, PendingProposal
 from ..optim import Attempt, check_constraints
 from ..optim.gates import Paired
 from ..optim.text_optimizer import summarise_gradients
-from ..parameter import Parameter, Role
-from ..runner import SampleResult
+from ..engine.parameter import Parameter, Role
+from ..engine.runner import SampleResult
 from .gate_runs import Values
 
 if TYPE_CHECKING:
-    from ..datasets import Example
+    from ..engine.example import Example
 
 
 REPEAT = "already rejected in this step"

@@ -8,7 +8,7 @@ together) the proposal loop (proposals.py) -> a checkpoint. Every stage emits an
 Every evaluation goes through the run's `EvalMemo`, so the same values on the same sample are
 never paid for twice (a final test pass of a run that kept nothing reuses the baseline's results).
 
-`TrainingStep` is a mixin of `workbench.trainer.Trainer`: it reads the run's state (params, memory,
+`TrainingStep` is a mixin of `workbench.training.trainer.Trainer`: it reads the run's state (params, memory,
 best_val, config, models, ...) from the trainer and leaves the proposal loop (`_optimize`),
 lifecycle (`_gate`, `_check_budget`, `_stop`) and persistence (`_checkpoint`) to the other parts.
 """
@@ -21,15 +21,15 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Sequence
 
 from ..errors import RunStopped, WorkbenchError
-from ..eval_memo import MEMO_FILE, EvalMemo, run_batch_memo
+from ..records.eval_memo import MEMO_FILE, EvalMemo, run_batch_memo
 from ..optim import LeakCheck
-from ..parameter import Parameter, Role
-from ..runner import BatchResult, SampleResult
-from ..selection import select_for_backward
+from ..engine.parameter import Parameter, Role
+from ..engine.runner import BatchResult, SampleResult
+from .selection import select_for_backward
 
 if TYPE_CHECKING:
-    from ..datasets import Example
-    from ..graph import NodeRecord
+    from ..engine.example import Example
+    from ..engine.graph import NodeRecord
 
 
 class TrainingStep:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from ..errors import WorkbenchError
-from ..events import Event, EventBus
+from ..records.events import Event, EventBus
 from ..redact import redact_obj, secrets_known
 from .reducers import ALL_PARTS, CONTROLS, PANEL, REVIEW, SAMPLES
 from .state import RunState
@@ -33,7 +33,7 @@ CONTROL_ACTIONS = ("start", "pause", "resume", "stop", "step", "export")
 
 
 def _default_svg(layout: dict) -> str:
-    from ..graph import render_svg
+    from ..engine.graph import render_svg
     return render_svg(layout)
 
 
@@ -89,7 +89,7 @@ class Funnel:
         approval = getattr(self.trainer, "approval", None)
         if approval is None:
             return self.trainer is None
-        from ..approval import AutoApproval
+        from ..training.approval import AutoApproval
         return not isinstance(approval, AutoApproval)
 
     # -- views ------------------------------------------------------------------------------------
@@ -325,7 +325,7 @@ class Funnel:
         self._wake.set()
 
     def export(self, path: str, fmt: str) -> str:
-        from ..export import export_prompts  # imported late: the engine's export module
+        from ..records.export import export_prompts  # imported late: the engine's export module
         target = Path(path).expanduser()
         written = export_prompts(self.trainer, target, fmt)
         return f"exported the tuned prompts to {written or target}"

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from typing import Any, Callable
 
-from ..events import Event, strict_by_default
+from ..records.events import Event, strict_by_default
 from .reducers import ALL_PARTS, CurvesPart, GraphPart, ReviewPart, RunPart, SamplesPart
 
 log = logging.getLogger(__name__)

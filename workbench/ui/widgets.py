@@ -77,7 +77,7 @@ class CurvesView(View):
     marks = t.List().tag(sync=True)                    # every proposal: [{step, proposal_id, parameter, outcome, validation, ...}]
     usage = t.List().tag(sync=True)                    # [{step, role, calls, tokens, cost}] per step
     totals = t.Dict().tag(sync=True)                   # {calls, tokens, cost, by_role}, live
-    figures = t.Dict().tag(sync=True)                  # {score, cost}: plotly JSON from workbench.ui.charts
+    figures = t.Dict().tag(sync=True)                  # {score, cost}: plotly JSON from workbench.records.charts
 
     def _on_browser_msg(self, widget: Any, content: Any, buffers: Any) -> None:
         if isinstance(content, dict) and content.get("type") == "plotly_js":

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ...events import Event
-from ...nodes import clip_text
+from ...records.events import Event
+from ...engine.nodes import clip_text
 
 if TYPE_CHECKING:
     from ..state import RunState

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ...events import Event
-from ..charts import CurveData, cost_spec, score_spec
+from ...records.events import Event
+from ...records.charts import CurveData, cost_spec, score_spec
 from .base import CURVES, Part
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections import OrderedDict
 from typing import Any
 
-from ...events import Event
-from ..diff import word_diff
+from ...records.events import Event
+from ...records.diff import word_diff
 from .base import REVIEW, Part, clip
 
 MAX_HISTORY = 400        # proposals kept in the review history

@@ -4,7 +4,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from typing import Any
 
-from ...events import Event
+from ...records.events import Event
 from .base import CONTROLS, PANEL, REVIEW, STATUS, Part, clip
 
 # Messages that describe a control in progress; they mean nothing once the run has ended.

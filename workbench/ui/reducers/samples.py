@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from typing import Any
 
-from ...events import Event
+from ...records.events import Event
 from .base import CONTROLS, PANEL, SAMPLES, Part, clip
 
 

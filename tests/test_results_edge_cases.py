@@ -1,0 +1,47 @@
+"""Audit of the results / report / export APIs as a new user meets them: a proposal that never reached
+a decision, an output path that is a folder, a run that stopped before its baseline was checkpointed."""
+import re
+
+import pytest
+
+from workbench.errors import ConfigError
+from workbench.records.export import export_prompts
+from workbench.llm.models import Models
+from workbench.records.report import render_report, write_report
+from workbench.records.results import open_run
+from workbench.training.trainer import TrainConfig, Trainer
+
+from scripted_tasks import TEST, TRAIN, VAL, Optimizer, Shout, backward, same_text, task
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    """The optimizer's first idea fails the minibatch gate (no decision is ever asked), its second is kept."""
+    folder = tmp_path_factory.mktemp("audit2") / "run"
+    Trainer(Shout(), TRAIN, VAL, TEST, same_text, Models.scripted(task, backward, Optimizer()),
+            config=TrainConfig(max_steps=1, batch_size=4, concurrency=2), run_dir=folder, task="shout").fit()
+    return folder
+
+
+def visible_text(page: str) -> str:
+    page = re.sub(r"<script.*?</script>", "", page, flags=re.S)
+    return re.sub(r"<[^>]+>", " ", page)
+
+
+def test_a_proposal_stopped_at_the_minibatch_gate_reads_no_decision_not_nan(run_dir):
+    proposals = open_run(run_dir).proposals
+    assert proposals.decision.isna().any() and proposals.decision.notna().any()  # the case under test
+    page = render_report(run_dir)
+    assert "<td>decision</td><td>no decision</td>" in page
+    assert "accept by policy" in page
+    assert not re.search(r"\bnan\b", visible_text(page), re.I)
+
+
+def test_export_and_report_to_a_folder_are_one_clear_error(run_dir, tmp_path):
+    folder = tmp_path / "out.json"
+    folder.mkdir()
+    with pytest.raises(ConfigError, match="out.json is a folder"):
+        export_prompts(run_dir, folder)
+    with pytest.raises(ConfigError, match="out.json is a folder"):
+        write_report(run_dir, folder)
+    assert list(tmp_path.iterdir()) == [folder] and not list(folder.iterdir())  # no temp file left behind

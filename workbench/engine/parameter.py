@@ -1,0 +1,121 @@
+"""Trainable prompt text.
+
+A `Parameter` is one piece of prompt text the optimizer may change: an instruction, an output
+format, a set of few-shot demos, or free-form text. It carries a one-line description because the
+backward engine and the optimizer reason about *what the text is for*, not only what it says.
+"""
+from __future__ import annotations
+
+import re
+import threading
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Iterable
+
+from ..errors import DuplicateParameterError, WorkbenchError
+from .graph import Gradient
+
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*$")
+
+
+class Role(str, Enum):
+    """What part of a prompt a parameter plays; the optimizer treats each differently."""
+
+    INSTRUCTION = "instruction"
+    OUTPUT_FORMAT = "output_format"
+    DEMOS = "demos"
+    TEXT = "text"
+
+
+@dataclass
+class Revision:
+    """One value a parameter has held, and where it came from."""
+
+    value: str
+    step: int
+    source: str = "initial"  # initial | optimizer | human | demo | loaded
+    score: float | None = None  # validation score when accepted, if known
+    note: str = ""
+
+    def to_dict(self) -> dict:
+        return {"value": self.value, "step": self.step, "source": self.source,
+                "score": self.score, "note": self.note}
+
+
+@dataclass(eq=False)
+class Parameter:
+    """Trainable text with a stable name, a role and a purpose.
+
+    `gradients` collects the textual feedback of the current step (cleared by `zero_grad`);
+    `history` keeps every accepted value so exports and the optimizer can cite it.
+    """
+
+    name: str
+    value: str
+    role: Role | str = Role.INSTRUCTION
+    description: str = ""
+    trainable: bool = True
+    history: list[Revision] = field(default_factory=list)
+    gradients: list["Gradient"] = field(default_factory=list, repr=False)
+    constraints: list[str] = field(default_factory=list)  # user rules the optimizer must keep
+    max_length: int | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not _NAME.match(self.name):
+            raise WorkbenchError(
+                f"parameter name {self.name!r} must start with an ASCII letter or '_' and use ASCII letters, "
+                f"digits, '_', '.' or '-' (the part after the last '.' names its {{{{slot}}}}: no '-' there)")
+        if not isinstance(self.value, str):
+            raise WorkbenchError(f"parameter {self.name!r}: value must be text, got {type(self.value).__name__}")
+        self.value = str.__str__(self.value)  # plain text, even when made from a traced node output
+        if self.role not in {r.value for r in Role}:
+            raise WorkbenchError(f"parameter {self.name!r}: role must be one of {[r.value for r in Role]}, "
+                                 f"not {self.role!r}")
+        self.role = Role(self.role)
+        self._lock = threading.Lock()
+        if not self.history:
+            self.history.append(Revision(self.value, step=0, source="initial"))
+
+    # -- gradients ---------------------------------------------------------------------------
+    def add_gradient(self, gradient: "Gradient") -> None:
+        with self._lock:
+            self.gradients.append(gradient)
+
+    def zero_grad(self) -> None:
+        with self._lock:
+            self.gradients.clear()
+
+    def gradients_in_order(self) -> list["Gradient"]:
+        """Gradients grouped by sample, then in call order, so loops read as a sequence."""
+        with self._lock:
+            grads = list(self.gradients)
+        return sorted(grads, key=Gradient.time_order)
+
+    # -- values ------------------------------------------------------------------------------
+    def update(self, value: str, *, step: int, source: str, score: float | None = None, note: str = "") -> None:
+        """Set a new accepted value and remember it in the history."""
+        if not isinstance(value, str):
+            raise WorkbenchError(f"parameter {self.name!r}: new value must be text")
+        value = str.__str__(value)
+        self.value = value
+        self.history.append(Revision(value, step=step, source=source, score=score, note=note))
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "value": self.value, "role": self.role.value,
+                "description": self.description, "trainable": self.trainable,
+                "constraints": list(self.constraints), "max_length": self.max_length,
+                "history": [r.to_dict() for r in self.history]}
+
+    def __str__(self) -> str:
+        return self.value
+
+
+def check_unique(parameters: Iterable[Parameter]) -> dict[str, Parameter]:
+    """Map names to parameters; two *different* parameters with one name is an error."""
+    seen: dict[str, Parameter] = {}
+    for p in parameters:
+        other = seen.get(p.name)
+        if other is not None and other is not p:
+            raise DuplicateParameterError(p.name)
+        seen[p.name] = p
+    return seen

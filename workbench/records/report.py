@@ -1,0 +1,213 @@
+"""One self-contained HTML file per run, for a reviewer without Python: `write_report(run, "report.html")`.
+
+It holds the charts (score per step with every proposal as a marker, cost per role: the dashboard's
+plotly figures from `workbench.records.charts`), the final prompts, every proposal as a grouped word diff
+with the gradients behind it and its decision, and the usage per role and step. plotly.js is inlined
+from the installed plotly package, so opening the file fetches nothing. Every piece of run text
+(prompts, model replies, feedback, reasons) is HTML-escaped: a prompt is data, never markup.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import html
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from .export import check_output, write_output
+from ..redact import redact
+from .results import Run, open_run
+from .charts import cost_figure, score_figure
+from .diff import word_diff
+
+if TYPE_CHECKING:
+    from .live import LiveRun
+
+__all__ = ["render_report", "write_report"]
+
+MAX_GRADIENTS_PER_PROPOSAL = 20  # feedback shown under each proposal (the rest are counted)
+
+CSS = """
+body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; margin: 0 auto;
+       max-width: 1100px; padding: 1.5em; color: #1f2937; }
+h1 { font-size: 1.5em; margin-bottom: .2em; } h2 { border-bottom: 1px solid #e5e7eb; padding-bottom: .2em; }
+table { border-collapse: collapse; margin: .5em 0; } td, th { border: 1px solid #e5e7eb; padding: .25em .6em;
+       text-align: left; vertical-align: top; } th { background: #f9fafb; }
+pre, .diff { white-space: pre-wrap; overflow-wrap: anywhere; background: #f9fafb; border: 1px solid #e5e7eb;
+       border-radius: 4px; padding: .6em; margin: .3em 0; font: 13px/1.4 ui-monospace, Menlo, Consolas, monospace; }
+del { background: #fee2e2; color: #991b1b; } ins { background: #dcfce7; color: #166534; text-decoration: none; }
+details { border: 1px solid #e5e7eb; border-radius: 6px; margin: .6em 0; padding: .4em .8em; }
+summary { cursor: pointer; font-weight: 600; } .muted { color: #6b7280; font-weight: normal; }
+.kept { color: #15803d; } .reverted { color: #b91c1c; } .open { color: #1d4ed8; }
+.meta td:first-child { font-weight: 600; white-space: nowrap; }
+"""
+
+
+def write_report(run_or_dir: "Run | LiveRun | str | os.PathLike", out_path: str | os.PathLike = "report.html", *,
+                 prices: dict[str, tuple[float, float]] | None = None) -> Path:
+    """Write the report of a run (a `Run`, a trainer, or a run folder) to `out_path`; returns the path.
+
+    `prices` (USD per 1M prompt / completion tokens, per role) turns the token chart into cost.
+    """
+    out = Path(out_path)
+    check_output(out)
+    write_output(out, render_report(run_or_dir, prices=prices))
+    return out
+
+
+def render_report(run_or_dir: "Run | LiveRun | str | os.PathLike", *,
+                  prices: dict[str, tuple[float, float]] | None = None) -> str:
+    """The report as one HTML string (see the module docstring)."""
+    run = open_run(run_or_dir)
+    curves = run.tables.curve_data  # folded with the tables: the log is read once
+    sections = [
+        _header(run),
+        _section("Scores and cost", _figure_html(score_figure(curves)) + _figure_html(cost_figure(curves, prices))),
+        _section("Final prompts", _final_prompts(run)),
+        _section(f"Proposals ({len(run.proposals)})", _proposals(run)),
+        _section("Usage", _usage(run)),
+    ]
+    notices = run.notices
+    if not notices.empty:  # what the tables above lack, and why
+        notices = notices.assign(text=notices.text.map(lambda t: redact(t or "")))
+        sections.insert(4, _section(f"Notices ({len(notices)})", notices.to_html(index=False, escape=True, border=0)))
+    title = f"Workbench run {run.run_id}"
+    return (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            f"<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
+            f"<title>{esc(title)}</title><style>{CSS}</style>"
+            f"<script>{_plotly_js()}</script></head>\n<body>\n" + "\n".join(sections) + "\n</body></html>\n")
+
+
+# -- pieces ---------------------------------------------------------------------------------------------
+
+def esc(value: Any) -> str:
+    """Run text as HTML text: secrets masked, markup escaped (quotes too, for attribute safety)."""
+    return html.escape(redact("" if value is None else str(value)), quote=True)
+
+
+def _score(x: Any) -> str:
+    return "–" if x is None or (isinstance(x, float) and pd.isna(x)) else f"{float(x):.3f}"
+
+
+def _section(title: str, body: str) -> str:
+    return f"<section><h2>{esc(title)}</h2>\n{body}\n</section>"
+
+
+def _plotly_js() -> str:
+    from plotly.offline import get_plotlyjs
+    # inside <script>, only "</script" could end the element early; plotly.js has none, but be sure
+    return get_plotlyjs().replace("</script", "<\\/script")
+
+
+def _figure_html(figure: Any) -> str:
+    # plotly escapes "</" in the figure JSON it embeds; the hover text was escaped by ui/charts.esc
+    return figure.to_html(full_html=False, include_plotlyjs=False, config={"displaylogo": False, "responsive": True})
+
+
+def _header(run: Run) -> str:
+    summary, config = run.summary, run.config
+    baseline, final = summary.get("baseline") or {}, summary.get("final") or {}
+    models = ", ".join(f"{role}: {model}" for role, model in (config.get("models") or {}).items())
+    rows = [("run", run.run_id), ("folder", str(run.path)), ("task", config.get("task") or "–"),
+            ("pipeline", config.get("pipeline") or "–"), ("models", models or "–"),
+            ("status", summary.get("status")), ("steps", summary.get("steps")),
+            ("validation", f"{_score(baseline.get('val'))} → {_score(summary.get('best_val'))}"),
+            ("test", f"{_score(baseline.get('test'))} → {_score(final.get('test'))}"),
+            ("wall time", f"{run.wall_time_s:.1f} s"),
+            ("written", _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))]
+    if summary.get("error"):
+        rows.append(("error", summary["error"]))
+    settings = (config.get("config") or {})
+    table = "".join(f"<tr><td>{esc(k)}</td><td>{esc(v)}</td></tr>" for k, v in rows)
+    knobs = ", ".join(f"{k}={v}" for k, v in settings.items())
+    return (f"<header><h1>Workbench run {esc(run.run_id)}</h1><table class=\"meta\">{table}</table>"
+            + (f"<p class=\"muted\">settings: {esc(knobs)}</p>" if knobs else "") + "</header>")
+
+
+def _diff_html(old: str, new: str) -> str:
+    parts = []
+    for op, text in word_diff(old or "", new or ""):
+        tag = {"-": "del", "+": "ins"}.get(op)
+        parts.append(f"<{tag}>{esc(text)}</{tag}>" if tag else esc(text))
+    return f"<div class=\"diff\">{''.join(parts)}</div>"
+
+
+def _final_prompts(run: Run) -> str:
+    started = {p["name"]: p for p in (run.tables.started or {}).get("parameters") or []}
+    blocks = []
+    for name, value in run.parameters.items():
+        first = started.get(name, {})
+        head = f"<h3>{esc(name)} <span class=\"muted\">{esc(first.get('role', ''))}</span></h3>"
+        about = f"<p class=\"muted\">{esc(first['description'])}</p>" if first.get("description") else ""
+        if first and first.get("value") != value:
+            body = f"<p class=\"muted\">changed from the start:</p>{_diff_html(first.get('value', ''), value)}"
+        else:
+            body = "<p class=\"muted\">unchanged</p>"
+        blocks.append(f"{head}{about}<pre>{esc(value)}</pre>{body}")
+    return "\n".join(blocks) or "<p>No parameters recorded.</p>"
+
+
+def _proposals(run: Run) -> str:
+    proposals, gradients = run.proposals, run.gradients
+    if proposals.empty:
+        return "<p>No proposals.</p>"
+    by_target = {key: rows for key, rows in gradients.groupby(["step", "target"], sort=False)} \
+        if not gradients.empty else {}
+    shown: dict[tuple, str] = {}  # (step, parameter) -> the proposal whose block lists that feedback
+    blocks = []
+    for p in _without_na(proposals).itertuples(index=False):
+        state = "open" if p.kept is None else "kept" if p.kept else "reverted"
+        label = {"kept": "kept", "reverted": "reverted", "open": "not decided"}[state]
+        decided = f"{p.decision} by {p.decided_by}" if p.decision else "no decision"
+        facts = [("source", p.source), ("decision", decided),
+                 ("minibatch", f"{_score(p.minibatch_before)} → {_score(p.minibatch_after)}"),
+                 ("validation", f"{_score(p.validation)} (best before: {_score(p.best_before)})"
+                  + ("" if p.validation_complete in (None, True) else ", stopped early")),
+                 ("reason", p.reason or "–")]
+        table = "".join(f"<tr><td>{esc(k)}</td><td>{esc(v)}</td></tr>" for k, v in facts)
+        key = (p.step, p.parameter)
+        own = by_target.get(key, gradients.iloc[:0])
+        if own.empty:
+            feedback = _gradients_html(own, p.gradient_summary)
+        elif key in shown:  # every attempt of a step answers the same feedback: list it once
+            feedback = (f"<p class=\"muted\">feedback: the {len(own)} gradients for this parameter in step "
+                        f"{esc(p.step)}, listed under {esc(shown[key])} above</p>")
+        else:
+            shown[key] = p.proposal_id
+            feedback = _gradients_html(own, p.gradient_summary)
+        blocks.append(
+            f"<details><summary>step {esc(p.step)} · {esc(p.parameter)} · "
+            f"<span class=\"{state}\">{label}</span> <span class=\"muted\">{esc(p.proposal_id)}</span></summary>"
+            f"<table class=\"meta\">{table}</table>{_diff_html(p.old, p.new)}"
+            + feedback + "</details>")
+    return "\n".join(blocks)
+
+
+def _without_na(frame: pd.DataFrame) -> pd.DataFrame:
+    """Missing cells as None: pandas reads a missing string as NaN, which is truthy and prints as "nan"."""
+    return frame.astype(object).where(frame.notna(), None)
+
+
+def _gradients_html(own: pd.DataFrame, summary: str | None) -> str:
+    if own.empty:
+        return f"<p class=\"muted\">feedback given to the optimizer:</p><pre>{esc(summary)}</pre>" if summary else ""
+    rows = "".join(f"<tr><td>{esc(g.sample_id)}</td><td>{esc(g.node_id)} (call {esc(g.call_index)})</td>"
+                   f"<td>{_score(g.score)}</td><td>{esc(g.text)}</td></tr>"
+                   for g in own.head(MAX_GRADIENTS_PER_PROPOSAL).itertuples(index=False))
+    more = len(own) - MAX_GRADIENTS_PER_PROPOSAL
+    return (f"<p class=\"muted\">gradients for this parameter in step {esc(own.step.iloc[0])}:</p>"
+            f"<table><tr><th>sample</th><th>node</th><th>score</th><th>feedback</th></tr>{rows}</table>"
+            + (f"<p class=\"muted\">and {more} more</p>" if more > 0 else ""))
+
+
+def _usage(run: Run) -> str:
+    usage = run.usage
+    if usage.empty:
+        return "<p>No usage recorded.</p>"
+    numbers = ["calls", "prompt_tokens", "completion_tokens", "tokens", "cache_hits", "latency_s"]
+    per_role = usage.groupby("role")[numbers].sum().reset_index()
+    per_role["latency_s"] = per_role["latency_s"].round(2)
+    return ("<h3>per role</h3>" + per_role.to_html(index=False, escape=True, border=0)
+            + "<h3>per role and step</h3>" + usage.to_html(index=False, escape=True, border=0))
