@@ -67,6 +67,11 @@ function render({ model, el }) {
     svgEl.classList.add("wb-svg");
     svgEl.setAttribute("role", "group");
     svgEl.setAttribute("aria-label", "pipeline graph");
+    // Graphviz's tooltips hold the raw node names: spell out their invisible controls, as the labels do
+    for (const t of svgEl.querySelectorAll("title")) t.textContent = showControls(t.textContent);
+    for (const a of svgEl.querySelectorAll("a")) {
+      for (const attr of [...a.attributes]) if (attr.localName === "title") attr.value = showControls(attr.value);
+    }
     for (const g of svgEl.querySelectorAll("g.node")) {
       const id = g.id.startsWith("node-") ? g.id.slice(5) : g.id;
       g.dataset.nodeId = id;

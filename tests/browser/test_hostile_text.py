@@ -21,13 +21,17 @@ pytestmark = pytest.mark.browser
 
 RLO_NODE = f"retrieve{RLO}kcatta"  # reads "retrieveattack" backwards unless the override is shown
 
-# Every text node holding `needle` sits in an isolate (a <bdi> or a box with unicode-bidi: isolate),
-# and no invisible control is left in the page's text.
+# Every text node holding one of `needles` sits in an isolate (a <bdi> or a box with unicode-bidi:
+# isolate), and an invisible control is left only inside free text (isolated), never in an id or a name.
 ISOLATED = """([root, needles]) => {
-  const out = {bare: [], controls: 0, seen: 0};
+  const out = {bare: [], controls: [], seen: 0};
   const walker = document.createTreeWalker(document.querySelector(root), NodeFilter.SHOW_TEXT);
   for (let n = walker.nextNode(); n; n = walker.nextNode()) {
-    if (/[\\u061C\\u200B-\\u200F\\u202A-\\u202E\\u2060\\u2066-\\u2069\\uFEFF]/.test(n.data)) out.controls++;
+    if (/[\\u061C\\u200B-\\u200F\\u202A-\\u202E\\u2060\\u2066-\\u2069\\uFEFF]/.test(n.data)) {
+      // allowed only inside free text (a reply, an error: isolated, shown as written), never in a name
+      const box = n.parentElement.closest('bdi');
+      if (!box || box.matches('.wb-name, .name')) out.controls.push((n.parentElement.localName + ': ' + n.data).slice(0, 80));
+    }
     if (!needles.some((w) => n.data.includes(w))) continue;
     out.seen++;
     let el = n.parentElement, ok = false;
@@ -66,7 +70,7 @@ def hostile_views():
         emit("skipped", stage="backward", parameter="answer.instruction", node_id=RLO_NODE, sample_id=RLO_ID,
              error=f"no reply {PAYLOAD}")
         ask(emit, "p1", "Answer.", f"Answer in one word.{RLO} Never mind.")
-        emit("step_finished", train_score=0.0, val_score=None, best_val=0.5, accepted=[], rejected=[],
+        emit("step_finished", epoch=0, train_score=0.0, val_score=None, best_val=0.5, accepted=[], rejected=[],
              usage={ROLE: {"calls": 2, "prompt_tokens": 10, "completion_tokens": 3, "cache_hits": 0, "latency_s": 0.1},
                     "backward": {"calls": 1, "prompt_tokens": 5, "completion_tokens": 2, "cache_hits": 0,
                                  "latency_s": 0.1}})
@@ -86,7 +90,7 @@ def test_samples_show_the_override_in_an_id_and_isolate_every_value(harness, hos
     assert cell.text_content() == RLO_SHOWN
     assert cell.locator("bdi.wb-name .wb-ctl").text_content() == "\u27e8U+202E\u27e9"
     found = page.evaluate(ISOLATED, [".harness-samples", [DOLLARS, "gnp.exe", "onerror"]])
-    assert found["seen"] >= 6 and found["bare"] == [] and found["controls"] == 0, found
+    assert found["seen"] >= 6 and found["bare"] == [] and found["controls"] == [], found
     assert page.locator(".harness-samples img, .harness-samples script").count() == 0
     # the row still sends the real id, not what is shown
     page.locator(".harness-samples tr.wb-sample").first.click()
@@ -107,7 +111,7 @@ def test_graph_panel_and_labels_spell_out_the_override(harness, hostile_views):
     option = page.locator(panel + " .wb-sample-picker option").first
     assert option.text_content() == RLO_SHOWN and option.get_attribute("value") == RLO_ID
     found = page.evaluate(ISOLATED, [".harness-graph", [DOLLARS, "kcatta", "gnp.exe"]])
-    assert found["seen"] >= 4 and found["bare"] == [] and found["controls"] == 0, found
+    assert found["seen"] >= 4 and found["bare"] == [] and found["controls"] == [], found
     no_script_ran(page)
 
 
@@ -122,7 +126,7 @@ def test_review_shows_the_override_a_proposal_would_put_in_the_prompt(harness, h
     assert page.locator(".harness-review .wb-edit-text").input_value() == f"Answer in one word.{RLO} Never mind."
     page.locator(".harness-review .wb-params > summary").click()
     found = page.evaluate(ISOLATED, [".harness-review", ["gnp.exe", "kcatta", "onerror"]])
-    assert found["seen"] >= 1 and found["bare"] == [] and found["controls"] == 0, found
+    assert found["seen"] >= 1 and found["bare"] == [] and found["controls"] == [], found
     no_script_ran(page)
 
 
@@ -151,7 +155,7 @@ def test_report_isolates_values_and_spells_out_overrides_in_chromium(browser, tm
         page.wait_for_selector(".js-plotly-plot .main-svg", timeout=30_000)
         page.evaluate("() => document.querySelectorAll('details').forEach((d) => d.open = true)")
         found = page.evaluate(ISOLATED, ["body", [DOLLARS, "gnp.exe"]])
-        assert found["seen"] >= 2 and found["bare"] == [] and found["controls"] == 0, found
+        assert found["seen"] >= 1 and found["bare"] == [] and found["controls"] == [], found
         assert RLO_SHOWN in page.locator("body").text_content()
         legend = page.locator(".js-plotly-plot .legend").last.text_content()
         assert ROLE in legend and page.locator(".legend a").count() == 0
@@ -172,13 +176,13 @@ def notebook(cells: list[str]) -> str:
 
 def test_dataframes_show_dollars_as_text_in_jupyterlab(page, lab, workdir):
     base, token = lab
+    train_hostile_run(workdir / "hostile")  # its replies hold DOLLARS
     (workdir / "frames.ipynb").write_text(notebook([
-        "import pandas as pd\nfrom workbench.frames import TextFrame\n"
-        f"text = {DOLLARS!r}\nmine = pd.DataFrame({{'prediction': [text]}})\n"
-        "ours = TextFrame({'prediction': [text]})",
-        "mine",                                   # the user's own frame: JupyterLab typesets it (the control)
-        "ours",                                   # what open_run(...).samples returns
-        "ours[['prediction']].head(1)",           # a slice of it
+        "import pandas as pd\nimport workbench\nrun = workbench.open_run('hostile/runs/run')\n"
+        "mine = pd.DataFrame({'prediction': run.samples.prediction[:1].tolist()})",
+        "mine",                                                 # the user's own frame: typeset (the control)
+        "run.samples[['sample_id', 'prediction']].head(3)",     # what the package returns, sliced
+        "pd.concat([run.samples.tail(1), run.samples.tail(1)])[['prediction']]",
         "pd.get_option('display.html.use_mathjax')",
     ]))
     page.goto(f"{base}/lab/tree/frames.ipynb?token={token}")
@@ -197,5 +201,5 @@ def test_dataframes_show_dollars_as_text_in_jupyterlab(page, lab, workdir):
     for i in (2, 3):
         out = cells.nth(i).locator(".jp-OutputArea-output")
         assert out.locator("mjx-container, .MathJax").count() == 0
-        assert DOLLARS in out.locator("td").first.text_content()
+        assert DOLLARS in out.locator("table").text_content()
     assert "True" in cells.nth(4).locator(".jp-OutputArea-output").text_content()  # the user's setting is untouched
