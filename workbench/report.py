@@ -109,7 +109,7 @@ def _table(frame: pd.DataFrame, texts: tuple[str, ...] = ()) -> str:
         if _missing(value):
             return "–"
         if isinstance(value, float):
-            value = f"{value:.6g}"
+            value = f"{value:.6f}".rstrip("0").rstrip(".")
         return text(value) if column in texts else name(value)
     head = "".join(f"<th>{esc(c)}</th>" for c in frame.columns)
     rows = "".join("<tr>" + "".join(f"<td>{cell(c, v)}</td>" for c, v in zip(frame.columns, row)) + "</tr>"

@@ -52,6 +52,16 @@ DATABASE = "mlflow.db"  # the SQLite database a folder given to --mlflow holds
 DATABASE_SUFFIXES = (".db", ".sqlite", ".sqlite3")
 
 
+def _database_parts() -> None:
+    """mlflow-skinny alone cannot open a SQLite database ("model registry functionality is unavailable")."""
+    try:
+        import alembic  # noqa: F401
+        import sqlalchemy  # noqa: F401
+    except ImportError:
+        raise ConfigError("MLflow's SQLite database needs its database parts (sqlalchemy, alembic): "
+                          "pip install 'workbench[mlflow]'") from None
+
+
 def tracking_uri_of(where: str | os.PathLike | None) -> str | None:
     """The tracking URI for a folder, a database file or a URI; None means MLflow's own default.
 
@@ -111,6 +121,8 @@ class MLflowSink:
                  prompt_prefix: str | None = None) -> None:
         mlflow = _mlflow()
         uri = tracking_uri_of(tracking_uri)
+        if uri is not None and uri.startswith("sqlite:"):
+            _database_parts()
         database = local_database(uri)
         if database is not None:
             database.parent.mkdir(parents=True, exist_ok=True)
