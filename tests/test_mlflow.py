@@ -13,6 +13,7 @@ from workbench.llm.models import Models  # noqa: E402
 from workbench.sinks.mlflow import MLflowSink, log_run, prompt_name, tracking_uri_of  # noqa: E402
 from workbench.trainer import TrainConfig, Trainer  # noqa: E402
 
+from hostile_text import train_hostile_run  # noqa: E402
 from scripted_tasks import BAD, GOOD, TEST, TRAIN, VAL, Optimizer, Shout, backward, same_text, task  # noqa: E402
 
 
@@ -122,3 +123,13 @@ def test_a_database_without_mlflows_database_parts_is_one_clear_error(tmp_path, 
     monkeypatch.setitem(sys.modules, "sqlalchemy", None)  # mlflow-skinny alone: no database parts
     with pytest.raises(ConfigError, match=r"needs its database parts .*pip install 'workbench\[mlflow\]'"):
         MLflowSink(tmp_path / "mlruns")
+
+
+def test_a_role_named_with_markup_costs_no_metric(tmp_path, monkeypatch):
+    """MLflow refuses a metric named `calls.<a href=...>`: the name is made acceptable, the step's metrics kept."""
+    monkeypatch.delenv("MLFLOW_ALLOW_FILE_STORE", raising=False)
+    sink = log_run(train_hostile_run(tmp_path), tmp_path / "mlruns")
+    metrics = sink.client.get_run(sink.mlflow_run_id).data.metrics
+    role = [k for k in metrics if k.startswith("calls.") and k not in ("calls.backward", "calls.optimizer")]
+    assert len(role) == 1 and "javascript" in role[0] and "<" not in role[0], sorted(metrics)
+    assert {"calls.backward", "calls.optimizer", "best_val", "final_val"} <= set(metrics)

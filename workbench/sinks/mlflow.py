@@ -103,6 +103,11 @@ def prompt_name(prefix: str, parameter: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-.") or "prompt"
 
 
+def _key(name: str) -> str:
+    """A metric or parameter name MLflow accepts: a role named `<b>x</b>` must not cost the step's metrics."""
+    return re.sub(r"[^A-Za-z0-9_\-. :/]+", "-", name).strip("-") or "-"
+
+
 def _flat(prefix: str, value: Any) -> dict[str, str]:
     if isinstance(value, dict):
         out: dict[str, str] = {}
@@ -217,9 +222,9 @@ class MLflowSink:
         stamp = int((at or time.time()) * 1000)
         self.client.log_batch(
             self.mlflow_run_id,
-            metrics=[mlflow.entities.Metric(k, float(v), stamp, step) for k, v in (metrics or {}).items()
+            metrics=[mlflow.entities.Metric(_key(k), float(v), stamp, step) for k, v in (metrics or {}).items()
                      if v is not None],
-            params=[mlflow.entities.Param(k, v) for k, v in (params or {}).items()])
+            params=[mlflow.entities.Param(_key(k), v) for k, v in (params or {}).items()])
 
     def _log_artifacts(self, folder: Path) -> None:
         from ..export import export_prompts
