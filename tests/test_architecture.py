@@ -15,7 +15,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "workbench"
 
 # low to high; a module may import its own layer and those below it
 LAYERS = [
-    ("foundation", {"errors", "redact"}),
+    ("foundation", {"errors", "redact", "plain_text", "file_modes"}),
     ("llm", {"llm", "testing"}),
     ("engine", {"engine"}),
     ("optim", {"optim"}),

@@ -1,5 +1,5 @@
-"""`workbench train --mlflow DIR` in real subprocesses against our test server, then the MLflow file store
-read back with MLflow's own client: the run, its per-step metrics, the event log; a stopped and resumed
+"""`workbench train --mlflow DIR` in real subprocesses against our test server, then the SQLite database
+in DIR read back with MLflow's own client, without flags: the run, its per-step metrics, the event log; a stopped and resumed
 run goes on in the same MLflow run; without mlflow installed the flag is refused in one line."""
 import json
 import sys
@@ -18,13 +18,11 @@ from test_cli import MODULE, workbench  # noqa: E402
 
 @pytest.fixture
 def read_store(monkeypatch):
-    """MLflow reads a file store only with MLFLOW_ALLOW_FILE_STORE set; the CLI runs must not inherit it
-    (--mlflow with a folder allows it by itself), so call this after them, or in `monkeypatch.context()`."""
+    """MLflow's own client on the database a folder given to --mlflow holds: no MLFLOW_ALLOW_FILE_STORE."""
     monkeypatch.delenv("MLFLOW_ALLOW_FILE_STORE", raising=False)
 
     def client_of(store, patch=monkeypatch):
-        patch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
-        uri = store.resolve().as_uri()
+        uri = f"sqlite:///{store.resolve() / 'mlflow.db'}"
         return mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
     return client_of
 
@@ -44,6 +42,8 @@ def test_train_mirrors_the_run_into_mlflow(tmp_path, read_store):
     client = read_store(tmp_path / "mlruns")
     run = only_run(client, "cli-tests")
     assert f"mirrored to MLflow run {run.info.run_id} (experiment cli-tests)" in proc.stderr
+    # and says how to see it in MLflow's own UI
+    assert f"see it in MLflow: mlflow ui --backend-store-uri sqlite:///{tmp_path.resolve()}/mlruns/mlflow.db" in proc.stderr
     store = RunStore(tmp_path / "run")
     summary = store.summary()
     assert run.info.status == "FINISHED" and run.info.run_name == summary["run_id"]

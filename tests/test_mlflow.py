@@ -1,15 +1,19 @@
-"""The MLflow sink against a local file store in tmp_path: parameters, metrics per step, the event
-log and the export as artifacts, tuned prompts in MLflow's prompt registry; live and after the fact."""
+"""The MLflow sink against a local SQLite database in tmp_path (what a folder given to the sink holds,
+and what MLflow's own UI and client open without flags): parameters, metrics per step, the event log
+and the export as artifacts, tuned prompts in MLflow's prompt registry; live and after the fact."""
 import json
+import os
+import sys
 
 import pytest
 
 mlflow = pytest.importorskip("mlflow", reason="mlflow is not installed (pip install 'workbench[mlflow]')")
 
 from workbench.llm.models import Models  # noqa: E402
-from workbench.records.sinks.mlflow import MLflowSink, log_run, prompt_name  # noqa: E402
+from workbench.records.sinks.mlflow import MLflowSink, log_run, prompt_name, tracking_uri_of  # noqa: E402
 from workbench.training.trainer import TrainConfig, Trainer  # noqa: E402
 
+from hostile_text import train_hostile_run  # noqa: E402
 from scripted_tasks import BAD, GOOD, TEST, TRAIN, VAL, Optimizer, Shout, backward, same_text, task  # noqa: E402
 
 
@@ -31,7 +35,12 @@ def test_live_sink_logs_params_metrics_artifacts_and_registers_prompts(tmp_path,
     store = tmp_path / "mlruns"
     sink = MLflowSink(store, experiment="shout-tests")
     trainer, summary = train(tmp_path, "run", sink)
-    client = mlflow.MlflowClient(tracking_uri=store.resolve().as_uri(), registry_uri=store.resolve().as_uri())
+    # the folder holds one SQLite database, which MLflow's client opens as it is (no MLFLOW_ALLOW_FILE_STORE)
+    assert sorted(p.name for p in store.iterdir()) == ["mlartifacts", "mlflow.db"]
+    assert "MLFLOW_ALLOW_FILE_STORE" not in os.environ
+    uri = f"sqlite:///{store.resolve() / 'mlflow.db'}"
+    assert sink.tracking_uri == uri and sink.view_command() == f"mlflow ui --backend-store-uri {uri}"
+    client = mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
     run = client.get_run(sink.mlflow_run_id)
     assert run.info.status == "FINISHED" and run.info.run_name == trainer.run_id
     assert run.data.tags["workbench.status"] == "completed" and run.data.tags["workbench.task"] == "shout"
@@ -53,6 +62,7 @@ def test_live_sink_logs_params_metrics_artifacts_and_registers_prompts(tmp_path,
     assert json.loads(open(local).read())["parameters"][0]["value"] == GOOD
     events = client.download_artifacts(run.info.run_id, "run/events.jsonl", str(tmp_path / "dl"))
     assert open(events).read() == (trainer.store.path / "events.jsonl").read_text()
+    assert (store / "mlartifacts" / "shout-tests" / run.info.run_id / "artifacts" / "run" / "events.jsonl").is_file()
 
     name = prompt_name("shout", "shout.instruction")
     assert name == "shout.shout.instruction" and sink.registered == {name: 1}
@@ -85,3 +95,41 @@ def test_log_run_after_the_fact_versions_only_changed_prompts(tmp_path, monkeypa
 def test_prompt_names_are_what_the_registry_accepts():
     assert prompt_name("multi hop/RAG", "answer.output_format") == "multi-hop-RAG.answer.output_format"
     assert prompt_name("", "a b") == "a-b"
+
+
+def test_where_runs_go_a_folder_a_database_file_or_a_uri(tmp_path, monkeypatch):
+    monkeypatch.delenv("MLFLOW_ALLOW_FILE_STORE", raising=False)
+    monkeypatch.chdir(tmp_path)
+    assert tracking_uri_of("mlruns") == f"sqlite:///{tmp_path.resolve() / 'mlruns' / 'mlflow.db'}"
+    assert tracking_uri_of("team.db") == f"sqlite:///{tmp_path.resolve() / 'team.db'}"
+    for uri in ("sqlite:///mlflow.db", "http://127.0.0.1:5000", "databricks", "file:///tmp/x"):
+        assert tracking_uri_of(uri) == uri
+    assert tracking_uri_of(None) is None and "MLFLOW_ALLOW_FILE_STORE" not in os.environ
+
+
+def test_a_folder_that_already_is_a_file_store_stays_one(tmp_path, monkeypatch):
+    """Runs mirrored by older versions into a file store: a resume goes on there, not in a new database."""
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
+    old = tmp_path / "mlruns"
+    mlflow.MlflowClient(tracking_uri=old.as_uri()).create_experiment("workbench")
+    monkeypatch.delenv("MLFLOW_ALLOW_FILE_STORE")
+    assert tracking_uri_of(old) == old.resolve().as_uri()
+    assert os.environ["MLFLOW_ALLOW_FILE_STORE"] == "true"  # MLflow 3.7+ reads a file store only with it
+    assert not (old / "mlflow.db").exists()
+
+
+def test_a_database_without_mlflows_database_parts_is_one_clear_error(tmp_path, monkeypatch):
+    from workbench.errors import ConfigError
+    monkeypatch.setitem(sys.modules, "sqlalchemy", None)  # mlflow-skinny alone: no database parts
+    with pytest.raises(ConfigError, match=r"needs its database parts .*pip install 'workbench\[mlflow\]'"):
+        MLflowSink(tmp_path / "mlruns")
+
+
+def test_a_role_named_with_markup_costs_no_metric(tmp_path, monkeypatch):
+    """MLflow refuses a metric named `calls.<a href=...>`: the name is made acceptable, the step's metrics kept."""
+    monkeypatch.delenv("MLFLOW_ALLOW_FILE_STORE", raising=False)
+    sink = log_run(train_hostile_run(tmp_path), tmp_path / "mlruns")
+    metrics = sink.client.get_run(sink.mlflow_run_id).data.metrics
+    role = [k for k in metrics if k.startswith("calls.") and k not in ("calls.backward", "calls.optimizer")]
+    assert len(role) == 1 and "javascript" in role[0] and "<" not in role[0], sorted(metrics)
+    assert {"calls.backward", "calls.optimizer", "best_val", "final_val"} <= set(metrics)

@@ -32,7 +32,7 @@ def test_a_proposal_stopped_at_the_minibatch_gate_reads_no_decision_not_nan(run_
     proposals = open_run(run_dir).proposals
     assert proposals.decision.isna().any() and proposals.decision.notna().any()  # the case under test
     page = render_report(run_dir)
-    assert "<td>decision</td><td>no decision</td>" in page
+    assert "<td>decision</td><td><bdi class=\"name\">no decision</bdi></td>" in page
     assert "accept by policy" in page
     assert not re.search(r"\bnan\b", visible_text(page), re.I)
 

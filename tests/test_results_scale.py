@@ -139,7 +139,7 @@ def test_report_lists_each_steps_feedback_once_however_many_attempts(run_dir):
     html = render_report(run_dir)
     for text in gradients.text:
         assert html.count(text) <= 1, text
-    assert "listed under p1-1 above" in html
+    assert "listed under <bdi class=\"name\">p1-1</bdi> above" in html
     from plotly.offline import get_plotlyjs
     body = len(html) - len(get_plotlyjs())
     texts = sum(len(t) for t in gradients.text) + sum(len(t or "") for t in run.proposals.new)

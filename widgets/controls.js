@@ -1,5 +1,5 @@
 // Controls view: start, pause / resume, stop, run one step, export the tuned prompts.
-import { h, clear, watch, fmtScore, statusClass } from "./util.js";
+import { h, clear, watch, fmtScore, statusClass, bidi, named } from "./util.js";
 
 function render({ model, el }) {
   el.classList.add("wb-view", "wb-controls-view");
@@ -36,12 +36,13 @@ function render({ model, el }) {
     const status = model.get("status") || "idle";
     badge.className = statusClass(status);
     badge.textContent = status === "waiting" ? "waiting for you" : status;
-    detail.textContent = model.get("detail") || "";
+    clear(detail);
+    detail.append(named(model.get("detail") || ""));
     clear(runInfo);
     const runId = model.get("run_id") || "";
     const runDir = model.get("run_dir") || "";
-    if (runId) runInfo.append(h("span", { class: "wb-run-id" }, "run ", h("code", {}, runId)));
-    if (runDir) runInfo.append(h("span", { class: "wb-run-dir", title: "events.jsonl, checkpoints and the summary are written here" }, "folder ", h("code", {}, runDir)));
+    if (runId) runInfo.append(h("span", { class: "wb-run-id" }, "run ", h("code", {}, named(runId))));
+    if (runDir) runInfo.append(h("span", { class: "wb-run-dir", title: "events.jsonl, checkpoints and the summary are written here" }, "folder ", h("code", {}, named(runDir))));
     const running = status === "running" || status === "starting" || status === "waiting";
     const live = running || status === "paused" || status === "stopping";
     start.disabled = live || status === "finished";
@@ -56,7 +57,8 @@ function render({ model, el }) {
       clear(fmt);
       for (const f of formats) fmt.append(h("option", { value: f }, f));
     }
-    message.textContent = model.get("message") || "";
+    clear(message);
+    message.append(named(model.get("message") || ""));
     const sm = model.get("summary") || {};
     clear(summary);
     if (sm.status) {
@@ -65,7 +67,7 @@ function render({ model, el }) {
       summary.append(h("span", {}, "run " + sm.status + " · validation " + fmtScore(b.val) + " → " + fmtScore(f.val) +
         " · test " + fmtScore(b.test) + " → " + fmtScore(f.test) +
         (sm.best_step !== null && sm.best_step !== undefined ? " · best at step " + sm.best_step : "")));
-      if (sm.error) summary.append(h("div", { class: "wb-error" }, sm.error));
+      if (sm.error) summary.append(h("div", { class: "wb-error" }, bidi(sm.error)));
     }
   }
 

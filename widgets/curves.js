@@ -3,7 +3,7 @@
 // plotly.js comes from the kernel's installed plotly package, once per page: the first curves view
 // asks its kernel for it; every other view on the page waits for the same load. Nothing is fetched
 // from the network.
-import { h, clear, watch, coalesce, fmtInt, fmtCost } from "./util.js";
+import { h, clear, watch, coalesce, fmtInt, fmtCost, named } from "./util.js";
 
 const LOADER = "__workbenchPlotly"; // window[LOADER]: the page's one load of plotly.js (a Promise)
 const LOAD_TIMEOUT_MS = 60000;
@@ -105,7 +105,7 @@ function render({ model, el }) {
       h("span", { class: "wb-stat", title: totals.cost === null || totals.cost === undefined ? "pass prices={role: (usd_per_1M_prompt, usd_per_1M_completion)} to Workbench for an estimate" : "estimated from the token counts" },
         "est. cost ", h("b", {}, totals.cost === null || totals.cost === undefined ? "n/a" : fmtCost(totals.cost))));
     for (const [role, u] of Object.entries(totals.by_role || {})) {
-      usageText.append(h("span", { class: "wb-stat wb-role" }, role + ": " + fmtInt(u.calls) + " calls, " +
+      usageText.append(h("span", { class: "wb-stat wb-role" }, named(role), ": " + fmtInt(u.calls) + " calls, " +
         fmtInt((u.prompt_tokens || 0) + (u.completion_tokens || 0)) + " tokens" + (u.cache_hits ? ", " + fmtInt(u.cache_hits) + " cached" : "")));
     }
   }

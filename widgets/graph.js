@@ -1,6 +1,6 @@
 // Graph view: the pipeline as Graphviz SVG (laid out by the kernel, inserted once per layout), node
 // colours for live status (only classes change on updates), and a side panel for the clicked node.
-import { h, s, clear, safeSvg, pre, watch, coalesce, fmtScore, statusClass } from "./util.js";
+import { h, s, clear, safeSvg, pre, watch, coalesce, fmtScore, statusClass, bidi, named, showControls, parameterHead } from "./util.js";
 
 const STATES = ["waiting", "running", "done", "failed", "gradient"];
 const STATE_LABEL = { waiting: "waiting", running: "running", done: "done", failed: "failed", gradient: "receiving gradient" };
@@ -67,6 +67,11 @@ function render({ model, el }) {
     svgEl.classList.add("wb-svg");
     svgEl.setAttribute("role", "group");
     svgEl.setAttribute("aria-label", "pipeline graph");
+    // Graphviz's tooltips hold the raw node names: spell out their invisible controls, as the labels do
+    for (const t of svgEl.querySelectorAll("title")) t.textContent = showControls(t.textContent);
+    for (const a of svgEl.querySelectorAll("a")) {
+      for (const attr of [...a.attributes]) if (attr.localName === "title") attr.value = showControls(attr.value);
+    }
     for (const g of svgEl.querySelectorAll("g.node")) {
       const id = g.id.startsWith("node-") ? g.id.slice(5) : g.id;
       g.dataset.nodeId = id;
@@ -103,7 +108,7 @@ function render({ model, el }) {
           tip = s("title", { class: "wb-why" });
           g.prepend(tip);
         }
-        tip.textContent = why;
+        tip.textContent = showControls(why);
       } else if (tip) {
         tip.remove();
       }
@@ -142,50 +147,48 @@ function render({ model, el }) {
     const close = h("button", { class: "wb-btn wb-small wb-close", type: "button", title: "close", "aria-label": "close" }, "×");
     close.addEventListener("click", () => select(""));
     panel.append(h("div", { class: "wb-panel-head" },
-      h("strong", { class: "wb-panel-title" }, p.node_id),
+      h("strong", { class: "wb-panel-title" }, named(p.node_id)),
       h("span", { class: "wb-kind" }, p.kind || ""), h("span", { class: "wb-spacer" }), close));
 
     const ids = model.get("sample_ids") || [];
     const picker = h("select", { class: "wb-sample-picker", "aria-label": "sample" });
-    if (!ids.includes(p.sample_id)) picker.append(h("option", { value: p.sample_id || "" }, p.sample_id || "(none)"));
-    for (const id of ids) picker.append(h("option", { value: id }, id));
+    // an <option> holds only a string: ids with their invisible controls spelled out
+    if (!ids.includes(p.sample_id)) picker.append(h("option", { value: p.sample_id || "" }, p.sample_id ? showControls(p.sample_id) : "(none)"));
+    for (const id of ids) picker.append(h("option", { value: id }, showControls(id)));
     picker.value = p.sample_id || "";
     picker.addEventListener("change", () => model.send({ type: "select_sample", sample_id: picker.value }));
     panel.append(h("label", { class: "wb-row-label" }, "sample ", picker));
-    if (p.note) panel.append(h("p", { class: "wb-note" }, p.note));
-    if (p.broken) panel.append(h("p", { class: "wb-error wb-broken" }, p.broken));
+    if (p.note) panel.append(h("p", { class: "wb-note" }, named(p.note)));
+    if (p.broken) panel.append(h("p", { class: "wb-error wb-broken" }, named(p.broken)));
 
     if ((p.parameters || []).length) {
       panel.append(section("Parameters (current value)", ...(p.parameters || []).map((q) =>
         h("div", { class: "wb-param", dataset: { param: q.name } },
-          h("div", { class: "wb-param-name" }, q.name, " ", h("span", { class: "wb-kind" }, q.role || ""),
-            q.trainable ? null : h("span", { class: "wb-kind" }, "frozen")),
-          q.description ? h("div", { class: "wb-param-desc" }, q.description) : null,
-          q.disconnected ? h("div", { class: "wb-param-why wb-error" }, q.disconnected) : null,
+          parameterHead(q),
           pre(q.value, "wb-param-value")))));
     }
 
     for (const call of p.calls || []) {
-      const title = (p.multi_call ? "Call " + call.call_index + " · " : "") + call.node_id;
       const box = h("section", { class: "wb-call" + (call.current ? " wb-current" : ""), dataset: { nodeId: call.node_id } },
-        h("h4", { class: "wb-h" }, title, call.status ? h("span", { class: statusClass(call.status) }, call.status) : null));
+        h("h4", { class: "wb-h" }, p.multi_call ? "Call " + call.call_index + " · " : "", named(call.node_id),
+          call.status ? h("span", { class: statusClass(call.status) }, call.status) : null));
       if ((call.inputs || []).length) {
         box.append(h("div", { class: "wb-sub" }, "Inputs"));
-        for (const [k, v] of call.inputs) box.append(h("div", { class: "wb-kv" }, h("span", { class: "wb-k" }, k), pre(v, "wb-input")));
+        for (const [k, v] of call.inputs) box.append(h("div", { class: "wb-kv" }, h("span", { class: "wb-k" }, named(k)), pre(v, "wb-input")));
       }
       if (call.output) {
         box.append(h("div", { class: "wb-sub" }, "Output"), pre(call.output, "wb-output"));
       }
-      if (call.error) box.append(h("div", { class: "wb-error" }, call.error));
+      if (call.error) box.append(h("div", { class: "wb-error" }, bidi(call.error)));
       box.append(h("div", { class: "wb-sub" }, "Gradients received"));
       if (!(call.gradients || []).length) {
         box.append(h("p", { class: "wb-note" }, "none yet"));
       }
       for (const g of call.gradients || []) {
-        const what = g.kind === "parameter" ? "on parameter " + g.target : "on its output";
         box.append(h("div", { class: "wb-grad", dataset: { sample: g.sample_id } },
-          h("div", { class: "wb-grad-meta" }, "sample " + g.sample_id + " · from " + g.from + " · " + what +
-            (g.score !== null && g.score !== undefined ? " · score " + fmtScore(g.score) : "")),
+          h("div", { class: "wb-grad-meta" }, "sample ", named(g.sample_id), " · from ", named(g.from), " · ",
+            g.kind === "parameter" ? ["on parameter ", named(g.target)] : "on its output",
+            g.score !== null && g.score !== undefined ? " · score " + fmtScore(g.score) : ""),
           pre(g.text, "wb-grad-text")));
       }
       panel.append(box);
@@ -206,7 +209,10 @@ function render({ model, el }) {
     localSelected = null;
     paintSelected();
   };
-  const onCaption = () => (caption.textContent = model.get("caption") || "");
+  const onCaption = () => {
+    clear(caption);
+    caption.append(named(model.get("caption") || ""));
+  };
 
   drawSvg();
   drawPanel();

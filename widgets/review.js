@@ -1,7 +1,7 @@
 // Review view: the pending proposal as a word diff against the current value, with the gradient
 // summary that motivated it and its scores; Accept / Reject / Edit; auto-approve; decision history.
 // Every button carries the id of the proposal it was drawn for; the kernel ignores stale ids.
-import { h, clear, watch, coalesce, fmtScore, pre, diffView, statusClass } from "./util.js";
+import { h, clear, watch, coalesce, fmtScore, pre, diffView, statusClass, named, parameterHead } from "./util.js";
 
 const MAX_HISTORY_SHOWN = 200;
 
@@ -103,8 +103,8 @@ function render({ model, el }) {
     });
 
     pendingBox.append(h("div", { class: "wb-pending", dataset: { proposal: pid } },
-      h("div", { class: "wb-pending-title" }, "Proposal ", h("b", {}, pid), " for ", h("code", {}, p.parameter || "?"),
-        p.role ? h("span", { class: "wb-kind" }, p.role) : null, p.source ? h("span", { class: "wb-kind" }, p.source) : null,
+      h("div", { class: "wb-pending-title" }, "Proposal ", h("b", {}, named(pid)), " for ", h("code", {}, named(p.parameter || "?")),
+        p.role ? h("span", { class: "wb-kind" }, named(p.role)) : null, p.source ? h("span", { class: "wb-kind" }, named(p.source)) : null,
         h("span", { class: "wb-kind" }, "step " + p.step)),
       h("div", { class: "wb-scores" }, scoreLine(p),
         p.validation === null || p.validation === undefined ? " · validated after your decision" : ""),
@@ -124,10 +124,8 @@ function render({ model, el }) {
       const notes = q.notes || [];
       trouble = trouble || !!q.disconnected;
       paramsBox.append(h("div", { class: "wb-param" + (q.disconnected ? " wb-param-disconnected" : ""), dataset: { param: q.name } },
-        h("div", { class: "wb-param-name" }, q.name, " ", h("span", { class: "wb-kind" }, q.role || ""), q.trainable ? null : h("span", { class: "wb-kind" }, "frozen")),
-        q.description ? h("div", { class: "wb-param-desc" }, q.description) : null,
-        q.disconnected ? h("div", { class: "wb-param-why wb-error" }, q.disconnected) : null,
-        notes.map((n) => h("div", { class: "wb-param-note", dataset: { kind: n.kind } }, "step " + n.step + ": " + n.text)),
+        parameterHead(q),
+        notes.map((n) => h("div", { class: "wb-param-note", dataset: { kind: n.kind } }, "step " + n.step + ": ", named(n.text))),
         pre(q.value, "wb-param-value")));
     }
     paramsBox.open = wasOpen || (trouble && !paramsTouched);
@@ -146,11 +144,11 @@ function render({ model, el }) {
       d.addEventListener("toggle", () => (d.open ? openIds.add(p.proposal_id) : openIds.delete(p.proposal_id)));
       const by = p.action ? p.action + (p.by ? " by " + p.by : "") : "";
       d.append(h("summary", {},
-        h("span", { class: "wb-kind" }, "step " + p.step), " ", h("b", {}, p.proposal_id), " ", h("code", {}, p.parameter),
-        " ", h("span", { class: statusClass(p.status) }, p.status), by ? " " + by : "", " ", h("span", { class: "wb-scores" }, scoreLine(p))));
+        h("span", { class: "wb-kind" }, "step " + p.step), " ", h("b", {}, named(p.proposal_id)), " ", h("code", {}, named(p.parameter)),
+        " ", h("span", { class: statusClass(p.status) }, p.status), by ? [" ", named(by)] : "", " ", h("span", { class: "wb-scores" }, scoreLine(p))));
       if (p.diff) d.append(h("div", { class: "wb-sub" }, "Proposed change"), diffView(p.diff));
       if (p.edited_diff) d.append(h("div", { class: "wb-sub" }, "As edited"), diffView(p.edited_diff));
-      if (p.reason) d.append(h("div", { class: "wb-reason" }, p.reason));
+      if (p.reason) d.append(h("div", { class: "wb-reason" }, named(p.reason)));
       if (p.gradient_summary) d.append(h("div", { class: "wb-sub" }, "Gradient summary"), pre(p.gradient_summary));
       if (!p.diff && !p.gradient_summary) d.append(h("p", { class: "wb-note" },
         "An older proposal: its change and feedback are in open_run(...).proposals and the report."));
@@ -161,7 +159,8 @@ function render({ model, el }) {
 
   function drawActivity() {
     const text = model.get("activity") || "";
-    activity.textContent = text ? "In progress: " + text : "";
+    clear(activity);
+    if (text) activity.append("In progress: ", named(text));
     activity.hidden = !text;
   }
 
@@ -171,8 +170,10 @@ function render({ model, el }) {
   }
 
   function drawNotice(text) {
-    notice.textContent = text || model.get("notice") || "";
-    notice.hidden = !notice.textContent;
+    const shown = text || model.get("notice") || "";
+    clear(notice);
+    if (shown) notice.append(named(shown));
+    notice.hidden = !shown;
   }
 
   function onMessage(msg) {

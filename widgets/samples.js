@@ -1,6 +1,6 @@
 // Samples view: the current batch as a table. Marks the samples chosen for backward (and why);
 // pin / exclude a sample for the next steps; click a row to show that sample in the graph panel.
-import { h, clear, watch, coalesce, fmtScore, statusClass } from "./util.js";
+import { h, clear, watch, coalesce, fmtScore, statusClass, bidi, named, showControls } from "./util.js";
 
 function render({ model, el }) {
   el.classList.add("wb-view", "wb-samples-view");
@@ -27,7 +27,8 @@ function render({ model, el }) {
   function draw() {
     const rows = model.get("rows") || [];
     const selected = model.get("selected_sample");
-    caption.textContent = model.get("caption") || "";
+    clear(caption);
+    caption.append(named(model.get("caption") || ""));
     clear(tbody);
     if (!rows.length) {
       tbody.append(h("tr", {}, h("td", { colspan: "7", class: "wb-empty" }, "The batch appears when a step starts.")));
@@ -40,12 +41,12 @@ function render({ model, el }) {
           (r.excluded ? " wb-excluded" : ""),
         dataset: { sample: r.sample_id }, tabindex: "0",
       },
-        h("td", { class: "wb-mark", title: r.reason || "" }, mark, r.reason ? h("div", { class: "wb-reason" }, r.reason) : null),
-        h("td", { class: "wb-id" }, r.sample_id),
-        h("td", { class: "wb-cell", title: r.input || "" }, h("div", { class: "wb-clip" }, r.input || "")),
-        h("td", { class: "wb-cell wb-pred", title: r.error || r.prediction || "" }, h("div", { class: "wb-clip" }, r.prediction || ""),
-          r.error ? h("div", { class: "wb-error wb-clip" }, r.error) : null),
-        h("td", { class: "wb-cell", title: r.target || "" }, h("div", { class: "wb-clip" }, r.target || "")),
+        h("td", { class: "wb-mark", title: showControls(r.reason) }, mark, r.reason ? h("div", { class: "wb-reason" }, named(r.reason)) : null),
+        h("td", { class: "wb-id", title: showControls(r.sample_id) }, named(r.sample_id)),
+        h("td", { class: "wb-cell", title: r.input || "" }, h("div", { class: "wb-clip" }, bidi(r.input))),
+        h("td", { class: "wb-cell wb-pred", title: r.error || r.prediction || "" }, h("div", { class: "wb-clip" }, bidi(r.prediction)),
+          r.error ? h("div", { class: "wb-error wb-clip" }, bidi(r.error)) : null),
+        h("td", { class: "wb-cell", title: r.target || "" }, h("div", { class: "wb-clip" }, bidi(r.target))),
         h("td", { class: "wb-score" }, fmtScore(r.score), " ", h("span", { class: statusClass(r.status) }, r.status || "")),
         h("td", { class: "wb-flags" },
           toggle("pin", r.pinned, "always send this sample to backward in the next steps",

@@ -54,6 +54,49 @@ export function clear(el) {
   while (el.firstChild) el.removeChild(el.firstChild);
 }
 
+// Characters a reader cannot see that change what they read: bidi embeddings and overrides
+// (U+202A-202E), isolates (U+2066-2069), the Arabic letter mark (U+061C), zero-width characters and
+// direction marks (U+200B-200F), the word joiner (U+2060) and the byte-order mark (U+FEFF).
+// workbench/plain_text.py holds the same set for the report and the charts.
+const INVISIBLE = /[\u061C\u200B-\u200F\u202A-\u202E\u2060\u2066-\u2069\uFEFF]/g;
+
+function controlMarker(ch) {
+  return "\u27E8U+" + ch.codePointAt(0).toString(16).toUpperCase().padStart(4, "0") + "\u27E9";
+}
+
+// A string with every invisible control spelled out as ⟨U+202E⟩: for places that take only a string
+// (a title, an <option>).
+export function showControls(text) {
+  return text === null || text === undefined ? "" : String(text).replace(INVISIBLE, controlMarker);
+}
+
+// A value from data, a model or a person, isolated (<bdi>): a right-to-left override inside it cannot
+// reorder the text around it.
+export function bidi(text, cls) {
+  return h("bdi", cls ? { class: cls } : null, text === null || text === undefined ? "" : String(text));
+}
+
+// An id, a name, or a line that names them: isolated, and each invisible control shown as a ⟨U+202E⟩
+// marker in its own style, so "s6\u202Egnp.exe" is never read as "s6exe.png".
+export function named(text, cls) {
+  const el = h("bdi", { class: "wb-name" + (cls ? " " + cls : "") });
+  appendShown(el, text);
+  return el;
+}
+
+// Append text to el with its invisible controls as marker spans (the text itself stays text nodes).
+function appendShown(el, text) {
+  const str = text === null || text === undefined ? "" : String(text);
+  let last = 0;
+  for (const m of str.matchAll(INVISIBLE)) {
+    if (m.index > last) el.append(str.slice(last, m.index));
+    el.append(h("span", { class: "wb-ctl", title: "an invisible control character in the text" }, controlMarker(m[0])));
+    last = m.index + m[0].length;
+  }
+  if (last < str.length) el.append(str.slice(last));
+  return el;
+}
+
 export function fmtScore(x, digits = 3) {
   if (x === null || x === undefined || Number.isNaN(Number(x))) return "–";
   return String(parseFloat(Number(x).toFixed(digits)));
@@ -72,17 +115,28 @@ export function fmtCost(x) {
 
 // A pre block of text (prompts, outputs, gradients): always text, wraps, scrolls when long.
 export function pre(text, cls) {
-  return h("pre", { class: "wb-pre" + (cls ? " " + cls : "") }, text === null || text === undefined ? "" : String(text));
+  return h("pre", { class: "wb-pre" + (cls ? " " + cls : "") }, bidi(text));
 }
 
-// A word diff [[op, text], ...] (op "=", "-", "+") as spans of text.
+// A word diff [[op, text], ...] (op "=", "-", "+") as spans of text, in one isolate; a person approves
+// exactly these characters, so invisible controls in it are shown as markers.
 export function diffView(segments) {
-  const box = h("div", { class: "wb-diff" });
-  for (const [op, text] of segments || []) {
+  const text = h("bdi", { class: "wb-diff-text" });
+  for (const [op, part] of segments || []) {
     const cls = op === "+" ? "wb-ins" : op === "-" ? "wb-del" : "wb-same";
-    box.append(h(op === "+" ? "ins" : op === "-" ? "del" : "span", { class: cls }, text));
+    text.append(appendShown(h(op === "+" ? "ins" : op === "-" ? "del" : "span", { class: cls }), part));
   }
-  return box;
+  return h("div", { class: "wb-diff" }, text);
+}
+
+// A parameter's name, role, description and why it has no path to the loss (graph panel, review list).
+export function parameterHead(q) {
+  return [
+    h("div", { class: "wb-param-name" }, named(q.name), " ", h("span", { class: "wb-kind" }, named(q.role)),
+      q.trainable ? null : h("span", { class: "wb-kind" }, "frozen")),
+    q.description ? h("div", { class: "wb-param-desc" }, bidi(q.description)) : null,
+    q.disconnected ? h("div", { class: "wb-param-why wb-error" }, named(q.disconnected)) : null,
+  ];
 }
 
 const BANNED_SVG_TAGS = new Set(["script", "foreignobject", "iframe", "object", "embed", "use", "image",

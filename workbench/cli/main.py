@@ -75,8 +75,9 @@ def _add_tracking(p: argparse.ArgumentParser) -> None:
     """Mirror the run into MLflow, where many teams already track experiments (kept in cli.json, so
     --resume goes on mirroring; a flag given with --resume overrides it)."""
     g = p.add_argument_group("tracking (pip install 'workbench[mlflow]')")
-    g.add_argument("--mlflow", metavar="URI", help="mirror the run into MLflow: a folder (e.g. ./mlruns) or a "
-                                                   "tracking URI (http://..., sqlite:///...)")
+    g.add_argument("--mlflow", metavar="URI", help="mirror the run into MLflow: a folder (e.g. ./mlruns, which holds "
+                                                   "the SQLite database mlflow.db), a .db file, or a tracking URI "
+                                                   "(http://..., sqlite:///...)")
     g.add_argument("--mlflow-experiment", metavar="NAME", help="MLflow experiment (default: workbench)")
 
 

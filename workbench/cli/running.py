@@ -103,7 +103,9 @@ def run_training(spec: RunSpec, *, run_dir: Path | None, runs_root: str, resume:
     progress.close()
     if sink and sink.mlflow_run_id:
         say(f"mirrored to MLflow run {sink.mlflow_run_id} (experiment {sink.experiment}) "
-            f"at {strip_url_credentials(spec.mlflow)}")
+            f"at {strip_url_credentials(sink.tracking_uri or spec.mlflow)}")
+        if sink.view_command():
+            say(f"  see it in MLflow: {sink.view_command()}")
     store = trainer.store
     checkpointed = store.latest_checkpoint() is not None  # none when the run ended before its baseline was recorded
     exports = [export_prompts(store, store.path / "prompts.json"),

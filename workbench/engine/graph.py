@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Iterable
 
 from ..errors import BadArgumentError, NotFoundError, WorkbenchError
+from ..plain_text import show_controls
 
 
 @dataclass
@@ -292,9 +293,10 @@ def to_dot(graph: "Graph | dict", *, rankdir: str = "TB") -> str:
         if params:
             label += "\n" + ", ".join(p.split(".")[-1] for p in params)
         shape = _KIND_SHAPE.get(n["kind"], "box")
-        lines.append(f'  {_dot_id(n["id"])} [id={_dot_id("node-" + str(n["id"]))}, label={_dot_label(label)}, '
+        # the label and tooltip spell out invisible controls (a right-to-left override cannot disguise a name)
+        lines.append(f'  {_dot_id(n["id"])} [id={_dot_id("node-" + str(n["id"]))}, label={_dot_label(show_controls(label))}, '
                      f'shape={shape}, class={_dot_label("wb-node wb-" + str(n["kind"]))}, '
-                     f'tooltip={_dot_label(n["component"])}];')
+                     f'tooltip={_dot_label(show_controls(n["component"]))}];')
     for e in data["edges"]:
         edge_id = _dot_id(f"edge-{e['source']}-{e['target']}")
         style = ', class="wb-edge wb-guess", style=dashed' if e.get("guess") else ', class="wb-edge"'

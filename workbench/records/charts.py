@@ -19,13 +19,17 @@ What is drawn, and why:
   diamonds, when the run evaluated a test split;
 - cost (or tokens, without prices) per step per role, as stacked bars.
 
-Text from models and users is escaped for plotly's pseudo-HTML, so it shows as typed.
+Text from models and users is escaped for plotly's pseudo-HTML, so it shows as typed: hover text and
+every label plotly draws (trace and legend names such as a model role's, titles, annotations). Plotly
+cannot isolate bidirectional text, so invisible controls are spelled out (`⟨U+202E⟩`, workbench.plain_text).
 """
 from __future__ import annotations
 
 import html
 from collections import OrderedDict
 from typing import Any, Iterable
+
+from ..plain_text import show_controls
 
 # how each proposal outcome is drawn in the proposals strip: (label, marker symbol, colour)
 OUTCOMES = OrderedDict([
@@ -42,8 +46,9 @@ FONT = {"family": "system-ui, -apple-system, Segoe UI, Helvetica, Arial, sans-se
 
 
 def esc(text: Any, limit: int = 300) -> str:
-    """Text for plotly's hover labels: clipped, escaped (plotly reads `<b>`, `<br>`, `&lt;` ...)."""
-    text = "" if text is None else str(text)
+    """Text for anything plotly draws (hover, names, titles): clipped, invisible controls spelled out,
+    escaped (plotly reads `<b>`, `<a href>`, `<br>`, `&lt;` ...)."""
+    text = show_controls(text)
     if len(text) > limit:
         text = text[:limit] + "…"
     return html.escape(text, quote=False).replace("\n", "<br>")
@@ -321,10 +326,12 @@ def cost_spec(data: CurveData, prices: dict[str, tuple[float, float]] | None = N
     traces = []
     for role in dict.fromkeys(r["role"] for r in rows):
         rs = [r for r in rows if r["role"] == role]
-        traces.append({"type": "bar", "name": role, "x": [str(r["step"]) for r in rs], "y": [r[key] for r in rs],
+        # a role is named by the user: its name is escaped text, and reaches the hover through customdata
+        # (in the template itself "%{...}" in a name would be read as a placeholder)
+        traces.append({"type": "bar", "name": esc(role, 80), "x": [str(r["step"]) for r in rs], "y": [r[key] for r in rs],
                        "marker": {"color": ROLE_COLOURS.get(role, "#6b7280")},
-                       "customdata": [[r["calls"], r["tokens"]] for r in rs],
-                       "hovertemplate": f"{esc(role)} · step %{{x}}<br>{key} %{{y:,}}<br>calls %{{customdata[0]}}"
+                       "customdata": [[r["calls"], r["tokens"], esc(role, 80)] for r in rs],
+                       "hovertemplate": f"%{{customdata[2]}} · step %{{x}}<br>{key} %{{y:,}}<br>calls %{{customdata[0]}}"
                                         "<br>tokens %{customdata[1]:,}<extra></extra>"})
     layout = _base_layout(220)
     ended = "end" in data.usage

@@ -4,7 +4,8 @@ It holds the charts (score per step with every proposal as a marker, cost per ro
 plotly figures from `workbench.records.charts`), the final prompts, every proposal as a grouped word diff
 with the gradients behind it and its decision, and the usage per role and step. plotly.js is inlined
 from the installed plotly package, so opening the file fetches nothing. Every piece of run text
-(prompts, model replies, feedback, reasons) is HTML-escaped: a prompt is data, never markup.
+(prompts, model replies, feedback, reasons) is HTML-escaped: a prompt is data, never markup. Each value
+is isolated (`<bdi>`), and ids, names and diffs show invisible controls as markers (workbench.plain_text).
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from .export import check_output, write_output
+from ..plain_text import CONTROL_CSS, html_name, html_shown, html_text, show_controls
 from ..redact import redact
 from .results import Run, open_run
 from .charts import cost_figure, score_figure
@@ -42,7 +44,7 @@ details { border: 1px solid #e5e7eb; border-radius: 6px; margin: .6em 0; padding
 summary { cursor: pointer; font-weight: 600; } .muted { color: #6b7280; font-weight: normal; }
 .kept { color: #15803d; } .reverted { color: #b91c1c; } .open { color: #1d4ed8; }
 .meta td:first-child { font-weight: 600; white-space: nowrap; }
-"""
+""" + CONTROL_CSS + "\n"
 
 
 def write_report(run_or_dir: "Run | LiveRun | str | os.PathLike", out_path: str | os.PathLike = "report.html", *,
@@ -71,12 +73,11 @@ def render_report(run_or_dir: "Run | LiveRun | str | os.PathLike", *,
     ]
     notices = run.notices
     if not notices.empty:  # what the tables above lack, and why
-        notices = notices.assign(text=notices.text.map(lambda t: redact(t or "")))
-        sections.insert(4, _section(f"Notices ({len(notices)})", notices.to_html(index=False, escape=True, border=0)))
+        sections.insert(4, _section(f"Notices ({len(notices)})", _table(notices, texts=("text",))))
     title = f"Workbench run {run.run_id}"
     return (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             f"<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
-            f"<title>{esc(title)}</title><style>{CSS}</style>"
+            f"<title>{esc(show_controls(title))}</title><style>{CSS}</style>"
             f"<script>{_plotly_js()}</script></head>\n<body>\n" + "\n".join(sections) + "\n</body></html>\n")
 
 
@@ -87,8 +88,37 @@ def esc(value: Any) -> str:
     return html.escape(redact("" if value is None else str(value)), quote=True)
 
 
+def name(value: Any) -> str:
+    """An id or a name (or a line naming them) as HTML: secrets masked, escaped, isolated, controls shown."""
+    return html_name(redact("" if value is None else str(value)))
+
+
+def text(value: Any) -> str:
+    """Free run text (a reply, a feedback, an error) as HTML: secrets masked, escaped, isolated."""
+    return html_text(redact("" if value is None else str(value)))
+
+
+def _missing(x: Any) -> bool:
+    return x is None or (isinstance(x, float) and pd.isna(x))
+
+
+def _table(frame: pd.DataFrame, texts: tuple[str, ...] = ()) -> str:
+    """A DataFrame as an HTML table: each cell isolated, names with their controls shown, free text
+    (the columns in `texts`) isolated only; a missing cell is "–", never "NaN"."""
+    def cell(column: str, value: Any) -> str:
+        if _missing(value):
+            return "–"
+        if isinstance(value, float):
+            value = f"{value:.6f}".rstrip("0").rstrip(".")
+        return text(value) if column in texts else name(value)
+    head = "".join(f"<th>{esc(c)}</th>" for c in frame.columns)
+    rows = "".join("<tr>" + "".join(f"<td>{cell(c, v)}</td>" for c, v in zip(frame.columns, row)) + "</tr>"
+                   for row in frame.itertuples(index=False))
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
+
+
 def _score(x: Any) -> str:
-    return "–" if x is None or (isinstance(x, float) and pd.isna(x)) else f"{float(x):.3f}"
+    return "–" if _missing(x) else f"{float(x):.3f}"
 
 
 def _section(title: str, body: str) -> str:
@@ -117,35 +147,36 @@ def _header(run: Run) -> str:
             ("test", f"{_score(baseline.get('test'))} → {_score(final.get('test'))}"),
             ("wall time", f"{run.wall_time_s:.1f} s"),
             ("written", _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))]
-    if summary.get("error"):
-        rows.append(("error", summary["error"]))
     settings = (config.get("config") or {})
-    table = "".join(f"<tr><td>{esc(k)}</td><td>{esc(v)}</td></tr>" for k, v in rows)
+    table = "".join(f"<tr><td>{esc(k)}</td><td>{name(v)}</td></tr>" for k, v in rows)
+    if summary.get("error"):
+        table += f"<tr><td>error</td><td>{text(summary['error'])}</td></tr>"
     knobs = ", ".join(f"{k}={v}" for k, v in settings.items())
-    return (f"<header><h1>Workbench run {esc(run.run_id)}</h1><table class=\"meta\">{table}</table>"
-            + (f"<p class=\"muted\">settings: {esc(knobs)}</p>" if knobs else "") + "</header>")
+    return (f"<header><h1>Workbench run {name(run.run_id)}</h1><table class=\"meta\">{table}</table>"
+            + (f"<p class=\"muted\">settings: {name(knobs)}</p>" if knobs else "") + "</header>")
 
 
 def _diff_html(old: str, new: str) -> str:
-    parts = []
-    for op, text in word_diff(old or "", new or ""):
+    parts = []  # a reviewer reads exactly these characters: invisible controls are shown
+    for op, piece in word_diff(old or "", new or ""):
         tag = {"-": "del", "+": "ins"}.get(op)
-        parts.append(f"<{tag}>{esc(text)}</{tag}>" if tag else esc(text))
-    return f"<div class=\"diff\">{''.join(parts)}</div>"
+        shown = html_shown(redact(piece))
+        parts.append(f"<{tag}>{shown}</{tag}>" if tag else shown)
+    return f"<div class=\"diff\"><bdi>{''.join(parts)}</bdi></div>"
 
 
 def _final_prompts(run: Run) -> str:
     started = {p["name"]: p for p in (run.tables.started or {}).get("parameters") or []}
     blocks = []
-    for name, value in run.parameters.items():
-        first = started.get(name, {})
-        head = f"<h3>{esc(name)} <span class=\"muted\">{esc(first.get('role', ''))}</span></h3>"
-        about = f"<p class=\"muted\">{esc(first['description'])}</p>" if first.get("description") else ""
+    for parameter, value in run.parameters.items():
+        first = started.get(parameter, {})
+        head = f"<h3>{name(parameter)} <span class=\"muted\">{name(first.get('role', ''))}</span></h3>"
+        about = f"<p class=\"muted\">{text(first['description'])}</p>" if first.get("description") else ""
         if first and first.get("value") != value:
             body = f"<p class=\"muted\">changed from the start:</p>{_diff_html(first.get('value', ''), value)}"
         else:
             body = "<p class=\"muted\">unchanged</p>"
-        blocks.append(f"{head}{about}<pre>{esc(value)}</pre>{body}")
+        blocks.append(f"{head}{about}<pre>{text(value)}</pre>{body}")
     return "\n".join(blocks) or "<p>No parameters recorded.</p>"
 
 
@@ -166,20 +197,20 @@ def _proposals(run: Run) -> str:
                  ("validation", f"{_score(p.validation)} (best before: {_score(p.best_before)})"
                   + ("" if p.validation_complete in (None, True) else ", stopped early")),
                  ("reason", p.reason or "–")]
-        table = "".join(f"<tr><td>{esc(k)}</td><td>{esc(v)}</td></tr>" for k, v in facts)
+        table = "".join(f"<tr><td>{esc(k)}</td><td>{name(v)}</td></tr>" for k, v in facts)
         key = (p.step, p.parameter)
         own = by_target.get(key, gradients.iloc[:0])
         if own.empty:
             feedback = _gradients_html(own, p.gradient_summary)
         elif key in shown:  # every attempt of a step answers the same feedback: list it once
             feedback = (f"<p class=\"muted\">feedback: the {len(own)} gradients for this parameter in step "
-                        f"{esc(p.step)}, listed under {esc(shown[key])} above</p>")
+                        f"{esc(p.step)}, listed under {name(shown[key])} above</p>")
         else:
             shown[key] = p.proposal_id
             feedback = _gradients_html(own, p.gradient_summary)
         blocks.append(
-            f"<details><summary>step {esc(p.step)} · {esc(p.parameter)} · "
-            f"<span class=\"{state}\">{label}</span> <span class=\"muted\">{esc(p.proposal_id)}</span></summary>"
+            f"<details><summary>step {esc(p.step)} · {name(p.parameter)} · "
+            f"<span class=\"{state}\">{label}</span> <span class=\"muted\">{name(p.proposal_id)}</span></summary>"
             f"<table class=\"meta\">{table}</table>{_diff_html(p.old, p.new)}"
             + feedback + "</details>")
     return "\n".join(blocks)
@@ -192,9 +223,9 @@ def _without_na(frame: pd.DataFrame) -> pd.DataFrame:
 
 def _gradients_html(own: pd.DataFrame, summary: str | None) -> str:
     if own.empty:
-        return f"<p class=\"muted\">feedback given to the optimizer:</p><pre>{esc(summary)}</pre>" if summary else ""
-    rows = "".join(f"<tr><td>{esc(g.sample_id)}</td><td>{esc(g.node_id)} (call {esc(g.call_index)})</td>"
-                   f"<td>{_score(g.score)}</td><td>{esc(g.text)}</td></tr>"
+        return f"<p class=\"muted\">feedback given to the optimizer:</p><pre>{text(summary)}</pre>" if summary else ""
+    rows = "".join(f"<tr><td>{name(g.sample_id)}</td><td>{name(g.node_id)} (call {esc(g.call_index)})</td>"
+                   f"<td>{_score(g.score)}</td><td>{text(g.text)}</td></tr>"
                    for g in own.head(MAX_GRADIENTS_PER_PROPOSAL).itertuples(index=False))
     more = len(own) - MAX_GRADIENTS_PER_PROPOSAL
     return (f"<p class=\"muted\">gradients for this parameter in step {esc(own.step.iloc[0])}:</p>"
@@ -209,5 +240,4 @@ def _usage(run: Run) -> str:
     numbers = ["calls", "prompt_tokens", "completion_tokens", "tokens", "cache_hits", "latency_s"]
     per_role = usage.groupby("role")[numbers].sum().reset_index()
     per_role["latency_s"] = per_role["latency_s"].round(2)
-    return ("<h3>per role</h3>" + per_role.to_html(index=False, escape=True, border=0)
-            + "<h3>per role and step</h3>" + usage.to_html(index=False, escape=True, border=0))
+    return "<h3>per role</h3>" + _table(per_role) + "<h3>per role and step</h3>" + _table(usage)

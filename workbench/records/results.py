@@ -26,6 +26,7 @@ import pandas as pd
 from . import events as ev
 from ..errors import WorkbenchError
 from .events import Event
+from .frames import TextFrame
 from .store import RunStore, folder_problems, parse_event_line, read_events, run_folders
 from .charts import CurveData
 
@@ -450,7 +451,7 @@ class Run:
 
 
 def _frame(rows: list[dict], columns: list[str]) -> pd.DataFrame:
-    return pd.DataFrame([{c: r.get(c) for c in columns} for r in rows], columns=columns)
+    return TextFrame([{c: r.get(c) for c in columns} for r in rows], columns=columns)
 
 
 def open_run(source: "str | os.PathLike | LiveRun | RunStore | Run") -> Run:
@@ -481,7 +482,7 @@ def runs(root: str | os.PathLike = "runs") -> pd.DataFrame:
     if not root.is_dir():
         raise RunFolderError(f"runs: {root} is not a folder")
     rows = [_run_row(folder) for folder in run_folders(root)]
-    frame = pd.DataFrame(rows, columns=RUNS_COLUMNS)
+    frame = TextFrame(rows, columns=RUNS_COLUMNS)
     return frame.sort_values("started", ascending=False, na_position="last", kind="stable").reset_index(drop=True)
 
 

@@ -32,6 +32,7 @@ from typing import Any, Callable, Iterator
 
 from ..errors import DamagedFileWarning, WorkbenchError
 from .events import Event
+from ..file_modes import normal_mode
 from ..redact import redact, redact_obj
 
 TEMP_SUFFIX = ".tmp"
@@ -51,11 +52,14 @@ def json_bytes(data: Any, indent: int | None = None) -> bytes:
 
 
 def write_bytes_atomic(path: Path, data: bytes) -> None:
-    """Temp file, fsync, rename, fsync the folder: a crash leaves the old file or the new one, never half."""
+    """Temp file, fsync, rename, fsync the folder: a crash leaves the old file or the new one, never half.
+    The file gets the mode a plain write would give it (`normal_mode`)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    mode = normal_mode(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
     try:
+        os.fchmod(fd, mode)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()

@@ -1,6 +1,6 @@
 """Mirror runs into MLflow, where many teams already track experiments (`pip install workbench[mlflow]`).
 
-    sink = MLflowSink("mlruns")                 # a folder, or any tracking URI (http://..., sqlite:///...)
+    sink = MLflowSink("mlruns")                 # a folder (its SQLite database mlflow.db), or a tracking URI
     sink.attach(trainer)                        # live: params at the start, metrics after every step,
     trainer.fit()                               # artifacts and prompts when the run ends
     log_run("runs/classification-...", "mlruns")   # or afterwards, from a run folder
@@ -19,6 +19,7 @@ import json
 import logging
 import os
 import re
+import shlex
 import tempfile
 import threading
 import time
@@ -47,22 +48,64 @@ def _mlflow() -> Any:
     return mlflow
 
 
+DATABASE = "mlflow.db"  # the SQLite database a folder given to --mlflow holds
+DATABASE_SUFFIXES = (".db", ".sqlite", ".sqlite3")
+
+
+def _database_parts() -> None:
+    """mlflow-skinny alone cannot open a SQLite database ("model registry functionality is unavailable")."""
+    try:
+        import alembic  # noqa: F401
+        import sqlalchemy  # noqa: F401
+    except ImportError:
+        raise ConfigError("MLflow's SQLite database needs its database parts (sqlalchemy, alembic): "
+                          "pip install 'workbench[mlflow]'") from None
+
+
 def tracking_uri_of(where: str | os.PathLike | None) -> str | None:
-    """A folder becomes a `file://` URI (MLflow 3.7+ also wants MLFLOW_ALLOW_FILE_STORE=true for it,
-    which is set when you pass a folder); a URI is kept; None means MLflow's own default."""
+    """The tracking URI for a folder, a database file or a URI; None means MLflow's own default.
+
+    A URI (`http://`, `sqlite:///`, `databricks`, `file://`) is kept. A file named `*.db` is that
+    SQLite database. A folder holds a SQLite database, `<folder>/mlflow.db`: the backend MLflow
+    recommends, which its UI and client open without flags (`mlflow ui --backend-store-uri
+    sqlite:///<folder>/mlflow.db`). A folder that already is an MLflow file store (older workbench
+    versions wrote one) stays one, so a resumed run goes on where it started; MLflow 3.7+ reads a
+    file store only with MLFLOW_ALLOW_FILE_STORE=true, which is then set."""
     if where is None:
         return None
     text = str(where)
     if re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://", text) or text.startswith(("databricks", "sqlite:")):
         return text
-    os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
-    return Path(text).expanduser().resolve().as_uri()
+    path = Path(text).expanduser().resolve()
+    if path.suffix.lower() in DATABASE_SUFFIXES and not path.is_dir():
+        return f"sqlite:///{path}"
+    if _is_file_store(path):
+        os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
+        return path.as_uri()
+    return f"sqlite:///{path / DATABASE}"
+
+
+def _is_file_store(folder: Path) -> bool:
+    """MLflow's file store keeps a meta.yaml per experiment and a .trash folder."""
+    return folder.is_dir() and ((folder / ".trash").is_dir() or any(folder.glob("*/meta.yaml")))
+
+
+def local_database(uri: str | None) -> Path | None:
+    """The file of a `sqlite:///` tracking URI (None for other URIs and in-memory databases)."""
+    if not uri or not uri.startswith("sqlite:///") or uri in ("sqlite:///", "sqlite:///:memory:"):
+        return None
+    return Path(uri[len("sqlite:///"):].split("?", 1)[0])
 
 
 def prompt_name(prefix: str, parameter: str) -> str:
     """A prompt-registry name (letters, digits, `-`, `_`, `.`) for a parameter of a task."""
     name = f"{prefix}.{parameter}" if prefix else parameter
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-.") or "prompt"
+
+
+def _key(name: str) -> str:
+    """A metric or parameter name MLflow accepts: a role named `<b>x</b>` must not cost the step's metrics."""
+    return re.sub(r"[^A-Za-z0-9_\-. :/]+", "-", name).strip("-") or "-"
 
 
 def _flat(prefix: str, value: Any) -> dict[str, str]:
@@ -83,6 +126,12 @@ class MLflowSink:
                  prompt_prefix: str | None = None) -> None:
         mlflow = _mlflow()
         uri = tracking_uri_of(tracking_uri)
+        if uri is not None and uri.startswith("sqlite:"):
+            _database_parts()
+        database = local_database(uri)
+        if database is not None:
+            database.parent.mkdir(parents=True, exist_ok=True)
+        self.tracking_uri = uri
         self.client = mlflow.MlflowClient(tracking_uri=uri, registry_uri=tracking_uri_of(registry_uri) or uri)
         self.experiment = experiment
         self.register_prompts = register_prompts
@@ -110,7 +159,8 @@ class MLflowSink:
             return
         config = self._folder_config()
         experiment = self.client.get_experiment_by_name(self.experiment)
-        experiment_id = experiment.experiment_id if experiment else self.client.create_experiment(self.experiment)
+        experiment_id = experiment.experiment_id if experiment else \
+            self.client.create_experiment(self.experiment, artifact_location=self._artifact_location())
         run_id = data.get("run_id") or event.run_id
         run = self.client.create_run(experiment_id, run_name=run_id, start_time=int(event.time * 1000),
                                      tags={"workbench.run_id": run_id, "workbench.task": config.get("task", "")})
@@ -147,6 +197,19 @@ class MLflowSink:
         self.client.set_terminated(self.mlflow_run_id, status, end_time=int(event.time * 1000))
 
     # -- helpers -----------------------------------------------------------------------------------
+    def view_command(self) -> str | None:
+        """How to open these runs and prompts in MLflow's own UI (for a local database)."""
+        if local_database(self.tracking_uri) is None:
+            return None
+        return f"mlflow ui --backend-store-uri {shlex.quote(self.tracking_uri)}"
+
+    def _artifact_location(self) -> str | None:
+        """Beside a local database, in `mlartifacts/` (MLflow would use ./mlruns in the current folder)."""
+        database = local_database(self.tracking_uri)
+        if database is None:
+            return None
+        return (database.parent / "mlartifacts" / prompt_name("", self.experiment)).as_uri()
+
     def _folder_config(self) -> dict:
         try:
             return json.loads((self.run_folder / "config.json").read_text(encoding="utf-8")) if self.run_folder else {}
@@ -159,9 +222,9 @@ class MLflowSink:
         stamp = int((at or time.time()) * 1000)
         self.client.log_batch(
             self.mlflow_run_id,
-            metrics=[mlflow.entities.Metric(k, float(v), stamp, step) for k, v in (metrics or {}).items()
+            metrics=[mlflow.entities.Metric(_key(k), float(v), stamp, step) for k, v in (metrics or {}).items()
                      if v is not None],
-            params=[mlflow.entities.Param(k, v) for k, v in (params or {}).items()])
+            params=[mlflow.entities.Param(_key(k), v) for k, v in (params or {}).items()])
 
     def _log_artifacts(self, folder: Path) -> None:
         from ..export import export_prompts
