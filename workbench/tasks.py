@@ -12,11 +12,12 @@ from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
 from .datasets import (HOTPOTQA_FILE, Example, hotpotqa_path, load_bbh, load_hotpotqa, load_multihop, load_question_types,
-                       load_trec, make_counting, split)
+                       load_review_sentiment, load_trec, make_counting, split)
 from .errors import ConfigError
 from .loss import EvalFn, exact_match, f1_score, numeric_match
 from .pipeline import Pipeline
 from .pipelines import MultiHopRAG, ObjectCounter, QuestionClassifier, ReActAgent, hotpotqa_rag
+from .pipelines.sentiment import ReviewSentiment
 
 Source = str | os.PathLike | Sequence[str | os.PathLike]
 Sizes = tuple[int, int, int]
@@ -131,6 +132,11 @@ TASKS: dict[str, Task] = {t.name: t for t in [
          sample=lambda n, seed: load_question_types(), sample_sizes=(24, 36, 72),
          sample_name="sample question_types.jsonl",
          read_file=load_trec, file_sizes=(120, 166, 334), stratify=True),
+    Task("sentiment", "Review sentiment (positive / negative) as a completion a small base model continues: "
+         "instruction and demos as peer parameters; the demo optimizer picks the labelled examples. Exact match.",
+         ReviewSentiment, exact_match, 1.0,
+         sample=lambda n, seed: load_review_sentiment(), sample_sizes=(16, 16, 24),
+         sample_name="sample review_sentiment.jsonl", stratify=True),
     Task("counting", "Object counting (BIG-Bench Hard style): reason step by step, answer with a number. "
          "Numeric match.", ObjectCounter, numeric_match, 1.0,
          sample=lambda n, seed: make_counting(n, seed), sample_sizes=(50, 100, 100),
