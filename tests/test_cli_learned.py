@@ -45,17 +45,33 @@ def run(kept: bool):
 
 def test_a_kept_change_shows_its_diff_the_flipped_samples_and_why_they_failed_before():
     lines = run(kept=True)
-    assert lines[1:5] == ["what was learned",
+    assert lines[1:6] == ["what was learned",
                           "  step 1  p1-1  sentiment.demos: validation 0.333 -> 0.667",
-                          "    + Example 1:", "    + Review: Lovely food."]
-    assert "    + Answer: positive" in lines
-    assert "    2 of 3 went from wrong to right, 1 from right to wrong" in lines
-    assert ("      v1  'review v1'  expected 'positive': no answer (no sentiment (positive or negative) on the "
-            "reply's first line) -> 'positive'") in lines
+                          "    + 1. Review: Lovely food. Answer: positive",
+                          "    answers shown, in order: none -> positive",
+                          "    2 of 3 went from wrong to right, 1 from right to wrong"]
+    assert "      v1  'review v1'  expected 'positive': '' (unreadable) -> 'positive'" in lines
+    assert "      v2  'review v2'  expected 'positive': 'negative' -> 'positive'" in lines
     assert "      v3  'review v3'  expected 'positive': 'positive' -> 'negative'" in lines
-    assert "      of the 2 fixed, 1 had no readable answer before and 1 a wrong one" in lines
+    assert "      the 2 fixed (expected: 2 positive) had before: 1 no readable answer, 1 a wrong one" in lines
     assert lines[-1] == ("  test (never seen in training): 0.500 -> 1.000; 1 of 2 went from wrong to right, "
                          "0 from right to wrong")
+
+
+def test_reordered_demos_read_as_the_examples_now_with_the_added_and_removed_ones_marked():
+    from workbench.cli.learned import _demos_diff
+
+    old = "Example 1:\nReview: A\nAnswer: negative\n\nExample 2:\nReview: B\nAnswer: positive\n\n"
+    new = "Example 1:\nReview: C\nAnswer: positive\n\nExample 2:\nReview: A\nAnswer: negative\n\n"
+    assert _demos_diff(old, new) == ["+ 1. Review: C Answer: positive", "  2. Review: A Answer: negative",
+                                     "- Review: B Answer: positive",
+                                     "answers shown, in order: negative, positive -> positive, negative"]
+
+
+def test_a_text_parameter_reads_as_a_line_diff():
+    from workbench.cli.learned import _diff
+
+    assert _diff("Count.\nBe brief.", "Count each item.\nBe brief.") == ["- Count.", "+ Count each item."]
 
 
 def test_a_run_that_kept_nothing_says_so():

@@ -69,7 +69,7 @@ DEMO_TRAIN_ONLY = {"counting": ["count.instruction"], "sentiment": ["sentiment.d
 # examples of a completion-style sentiment prompt, chosen by the demo optimizer from training samples
 # (measured with bench/embedded_demo.py).
 EMBEDDED_DEMO_DEFAULTS = {"task": "sentiment", "train": 16, "val": 16, "test": 24,
-                          "config": {"max_steps": 2, "batch_size": 4, "max_proposals": 1, "concurrency": 2}}
+                          "config": {"max_steps": 4, "batch_size": 4, "max_proposals": 1, "concurrency": 2}}
 
 
 def demo_defaults(args: argparse.Namespace) -> dict:

@@ -9,6 +9,8 @@ which test samples flipped. Every line is computed from `events.jsonl`, so it sa
 from __future__ import annotations
 
 import difflib
+import re
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Iterable, TextIO
 
@@ -16,6 +18,8 @@ from ..progress import fmt_score
 from .last_screen import _clip, _print
 
 FLIPS_SHOWN = 6  # flipped samples listed per kept change (the count is always given)
+_EXAMPLE_HEADER = re.compile(r"^\s*example\s+\d+\s*:\s*$", re.IGNORECASE)
+_ANSWER = re.compile(r"\banswer\s*:\s*(.+)$", re.IGNORECASE)
 
 
 @dataclass
@@ -25,6 +29,7 @@ class Change:
     proposal_id: str
     step: int
     parameter: str
+    role: str
     old: str
     new: str
     best_before: float | None = None
@@ -34,6 +39,7 @@ class Change:
 
 
 def _passed(summary: dict | None) -> bool:
+    """Scored as passing (a sample never run before counts as not passing)."""
     return bool(summary) and summary.get("status") == "ok"
 
 
@@ -48,9 +54,9 @@ def kept_changes(events: Iterable[Any]) -> tuple[list[Change], dict[str, dict], 
     for event in events:
         d, kind = event.data, event.type
         if kind == "proposal":
-            change = candidates.setdefault(d["proposal_id"], Change(d["proposal_id"], event.step, "", "", ""))
+            change = candidates.setdefault(d["proposal_id"], Change(d["proposal_id"], event.step, "", "", "", ""))
             change.parameter = "+".join(filter(None, (change.parameter, d.get("parameter"))))
-            change.old, change.new = d.get("old") or "", d.get("new") or ""
+            change.old, change.new, change.role = d.get("old") or "", d.get("new") or "", d.get("role") or ""
             validating = change
         elif kind == "forward" and d.get("split") == "val":
             summary = d.get("summary") or {}
@@ -82,10 +88,32 @@ def _diff(old: str, new: str) -> list[str]:
     return lines or ["(whitespace only)"]
 
 
+def _examples(demos: str) -> list[str]:
+    """The examples of a demos value (blocks as the demo optimizer writes them), each on one line."""
+    blocks = [[ln.strip() for ln in b.splitlines() if ln.strip() and not _EXAMPLE_HEADER.match(ln)]
+              for b in re.split(r"\n\s*\n", demos.strip())]
+    return [" ".join(b) for b in blocks if b]
+
+
+def _demos_diff(old: str, new: str) -> list[str]:
+    """The examples now, in order (`+` marks an added one; a base model is swayed by order, the last
+    ones most), the ones removed (`-`), and the answers the examples show, in order."""
+    before, after = _examples(old), _examples(new)
+    lines = [f"{'+' if e not in before else ' '} {i}. {_clip(e, 106)}" for i, e in enumerate(after, 1)]
+    lines += [f"- {_clip(e, 110)}" for e in before if e not in after]
+    def answers(examples: list[str]) -> str:
+        return ", ".join(m.group(1) for e in examples for m in [_ANSWER.search(e)] if m) or "none"
+    lines.append(f"answers shown, in order: {answers(before)} -> {answers(after)}")
+    return lines
+
+
+def _readable(summary: dict | None) -> bool:
+    return bool(summary) and not summary.get("error") and summary.get("prediction") not in (None, "")
+
+
 def _answer(summary: dict) -> str:
-    if summary.get("prediction") not in (None, ""):
-        return repr(_clip(summary["prediction"], 40))
-    return "no answer" + (f" ({_clip(summary.get('error'), 80)})" if summary.get("error") else "")
+    said = repr(_clip(summary.get("prediction") or "", 40))
+    return said if _readable(summary) else f"{said} (unreadable)"
 
 
 def _flips(before: dict[str, dict], after: dict[str, dict]) -> tuple[list[str], list[str]]:
@@ -104,9 +132,10 @@ def _flip_lines(fixed: list[str], broken: list[str], before: dict[str, dict], af
                      f"{_answer(b)} -> {_answer(a)}")
     if len(fixed) + len(broken) > FLIPS_SHOWN:
         lines.append(f"  ... and {len(fixed) + len(broken) - FLIPS_SHOWN} more (the run's events hold them all)")
-    unreadable = sum(1 for sid in fixed if (before.get(sid) or {}).get("prediction") in (None, ""))
     if fixed:
-        lines.append(f"  of the {len(fixed)} fixed, {unreadable} had no readable answer before and "
+        unreadable = sum(not _readable(before.get(sid)) for sid in fixed)
+        expected = ", ".join(f"{n} {t}" for t, n in Counter(str(after[sid].get("target")) for sid in fixed).most_common())
+        lines.append(f"  the {len(fixed)} fixed (expected: {expected}) had before: {unreadable} no readable answer, "
                      f"{len(fixed) - unreadable} a wrong one")
     return lines
 
@@ -119,7 +148,8 @@ def learned_lines(events: Iterable[Any]) -> list[str]:
     for change in kept:
         lines.append(f"  step {change.step}  {change.proposal_id}  {change.parameter}: validation "
                      f"{fmt_score(change.best_before)} -> {fmt_score(change.score)}")
-        lines += [f"    {line}" for line in _diff(change.old, change.new)]
+        diff = _demos_diff if change.role == "demos" else _diff
+        lines += [f"    {line}" for line in diff(change.old, change.new)]
         fixed, broken = _flips(change.before, change.after)
         lines += [f"    {line}" for line in _flip_lines(fixed, broken, change.before, change.after, len(change.after))]
     if test_before and test_after:
