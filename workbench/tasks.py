@@ -132,11 +132,6 @@ TASKS: dict[str, Task] = {t.name: t for t in [
          sample=lambda n, seed: load_question_types(), sample_sizes=(24, 36, 72),
          sample_name="sample question_types.jsonl",
          read_file=load_trec, file_sizes=(120, 166, 334), stratify=True),
-    Task("sentiment", "Review sentiment (positive / negative) as a completion a small base model continues: "
-         "instruction and demos as peer parameters; the demo optimizer picks the labelled examples. Exact match.",
-         ReviewSentiment, exact_match, 1.0,
-         sample=lambda n, seed: load_review_sentiment(), sample_sizes=(16, 16, 24),
-         sample_name="sample review_sentiment.jsonl", stratify=True),
     Task("counting", "Object counting (BIG-Bench Hard style): reason step by step, answer with a number. "
          "Numeric match.", ObjectCounter, numeric_match, 1.0,
          sample=lambda n, seed: make_counting(n, seed), sample_sizes=(50, 100, 100),
@@ -150,6 +145,12 @@ TASKS: dict[str, Task] = {t.name: t for t in [
          sample=_multihop_examples, sample_sizes=(20, 20, 40), sample_name="sample multihop_qa.jsonl"),
     _hotpotqa_task("hotpotqa", pooled=False),
     _hotpotqa_task("hotpotqa-pooled", pooled=True),
+    Task("sentiment", "Review sentiment (positive / negative) with few-shot demos as conversation turns, the "
+         "pattern a small base model continues: instruction and demos as peer parameters; the demo optimizer "
+         "picks the examples. Exact match.",
+         ReviewSentiment, exact_match, 1.0,
+         sample=lambda n, seed: load_review_sentiment(), sample_sizes=(16, 16, 24),
+         sample_name="sample review_sentiment.jsonl", stratify=True),
 ]}
 
 
