@@ -11,13 +11,14 @@ import json
 
 import pytest
 
-from workbench import LLMCall, Parameter, Pipeline, render_svg, run_example
+from workbench import render_svg, run_example
 from workbench.datasets import Example
 from workbench.events import EventBus
 from workbench.llm.scripted import ScriptedModel
 from workbench.loss import get_eval_fn
 from workbench.ui import Funnel, SamplesView
 
+from test_backward_base_model import SayWord
 from test_views_harness import harness  # noqa: F401  (the page with the views loaded)
 from test_widgets import Emitter, emit_step, start_run
 
@@ -26,17 +27,8 @@ pytestmark = pytest.mark.browser
 DOT_POINT_PX = 96 / 72  # Graphviz sizes the SVG in points
 
 
-class Say(Pipeline):
-    def __init__(self):
-        self.instruction = Parameter("say.instruction", "Say the word.")
-        self.say = LLMCall("say", "{{instruction}}\nWord: {{word}}", [self.instruction])
-
-    def forward(self, word):
-        return self.say(word=word)
-
-
 def two_node_svg() -> str:
-    r = run_example(Say(), Example("w1", {"word": "plum"}, "plum", {}), get_eval_fn("exact_match"),
+    r = run_example(SayWord(), Example("w1", {"word": "plum"}, "plum", {}), get_eval_fn("exact_match"),
                     ScriptedModel(lambda m: "plum"))
     assert len(r.graph.nodes) == 2  # the LLM call and the loss
     return render_svg(r.graph)
