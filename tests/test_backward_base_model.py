@@ -4,7 +4,7 @@ import warnings
 
 import pytest
 
-from workbench import BackwardEngine, Models, TrainConfig, Trainer, run_example
+from workbench import BackwardEngine, LLMCall, Models, Parameter, Pipeline, TrainConfig, Trainer, run_example
 from workbench.engine.backward import BACKWARD_SYSTEM, RELAYED_AFTER_ECHO, loss_feedback
 from workbench.engine.backward_completion import ECHO_ERROR, backward_style, is_echo
 from workbench.tasks.datasets import Example
@@ -181,3 +181,24 @@ def test_the_progress_line_of_an_echo_does_not_blame_retries():
     line = describe_event("skipped", {"stage": "backward", "parameter": "count.instruction", "node_id": "count",
                                       "sample_id": "c1", "error": ECHO_ERROR})
     assert line == f"skipped a backward call for count.instruction: {ECHO_ERROR}"
+
+
+class SayWord(Pipeline):
+    """One LLM call with one parameter: the smallest pipeline (two nodes with its loss)."""
+
+    def __init__(self):
+        self.instruction = Parameter("say.instruction", "Say the word.")
+        self.say = LLMCall("say", "{{instruction}}\nWord: {{word}}", [self.instruction])
+
+    def forward(self, word):
+        return self.say(word=word)
+
+
+def test_a_multi_line_answer_reaches_the_feedback_on_one_line_without_escapes():
+    """The loss's words are relayed to every upstream node and shown in the dashboard: a reply with
+    blank lines read there as a literal `\\n\\n` (its repr) instead of text."""
+    r = run_example(SayWord(), Example("w1", {"word": "plum"}, "plum", {}), get_eval_fn("exact_match"),
+                    ScriptedModel(lambda m: "pear\n\nand then\tplum"))
+    text = loss_feedback(r.graph)
+    assert "\\n" not in text and "\\t" not in text
+    assert "final answer was 'pear and then plum'; the expected answer was 'plum'." in text

@@ -19,7 +19,7 @@ BUILTIN_ERRORS = {"ValueError", "KeyError", "TypeError", "AssertionError", "Runt
 # raise ValueError on a bad *reply*, which fails that sample (score 0) like any user pipeline's code;
 # a ScriptedModel's responder returning a non-str fails that sample the same way.
 NOT_BAD_USE = {"tasks/pipelines/classification.py", "tasks/pipelines/counting.py", "tasks/pipelines/multihop_rag.py",
-               "tasks/pipelines/agent.py", "llm/scripted.py"}
+               "tasks/pipelines/agent.py", "tasks/pipelines/sentiment.py", "llm/scripted.py"}
 
 
 def builtin_raises(tree: ast.AST) -> list[tuple[str, int]]:

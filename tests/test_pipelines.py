@@ -315,7 +315,8 @@ def test_lookup_prefers_an_exact_title_then_keywords():
 
 # -- tasks -------------------------------------------------------------------------------------------
 def test_task_registry_names_and_clear_error():
-    assert task_names() == ["classification", "counting", "multihop", "agent", "hotpotqa", "hotpotqa-pooled"]
+    assert task_names() == ["classification", "counting", "multihop", "agent", "hotpotqa", "hotpotqa-pooled",
+                            "sentiment"]
     with pytest.raises(ConfigError, match="unknown task 'nope'; available tasks: classification, counting"):
         get_task("nope")
 

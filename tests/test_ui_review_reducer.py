@@ -67,3 +67,20 @@ def test_a_joint_group_without_a_proposal_is_noted_on_each_of_its_parameters():
              reason="the optimizer's reply had no usable proposal", reply="...")
     notes = {p["name"]: [n["text"] for n in p["notes"]] for p in review_after(run).parameters}
     assert all("no usable proposal" in " ".join(notes[name]) for name in ("query.instruction", "answer.instruction"))
+
+
+def test_the_same_reason_twice_in_one_step_is_one_note_that_counts_the_attempts():
+    """A base model's empty optimizer reply is retried with the next attempt's seed, so one step can
+    emit the same no_proposal twice: the parameter shows it once, with how many attempts it took."""
+    reason = "the optimizer's reply held no usable value (empty, or it echoed its prompt)"
+
+    def run(emit):
+        emit.step = 2
+        for _ in range(2):
+            emit("no_proposal", parameter="answer.instruction", source="optimizer", reason=reason, reply="")
+        emit.step = 3
+        emit("no_proposal", parameter="answer.instruction", source="optimizer", reason=reason, reply="")
+    notes = {p["name"]: p["notes"] for p in review_after(run).parameters}
+    assert notes["answer.instruction"] == [
+        {"step": 2, "kind": "no proposal", "text": f"no proposal: {reason} (2 attempts)"},
+        {"step": 3, "kind": "no proposal", "text": f"no proposal: {reason}"}]

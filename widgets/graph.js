@@ -37,9 +37,12 @@ function render({ model, el }) {
   function sizeSvg() {
     if (!svgEl) return;
     if (fit) {
+      // shrink a large graph into the card, but never blow a small one up past its own size
       svgEl.removeAttribute("width");
       svgEl.removeAttribute("height");
+      svgEl.style.maxWidth = svgEl.dataset.width || "";
     } else {
+      svgEl.style.maxWidth = "";
       svgEl.setAttribute("width", svgEl.dataset.width || "");
       svgEl.setAttribute("height", svgEl.dataset.height || "");
     }

@@ -63,11 +63,26 @@ def _resume(args: argparse.Namespace) -> int:
 # proposal, both gates, decision, test) ends in minutes.
 DEMO_DEFAULTS = {"task": "counting", "train": 4, "val": 4, "test": 4,
                  "config": {"max_steps": 2, "batch_size": 2, "max_proposals": 3, "concurrency": 4}}
-DEMO_TRAIN_ONLY = {"counting": ["count.instruction"]}
+DEMO_TRAIN_ONLY = {"counting": ["count.instruction"], "sentiment": ["sentiment.demos"]}
+# The embedded model is a 270M *base* model: it cannot count nor write a better instruction, but it
+# continues a pattern. So with no endpoint the demo trains what such a model can use: the few-shot
+# examples of a completion-style sentiment prompt, chosen by the demo optimizer from training samples
+# (measured with bench/embedded_demo.py).
+EMBEDDED_DEMO_DEFAULTS = {"task": "sentiment", "train": 16, "val": 16, "test": 24,
+                          "config": {"max_steps": 4, "batch_size": 4, "max_proposals": 1, "concurrency": 2}}
+
+
+def demo_defaults(args: argparse.Namespace) -> dict:
+    """The sentiment demo on the embedded model, the counting demo on an endpoint."""
+    from ..llm.models import uses_embedded_model
+
+    embedded = uses_embedded_model(args.base_url, args.model, backward_model=args.backward_model,
+                                   optimizer_model=args.optimizer_model)
+    return EMBEDDED_DEMO_DEFAULTS if embedded else DEMO_DEFAULTS
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    spec = spec_from_args(args, DEMO_DEFAULTS)
+    spec = spec_from_args(args, demo_defaults(args))
     if spec.train_only is None:
         spec.train_only = DEMO_TRAIN_ONLY.get(spec.task or "")
 

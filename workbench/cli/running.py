@@ -16,6 +16,7 @@ from ..records.progress import Progress
 from ..redact import redact, register_secret, strip_url_credentials
 from .factory import build
 from .last_screen import print_next, print_report, print_story
+from .learned import print_learned
 from .spec import CLI_FILE, RunSpec, save_spec
 from .terminal_approval import terminal_approval
 
@@ -112,6 +113,7 @@ def run_training(spec: RunSpec, *, run_dir: Path | None, runs_root: str, resume:
                export_prompts(store, store.path / "prompts.md")] if checkpointed else []
     if story:
         print_story(store, small_model=models.server is not None)
+        print_learned(store)
     print_report(store, spec.data, exports, time.monotonic() - started)
     print_next(store)
     status = (store.summary() or {}).get("status")

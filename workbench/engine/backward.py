@@ -133,6 +133,14 @@ def _join(feedbacks: list[Feedback]) -> str:
     return "\n".join(f"- from {f.from_node}: {f.text}" for f in feedbacks) or "- (none)"
 
 
+def _one_line(answer: object) -> object:
+    """A multi-line answer on one line: quoted with repr, its line breaks would read as a literal
+    `\\n\\n` in the feedback that every upstream node and the dashboard show."""
+    if isinstance(answer, str) and any(c in answer for c in "\n\r\t"):
+        return " ".join(answer.split())
+    return answer
+
+
 def loss_feedback(graph: Graph) -> str:
     """What the loss says to the node that produced the prediction: score, measure, answer, target."""
     loss = graph.loss
@@ -144,10 +152,10 @@ def loss_feedback(graph: Graph) -> str:
     if loss.error and not loss.prediction:
         text += f"The pipeline gave no final answer: it raised `{loss.error}` after this output"
     else:
-        text += f"The pipeline's final answer was {loss.prediction!r}"
+        text += f"The pipeline's final answer was {_one_line(loss.prediction)!r}"
         if loss.error:
             text += f" ({loss.error})"
-    text += f"; the expected answer was {loss.target!r}."
+    text += f"; the expected answer was {_one_line(loss.target)!r}."
     if loss.feedback:
         text += f" The evaluator's reasoning: {loss.feedback}"
     return text

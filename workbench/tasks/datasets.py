@@ -23,8 +23,8 @@ from ..errors import WorkbenchError
 
 __all__ = [
     "COARSE_LABELS", "COUNTING_CATEGORIES", "DatasetError", "Example", "HOTPOTQA_FILE", "SAMPLE_NAMES",
-    "hotpotqa_path", "load_bbh", "load_hotpotqa", "load_multihop", "load_question_types", "load_sample", "load_trec",
-    "make_counting", "read_sample_text", "shared_data_dir", "split",
+    "hotpotqa_path", "load_bbh", "load_hotpotqa", "load_multihop", "load_question_types", "load_review_sentiment",
+    "load_sample", "load_trec", "make_counting", "read_sample_text", "shared_data_dir", "split",
 ]
 
 COARSE_LABELS = ("ABBR", "DESC", "ENTY", "HUM", "LOC", "NUM")
@@ -179,8 +179,9 @@ def load_hotpotqa(path: str | os.PathLike) -> list[Example]:
 # ----------------------------------------------------------------------------------------------
 # Packaged sample data (original, MIT) -- works from a source checkout and from an installed wheel
 
-SAMPLE_NAMES = ("question_types", "multihop", "counting")
-_SAMPLE_FILES = ("question_types.jsonl", "multihop_docs.jsonl", "multihop_qa.jsonl", "README.md")
+SAMPLE_NAMES = ("question_types", "review_sentiment", "multihop", "counting")
+_SAMPLE_FILES = ("question_types.jsonl", "review_sentiment.jsonl", "multihop_docs.jsonl", "multihop_qa.jsonl",
+                 "README.md")
 
 
 def read_sample_text(filename: str) -> tuple[str, str]:
@@ -216,6 +217,21 @@ def load_question_types() -> list[Example]:
     return examples
 
 
+def load_review_sentiment() -> list[Example]:
+    """The original short reviews labelled positive / negative (pairs on one topic, one of each), for
+    the few-shot demo on a small base model."""
+    text, source = read_sample_text("review_sentiment.jsonl")
+    examples = []
+    for number, record in _parse_jsonl(text, source):
+        where = f"{source}, line {number}"
+        label = _field(record, "label", where)
+        if label not in ("positive", "negative"):
+            raise DatasetError(f"{where}: unknown label {label!r} (expected positive or negative)")
+        examples.append(Example(_field(record, "id", where), {"review": _field(record, "review", where)},
+                                label, {"source": "review_sentiment.jsonl", "line": number}))
+    return examples
+
+
 def load_multihop() -> tuple[list[Example], list[dict[str, str]]]:
     """The fictional-world two-hop QA set and its documents: (examples, documents).
 
@@ -246,9 +262,12 @@ def load_multihop() -> tuple[list[Example], list[dict[str, str]]]:
 
 
 def load_sample(name: str) -> list[Example]:
-    """Examples of a packaged sample set by name: question_types, multihop, or counting (200, seed 0)."""
+    """Examples of a packaged sample set by name: question_types, review_sentiment, multihop, or counting
+    (200, seed 0)."""
     if name == "question_types":
         return load_question_types()
+    if name == "review_sentiment":
+        return load_review_sentiment()
     if name == "multihop":
         return load_multihop()[0]
     if name == "counting":

@@ -12,11 +12,12 @@ from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
 from .datasets import (HOTPOTQA_FILE, Example, hotpotqa_path, load_bbh, load_hotpotqa, load_multihop, load_question_types,
-                       load_trec, make_counting, split)
+                       load_review_sentiment, load_trec, make_counting, split)
 from ..errors import ConfigError
 from ..engine.loss import EvalFn, exact_match, f1_score, numeric_match
 from ..engine.pipeline import Pipeline
 from .pipelines import MultiHopRAG, ObjectCounter, QuestionClassifier, ReActAgent, hotpotqa_rag
+from .pipelines.sentiment import ReviewSentiment
 
 Source = str | os.PathLike | Sequence[str | os.PathLike]
 Sizes = tuple[int, int, int]
@@ -144,6 +145,12 @@ TASKS: dict[str, Task] = {t.name: t for t in [
          sample=_multihop_examples, sample_sizes=(20, 20, 40), sample_name="sample multihop_qa.jsonl"),
     _hotpotqa_task("hotpotqa", pooled=False),
     _hotpotqa_task("hotpotqa-pooled", pooled=True),
+    Task("sentiment", "Review sentiment (positive / negative) with few-shot demos as conversation turns, the "
+         "pattern a small base model continues: instruction and demos as peer parameters; the demo optimizer "
+         "picks the examples. Exact match.",
+         ReviewSentiment, exact_match, 1.0,
+         sample=lambda n, seed: load_review_sentiment(), sample_sizes=(16, 16, 24),
+         sample_name="sample review_sentiment.jsonl", stratify=True),
 ]}
 
 

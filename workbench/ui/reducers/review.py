@@ -54,9 +54,15 @@ class ReviewPart(Part):
     def _note(self, parameter: str, step: int, kind: str, text: str) -> None:
         # a joint group's note ("a+b") belongs to each of its parameters
         known = self.state.run.parameters
+        text = clip(text, 600)
         for name in [parameter] if parameter in known or "+" not in parameter else parameter.split("+"):
             notes = self.notes.setdefault(name, [])
-            notes.append({"step": step, "kind": kind, "text": clip(text, 600)})
+            same = next((n for n in notes if (n["step"], n["kind"], n["base"]) == (step, kind, text)), None)
+            if same is not None:  # a base model's empty reply is retried: one note says how many times
+                same["times"] += 1
+                same["text"] = f"{text} ({same['times']} attempts)"
+                continue
+            notes.append({"step": step, "kind": kind, "text": text, "base": text, "times": 1})
             del notes[:-NOTES_PER_PARAMETER]
         self.mark(REVIEW)
 
@@ -190,7 +196,8 @@ class ReviewPart(Part):
         graph = self.state.graph
         return [{"name": p["name"], "role": p.get("role", ""), "value": clip(p.get("value")),
                  "trainable": p.get("trainable", True), "description": p.get("description", ""),
-                 "disconnected": graph.why_disconnected(p["name"]), "notes": list(self.notes.get(p["name"], []))}
+                 "disconnected": graph.why_disconnected(p["name"]),
+                 "notes": [{k: n[k] for k in ("step", "kind", "text")} for n in self.notes.get(p["name"], [])]}
                 for p in self.state.run.parameters.values()]
 
     def traits(self, parts: set[str]) -> dict[str, Any]:
