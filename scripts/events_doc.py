@@ -1,4 +1,4 @@
-"""Regenerate (--write) or check (--check) docs/EVENTS.md from the definitions in workbench/events.py.
+"""Regenerate (--write) or check (--check) docs/EVENTS.md from the definitions in workbench/records/events.py.
 
     .venv/bin/python scripts/events_doc.py --write
 """

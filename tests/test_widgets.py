@@ -1044,3 +1044,17 @@ def test_the_history_sends_feedback_only_with_the_newest_proposals(rig):
     assert len(history) == DIFF_IN_HISTORY + 5 and all(h["reason"] for h in history)
     assert all(h.get("gradient_summary") and h.get("diff") for h in history[:DIFF_IN_HISTORY])
     assert not any("gradient_summary" in h or "diff" in h for h in history[DIFF_IN_HISTORY:])
+
+
+def test_workbench_auto_approve_reads_and_writes(tmp_path):
+    """`wb.auto_approve` raised AttributeError (it read a field the state does not have)."""
+    trainer = make_trainer(tmp_path, HumanApproval(timeout=60))
+    wb = Workbench(trainer, interval=0.05)
+    try:
+        assert wb.auto_approve is False
+        wb.auto_approve = True
+        assert wb.auto_approve is True and trainer.approval.auto is True
+        wb.auto_approve = False
+        assert wb.auto_approve is False and trainer.approval.auto is False
+    finally:
+        wb.close()

@@ -1,4 +1,4 @@
-// Curves view: plotly charts built in Python (workbench/ui/charts.py) -- scores per step with every
+// Curves view: plotly charts built in Python (workbench/records/charts.py) -- scores per step with every
 // proposal's outcome, and cost (or tokens) per step per role -- plus the run's usage totals.
 // plotly.js comes from the kernel's installed plotly package, once per page: the first curves view
 // asks its kernel for it; every other view on the page waits for the same load. Nothing is fetched

@@ -83,7 +83,7 @@ class RunStopped(WorkbenchError):
 
 
 class EventContractError(WorkbenchError, ValueError):
-    """Raised when an event breaks its definition in workbench/events.py (unknown type or field, missing field)."""
+    """Raised when an event breaks its definition in workbench/records/events.py (unknown type or field, missing field)."""
 
 
 class DamagedFileWarning(UserWarning):

@@ -81,7 +81,7 @@ class Workbench(ipywidgets.Box):
 
     @property
     def auto_approve(self) -> bool:
-        return self.funnel.state.auto_approve
+        return self.funnel.state.review.auto_approve
 
     @auto_approve.setter
     def auto_approve(self, value: bool) -> None:

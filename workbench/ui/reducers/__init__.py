@@ -3,7 +3,7 @@
 `RunState` (../state.py) owns one of each and hands every event to all of them. A reducer reads
 event fields only as `d.get("field")` / `d["field"]` inside its `_on_<event type>` handlers, so a test
 can list every field the dashboard reads and check it against the event definitions
-(workbench/events.py): a renamed field fails that test instead of blanking a view.
+(workbench/records/events.py): a renamed field fails that test instead of blanking a view.
 """
 from .base import ALL_PARTS, CONTROLS, CURVES, LAYOUT, PANEL, REVIEW, SAMPLES, STATUS, Part, clip
 from .curves import CurvesPart
