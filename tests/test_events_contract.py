@@ -102,7 +102,7 @@ def test_subscribing_to_an_unknown_type_is_a_contract_error():
 
 def test_every_line_of_the_log_names_its_schema_version():
     line = Event("control", {"action": "stop"}, run_id="r").to_dict()
-    assert line["schema"] == ev.SCHEMA_VERSION >= 2
+    assert line["schema"] == ev.EVENTS_SCHEMA_VERSION >= 2
     assert Event.from_dict(line).data == {"action": "stop"}
 
 

@@ -7,7 +7,7 @@ import pytest
 from workbench import Models, TrainConfig, Trainer
 from workbench.errors import DamagedFileWarning, WorkbenchError
 from workbench.records.store import RunStore
-from workbench.training.checkpoint import SCHEMA_VERSION, checkpoint_problem
+from workbench.training.checkpoint import CHECKPOINT_SCHEMA_VERSION, checkpoint_problem
 
 from scripted_tasks import GOOD, TEST, TRAIN, VAL, Optimizer, Shout, backward, same_text, task
 
@@ -27,7 +27,7 @@ def resume(tmp_path, **kw):
 
 def test_checkpoints_carry_the_schema_version(tmp_path):
     store = trained(tmp_path, steps=1)
-    assert [json.loads(p.read_text())["schema"] for p in store.checkpoints()] == [SCHEMA_VERSION] * 2
+    assert [json.loads(p.read_text())["schema"] for p in store.checkpoints()] == [CHECKPOINT_SCHEMA_VERSION] * 2
 
 
 def test_a_checkpoint_written_before_schema_versions_still_loads(tmp_path):

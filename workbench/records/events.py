@@ -33,8 +33,9 @@ from ..errors import EventContractError
 
 log = logging.getLogger(__name__)
 
+# The layout of one line of events.jsonl, versioned apart from checkpoints (store.CHECKPOINT_SCHEMA_VERSION).
 # 1: untyped dicts (logs written before the contract); 2: every type defined here, checked on emit
-SCHEMA_VERSION = 2
+EVENTS_SCHEMA_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -47,7 +48,7 @@ class Event:
 
     def to_dict(self) -> dict[str, Any]:
         return {"type": self.type, "run_id": self.run_id, "step": self.step, "time": self.time,
-                "schema": SCHEMA_VERSION, "data": self.data}
+                "schema": EVENTS_SCHEMA_VERSION, "data": self.data}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "Event":
@@ -587,7 +588,7 @@ DOC_END = "<!-- end of generated part -->"
 
 def render_reference() -> str:
     """The generated part of docs/EVENTS.md: a summary table, each type's fields, then the shapes."""
-    lines = [DOC_BEGIN, "", f"Schema version: **{SCHEMA_VERSION}** (each line of `events.jsonl` carries it as "
+    lines = [DOC_BEGIN, "", f"Schema version: **{EVENTS_SCHEMA_VERSION}** (each line of `events.jsonl` carries it as "
              "`schema`; lines without it are version 1).", "",
              "| type | when |", "|---|---|"]
     lines += [f"| [`{name}`](#{name}) | {_one_line(cls.__doc__)} |" for name, cls in EVENT_TYPES.items()]

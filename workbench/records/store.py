@@ -110,7 +110,9 @@ def _damaged(what: str) -> None:
 
 # -- the checkpoint file format (the trainer's state is written in training/checkpoint.py) --------------
 
-SCHEMA_VERSION = 1
+# The layout of a checkpoint file. It is versioned apart from the event log (events.EVENTS_SCHEMA_VERSION):
+# a change to what a checkpoint holds bumps this one only, a change to an event's fields that one only.
+CHECKPOINT_SCHEMA_VERSION = 1
 READABLE_VERSIONS = (0, 1)  # 0: written before checkpoints carried a schema version; same layout
 REQUIRED_KEYS = ("step", "parameters", "memory", "best_val", "best_step", "baseline", "curve")
 

@@ -16,7 +16,7 @@ from ..errors import WorkbenchError
 from ..optim import ParameterMemory
 from ..optim.demo_optimizer import Demo
 from ..engine.parameter import Revision
-from ..records.store import READABLE_VERSIONS, REQUIRED_KEYS, SCHEMA_VERSION, checkpoint_problem  # noqa: F401 (re-exported)
+from ..records.store import CHECKPOINT_SCHEMA_VERSION, READABLE_VERSIONS, REQUIRED_KEYS, checkpoint_problem  # noqa: F401 (re-exported)
 
 if TYPE_CHECKING:
     from ..records.store import RunStore
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
 def checkpoint_state(trainer: Any) -> dict:
     """Everything a resumed run needs to continue exactly where this one is."""
-    return {"schema": SCHEMA_VERSION,
+    return {"schema": CHECKPOINT_SCHEMA_VERSION,
             "step": trainer.step, "best_val": trainer.best_val, "best_step": trainer.best_step,
             "baseline": trainer.baseline, "curve": trainer.curve, "usage": trainer.usage(),
             "proposal_counter": trainer._proposal_counter, "stale_steps": trainer._stale_steps,
