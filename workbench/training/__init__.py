@@ -4,7 +4,7 @@
     step.py        one step: forward a minibatch, select samples, backward (textual gradients)
     proposals.py   the proposal loop: propose, constraint and leak checks, approval, keep or revert
     gate_runs.py   the minibatch and validation gates, paired and through the evaluation memo
-    lifecycle.py   the worker thread, pause/resume/step/stop, the gate between LLM calls, budgets
+    lifecycle.py   the worker thread, pause/resume/step/stop, obeying the controls between LLM calls, budgets
     checkpoint.py  what a checkpoint holds (with a schema version), how it is validated and restored
     faults.py      a helper model that fails after retries, or a parameter cut off from the loss: an event, not a crash
 

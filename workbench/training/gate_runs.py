@@ -54,7 +54,7 @@ class GateRuns:
         person's value accepted without validation, a resumed in-process model) the samples run,
         with an `eval` event.
         """
-        self._gate()
+        self._obey_controls()
         result, reused = run_batch_memo(self.eval_memo, self.pipeline, examples, self.eval_fn, self.models.task,
                                         values=self._current_values(), concurrency=self.config.concurrency,
                                         pass_threshold=self.config.pass_threshold, should_stop=self._stop.is_set,

@@ -1,6 +1,6 @@
-"""A run's lifecycle: the worker thread, pause/resume/step/stop, and the gate between LLM calls.
+"""A run's lifecycle: the worker thread, pause/resume/step/stop, and obeying the controls between LLM calls.
 
-The trainer's algorithm calls `_gate()` between stages: it waits while paused, raises `RunStopped`
+The trainer's algorithm calls `_obey_controls()` between stages: it waits while paused, raises `RunStopped`
 when asked to stop and `BudgetExceeded` once the run's budget is spent. Controls may be called from
 any thread (a notebook button, a terminal, a test).
 
@@ -105,7 +105,7 @@ class Lifecycle:
             raise WorkbenchError("start() the trainer first")
         return self._future.result(timeout)
 
-    def _gate(self) -> None:
+    def _obey_controls(self) -> None:
         """Between LLM calls: wait while paused, stop when asked, stop at the budget."""
         while not self._running.wait(0.2):
             if self._stop.is_set():

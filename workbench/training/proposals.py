@@ -38,7 +38,7 @@ class ProposalLoop:
         Each optimizer call sees the candidates already rejected in this step (they are in the
         memory with their reason); the first candidate that passes both gates is kept.
         """
-        self._gate()
+        self._obey_controls()
         # the gate's baseline: the current values on the back-propagated samples. When an earlier
         # parameter was accepted in this step these are new values (the accepted candidate's own
         # minibatch run covered them, so the memo answers).
@@ -50,7 +50,7 @@ class ProposalLoop:
         names = "+".join(p.name for p in group)
         repeats = 0  # candidates in a row that repeat one already rejected in this step
         for attempt in range(1, attempts + 1):
-            self._gate()
+            self._obey_controls()
             values, source, why, reply = self._propose(group, failed, step, attempt)
             if source == "skipped":
                 break  # already reported as a `skipped` event

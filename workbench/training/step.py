@@ -10,7 +10,7 @@ never paid for twice (a final test pass of a run that kept nothing reuses the ba
 
 `TrainingStep` is a mixin of `workbench.training.trainer.Trainer`: it reads the run's state (params, memory,
 best_val, config, models, ...) from the trainer and leaves the proposal loop (`_optimize`),
-lifecycle (`_gate`, `_check_budget`, `_stop`) and persistence (`_checkpoint`) to the other parts.
+lifecycle (`_obey_controls`, `_check_budget`, `_stop`) and persistence (`_checkpoint`) to the other parts.
 """
 from __future__ import annotations
 
@@ -218,7 +218,7 @@ class TrainingStep:
         return result
 
     def _forward(self, examples: Sequence["Example"], *, split: str, phase: str) -> BatchResult:
-        self._gate()
+        self._obey_controls()
         live = split == "train"
 
         def on_node(sample_id: str, node: "NodeRecord") -> None:
@@ -243,7 +243,7 @@ class TrainingStep:
         return result
 
     def _backward(self, chosen: list[SampleResult]) -> None:
-        self._gate()
+        self._obey_controls()
         skipped: list[dict] = []
 
         def on_skipped(report: dict) -> None:
@@ -251,7 +251,7 @@ class TrainingStep:
             self._on_skipped(report)
 
         def one(r: SampleResult) -> tuple[int, int]:
-            self._gate()
+            self._obey_controls()
             grads = self.backward_engine.backward(
                 r.graph, self.params, on_gradient=lambda g: self._emit("gradient", **g.to_dict()),
                 on_disconnected=self._on_disconnected, on_skipped=on_skipped)

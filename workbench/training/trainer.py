@@ -170,7 +170,7 @@ class Trainer(TrainingStep, ProposalLoop, GateRuns, Lifecycle, FaultReporting):
             if not self.baseline:
                 self._baseline()
             while self.step < self.total_steps:
-                self._gate()
+                self._obey_controls()
                 self._train_step(self.step + 1)
                 if self.config.patience is not None and self._stale_steps >= self.config.patience:
                     return "plateau", None
