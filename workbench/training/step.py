@@ -63,16 +63,24 @@ class TrainingStep:
         return min(self.config.pass_threshold, self.config.backprop_threshold)
 
     @property
+    def steps_per_epoch(self) -> int:
+        """Minibatches in one pass over the training set (the last may be short): the one place it is computed."""
+        return math.ceil(len(self.train) / self.config.batch_size)
+
+    def epoch_of(self, step: int) -> int:
+        """The 0-based epoch a 1-based step belongs to."""
+        return (step - 1) // self.steps_per_epoch
+
+    @property
     def total_steps(self) -> int:
-        per_epoch = math.ceil(len(self.train) / self.config.batch_size)
-        return min(self.config.max_steps, per_epoch * self.config.epochs)
+        return min(self.config.max_steps, self.steps_per_epoch * self.config.epochs)
 
     def _warn_if_epochs_end_first(self) -> None:
         """`max_steps` is a ceiling: the `epochs` passes over the training set may end the run first
         (also when `max_steps` is raised to train further), so say so at each fit()."""
         cfg = self.config
         if self.total_steps < cfg.max_steps:
-            per_epoch = math.ceil(len(self.train) / cfg.batch_size)
+            per_epoch = self.steps_per_epoch
             warnings.warn(f"max_steps={cfg.max_steps}, but epochs={cfg.epochs} over {len(self.train)} training "
                           f"samples at batch_size={cfg.batch_size} is {self.total_steps} steps, so training stops "
                           f"after step {self.total_steps}: set epochs={math.ceil(cfg.max_steps / per_epoch)} to "
@@ -80,8 +88,7 @@ class TrainingStep:
 
     def batch_for(self, step: int) -> list["Example"]:
         """The minibatch of a step: a seeded shuffle per epoch, so resume sees the same batches."""
-        per_epoch = math.ceil(len(self.train) / self.config.batch_size)
-        epoch, index = divmod(step - 1, per_epoch)
+        epoch, index = divmod(step - 1, self.steps_per_epoch)
         order = list(self.train)
         random.Random(f"{self.config.seed}:epoch:{epoch}").shuffle(order)
         return order[index * self.config.batch_size:(index + 1) * self.config.batch_size]
@@ -119,7 +126,7 @@ class TrainingStep:
         batch_ids = {e.id for e in batch_examples}
         carried_ids = [i for i in self.carried_samples() if i not in batch_ids]
         carried = [e for e in self.train if e.id in set(carried_ids)]
-        epoch = (step - 1) // math.ceil(len(self.train) / cfg.batch_size)
+        epoch = self.epoch_of(step)
         self._emit("step_started", epoch=epoch, batch=[e.id for e in batch_examples])
         everything = self._forward(batch_examples + carried, split="train", phase="train")
         batch = BatchResult([r for r in everything.results if r.sample_id in batch_ids])
