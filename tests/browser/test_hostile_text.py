@@ -185,13 +185,15 @@ def test_dataframes_show_dollars_as_text_in_jupyterlab(page, lab, workdir):
         "pd.concat([run.samples.tail(1), run.samples.tail(1)])[['prediction']]",
         "pd.get_option('display.html.use_mathjax')",
     ]))
-    page.goto(f"{base}/lab/tree/frames.ipynb?token={token}")
+    # a workspace of its own, reset: the lab server is shared by the session's browser tests, and a restored
+    # layout would bring back their notebooks, one of which may be the active panel the commands below act on
+    page.goto(f"{base}/lab/workspaces/hostile-frames/tree/frames.ipynb?reset&token={token}")
     page.wait_for_selector(".jp-NotebookPanel .jp-Cell", timeout=90_000)
     page.wait_for_function(
         """() => { const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;
                    const k = w && w.sessionContext && w.sessionContext.session && w.sessionContext.session.kernel;
                    return !!k && k.status === 'idle'; }""", timeout=90_000)
-    outputs = ".jp-Cell .jp-OutputArea-output"
+    outputs = ".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Cell .jp-OutputArea-output"
     # a loaded machine may drop a run-all issued while the panel is still settling: ask again, up to 4 times
     for attempt in range(4):
         page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
@@ -202,7 +204,7 @@ def test_dataframes_show_dollars_as_text_in_jupyterlab(page, lab, workdir):
         except Exception:
             if attempt == 3:
                 raise
-    cells = page.locator(".jp-NotebookPanel .jp-CodeCell")
+    cells = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-CodeCell")
     # MathJax is at work in this page: the plain pandas frame's dollars are typeset
     cells.nth(1).locator("mjx-container").first.wait_for(timeout=30_000)
     page.wait_for_timeout(1000)  # let the typesetter reach the other outputs too
