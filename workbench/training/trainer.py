@@ -21,7 +21,7 @@ from ..engine.backward import BackwardEngine
 from ..engine.backward_completion import backward_style
 from ..errors import BudgetExceeded, ConfigError, DamagedFileWarning, RunStopped, WorkbenchError
 from ..records.eval_memo import check_unique_ids
-from ..records.events import Event, EventBus
+from ..records.events import Event, EventBus, EventData
 from ..engine.loss import EvalFn, get_eval_fn
 from ..optim import DemoOptimizer, ParameterMemory, TextOptimizer
 from ..redact import redact
@@ -207,8 +207,14 @@ class Trainer(TrainingStep, ProposalLoop, GateRuns, Lifecycle, FaultReporting):
         return summary
 
     # -- events and persistence -------------------------------------------------------------------
-    def _emit(self, type: str, **data: Any) -> None:
-        self.bus.emit(Event(type, data, run_id=getattr(self, "run_id", ""), step=self.step))
+    def _emit(self, type: "str | EventData", **data: Any) -> None:
+        """Emit one event: preferably its typed definition (`self._emit(StepFinished(...))`), so a
+        misspelled field fails where it is written; the older form is a type string and keywords."""
+        run_id = getattr(self, "run_id", "")
+        if isinstance(type, EventData):
+            self.bus.emit(type.event(run_id=run_id, step=self.step))
+        else:
+            self.bus.emit(Event(type, data, run_id=run_id, step=self.step))
 
     def _config_record(self) -> dict:
         return {"task": self.task, "pipeline": type(self.pipeline).__name__, "config": asdict(self.config),
