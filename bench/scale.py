@@ -189,7 +189,7 @@ def runs_numbers(folder: Path, root: Path, copies: int) -> None:
         shutil.copytree(folder, many / f"{folder.name}-{k:03d}", ignore=shutil.ignore_patterns("eval_memo.jsonl"))
     frame, t = timed(workbench.runs, many)
     print(f"workbench.runs() on {copies} runs: {t:.2f} s ({t / copies * 1000:.0f} ms per run), {len(frame)} rows")
-    from workbench.records.store import list_runs
+    from workbench.records.run_list import list_runs
     rows, t = timed(list_runs, many)
     print(f"store.list_runs() (behind `workbench runs`) on {copies} runs: {t:.2f} s ({t / copies * 1000:.0f} ms per run)")
     started = time.perf_counter()

@@ -27,7 +27,8 @@ from . import events as ev
 from ..errors import WorkbenchError
 from .events import Event
 from .frames import TextFrame
-from .store import RunStore, folder_problems, parse_event_line, read_events, run_folders
+from .run_list import INCOMPLETE_START, RESTART_NOTE, folder_problems, run_folders
+from .store import RunStore, parse_event_line, read_events
 from .charts import CurveData
 
 if TYPE_CHECKING:
@@ -94,7 +95,8 @@ class _Tables:
         for key in self.proposals:
             self._proposal_keys.setdefault(key[0], []).append(key)
         self.gradients = [r for r in self.gradients if r["step"] <= step]
-        self.samples = [r for r in self.samples if r["step"] <= step]
+        # the final test runs after its step's checkpoint: a pass a kill cut short is run again in full
+        self.samples = [r for r in self.samples if r["step"] < step or (r["step"] == step and r["phase"] != "final")]
         self.usage_points = [u for u in self.usage_points if u[0] <= step]
         self._selection = {k: v for k, v in self._selection.items() if k[0] <= step}
         self.notices = [r for r in self.notices if r["step"] <= step]
@@ -489,6 +491,8 @@ def runs(root: str | os.PathLike = "runs") -> pd.DataFrame:
 def _run_row(folder: Path) -> dict:
     row: dict[str, Any] = {c: None for c in RUNS_COLUMNS} | {"run_id": folder.name, "path": str(folder)}
     problems = folder_problems(folder)  # the same verdict as `workbench runs`
+    if not problems and RunStore(folder).never_started():
+        return row | {"status": INCOMPLETE_START, "error": RESTART_NOTE.format(path=folder)}
     try:
         row["task"] = json.loads((folder / "config.json").read_text(encoding="utf-8")).get("task") or None
     except (OSError, ValueError, AttributeError):

@@ -23,6 +23,7 @@ from .approval import PendingProposal
 from ..errors import RunStopped, WorkbenchError
 from ..llm.budget import Budget
 from .config import RunSummary
+from .paid_calls import keep_ledger
 
 
 class Lifecycle:
@@ -38,6 +39,7 @@ class Lifecycle:
         self._budget: Budget | None = None
         self._usage_origin: dict[str, dict] | None = None
         self._detach_progress: Callable[[], None] | None = None
+        self._stop_ledger: Callable[[], None] | None = None
         self.concurrency_applied: int | None = None  # what the endpoint's clients were set to
 
     # -- public control (any thread) ---------------------------------------------------------------
@@ -122,6 +124,7 @@ class Lifecycle:
         self._started_at = time.monotonic()
         if self._usage_origin is None:  # the first fit(): what the same Models did before is not ours
             self._usage_origin = self._meter_usage()
+        self._stop_ledger = keep_ledger(self.store.path, self.models.usage, getattr(self.teacher, "usage", None))
         self._budget = self._new_budget()
         self.models.use_budget(self._budget)
         if self.teacher is not None:
@@ -131,6 +134,9 @@ class Lifecycle:
         self._detach_progress = self._attach_progress()
 
     def _close_run(self) -> None:
+        if self._stop_ledger is not None:
+            self._stop_ledger()
+            self._stop_ledger = None
         self.models.use_budget(None)
         if self.teacher is not None:
             self.teacher.budget = None

@@ -149,10 +149,10 @@ class TrainingStep:
         point = {"step": step, "train": batch.mean_score, "val": self.best_val,
                  "accepted": accepted, "rejected": rejected, "carried": self._to_carry(chosen, bool(accepted))}
         self.curve.append(point)
-        self._emit("step_finished", epoch=epoch, train_score=batch.mean_score, val_score=self.best_val,
-                   best_val=self.best_val, accepted=accepted, rejected=rejected,
-                   optimized=[p.name for p in optimized], mode=cfg.optimize, usage=self.usage())
-        self._checkpoint()
+        self._checkpoint(finished=dict(epoch=epoch, train_score=batch.mean_score, val_score=self.best_val,
+                                       best_val=self.best_val, accepted=accepted, rejected=rejected,
+                                       optimized=[p.name for p in optimized], mode=cfg.optimize,
+                                       usage=self.usage()))
 
     def _select(self, everything: BatchResult, step: int) -> list[SampleResult]:
         """The samples to back-propagate: failed first (carried ones included, capped), a few passing."""

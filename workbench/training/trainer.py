@@ -22,6 +22,7 @@ from ..engine.backward_completion import backward_style
 from ..errors import BudgetExceeded, ConfigError, DamagedFileWarning, RunStopped, WorkbenchError
 from ..records.eval_memo import check_unique_ids
 from ..records.events import Event, EventBus, EventData
+from ..records.kill_points import kill_point
 from ..engine.loss import EvalFn, get_eval_fn
 from ..optim import DemoOptimizer, ParameterMemory, TextOptimizer
 from ..redact import redact
@@ -32,7 +33,9 @@ from .config import RunSummary, TrainConfig
 from .faults import FaultReporting
 from .gate_runs import GateRuns
 from .lifecycle import Lifecycle
+from .paid_calls import usage_paid_before
 from .proposals import ProposalLoop
+from .resume_record import log_missing_events
 from .step import TrainingStep
 
 if TYPE_CHECKING:
@@ -99,12 +102,14 @@ class Trainer(TrainingStep, ProposalLoop, GateRuns, Lifecycle, FaultReporting):
         # run folder
         run_dir = Path(run_dir) if run_dir else Path(runs_root) / new_run_id(task or "run")
         self.resumed_from: int | None = None
+        self._resumed_state: dict | None = None  # whose missing events (a kill right after its file) fit() logs
         skipped: list[tuple[str, str]] = []
         if resume:
             self.store = RunStore(run_dir)
             state, skipped = latest_valid_checkpoint(self.store)
             if state is None and not skipped and self.store.ended_before_its_baseline():
                 moved = self.store.restart(self._config_record())  # nothing to restore: start it again
+                self.usage_before = usage_paid_before(self.store.path, {})  # what the aborted start paid
                 warnings.warn(f"{run_dir} ended before its baseline was checkpointed, so it starts again "
                               f"(its earlier log is kept as {', '.join(p.name for p in moved) or 'nothing'})",
                               UserWarning, stacklevel=2)
@@ -113,7 +118,9 @@ class Trainer(TrainingStep, ProposalLoop, GateRuns, Lifecycle, FaultReporting):
                 raise WorkbenchError(f"cannot resume {run_dir}: it has no usable checkpoint{why or ' yet'}")
             else:
                 self._restore(state)
+                self.usage_before = usage_paid_before(self.store.path, self.usage_before)  # paid after the checkpoint too
                 self._saved = copy.deepcopy(state)
+                self._resumed_state = state
                 self.resumed_from = self.step
         else:
             self.store = RunStore.create(run_dir, self._config_record())
@@ -150,6 +157,8 @@ class Trainer(TrainingStep, ProposalLoop, GateRuns, Lifecycle, FaultReporting):
                    splits={"train": len(self.train), "val": len(self.val), "test": len(self.test)},
                    resumed_from=self.step if self.baseline else None)
         self._announce_probes()
+        log_missing_events(self.store.path, self._resumed_state, self._emit)
+        self._resumed_state = None
         try:
             self._open_run()
             status, error = self._train_until_done()
@@ -227,10 +236,18 @@ class Trainer(TrainingStep, ProposalLoop, GateRuns, Lifecycle, FaultReporting):
         """The checkpoint of the run as it is now (training/checkpoint.py says what it holds)."""
         return checkpoint_state(self)
 
-    def _checkpoint(self) -> None:
+    def _checkpoint(self, finished: dict | None = None) -> None:
+        """The checkpoint first, then the step's `step_finished` (`finished`) and `checkpoint` events:
+        a kill between them leaves a step that is done (a resume logs the missing events from the
+        checkpoint, training/resume_record.py), never one logged as finished and then redone."""
         state = self.state()
+        if finished is not None:  # what a resume needs to log this step as finished (usage: the state's own)
+            state["step_finished"] = {k: v for k, v in finished.items() if k != "usage"}
         path = self.store.write_checkpoint(self.step, state)
+        kill_point("checkpoint.files")
         self._saved = copy.deepcopy(state)
+        if finished is not None:
+            self._emit("step_finished", **finished)
         self._emit("checkpoint", path=str(path))
 
     def _back_to_last_checkpoint(self) -> None:
