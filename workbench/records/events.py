@@ -379,6 +379,8 @@ class RunFinished(EventData):
     run_dir: str | None
     error: str | None
     errored_samples: int = doc("sample runs whose calls failed after retries", 0)
+    baseline_errored: dict = doc("`{split: n}`: baseline samples the endpoint could not answer, also when a resume "
+                                 "retried them (so the baseline's mean is on fewer samples than the final one)", {})
 
 
 # -- checking ------------------------------------------------------------------------------------------

@@ -29,7 +29,7 @@ def checkpoint_state(trainer: Any) -> dict:
             "step": trainer.step, "best_val": trainer.best_val, "best_step": trainer.best_step,
             "baseline": trainer.baseline, "curve": trainer.curve, "usage": trainer.usage(),
             "proposal_counter": trainer._proposal_counter, "stale_steps": trainer._stale_steps,
-            "errored_samples": trainer.errored_samples,
+            "errored_samples": trainer.errored_samples, "baseline_errored": trainer.baseline_errored,
             "parameters": {n: p.to_dict() for n, p in trainer.params.items()},
             "memory": {n: m.to_dict() for n, m in trainer.memory.items()},
             "demo_pool": {n: [asdict(d) for d in pool.values()]
@@ -66,4 +66,5 @@ def restore_checkpoint(trainer: Any, state: dict, *, keep_usage: bool = False) -
     trainer._proposal_counter = state.get("proposal_counter", 0)
     trainer._stale_steps = state.get("stale_steps", 0)
     trainer.errored_samples = state.get("errored_samples", 0)
+    trainer.baseline_errored = dict(state.get("baseline_errored", {}))
     trainer.pinned, trainer.excluded = set(state.get("pinned", [])), set(state.get("excluded", []))

@@ -99,6 +99,7 @@ class TrainingStep:
         self._warn_of_parameters_no_node_uses(val)
         test = self.evaluate(self.test, split="test", phase="baseline") if self.test else None
         self.baseline = {"val": val.mean_score, "test": test.mean_score if test else None}
+        self.baseline_errored = {"val": len(val.errored), "test": len(test.errored) if test else 0}
         self.best_val, self.best_step = val.mean_score, 0
         for name, p in self.params.items():  # the optimizer's history starts with the initial value
             if p.trainable:

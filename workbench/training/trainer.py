@@ -28,6 +28,7 @@ from ..optim import DemoOptimizer, ParameterMemory, TextOptimizer
 from ..redact import redact
 from ..optim.optimizer_completion import optimizer_style
 from ..records.store import RunStore, new_run_id
+from .baseline_retry import retry_errored_baseline
 from .checkpoint import checkpoint_state, latest_valid_checkpoint, restore_checkpoint
 from .config import RunSummary, TrainConfig
 from .faults import FaultReporting
@@ -95,6 +96,7 @@ class Trainer(TrainingStep, ProposalLoop, GateRuns, Lifecycle, FaultReporting):
         self._proposal_counter = 0
         self._stale_steps = 0
         self.errored_samples = 0
+        self.baseline_errored: dict[str, int] = {}  # per split: baseline samples the endpoint could not answer
         self._init_lifecycle()
         self._init_fault_reporting()
         self._fitting = threading.Lock()
@@ -178,6 +180,8 @@ class Trainer(TrainingStep, ProposalLoop, GateRuns, Lifecycle, FaultReporting):
         try:
             if not self.baseline:
                 self._baseline()
+            else:
+                retry_errored_baseline(self)  # an outage during the baseline: the same sets before and after
             while self.step < self.total_steps:
                 self._obey_controls()
                 self._train_step(self.step + 1)
@@ -210,7 +214,7 @@ class Trainer(TrainingStep, ProposalLoop, GateRuns, Lifecycle, FaultReporting):
         error = redact(error) if error else error  # an endpoint may echo a key in its error message
         summary = RunSummary(self.run_id, status, self.step, self.baseline, final, self.best_val, self.best_step,
                              self.usage(), str(self.store.path), {n: p.value for n, p in self.params.items()}, error,
-                             self.errored_samples)
+                             self.errored_samples, {k: n for k, n in self.baseline_errored.items() if n})
         self.store.write_summary(summary.to_dict())
         self._emit("run_finished", **{k: v for k, v in summary.to_dict().items() if k != "parameters"})
         return summary
