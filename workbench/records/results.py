@@ -28,6 +28,7 @@ from ..errors import WorkbenchError
 from .events import Event
 from .frames import TextFrame
 from .run_list import INCOMPLETE_START, RESTART_NOTE, folder_problems, run_folders
+from .blobs import expand_line
 from .store import RunStore, parse_event_line, read_events
 from .charts import CurveData
 
@@ -336,7 +337,7 @@ class Run:
             complete = chunk.rfind(b"\n") + 1  # a line still being written waits for its end
             for line in chunk[:complete].splitlines():
                 if line.strip():
-                    self._tables.fold_line(line)
+                    self._tables.fold_line(expand_line(line, self.path))
             self._offset += complete
         return self._tables
 

@@ -32,6 +32,7 @@ from typing import Any, Callable, Iterator
 
 from ..errors import DamagedFileWarning, WorkbenchError
 from .events import Event
+from .blobs import LARGE_TEXT, expand_line, externalize
 from .kill_points import kill_point
 from ..file_modes import normal_mode
 from ..redact import redact, redact_obj
@@ -234,6 +235,8 @@ class RunStore:
 
     def on_event(self, event: Event) -> None:
         line = json_bytes(event.to_dict()) + b"\n"
+        if len(line) > LARGE_TEXT:  # a large text (a 2 MB sample) goes to blobs/ once, the line refers to it
+            line = json_bytes(externalize(event.to_dict(), self.path)) + b"\n"
         with self._lock:
             self._begin_writing()
             with open(self.path / "events.jsonl", "ab") as f:
@@ -351,7 +354,7 @@ def read_events(path: str | os.PathLike) -> Iterator[Event]:
         for number, raw in enumerate(f, start=1):
             if not raw.strip():
                 continue
-            event, problem = parse_event_line(raw)
+            event, problem = parse_event_line(expand_line(raw, path.parent))
             if event is None:
                 _damaged(f"{path}, line {number}: skipped a damaged event line: {problem}")
             else:

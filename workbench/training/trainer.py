@@ -33,6 +33,7 @@ from .checkpoint import checkpoint_state, latest_valid_checkpoint, restore_check
 from .config import RunSummary, TrainConfig
 from .faults import FaultReporting
 from .gate_runs import GateRuns
+from .large_inputs import warn_of_large_inputs
 from .lifecycle import Lifecycle
 from .paid_calls import usage_paid_before
 from .proposals import ProposalLoop
@@ -160,6 +161,8 @@ class Trainer(TrainingStep, ProposalLoop, GateRuns, Lifecycle, FaultReporting):
                    resumed_from=self.step if self.baseline else None)
         self._announce_probes()
         log_missing_events(self.store.path, self._resumed_state, self._emit)
+        if not self.baseline:  # once per run: its first fit() (or the start again of one that had no baseline)
+            warn_of_large_inputs((self.train, self.val, self.test), self._emit)
         self._resumed_state = None
         try:
             self._open_run()
