@@ -7,6 +7,8 @@
     runs/<run_id>/summary.json       the outcome, written when the run ends
     runs/<run_id>/cli.json           how `workbench train` was called (written by the CLI, for --resume)
     runs/<run_id>/eval_memo.jsonl    every evaluation's score, so a resume never pays twice (eval_memo.py)
+    runs/<run_id>/calls.jsonl        every paid call as it is counted, so a resume counts them (call_ledger.py)
+    runs/<run_id>/blobs/             texts over 64,000 characters, stored once (blobs.py)
 
 Files other than the event log are written atomically (temp file, fsync, rename), so a crash at any
 moment leaves the last complete checkpoint readable; temp files a crash left behind are removed when
