@@ -145,8 +145,9 @@ def test_a_role_named_with_markup_reaches_the_cost_legend_as_text(harness, hosti
 
 def test_report_isolates_values_and_spells_out_overrides_in_chromium(browser, tmp_path):
     from workbench.records.report import write_report
+    from workbench.records.results import open_run
     run_dir = train_hostile_run(tmp_path)
-    out = write_report(run_dir, tmp_path / "report.html")
+    out = write_report(open_run(run_dir), tmp_path / "report.html")
     page = browser.new_page()
     requests = []
     page.on("request", lambda r: requests.append(r.url))

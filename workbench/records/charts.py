@@ -30,6 +30,7 @@ from collections import OrderedDict
 from typing import Any, Iterable
 
 from ..plain_text import show_controls
+from . import usage_totals
 
 # how each proposal outcome is drawn in the proposals strip: (label, marker symbol, colour)
 OUTCOMES = OrderedDict([
@@ -188,17 +189,13 @@ class CurveData:
         Step usage is the difference of the cumulative counters at the ends of two steps."""
         out, before = [], {}
         for step, usage in self.usage.items():
-            for role, u in usage.items():
-                if not isinstance(u, dict):
-                    continue
-                prev = before.get(role, {})
-                calls = int(u.get("calls", 0) or 0) - int(prev.get("calls", 0) or 0)
-                pt = int(u.get("prompt_tokens", 0) or 0) - int(prev.get("prompt_tokens", 0) or 0)
-                ct = int(u.get("completion_tokens", 0) or 0) - int(prev.get("completion_tokens", 0) or 0)
+            for role, u in usage_totals.role_usages(usage):
+                spent = usage_totals.delta(u, before.get(role, {}))
                 cost = None
                 if prices and role in prices:
-                    cost = (pt * prices[role][0] + ct * prices[role][1]) / 1e6
-                out.append({"step": step, "role": role, "calls": calls, "tokens": pt + ct, "cost": cost})
+                    cost = usage_totals.cost_usd(spent["prompt_tokens"], spent["completion_tokens"], prices[role])
+                out.append({"step": step, "role": role, "calls": spent["calls"], "tokens": usage_totals.tokens(spent),
+                            "cost": cost})
             before = usage
         return out
 
