@@ -4,8 +4,9 @@
     score_figure(data).show()                      # plotly go.Figure
     cost_figure(data, prices={"task": (0.15, 0.6)})
 
-`CurveData` is the one fold of events into curve data: the dashboard's curves view applies events to
-it live; a report reads a finished run's events into it. `score_spec` / `cost_spec` give the same
+`CurveData` is the chart's share of the run's fold: `records.fold.RunFold` applies each event to it
+(`RunFold.curves`), live for the dashboard's curves view, from the stored log for a report; it also
+folds a plain list of events on its own (`from_events`). `score_spec` / `cost_spec` give the same
 figures as plain JSON (what the widget sends to the browser, where plotly.js draws them).
 
 What is drawn, and why:
