@@ -206,6 +206,7 @@ class RunFold:
                                         "splits": d.splits}
         self.started["parameters"] = d.parameters if d.resumed_from is None else self.started["parameters"]
         self.sessions.append([e.time, e.time])
+        self.finished = None  # running again: an earlier fit()'s end is not this one's status
 
     def _on_step_started(self, e: Event, d: ev.StepStarted) -> None:
         self.epoch = d.epoch

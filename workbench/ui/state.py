@@ -27,7 +27,7 @@ class RunState:
         self.dirty: set[str] = set(ALL_PARTS)
         self.fold = RunFold(keep_rows=False)  # the run's numbers; the views keep only what they show
         self.run = RunPart(self, self.fold)
-        self.samples = SamplesPart(self)
+        self.samples = SamplesPart(self, self.fold)
         self.graph = GraphPart(self, svg_renderer)
         self.curves = CurvesPart(self, self.fold, prices)
         self.review = ReviewPart(self)
