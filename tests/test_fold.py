@@ -107,8 +107,8 @@ def test_usage_totals_price_each_role_and_skip_what_is_not_a_count():
     got = usage_totals.totals(usage, {"task": (0.5, 4.0)})
     assert (got["calls"], got["tokens"]) == (3, 1010)
     assert got["cost"] == pytest.approx((1000 * 0.5 + 10 * 4.0) / 1e6)
-    assert got["by_role"]["backward"] == {"calls": 1, "prompt_tokens": 0, "completion_tokens": 0, "cache_hits": 0,
-                                          "cost": None}
+    assert got["by_role"]["backward"] == {"calls": 1, "prompt_tokens": 0, "completion_tokens": 0, "tokens": 0,
+                                          "cache_hits": 0, "cost": None}
     assert set(got["by_role"]) == {"task", "backward"}
     assert usage_totals.totals(None) == {"calls": 0, "tokens": 0, "cost": None, "by_role": {}}
     assert usage_totals.totals({"task": {"calls": 1}}, {"task": (1.0, 1.0)})["cost"] == 0.0

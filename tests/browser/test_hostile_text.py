@@ -139,7 +139,10 @@ def test_a_role_named_with_markup_reaches_the_cost_legend_as_text(harness, hosti
     assert ROLE in legend  # the markup, as typed
     assert page.locator(box + " .legend a, .harness-curves a[href^=javascript]").count() == 0
     assert page.locator(box + " .legend").evaluate("(el) => el.querySelectorAll('tspan[style*=bold]').length") == 0
-    assert ROLE in page.locator(".harness-curves .wb-usage").text_content()
+    usage = page.locator(".harness-curves .wb-usage").text_content()
+    assert ROLE in usage
+    role_tokens = hostile_views["curves"]["totals"]["by_role"][ROLE]["tokens"]  # the fold's count, as shown
+    assert role_tokens > 0 and f"{ROLE}: " in usage and f"{role_tokens:,} tokens" in usage.split(f"{ROLE}: ", 1)[1]
     no_script_ran(page)
 
 

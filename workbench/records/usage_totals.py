@@ -44,7 +44,8 @@ def delta(now: dict, before: dict) -> dict:
 
 
 def totals(usage: Any, prices: Prices | None = None) -> dict:
-    """Calls, tokens and cost over all roles, and per role: `{calls, tokens, cost, by_role}`.
+    """Calls, tokens and cost over all roles, and per role: `{calls, tokens, cost, by_role}`
+    (`by_role[role]`: calls, prompt_tokens, completion_tokens, tokens, cache_hits, cost).
 
     `cost` is None without prices; with prices, a role that has none costs nothing counted (its own
     `cost` is None) and the sum covers the priced roles."""
@@ -60,5 +61,5 @@ def totals(usage: Any, prices: Prices | None = None) -> dict:
         if role_cost is not None:
             cost = (cost or 0.0) + role_cost
         by_role[role] = {"calls": count(u.get("calls")), "prompt_tokens": pt, "completion_tokens": ct,
-                         "cache_hits": count(u.get("cache_hits")), "cost": role_cost}
+                         "tokens": pt + ct, "cache_hits": count(u.get("cache_hits")), "cost": role_cost}
     return {"calls": calls, "tokens": all_tokens, "cost": cost, "by_role": by_role}

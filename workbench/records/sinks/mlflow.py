@@ -180,7 +180,7 @@ class MLflowSink:
                    "rejected": len(data.get("rejected") or [])}
         for role, usage in self.fold.totals()["by_role"].items():
             metrics[f"calls.{role}"] = usage["calls"]
-            metrics[f"tokens.{role}"] = usage["prompt_tokens"] + usage["completion_tokens"]
+            metrics[f"tokens.{role}"] = usage["tokens"]
         self._log(metrics=metrics, step=event.step, at=event.time)
 
     def _on_run_finished(self, event: Event, data: dict) -> None:
