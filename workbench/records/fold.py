@@ -33,7 +33,7 @@ NOTICE_COLUMNS = ["step", "type", "stage", "parameter", "node_id", "sample_id", 
 
 # the start of a line as the store writes it (json.dumps of Event.to_dict()); a line that does not
 # match is parsed at once, so another writer's layout costs time, never rows
-_LINE_HEAD = re.compile(rb'\{"type": "(\w+)", "run_id": "(?:[^"\\]|\\.)*", "step": -?\d+, "time": '
+_LINE_HEAD = re.compile(rb'\{"type": "(\w+)", "run_id": "(?:[^"\\]|\\.)*", "step": (-?\d+), "time": '
                         rb'(-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?), ')
 
 
@@ -154,12 +154,13 @@ class RunFold:
 
     def fold_line(self, line: bytes) -> None:
         """Fold one line of events.jsonl. Of a forward event's line, or of an event no table reads,
-        only the time is read (for the session's length); a forward line is kept as it is and parsed
-        when the samples table is first asked for."""
+        only the step and the time (for the session's length) are read; a forward line is kept as it
+        is and parsed when the samples table is first asked for."""
         head = _LINE_HEAD.match(line)
         if head is not None and head.group(1) not in _FOLDED and line.rstrip().endswith(b"}"):
             if self.sessions:  # an event no table reads (node, checkpoint, ...) still extends its session
-                self.sessions[-1][1] = max(self.sessions[-1][1], float(head.group(2)))
+                self.sessions[-1][1] = max(self.sessions[-1][1], float(head.group(3)))
+            self.step = int(head.group(2))
             if head.group(1) == b"forward" and self.keep_rows:
                 self._deferred.append((line, self._proposal_now))
             return
