@@ -64,6 +64,10 @@ class CurveData:
     """Per step: minibatch score and best validation so far; per proposal: outcome and scores; usage."""
 
     def __init__(self) -> None:
+        self.version = 0  # counts the changes a chart shows, so a view redraws only when it grows
+        self._clear()
+
+    def _clear(self) -> None:
         self.steps: "OrderedDict[int, dict]" = OrderedDict()   # step -> {step, minibatch, best}
         self.baseline: dict = {}                                # {val, test}
         self.final: dict = {}
@@ -85,12 +89,14 @@ class CurveData:
         else:
             etype, step, d = event.type, event.step, event.data or {}
         handler = getattr(self, "_on_" + etype, None)
-        return bool(handler(step, d)) if handler else False
+        changed = bool(handler(step, d)) if handler else False
+        self.version += changed
+        return changed
 
     def _on_run_started(self, step: int, d: dict) -> bool:
         resumed = d.get("resumed_from")
         if not resumed:  # a resumed run keeps the curves it already has
-            self.__init__()
+            self._clear()
         return True
 
     def _on_eval(self, step: int, d: dict) -> bool:

@@ -184,14 +184,18 @@ class RunFold:
 
     def apply(self, event: Event) -> None:
         """Fold one event (a delivered one, or one read back from the log)."""
-        event = ev.with_defaults(event)
         self.step = event.step
         if event.type == "run_started":
             self.materialize()  # rows of a replayed step are dropped below: parse what came before first
-        if self.sessions and event.type != "run_started":
+        elif self.sessions:
             self.sessions[-1][1] = max(self.sessions[-1][1], event.time)
-        self.curves.apply(event)
         handler = getattr(self, "_on_" + event.type, None)
+        if not self.keep_rows and event.type in _ROWS_ONLY:
+            handler = None  # a live reader's fold skips what only builds rows (most events of a run)
+        if handler is None and not hasattr(CurveData, "_on_" + event.type):
+            return
+        event = ev.with_defaults(event)
+        self.curves.apply(event)
         if handler is None or event.type not in ev.EVENT_TYPES:
             return
         try:
@@ -330,6 +334,11 @@ class RunFold:
 # no table or chart reads are not parsed at all)
 _FOLDED = frozenset(name[4:].encode() for cls in (RunFold, CurveData) for name in dir(cls)
                     if name.startswith("_on_") and name != "_on_forward")
+
+
+# event types whose handlers only build the gradient, sample and notice rows (not kept with keep_rows=False)
+_ROWS_ONLY = frozenset({"forward", "selection", "gradient", "skipped", "disconnected", "no_proposal",
+                        "checkpoint_skipped"})
 
 
 def dataclass_dict(d: Any) -> dict:

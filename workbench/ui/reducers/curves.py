@@ -19,13 +19,15 @@ class CurvesPart(Part):
         self.fold = fold                    # applied by RunState before the views: numbers come from it
         self.prices = dict(prices or {})
         self.live_usage: dict | None = None  # the trainer's usage between events (view-only)
+        self.drawn = -1                      # the chart data's version the view was last marked for
 
     @property
     def data(self) -> CurveData:
         return self.fold.curves
 
     def apply(self, event: Event) -> None:
-        if hasattr(CurveData, "_on_" + event.type):
+        if self.data.version != self.drawn:  # the fold changed what the charts show
+            self.drawn = self.data.version
             self.mark(CURVES)
         if event.type in ("step_finished", "run_finished") and (event.data or {}).get("usage"):
             self.live_usage = None  # the event's usage is the newest
