@@ -217,8 +217,6 @@ class RunFold:
         self.epoch = d.epoch
 
     def _on_forward(self, e: Event, d: ev.Forward) -> None:
-        if not self.keep_rows:
-            return
         self.materialize()  # keep the order of the rows
         self._add_sample(e, d, self._proposal_now)
 
@@ -232,8 +230,6 @@ class RunFold:
             "seconds": s.get("seconds"), "selected": None, "selection_reason": None})
 
     def _on_selection(self, e: Event, d: ev.Selection) -> None:
-        if not self.keep_rows:
-            return
         for s in d.samples:
             self._selection[(e.step, s.get("sample_id"))] = (bool(s.get("selected")), s.get("reason", ""))
 
@@ -256,8 +252,6 @@ class RunFold:
         return row
 
     def _on_gradient(self, e: Event, d: ev.GradientWritten) -> None:
-        if not self.keep_rows:
-            return
         self.gradients.append({"step": e.step, "sample_id": d.sample_id, "node_id": d.node_id,
                                "component": d.component, "call_index": d.call_index, "target": d.target,
                                "target_kind": d.target_kind, "score": d.score, "text": d.text})
@@ -308,8 +302,6 @@ class RunFold:
         self.usage_points.append((e.step, "step", d.usage))
 
     def _notice(self, e: Event, **row: Any) -> None:
-        if not self.keep_rows:
-            return
         self.notices.append({c: None for c in NOTICE_COLUMNS} | {"step": e.step, "type": e.type} | row)
 
     def _on_skipped(self, e: Event, d: ev.Skipped) -> None:
