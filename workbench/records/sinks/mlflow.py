@@ -161,10 +161,12 @@ class MLflowSink:
 
     # -- events ------------------------------------------------------------------------------------
     def _on_run_started(self, event: Event, data: dict) -> None:
-        if self.mlflow_run_id is not None:  # a resumed run continues the same MLflow run
-            if data.get("resumed_from") is not None:
-                self._catch_up()
-            return
+        if self.mlflow_run_id is None:  # else a resumed run continues the same MLflow run
+            self._create_run(event, data)
+        if data.get("resumed_from") is not None:
+            self._catch_up()
+
+    def _create_run(self, event: Event, data: dict) -> None:
         config = self._folder_config()
         experiment = self.client.get_experiment_by_name(self.experiment)
         experiment_id = experiment.experiment_id if experiment else \
@@ -180,15 +182,18 @@ class MLflowSink:
         self._log(params=params)
 
     def _catch_up(self) -> None:
-        """Log the steps the run folder's log finished but this MLflow run lacks: a kill can fall after
-        the store wrote `step_finished` and before this mirror got it. A step is logged once, never twice."""
+        """A resumed run: fold the run folder's whole log (this process saw only its own events), and
+        log the steps it finished that this MLflow run lacks (a kill can fall after the store wrote
+        `step_finished` and before this mirror got it). A step is logged once, never twice."""
         if self.run_folder is None or not self._live:
             return
         from ..store import read_events
         logged = {m.step for m in self.client.get_metric_history(self.mlflow_run_id, "accepted")}
+        self.fold = RunFold(keep_rows=False)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DamagedFileWarning)  # the resume reports a torn line its own way
-            for event in read_events(self.run_folder / "events.jsonl"):
+            for event in read_events(self.run_folder / "events.jsonl"):  # this run_started included
+                self.fold.apply(event)
                 if event.type == "step_finished" and event.step not in logged:
                     logged.add(event.step)
                     self._on_step_finished(event, event.data or {})
