@@ -7,8 +7,9 @@ and while it waits: paused, or for a person's decision), each recorded as one `c
 the dashboard learns the run's state from the log like everything else. When no run is in progress
 a control is applied at once, in the sender's thread (nobody else is reading the state then).
 
-One exception, on purpose: `Stop` also raises the stop flag at once, because a forward pass in
-flight polls it (`stop_requested`) to stop between samples rather than after the whole batch.
+One exception, on purpose: `Stop` is applied (and recorded) at once, in the sender's thread, because
+a forward pass in flight polls its flag (`stop_requested`) to stop between samples rather than after
+the whole batch; it only ever sets flags, which are safe across threads.
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Callable, Union
 
 from ..errors import BadArgumentError, RunStopped
 from ..records.events import ControlApplied, EventData
+from .approval import AutoApproval
 
 if TYPE_CHECKING:
     from .run_state import RunState
@@ -68,14 +70,14 @@ Control = Union[Pause, Resume, Step, Stop, Pin, Exclude, AutoApprove]
 CONTROLS = (Pause, Resume, Step, Stop, Pin, Exclude, AutoApprove)
 
 
-def control_event(control: Control) -> ControlApplied:
-    """The `control` event that records `control`."""
+def control_event(control: Control, *, auto_approve: bool | None = None) -> ControlApplied:
+    """The `control` event that records `control` (`auto_approve`: what the policy does now)."""
     if isinstance(control, Pin):
         return ControlApplied(action="pin" if control.on else "unpin", sample_id=control.sample_id)
     if isinstance(control, Exclude):
         return ControlApplied(action="exclude" if control.on else "include", sample_id=control.sample_id)
     if isinstance(control, AutoApprove):
-        return ControlApplied(action="auto_approve", on=control.on)
+        return ControlApplied(action="auto_approve", on=control.on if auto_approve is None else auto_approve)
     return ControlApplied(action=type(control).__name__.lower())
 
 
@@ -105,9 +107,10 @@ class ControlChannel:
                                    f"{', '.join(c.__name__ for c in CONTROLS)} (workbench.training.controls)")
         if isinstance(control, (Pin, Exclude)) and (not isinstance(control.sample_id, str) or not control.sample_id):
             raise BadArgumentError(f"{type(control).__name__} needs a sample id, got {control.sample_id!r}")
-        if isinstance(control, Stop):
-            self._stop.set()  # a forward pass in flight polls this flag
-            self._running.set()
+        if isinstance(control, Stop):  # at once: a forward pass in flight polls this flag
+            with self._apply_lock:
+                self._apply(control)
+            return
         self._queue.append(control)
         if not self._in_run:
             self.apply_pending()
@@ -124,11 +127,10 @@ class ControlChannel:
         """Apply every queued control, in order, each with its `control` event."""
         with self._apply_lock:
             while self._queue:
-                control = self._queue.popleft()
-                self._apply(control)
-                self._emit(control_event(control))
+                self._apply(self._queue.popleft())
 
     def _apply(self, control: Control) -> None:
+        """Change the run's flags or state as `control` says, and record it."""
         if isinstance(control, Pause):
             self._running.clear()
         elif isinstance(control, Resume):
@@ -145,8 +147,9 @@ class ControlChannel:
         elif isinstance(control, Exclude):
             self._state.set_sample_flag(control.sample_id, "exclude", control.on)
         elif isinstance(control, AutoApprove):
-            if self._approval is not None and hasattr(self._approval, "auto"):
-                self._approval.auto = bool(control.on)
+            if self._approval is not None and not isinstance(self._approval, AutoApproval):
+                self._approval.auto = bool(control.on)  # an AutoApproval policy always approves
+        self._emit(control_event(control, auto_approve=getattr(self._approval, "auto", None)))
 
     def obey(self) -> None:
         """Between LLM calls: apply what was sent, wait while paused, raise `RunStopped` when asked to
@@ -178,13 +181,15 @@ class ControlChannel:
         self._running.clear()
 
     def open(self) -> None:
-        """A run begins in this thread: from now on the run applies the queue; a stopped run may go on."""
+        """A run begins (`start()`, or `fit()` itself): from now on the run applies the queue. A run that
+        was stopped may go on; a stop sent after this (even before the worker thread runs) stops it."""
         with self._apply_lock:
-            self._in_run = True
-            self._stop.clear()
+            if not self._in_run:
+                self._in_run = True
+                self._stop.clear()
 
     def close(self) -> None:
-        """The run ended: apply what it left queued (a stop that ended it is recorded too)."""
+        """The run ended: apply what it left queued (from now on a control is applied as it is sent)."""
         with self._apply_lock:
             self._in_run = False
             self.apply_pending()

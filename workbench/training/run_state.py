@@ -25,6 +25,17 @@ if TYPE_CHECKING:
     from ..engine.parameter import Parameter
 
 
+def flag_sample(pinned: set[str], excluded: set[str], sample_id: str, flag: str, on: bool) -> None:
+    """Pin (`flag="pin"`) or exclude a sample, or take the flag off; pinning and excluding exclude each
+    other. The run's state and the dashboard's view of it both change by this one rule."""
+    mine, other = (pinned, excluded) if flag == "pin" else (excluded, pinned)
+    if on:
+        mine.add(sample_id)
+        other.discard(sample_id)
+    else:
+        mine.discard(sample_id)
+
+
 @dataclass
 class RunState:
     """The state of one run; `params` are the pipeline's own (live) parameters."""
@@ -73,12 +84,7 @@ class RunState:
     def set_sample_flag(self, sample_id: str, flag: str, on: bool) -> None:
         """Pin a sample into, or exclude it from, backward; pinning and excluding exclude each other."""
         with self._lock:
-            mine, other = (self.pinned, self.excluded) if flag == "pin" else (self.excluded, self.pinned)
-            if on:
-                mine.add(sample_id)
-                other.discard(sample_id)
-            else:
-                mine.discard(sample_id)
+            flag_sample(self.pinned, self.excluded, sample_id, flag, on)
 
     # -- checkpoints ----------------------------------------------------------------------------------
     def to_checkpoint(self, usage: dict[str, dict]) -> dict:

@@ -235,7 +235,14 @@ class Trainer:
             raise WorkbenchError("this trainer is already running")
         if paused:
             self.controls.hold()
-        return self._thread.start(self.fit, name=f"workbench-{self.run_id}")
+        self.controls.open()  # controls sent from now on wait for the run's thread
+
+        def fit_then_release() -> RunSummary:
+            try:
+                return self.fit()
+            finally:
+                self.controls.close()  # also when fit() refused to begin
+        return self._thread.start(fit_then_release, name=f"workbench-{self.run_id}")
 
     @property
     def is_running(self) -> bool:
