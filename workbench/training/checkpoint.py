@@ -9,15 +9,37 @@ skipped and the previous one is used: a damaged newest file costs one step, neve
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import warnings
+from pathlib import Path
 
+from ..errors import WorkbenchError
 from ..records.store import CHECKPOINT_SCHEMA_VERSION, READABLE_VERSIONS, REQUIRED_KEYS, checkpoint_problem  # noqa: F401 (re-exported)
-
-if TYPE_CHECKING:
-    from ..records.store import RunStore
+from ..records.store import RunStore
 
 
-def latest_valid_checkpoint(store: "RunStore") -> tuple[dict | None, list[tuple[str, str]]]:
+def open_run_folder(run_dir: Path, resume: bool, config_record: dict
+                    ) -> tuple[RunStore, dict | None, list[tuple[str, str]]]:
+    """(the run's store, the checkpoint to resume from or None, the damaged ones skipped).
+
+    A new run creates its folder. A resumed one uses its newest valid checkpoint; a folder whose run
+    ended before its baseline was checkpointed starts again (its old log kept aside); with no usable
+    checkpoint at all, resume stops and names each file and why."""
+    if not resume:
+        return RunStore.create(run_dir, config_record), None, []
+    store = RunStore(run_dir)
+    state, skipped = latest_valid_checkpoint(store)
+    if state is None and not skipped and store.ended_before_its_baseline():
+        moved = store.restart(config_record)  # nothing to restore: start it again
+        warnings.warn(f"{run_dir} ended before its baseline was checkpointed, so it starts again "
+                      f"(its earlier log is kept as {', '.join(p.name for p in moved) or 'nothing'})",
+                      UserWarning, stacklevel=3)
+    elif state is None:
+        why = "".join(f"; {Path(p).name}: {reason}" for p, reason in skipped)
+        raise WorkbenchError(f"cannot resume {run_dir}: it has no usable checkpoint{why or ' yet'}")
+    return store, state, skipped
+
+
+def latest_valid_checkpoint(store: RunStore) -> tuple[dict | None, list[tuple[str, str]]]:
     """The newest checkpoint that validates, and the (path, reason) of each newer one skipped."""
     skipped: list[tuple[str, str]] = []
     return store.latest_checkpoint(skipped=skipped), skipped

@@ -39,8 +39,8 @@ from ..engine.loss import EvalFn, get_eval_fn
 from ..optim import DemoOptimizer, LeakCheck, TextOptimizer
 from ..redact import redact
 from ..optim.optimizer_completion import optimizer_style
-from ..records.store import RunStore, new_run_id
-from .checkpoint import latest_valid_checkpoint
+from ..records.store import new_run_id
+from .checkpoint import open_run_folder
 from .config import RunSummary, TrainConfig
 from .controls import Control, ControlChannel, Pause, Resume, Step, Stop
 from .emitter import RunEmitter
@@ -111,27 +111,13 @@ class Trainer:
         self._saved: dict | None = None  # the state of the last checkpoint written or resumed from
         self._detach_progress: Callable[[], None] | None = None
         self.concurrency_applied: int | None = None  # what the endpoint's clients were set to
-        # run folder
         run_dir = Path(run_dir) if run_dir else Path(runs_root) / new_run_id(task or "run")
+        self.store, saved, skipped = open_run_folder(run_dir, resume, self._config_record())
         self.resumed_from: int | None = None
-        skipped: list[tuple[str, str]] = []
-        if resume:
-            self.store = RunStore(run_dir)
-            state, skipped = latest_valid_checkpoint(self.store)
-            if state is None and not skipped and self.store.ended_before_its_baseline():
-                moved = self.store.restart(self._config_record())  # nothing to restore: start it again
-                warnings.warn(f"{run_dir} ended before its baseline was checkpointed, so it starts again "
-                              f"(its earlier log is kept as {', '.join(p.name for p in moved) or 'nothing'})",
-                              UserWarning, stacklevel=2)
-            elif state is None:
-                why = "".join(f"; {Path(p).name}: {reason}" for p, reason in skipped)
-                raise WorkbenchError(f"cannot resume {run_dir}: it has no usable checkpoint{why or ' yet'}")
-            else:
-                self.run_state.from_checkpoint(state)
-                self._saved = copy.deepcopy(state)
-                self.resumed_from = self.step
-        else:
-            self.store = RunStore.create(run_dir, self._config_record())
+        if saved is not None:
+            self.run_state.from_checkpoint(saved)
+            self._saved = copy.deepcopy(saved)
+            self.resumed_from = self.step
         self.run_id = self._emit.run_id = self.store.run_id
         self._build_parts()
         self.bus.subscribe(self.store.on_event, critical=True)
