@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ..llm.budget import Budget
+from ..records import usage_totals
 
 if TYPE_CHECKING:
     from .config import TrainConfig
@@ -66,12 +67,6 @@ class RunMeter:
         """One Budget for this fit(), already charged with what the run spent before (resume, earlier fits)."""
         cfg = self._config
         budget = Budget(max_calls=cfg.max_calls, max_tokens=cfg.max_tokens, max_seconds=cfg.max_seconds)
-        spent = spent_totals(self.usage())
+        spent = usage_totals.totals(self.usage())
         budget.calls, budget.tokens = spent["calls"], spent["tokens"]
         return budget
-
-
-def spent_totals(usage: dict[str, dict]) -> dict[str, int]:
-    """Calls and tokens (prompt + completion) summed over roles."""
-    return {"calls": sum(u.get("calls", 0) for u in usage.values()),
-            "tokens": sum(u.get("prompt_tokens", 0) + u.get("completion_tokens", 0) for u in usage.values())}
