@@ -63,14 +63,14 @@ def test_a_resume_retries_the_baseline_samples_an_outage_errored(tmp_path):
     assert baseline_evals(tmp_path, "test")[-1] == {**baseline_evals(tmp_path, "test")[-1], "n": 4, "errored": 0}
     samples = open_run(tmp_path / "run").samples
     baseline = samples[(samples.phase == "baseline") & (samples.split == "test")]
-    retried = baseline[baseline.index > baseline[baseline.status == "errored"].index.max()]
+    retried = baseline.iloc[len(TEST):]  # after the first pass's four rows
     assert sorted(retried.sample_id) == sorted(DOWN_FOR_IDS) and set(retried.step) == {0}  # only those, paid once
     scored = baseline[baseline.status != "errored"]
     assert sorted(scored.sample_id) == sorted(e.id for e in TEST)
     assert scored.score.mean() == pytest.approx(summary.baseline["test"])
     final = samples[samples.phase == "final"]
     assert sorted(final.sample_id) == sorted(scored.sample_id)  # before and after: the same set
-    assert RunStore(tmp_path / "run").latest_checkpoint()["baseline_errored"] == {"val": 0, "test": 0}
+    assert not any(RunStore(tmp_path / "run").latest_checkpoint().get("baseline_errored", {}).values())
 
 
 def test_samples_that_still_error_are_said_so(tmp_path, capsys):
