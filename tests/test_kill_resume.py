@@ -46,8 +46,10 @@ def environment(cache_dir, kill_at=None):
 
 
 def paid_requests(server, since=0):
-    """Chat requests the server answered for training (the endpoint probe is not a run's call)."""
-    return sum(1 for body in server.requests[since:] if body["messages"][-1].get("content") != PROBE_USER)
+    """Chat requests the server answered for training (the endpoint probe is not a run's call; a request
+    the kill cut in the middle of its body never reached the model)."""
+    return sum(1 for body in server.requests[since:]
+               if body.get("messages") and body["messages"][-1].get("content") != PROBE_USER)
 
 
 def counted_calls(summary):
