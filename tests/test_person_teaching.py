@@ -335,3 +335,18 @@ def test_hostile_reasons_and_feedback_render_as_text_in_frames_and_report(tmp_pa
     # each override stays inside an isolated element, where it cannot reorder the page around it
     assert page.count(RLO) == len(re.findall(f"<bdi>[^<]*{RLO}[^<]*</bdi>", page)) > 0
     assert "<b>the person</b>" in page  # the person's gradient is marked as theirs under its proposal
+
+
+@pytest.mark.parametrize("typed, reason", [("r\n  Too vague for new words.  \n", "Too vague for new words."),
+                                           ("reject\n\n", None), ("r\n", None)])
+def test_terminal_approval_asks_why_on_reject_and_an_empty_answer_is_no_reason(typed, reason):
+    import io
+
+    from workbench.cli.terminal_approval import terminal_approval
+    from workbench.training.approval import PendingProposal
+
+    err = io.StringIO()
+    approval = terminal_approval(None, stdin=io.StringIO(typed), err=err)
+    decision = approval.decide(PendingProposal("p1-1", "shout.instruction", "old", "new"))
+    assert (decision.action, decision.by, decision.reason) == ("reject", "person", reason)
+    assert "Why? (the optimizer reads it; Enter to skip) " in err.getvalue()
