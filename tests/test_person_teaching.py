@@ -350,3 +350,25 @@ def test_terminal_approval_asks_why_on_reject_and_an_empty_answer_is_no_reason(t
     decision = approval.decide(PendingProposal("p1-1", "shout.instruction", "old", "new"))
     assert (decision.action, decision.by, decision.reason) == ("reject", "person", reason)
     assert "Why? (the optimizer reads it; Enter to skip) " in err.getvalue()
+
+
+def test_feedback_given_while_the_run_waits_for_a_decision_reaches_the_next_attempt(tmp_path):
+    prompts: list[str] = []
+    trainer = Trainer(Shout(), TRAIN, VAL, TEST, same_text, Models.scripted(task, backward, reject_optimizer(prompts)),
+                      approval=HumanApproval(timeout=60), run_dir=tmp_path / "run",
+                      config=TrainConfig(max_steps=1, batch_size=4, concurrency=1))
+    future = trainer.start()
+    first = wait_for_pending(trainer)
+    given = trainer.feedback(WHY, parameter="shout.instruction")  # from another thread, mid-decision
+    trainer.decide(first.proposal_id, "reject")  # no reason: the feedback alone must carry the point
+    second = wait_for_pending(trainer, seen={first.proposal_id})
+    assert second is not None and second.new == GOOD
+    trainer.decide(second.proposal_id, "accept")
+    assert future.result(timeout=60).final["val"] == 1.0
+    assert WHY not in prompts[0] and prompts[1].index(PERSON_HEADING) < prompts[1].index(WHY)
+    assert trainer.teaching.inbox.items()[0].used_at_step == 1 and given.feedback_id == \
+        trainer.teaching.inbox.items()[0].feedback_id
+    (reject,) = [e.data for e in RunStore(tmp_path / "run").events() if e.type == "decision"
+                 and e.data["action"] == "reject"]
+    assert reject["reason"] is None and reject["by"] == "person"
+    assert open_run(tmp_path / "run").contributions.kind.tolist() == ["feedback"]  # a reject without words is no row
