@@ -192,7 +192,8 @@ def llm_backward(bp: BackwardPass, node: NodeRecord, feedback: list[Feedback]) -
                 output=clip(node.output), feedback=_join(feedback), score=f"{bp.score:g}"))))
     target = graph.loss.target if graph.loss else ""
     person = " ".join(f.text for f in feedback if f.source == "person")  # quoting it is no echo
-    for (name, kind, _), text in zip(jobs, bp.ask_all(node, jobs, downstream, person)):  # emitted in a fixed order: reproducible
+    # emitted in a fixed order: reproducible
+    for (name, kind, _), text in zip(jobs, bp.ask_all(node, jobs, downstream, person)):
         if text is None:
             continue
         if text is _ECHOED:
