@@ -117,7 +117,9 @@ class Trainer(TrainingStep, ProposalLoop, GateRuns, Lifecycle, FaultReporting):
                 raise WorkbenchError(f"cannot resume {run_dir}: it has no usable checkpoint{why or ' yet'}")
             else:
                 self._restore(state)
-                self.teaching.recover(self.store.events())  # feedback given after that checkpoint
+                with warnings.catch_warnings():  # a torn line is reported where the log is read for results
+                    warnings.simplefilter("ignore", DamagedFileWarning)
+                    self.teaching.recover(self.store.events())  # feedback given after that checkpoint
                 self._saved = copy.deepcopy(state)
                 self.resumed_from = self.step
         else:
