@@ -14,7 +14,7 @@ from workbench.engine.backward_prompts import PERSON_LABEL
 from workbench.errors import FeedbackRefused
 from workbench.llm.models import Models
 from workbench.optim.person_judgements import JUDGEMENTS_HEADING
-from workbench.optim.text_optimizer import OPTIMIZER_SYSTEM, PERSON_HEADING
+from workbench.optim.text_optimizer import OPTIMIZER_SYSTEM, PERSON_HEADING, TextOptimizer
 from workbench.records.report import render_report
 from workbench.records.results import open_run
 from workbench.records.store import RunStore
@@ -372,3 +372,36 @@ def test_feedback_given_while_the_run_waits_for_a_decision_reaches_the_next_atte
                  and e.data["action"] == "reject"]
     assert reject["reason"] is None and reject["by"] == "person"
     assert open_run(tmp_path / "run").contributions.kind.tolist() == ["feedback"]  # a reject without words is no row
+
+
+def test_a_base_models_short_prompts_put_the_persons_words_first():
+    """The base-model prompts cut their feedback to a few hundred characters: the person's words lead."""
+    from workbench.engine.backward_prompts import Feedback, downstream_text
+    from workbench.engine.graph import Gradient
+    from workbench.optim.memory import Attempt, ParameterMemory
+    from workbench.optim.optimizer_completion import CompletionPrompt
+
+    engine_says = "The answer was wrong in a long and winding way. " * 10
+    line = downstream_text([Feedback("loss", engine_says), Feedback("person", TIP, source="person")])
+    assert line.startswith(f"(from the person) {TIP}")
+    param = Parameter("shout.instruction", "Repeat the word.")
+    grads = [Gradient("tr-apple", "shout", "shout", 1, param.name, "parameter", 0.0, engine_says),
+             Gradient("", "", "", 0, param.name, "parameter", None, TIP, source="person")]
+    memory = ParameterMemory(param.name, [Attempt(FRENCH, 1, None, False, "rejected by person", None, "person",
+                                                  person_action="reject", person_reason=WHY)])
+    optimizer = TextOptimizer(Models.scripted(task).task, style="completion")
+    problem = optimizer.prompt(param, [], memory, grads, step=2)[0]["content"].split("Problem: ")[1]
+    assert problem.startswith(f"{WHY} {TIP}")
+    assert CompletionPrompt().problem(grads).startswith(TIP)
+
+
+def test_a_joint_prompt_shows_each_parameters_judgements():
+    from workbench.optim.memory import Attempt, ParameterMemory
+
+    a, b = Parameter("x.instruction", "Do it."), Parameter("x.format", "One word.")
+    memory = {a.name: ParameterMemory(a.name, [Attempt("Do it in French.", 1, None, False, "rejected by person",
+                                                       None, "person", person_action="reject", person_reason=WHY)]),
+              b.name: ParameterMemory(b.name)}
+    prompt = TextOptimizer(Models.scripted(task).task, style="chat").joint_prompt([a, b], memory, step=2)[-1]["content"]
+    part_a, part_b = prompt.split("### Parameter: x.format")
+    assert f"Their reason: {WHY}" in part_a and JUDGEMENTS_HEADING not in part_b
