@@ -45,7 +45,7 @@ class Teaching:
                  inbox: FeedbackInbox | None = None) -> None:
         self.params = params
         self.train_ids = set(train_ids)
-        self.components = set(components)
+        self.components = frozenset(components)
         self.leak_check = leak_check
         self.emit = emit
         self.step = step
@@ -89,8 +89,9 @@ class Teaching:
         if sample_id not in self.train_ids:
             return (f"{sample_id!r} is not a training sample of this run: only training samples are "
                     f"back-propagated (validation and test samples judge the prompts)")
-        if node is not None and self.components and node.split("#")[0] not in self.components:
-            return f"the pipeline has no node {node!r}; its components are {sorted(self.components)}"
+        known = self.components
+        if node is not None and known and node.split("#")[0] not in known:
+            return f"the pipeline has no node {node!r}; its components are {sorted(known)}"
         return self.leak_check().reason(text)
 
     def recover(self, events: Iterable[Any]) -> list[PersonFeedback]:
@@ -109,6 +110,12 @@ class Teaching:
         for item in found:
             self.inbox.add(item)
         return found
+
+    def saw_node(self, event: Any) -> None:
+        """A `node` event's component is a node name too (a tool the pipeline calls without holding it
+        as an attribute is found only when it runs)."""
+        if self.components and event.data["component"] not in self.components:
+            self.components = self.components | {event.data["component"]}  # a new set: readers hold the old one
 
     # -- using ----------------------------------------------------------------------------------
     def samples_to_backpropagate(self) -> list[str]:

@@ -126,6 +126,7 @@ class Trainer(TrainingStep, ProposalLoop, GateRuns, Lifecycle, FaultReporting):
             self.store = RunStore.create(run_dir, self._config_record())
         self.run_id = self.store.run_id
         self.bus.subscribe(self.store.on_event, critical=True)
+        self.bus.subscribe(self.teaching.saw_node, {"node"})  # node names the pipeline's attributes do not show
         self._probes_announced: list[dict] = []  # endpoint_probe data already on this bus (the CLI announces its own)
         self.bus.subscribe(lambda e: self._probes_announced.append(dict(e.data)), {"endpoint_probe"})
         for path, reason in skipped:
