@@ -322,19 +322,24 @@ def test_hostile_reasons_and_feedback_render_as_text_in_frames_and_report(tmp_pa
     pending = wait_for_pending(trainer)
     trainer.decide(pending.proposal_id, "reject", reason=HOSTILE)
     future.result(timeout=60)  # the optimizer repeats its rejected value until the step gives up
+    with pytest.raises(FeedbackRefused):
+        trainer.feedback(HOSTILE, sample_id=f"va-{RLO}")  # refused: its row has no step of use
     run = open_run(tmp_path / "run")
     frame = run.contributions
-    assert frame.kind.tolist() == ["feedback", "feedback", "reject"]
+    assert frame.kind.tolist() == ["feedback", "feedback", "reject", "feedback"]
     assert frame.text.tolist()[:2] == [HOSTILE] * 2 and frame.reason.tolist()[2] == HOSTILE  # exactly as written
-    assert frame.used.tolist() == [True, True, True]  # the next attempts read the reason
+    assert frame.used.tolist() == [True, True, True, False]  # the next attempts read the reason
     assert run.proposals.person_reason.tolist()[0] == HOSTILE
     assert "tex2jax_ignore" in frame._repr_html_()  # MathJax leaves the dollars alone
     page = render_report(run)
-    assert "The person&#x27;s contributions (3)" in page
+    assert "The person&#x27;s contributions (4)" in page
     assert "window.__xss=9\"> " not in page and page.count("&lt;img src=x onerror=&quot;window.__xss=9&quot;&gt;") >= 3
     # each override stays inside an isolated element, where it cannot reorder the page around it
     assert page.count(RLO) == len(re.findall(f"<bdi>[^<]*{RLO}[^<]*</bdi>", page)) > 0
     assert "<b>the person</b>" in page  # the person's gradient is marked as theirs under its proposal
+    section = re.search(r"<h2>The person&#x27;s contributions \(4\)</h2>(.*?)</section>", page, re.S).group(1)
+    cells = re.findall(r"<td>(.*?)</td>", section, re.S)
+    assert cells and not [c for c in cells if "NA" in c or c in ("NaN", "nan", "None", "")]  # a missing cell is "–"
 
 
 @pytest.mark.parametrize("typed, reason", [("r\n  Too vague for new words.  \n", "Too vague for new words."),

@@ -80,7 +80,8 @@ def render_report(run: "Run", *, prices: dict[str, tuple[float, float]] | None =
     contributions = run.contributions
     if not contributions.empty:  # the person's reasons, edits and feedback, after the final prompts
         sections.insert(3, _section(f"The person's contributions ({len(contributions)})",
-                                    _table(contributions.drop(columns=["time"]), texts=PERSON_TEXTS)))
+                                    _table(_without_na(contributions.drop(columns=["time"])),
+                                           texts=PERSON_TEXTS)))
     title = f"Workbench run {run.run_id}"
     return (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             f"<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
