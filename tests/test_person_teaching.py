@@ -410,3 +410,27 @@ def test_a_joint_prompt_shows_each_parameters_judgements():
     prompt = TextOptimizer(Models.scripted(task).task, style="chat").joint_prompt([a, b], memory, step=2)[-1]["content"]
     part_a, part_b = prompt.split("### Parameter: x.format")
     assert f"Their reason: {WHY}" in part_a and JUDGEMENTS_HEADING not in part_b
+
+
+def test_terminal_feedback_reaches_the_trainer_and_a_refusal_is_shown():
+    import io
+
+    from workbench.cli.terminal_approval import terminal_approval
+    from workbench.training.approval import PendingProposal
+
+    given = []
+
+    def feedback(text, parameter):
+        if "APPLE" in text:
+            raise FeedbackRefused("feedback refused: leaks a training target: 'apple'")
+        given.append((text, parameter))
+    err = io.StringIO()
+    typed = f"f\n{TIP}\nf\nSay APPLE.\nr\n\n"
+    approval = terminal_approval(None, stdin=io.StringIO(typed), err=err, feedback=feedback)
+    decision = approval.decide(PendingProposal("p1-1", "shout.instruction", "old", "new"))
+    assert decision.action == "reject" and given == [(TIP, "shout.instruction")]
+    shown = err.getvalue()
+    assert "[a]ccept, [r]eject, [e]dit or [f]eedback? f\nFeedback on shout.instruction (its optimizer reads it): " \
+           in shown
+    assert "noted: the next proposal for shout.instruction reads it" in shown
+    assert "feedback refused: leaks a training target: 'apple'" in shown
