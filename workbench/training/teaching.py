@@ -52,7 +52,7 @@ class Teaching:
         self.leak_check = leak_check
         self.emit = emit
         self.step = step
-        self.inbox = inbox or FeedbackInbox()
+        self.inbox = inbox if inbox is not None else FeedbackInbox()
 
     # -- giving ---------------------------------------------------------------------------------
     def give(self, text: Any, *, sample_id: str | None = None, node: str | None = None,
