@@ -434,3 +434,27 @@ def test_terminal_feedback_reaches_the_trainer_and_a_refusal_is_shown():
            in shown
     assert "noted: the next proposal for shout.instruction reads it" in shown
     assert "feedback refused: leaks a training target: 'apple'" in shown
+
+
+def test_feedback_on_a_tool_nodes_output_passes_through_it_to_the_llm_node_upstream():
+    """engine level: seeded at `lookup` (a function), relayed to `query`, whose parameter's backward
+    prompt holds it; the answer node downstream of it never sees it."""
+    from test_engine_backward import run_failed_sample
+    from workbench import BackwardEngine
+    from workbench.llm.scripted import ScriptedModel
+
+    pipeline, r = run_failed_sample()
+    model = ScriptedModel(lambda m: "Search for the town's name.", role="backward")
+    grads = BackwardEngine(model).backward(r.graph, pipeline.named_parameters(), person=[("lookup", TIP)])
+    person = [g for g in grads if g.source == "person"]
+    assert [(g.node_id, g.target, g.target_kind) for g in person] == [("lookup", "lookup", "value")]
+    relayed = [g for g in grads if g.node_id == "lookup" and g.target == "query" and g.source == "backward"]
+    assert relayed and f"(from the person) {TIP}" in relayed[0].text
+    to_query = [c[-1]["content"] for c in model.calls if "### Parameter: query.instruction" in c[-1]["content"]]
+    assert to_query and TIP in to_query[0]
+    assert all(TIP not in c[-1]["content"] for c in model.calls if "### Parameter: answer.instruction" in
+               c[-1]["content"])
+    # a node the sample's graph lacks takes nothing (the trainer reports it as not applied)
+    pipeline, r = run_failed_sample()
+    grads = BackwardEngine(model).backward(r.graph, pipeline.named_parameters(), person=[("nowhere", TIP)])
+    assert grads and not [g for g in grads if g.source == "person" or TIP in g.text]
