@@ -37,6 +37,7 @@ from ..records.events import (CheckpointSkipped, CheckpointWritten, EndpointProb
                               Update)
 from ..engine.loss import EvalFn, get_eval_fn
 from ..optim import DemoOptimizer, LeakCheck, TextOptimizer
+from ..optim.person_feedback import PersonFeedback
 from ..redact import redact
 from ..optim.optimizer_completion import optimizer_style
 from ..records.store import new_run_id
@@ -52,6 +53,7 @@ from .proposals import ProposalLoop
 from .run_state import RunState
 from .schedule import Schedule
 from .step import TrainingStep
+from .teaching import Teaching
 from .usage import RunMeter
 
 if TYPE_CHECKING:
@@ -106,6 +108,9 @@ class Trainer:
         self.controls = ControlChannel(self.run_state, self.approval, self._emit, self.meter.check_budget)
         self.schedule = Schedule(self.train, self.config)
         self.leak_check = LeakCheck(e.target for e in self.train)  # a candidate that copies a target is refused
+        self.teaching = Teaching(self.params, [e.id for e in self.train], [c.name for c in pipeline.components()],
+                                 self.leak_check, self._emit, lambda: self.run_state.step,
+                                 inbox=self.run_state.person_feedback)
         self._thread = RunThread()
         self._fitting = threading.Lock()
         self._saved: dict | None = None  # the state of the last checkpoint written or resumed from
@@ -116,11 +121,13 @@ class Trainer:
         self.resumed_from: int | None = None
         if saved is not None:
             self.run_state.from_checkpoint(saved)
+            self.teaching.recover(self.store)  # feedback given after that checkpoint
             self._saved = copy.deepcopy(saved)
             self.resumed_from = self.step
         self.run_id = self._emit.run_id = self.store.run_id
         self._build_parts()
         self.bus.subscribe(self.store.on_event, critical=True)
+        self.bus.subscribe(self.teaching.saw_node, {"node"})  # node names the pipeline's attributes do not show
         self._probes_announced: list[dict] = []  # endpoint_probe data already on this bus (the CLI announces its own)
         self.bus.subscribe(lambda e: self._probes_announced.append(dict(e.data)), {"endpoint_probe"})
         for path, reason in skipped:
@@ -138,14 +145,15 @@ class Trainer:
                                       text_optimizer=self.text_optimizer, demo_optimizer=self.demo_optimizer,
                                       leak_check=self.leak_check, approval=self.approval, desk=self.desk,
                                       gates=self.gates, evaluator=self.evaluator, faults=self.faults,
-                                      controls=self.controls, selection_threshold=self.selection_threshold, emit=emit)
+                                      controls=self.controls, selection_threshold=self.selection_threshold, emit=emit,
+                                      teaching=self.teaching)
         self.training_step = TrainingStep(state=state, schedule=self.schedule, pipeline=self.pipeline,
                                           splits=(self.train, self.val, self.test), config=cfg,
                                           evaluator=self.evaluator, backward_engine=self.backward_engine,
                                           proposals=self.proposals, demo_optimizer=self.demo_optimizer,
                                           teacher=self.teacher, faults=self.faults, controls=self.controls,
                                           meter=self.meter, selection_threshold=self.selection_threshold,
-                                          emit=emit, checkpoint=self._checkpoint)
+                                          emit=emit, checkpoint=self._checkpoint, teaching=self.teaching)
 
     train = property(lambda self: self._splits[0], doc="The training split (fixed at construction).")
     val = property(lambda self: self._splits[1], doc="The validation split (fixed at construction).")
@@ -210,9 +218,22 @@ class Trainer:
     def pending(self) -> PendingProposal | None:
         return self.desk.pending
 
-    def decide(self, proposal_id: str, action: str, text: str | None = None, by: str = "person") -> bool:
-        """Answer the pending proposal; False (and no effect) when `proposal_id` is not pending."""
-        return self.desk.answer(proposal_id, action, text, by)
+    def decide(self, proposal_id: str, action: str, text: str | None = None, by: str = "person", *,
+               value: str | None = None, reason: str | None = None) -> bool:
+        """Answer the pending proposal; False (and no effect) when `proposal_id` is not pending.
+
+        `value` (or `text`): the person's value for "edit". `reason`: the person's words on the
+        proposed value (on reject above all); every later optimizer call for the parameter sees them,
+        the remaining attempts of this step included."""
+        return self.desk.answer(proposal_id, action, value if value is not None else text, by, reason=reason)
+
+    def feedback(self, text: str, *, sample_id: str | None = None, node: str | None = None,
+                 parameter: str | None = None) -> PersonFeedback:
+        """A person's feedback as a gradient with source "person" (any thread; it acts from the next
+        backward or optimizer call): on a training sample's output (`sample_id`), on a node's output
+        for it (`node`), or on a `parameter`. Returns what was accepted; raises `FeedbackRefused`
+        naming the problem (a leaked training target, an unknown sample / node / parameter, no text)."""
+        return self.teaching.give(text, sample_id=sample_id, node=node, parameter=parameter)
 
     # -- the run --------------------------------------------------------------------------------------
     def start(self, *, paused: bool = False) -> Future:
