@@ -11,7 +11,7 @@
     proposals.py   ProposalLoop: propose, checks, approval, keep (the one commit) or revert
     gate_runs.py   GateRuns: the minibatch and validation gates, paired and through the memo
     faults.py      FaultReporter: a helper model that fails, a parameter cut off: an event, not a crash
-    checkpoint.py  which checkpoint a run resumes from (damaged ones skipped)
+    checkpoint.py  which checkpoint a run resumes from (damaged ones skipped); back to it from an unfinished step
     lifecycle.py   the worker thread of start(), and whether fit() draws a progress bar
     config.py      TrainConfig (every knob of a run) and RunSummary (its outcome)
     approval.py    who decides a proposal: a policy or a person

@@ -8,14 +8,36 @@ and the MLflow mirror, which logs a step's metrics on `step_finished`, never log
 """
 from __future__ import annotations
 
+import copy
 import json
+from dataclasses import asdict
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from ..records.events import CheckpointWritten, EventData, StepFinished
+from ..records.kill_points import kill_point
+
+if TYPE_CHECKING:
+    from ..records.store import RunStore
 
 # the store writes `{"type": "<type>", ...`: only lines of these types are parsed
 _WANTED = (b'{"type": "step_finished"', b'{"type": "checkpoint"')
+
+
+def checkpoint_then_events(store: "RunStore", step: int, state: dict, finished: StepFinished | None,
+                           emit: Callable[[EventData], None]) -> dict:
+    """Write `state` as the checkpoint of `step`, then log `finished` (the step's `step_finished`, which
+    the checkpoint carries without its usage: the state has its own) and the `checkpoint` event.
+    Returns a copy of what was written (the state a run that ends mid-step goes back to)."""
+    if finished is not None:
+        state["step_finished"] = {k: v for k, v in asdict(finished).items() if k != "usage"}
+    path = store.write_checkpoint(step, state)
+    kill_point("checkpoint.files")
+    saved = copy.deepcopy(state)
+    if finished is not None:
+        emit(finished)
+    emit(CheckpointWritten(path=str(path)))
+    return saved
 
 
 def logged_steps(log: Path) -> tuple[set[int], set[int]]:

@@ -34,14 +34,14 @@ from ..engine.backward_completion import backward_style
 from ..errors import BudgetExceeded, ConfigError, DamagedFileWarning, RunStopped, WorkbenchError
 from ..records.eval_memo import check_unique_ids
 from ..records.events import (CheckpointSkipped, CheckpointWritten, EndpointProbe, EventBus, RunFinished, RunStarted,
-                              StepFinished, Update)
-from ..records.kill_points import kill_point
+                              StepFinished)
 from ..engine.loss import EvalFn, get_eval_fn
 from ..optim import DemoOptimizer, LeakCheck, TextOptimizer
+from ..optim.person_feedback import PersonFeedback
 from ..redact import redact
 from ..optim.optimizer_completion import optimizer_style
 from ..records.store import new_run_id
-from .checkpoint import open_run_folder
+from .checkpoint import back_to_checkpoint, open_run_folder
 from .config import RunSummary, TrainConfig
 from .controls import Control, ControlChannel, Pause, Resume, Step, Stop
 from .emitter import RunEmitter
@@ -53,10 +53,11 @@ from .large_inputs import warn_of_large_inputs
 from .lifecycle import RunThread, wants_progress_bar
 from .paid_calls import usage_paid_before
 from .proposals import ProposalLoop
-from .resume_record import log_missing_events
+from .resume_record import checkpoint_then_events, log_missing_events
 from .run_state import RunState
 from .schedule import Schedule
 from .step import TrainingStep
+from .teaching import Teaching
 from .usage import RunMeter
 
 if TYPE_CHECKING:
@@ -111,6 +112,9 @@ class Trainer:
         self.controls = ControlChannel(self.run_state, self.approval, self._emit, self.meter.check_budget)
         self.schedule = Schedule(self.train, self.config)
         self.leak_check = LeakCheck(e.target for e in self.train)  # a candidate that copies a target is refused
+        self.teaching = Teaching(self.params, [e.id for e in self.train], [c.name for c in pipeline.components()],
+                                 self.leak_check, self._emit, lambda: self.run_state.step,
+                                 inbox=self.run_state.person_feedback)
         self._thread = RunThread()
         self._fitting = threading.Lock()
         self._saved: dict | None = None  # the state of the last checkpoint written or resumed from
@@ -122,6 +126,7 @@ class Trainer:
         self._resumed_state = saved  # whose missing events (a kill right after its file) fit() logs
         if saved is not None:
             self.run_state.from_checkpoint(saved)
+            self.teaching.recover(self.store)  # feedback given after that checkpoint
             self._saved = copy.deepcopy(saved)
             self.resumed_from = self.step
         if resume:  # the calls paid after the checkpoint (or before a start again) count too
@@ -129,6 +134,7 @@ class Trainer:
         self.run_id = self._emit.run_id = self.store.run_id
         self._build_parts()
         self.bus.subscribe(self.store.on_event, critical=True)
+        self.bus.subscribe(self.teaching.saw_node, {"node"})  # node names the pipeline's attributes do not show
         self._probes_announced: list[dict] = []  # endpoint_probe data already on this bus (the CLI announces its own)
         self.bus.subscribe(lambda e: self._probes_announced.append(dict(e.data)), {"endpoint_probe"})
         for path, reason in skipped:
@@ -146,14 +152,15 @@ class Trainer:
                                       text_optimizer=self.text_optimizer, demo_optimizer=self.demo_optimizer,
                                       leak_check=self.leak_check, approval=self.approval, desk=self.desk,
                                       gates=self.gates, evaluator=self.evaluator, faults=self.faults,
-                                      controls=self.controls, selection_threshold=self.selection_threshold, emit=emit)
+                                      controls=self.controls, selection_threshold=self.selection_threshold, emit=emit,
+                                      teaching=self.teaching)
         self.training_step = TrainingStep(state=state, schedule=self.schedule, pipeline=self.pipeline,
                                           splits=(self.train, self.val, self.test), config=cfg,
                                           evaluator=self.evaluator, backward_engine=self.backward_engine,
                                           proposals=self.proposals, demo_optimizer=self.demo_optimizer,
                                           teacher=self.teacher, faults=self.faults, controls=self.controls,
                                           meter=self.meter, selection_threshold=self.selection_threshold,
-                                          emit=emit, checkpoint=self._checkpoint)
+                                          emit=emit, checkpoint=self._checkpoint, teaching=self.teaching)
 
     train = property(lambda self: self._splits[0], doc="The training split (fixed at construction).")
     val = property(lambda self: self._splits[1], doc="The validation split (fixed at construction).")
@@ -218,9 +225,22 @@ class Trainer:
     def pending(self) -> PendingProposal | None:
         return self.desk.pending
 
-    def decide(self, proposal_id: str, action: str, text: str | None = None, by: str = "person") -> bool:
-        """Answer the pending proposal; False (and no effect) when `proposal_id` is not pending."""
-        return self.desk.answer(proposal_id, action, text, by)
+    def decide(self, proposal_id: str, action: str, text: str | None = None, by: str = "person", *,
+               value: str | None = None, reason: str | None = None) -> bool:
+        """Answer the pending proposal; False (and no effect) when `proposal_id` is not pending.
+
+        `value` (or `text`): the person's value for "edit". `reason`: the person's words on the
+        proposed value (on reject above all); every later optimizer call for the parameter sees them,
+        the remaining attempts of this step included."""
+        return self.desk.answer(proposal_id, action, value if value is not None else text, by, reason=reason)
+
+    def feedback(self, text: str, *, sample_id: str | None = None, node: str | None = None,
+                 parameter: str | None = None) -> PersonFeedback:
+        """A person's feedback as a gradient with source "person" (any thread; it acts from the next
+        backward or optimizer call): on a training sample's output (`sample_id`), on a node's output
+        for it (`node`), or on a `parameter`. Returns what was accepted; raises `FeedbackRefused`
+        naming the problem (a leaked training target, an unknown sample / node / parameter, no text)."""
+        return self.teaching.give(text, sample_id=sample_id, node=node, parameter=parameter)
 
     # -- the run --------------------------------------------------------------------------------------
     def start(self, *, paused: bool = False) -> Future:
@@ -320,7 +340,7 @@ class Trainer:
                 self._emit(EndpointProbe(**notice))
 
     def _finish(self, status: str, error: str | None, *, run_test: bool) -> RunSummary:
-        self._back_to_last_checkpoint()
+        back_to_checkpoint(self.run_state, self._saved, self._emit)  # a step left unfinished is reverted
         final = {"val": self.best_val, "test": None}
         if run_test and self.test:
             try:
@@ -368,33 +388,5 @@ class Trainer:
         return self.run_state.to_checkpoint(self.usage())
 
     def _checkpoint(self, finished: StepFinished | None = None) -> None:
-        """The checkpoint first, then the step's `finished` event and the `checkpoint` event: a kill
-        between them leaves a step that is done (a resume logs the missing events from the checkpoint,
-        resume_record.py), never one logged as finished and then redone."""
-        state = self.state()
-        if finished is not None:  # what a resume needs to log this step as finished (usage: the state's own)
-            state["step_finished"] = {k: v for k, v in asdict(finished).items() if k != "usage"}
-        path = self.store.write_checkpoint(self.step, state)
-        kill_point("checkpoint.files")
-        self._saved = copy.deepcopy(state)
-        if finished is not None:
-            self._emit(finished)
-        self._emit(CheckpointWritten(path=str(path)))
-
-    def _back_to_last_checkpoint(self) -> None:
-        """A run that ends in the middle of a step (stop, budget, error) goes back to its last checkpoint.
-
-        So the summary, the checkpoint, `workbench runs` and an export name the same step, and the best
-        score is one the exported values earned. What the unfinished step kept is reverted, with an
-        `update` event each; a resume redoes the step (from the response cache where it was paid for).
-        """
-        if self._saved is None or self._saved["step"] == self.step:
-            return
-        unfinished = self.step
-        before = {name: p.value for name, p in self.params.items()}
-        self.run_state.from_checkpoint(self._saved, keep_usage=True)
-        for name, p in self.params.items():
-            if p.value != before[name]:
-                self._emit(Update(proposal_id=f"step-{unfinished}-unfinished", parameter=name, accepted=False,
-                                  value=p.value, reason=f"step {unfinished} did not finish; back to the checkpoint "
-                                                        f"of step {self.step}"))
+        """The state as this step's checkpoint, then the step's events (in that order: resume_record.py)."""
+        self._saved = checkpoint_then_events(self.store, self.step, self.state(), finished, self._emit)
