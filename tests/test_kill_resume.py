@@ -215,7 +215,7 @@ def test_a_kill_after_config_json_leaves_a_folder_that_starts_again(bench):
     listing = subprocess.run(command("runs", "--runs-dir", "."), cwd=root, env=environment(root / "cache-config"),
                              capture_output=True, text=True, timeout=60)
     line = next(line for line in listing.stdout.splitlines() if line.startswith("run-config"))
-    assert "incomplete start" in line and "damaged" not in line
+    assert "incomplete start" in line and "damaged" not in line and "same flags and --run-dir" in line
     refused = subprocess.run(command("train", "--resume", "run-config"), cwd=root, capture_output=True, text=True,
                              env=environment(root / "cache-config"), timeout=60)
     assert refused.returncode != 0 and "Traceback" not in refused.stderr
@@ -243,3 +243,20 @@ def test_the_mlflow_mirror_logs_each_step_once_and_counts_never_go_backwards(ben
             assert values == sorted(values), key
     val = {m.step: m.value for m in client.get_metric_history(found.info.run_id, "val_score")}
     assert val == {e["step"]: e["data"]["val_score"] for e in events_of(root / "reference", "step_finished")}
+
+
+def test_an_incomplete_start_with_its_cli_json_is_started_again_by_resume(bench):
+    """A kill after config.json and cli.json but before the first event: --resume starts it in place."""
+    root, server = bench
+    folder = root / "run-cli-only"
+    folder.mkdir()
+    for name in ("config.json", "cli.json"):
+        (folder / name).write_bytes((root / "reference" / name).read_bytes())
+    listing = subprocess.run(command("runs", "--runs-dir", "."), cwd=root, env=environment(root / "cache-cli-only"),
+                             capture_output=True, text=True, timeout=60)
+    line = next(line for line in listing.stdout.splitlines() if line.startswith("run-cli-only"))
+    assert "incomplete start" in line and "workbench train --resume run-cli-only" in line
+    resumed = subprocess.run(command("train", "--resume", "run-cli-only", "--base-url", server.base_url), cwd=root,
+                             env=environment(root / "cache-cli-only"), capture_output=True, text=True, timeout=120)
+    assert resumed.returncode == 0, resumed.stderr
+    assert_same_record(folder, root / "reference")

@@ -223,7 +223,8 @@ def test_runs_lists_every_folder_and_damaged_ones_as_rows(tmp_path, finished):
     assert good.wall_time_s > 0
     assert table.loc["bad-config", "status"] == "damaged" and "config.json is damaged" in table.loc["bad-config", "error"]
     # config.json and no event: a kill before the run started (issue 21), which --resume starts again
-    assert table.loc["no-events", "status"] == "incomplete start" and "--resume" in table.loc["no-events", "error"]
+    assert table.loc["no-events", "status"] == "incomplete start"
+    assert "with the same flags and --run-dir" in table.loc["no-events", "error"]  # no cli.json to --resume from
     torn_row = table.loc["torn"]
     assert (torn_row.status, torn_row.steps, torn_row.calls, torn_row.wall_time_s) == \
         ("running or interrupted", 1, 3, 2.0)

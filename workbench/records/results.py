@@ -30,7 +30,7 @@ from .fold import CURVE_COLUMNS, NOTICE_COLUMNS, PROPOSAL_COLUMNS, RunFold
 from .frames import TextFrame
 from .blobs import expand_line
 from .report import write_report
-from .run_list import INCOMPLETE_START, RESTART_NOTE, folder_problems, run_folders
+from .run_list import INCOMPLETE_START, folder_problems, restart_note, run_folders
 from .store import RunStore, read_events
 
 if TYPE_CHECKING:
@@ -272,7 +272,7 @@ def _run_row(folder: Path) -> dict:
     row: dict[str, Any] = {c: None for c in RUNS_COLUMNS} | {"run_id": folder.name, "path": str(folder)}
     problems = folder_problems(folder)  # the same verdict as `workbench runs`
     if not problems and RunStore(folder).never_started():
-        return row | {"status": INCOMPLETE_START, "error": RESTART_NOTE.format(path=folder)}
+        return row | {"status": INCOMPLETE_START, "error": restart_note(folder)}
     try:
         row["task"] = json.loads((folder / "config.json").read_text(encoding="utf-8")).get("task") or None
     except (OSError, ValueError, AttributeError):

@@ -17,8 +17,13 @@ from .store import RunStore, read_events
 INCOMPLETE_START = "incomplete start"
 
 RUN_FILES = ("config.json", "events.jsonl", "latest.json")  # a folder holding any of these is a run
-RESTART_NOTE = ("killed before training started (nothing was trained): `workbench train --resume {path}` "
-                "starts it again in place")
+
+
+def restart_note(folder: str | os.PathLike) -> str:
+    """How to start an incomplete start again: `--resume` rebuilds it from cli.json, if it was written."""
+    how = f"`workbench train --resume {folder}`" if (Path(folder) / "cli.json").is_file() else \
+        f"`workbench train` with the same flags and --run-dir {folder}"
+    return f"killed before training started (nothing was trained): {how} starts it again in place"
 
 
 def run_folders(root: str | os.PathLike) -> list[Path]:
@@ -75,7 +80,7 @@ def list_runs(root: str | os.PathLike = "runs") -> list[dict]:
         problems = folder_problems(folder)
         if not problems and folder_status(folder) == INCOMPLETE_START:
             rows.append({"run_id": store.run_id, "path": str(store.path), "task": "", "status": INCOMPLETE_START,
-                         "note": RESTART_NOTE.format(path=store.path), "steps": None, "baseline_val": None,
+                         "note": restart_note(store.path), "steps": None, "baseline_val": None,
                          "best_val": None, "test": None, "created": created})
             continue
         if not problems:
