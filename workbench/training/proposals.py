@@ -137,12 +137,14 @@ class ProposalLoop:
         """One candidate through the checks, the minibatch gate, approval and validation; True if kept.
         `refused`: what `_refusal` found for the values (the loop asked already)."""
         self._emit_proposal(values, pid, source, attempt, group)
-        if refused:
+        # a branch's decision on this proposal (training/branching.py) is final: no check, gate or person overrules it
+        forced = self.forced_decisions.pop(pid, None)
+        if refused and forced is None:
             return self._reject(values, pid, step, refused, by=source)
         passed, why, paired = self._minibatch_gate(values, pid, gate_examples, before)
-        if not passed:
+        if not passed and forced is None:
             return self._reject(values, pid, step, why, minibatch=paired.after, by=source)
-        decision = self._ask(self._pending(values, pid, paired))
+        decision = forced or self._ask(self._pending(values, pid, paired))
         self._emit("decision", proposal_id=pid, **decision.to_dict())
         if decision.action == "reject":
             return self._reject(values, pid, step, f"rejected by {decision.by}", minibatch=paired.after,
@@ -156,13 +158,13 @@ class ProposalLoop:
             values, by = {next(iter(values)): decision.text}, "human"
             self._emit_proposal(values, pid, "human", attempt, group)
             refused = self._refusal(values)
-            if refused:
+            if refused and forced is None:
                 return self._reject(values, pid, step, f"the edit {refused}", by=by)
             passed, why, paired = self._minibatch_gate(values, pid, gate_examples, before)
-            if not passed:
+            if not passed and forced is None:
                 return self._reject(values, pid, step, f"the edit failed the minibatch gate: {why}",
                                     minibatch=paired.after, by=by)
-        if not getattr(self.approval, "validate", True) and decision.by == "person":
+        if forced is not None or (not getattr(self.approval, "validate", True) and decision.by == "person"):
             score, keep, reason = None, True, "accepted by a person without validation"
         else:
             score, keep, reason = self._validate(values, pid)

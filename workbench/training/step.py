@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Sequence
 
 from ..errors import RunStopped, WorkbenchError
 from ..records.eval_memo import MEMO_FILE, EvalMemo, run_batch_memo
+from ..records.family import family_memo_files
 from ..optim import LeakCheck
 from ..engine.parameter import Parameter, Role
 from ..engine.runner import BatchResult, SampleResult
@@ -38,9 +39,10 @@ class TrainingStep:
     # -- run-scoped helpers (created on first use, so the trainer needs no extra wiring) ------------
     @property
     def eval_memo(self) -> EvalMemo:
-        """Every evaluation of this run, by (all parameter values, model, sample); kept in the run folder."""
+        """Every evaluation of this run, by (all parameter values, model, sample); kept in the run folder,
+        and reading its family's memos (a branch's parent and siblings) so no run of a tree pays twice."""
         if getattr(self, "_eval_memo", None) is None:
-            self._eval_memo = EvalMemo(self.store.path / MEMO_FILE)
+            self._eval_memo = EvalMemo(self.store.path / MEMO_FILE, also_read=family_memo_files(self.store.path))
         return self._eval_memo
 
     @property

@@ -27,6 +27,7 @@ from ..optim import DemoOptimizer, ParameterMemory, TextOptimizer
 from ..redact import redact
 from ..optim.optimizer_completion import optimizer_style
 from ..records.store import RunStore, new_run_id
+from .branch_decision import decisions_still_due
 from .checkpoint import checkpoint_state, latest_valid_checkpoint, restore_checkpoint
 from .config import RunSummary, TrainConfig
 from .faults import FaultReporting
@@ -51,7 +52,8 @@ class Trainer(TrainingStep, ProposalLoop, GateRuns, Lifecycle, FaultReporting):
                  test: Sequence["Example"], eval_fn: EvalFn | str, models: "Models", *,
                  config: TrainConfig | None = None, approval: Any = None, run_dir: str | Path | None = None,
                  runs_root: str | Path = "runs", task: str = "", bus: EventBus | None = None,
-                 resume: bool = False, teacher: "ChatModel | None" = None, progress: bool | None = None) -> None:
+                 resume: bool = False, teacher: "ChatModel | None" = None, progress: bool | None = None,
+                 branch_of: dict | None = None) -> None:
         if not train:
             raise ConfigError("the training set is empty")
         if not val:
@@ -82,6 +84,8 @@ class Trainer(TrainingStep, ProposalLoop, GateRuns, Lifecycle, FaultReporting):
         self.memory = {name: ParameterMemory(name) for name in self.params}
         self.pinned: set[str] = set()
         self.excluded: set[str] = set()
+        self.branch_of = branch_of  # a branch's record of its parent (training/branching.py), kept in config.json
+        self.forced_decisions: dict = {}  # proposal id -> the Decision a branch takes on it (proposals.py)
         # state that a checkpoint carries (training/checkpoint.py)
         self.step = 0
         self.best_val: float | None = None
@@ -115,6 +119,7 @@ class Trainer(TrainingStep, ProposalLoop, GateRuns, Lifecycle, FaultReporting):
                 self._restore(state)
                 self._saved = copy.deepcopy(state)
                 self.resumed_from = self.step
+                self.forced_decisions = decisions_still_due(self.store.config(), self.step)  # a branch resumed
         else:
             self.store = RunStore.create(run_dir, self._config_record())
         self.run_id = self.store.run_id
@@ -221,7 +226,7 @@ class Trainer(TrainingStep, ProposalLoop, GateRuns, Lifecycle, FaultReporting):
                 "models": {role: getattr(m, "model", "?") for role, m in self.models.by_role().items()},
                 "splits": {"train": [e.id for e in self.train], "val": [e.id for e in self.val],
                            "test": [e.id for e in self.test]},
-                "approval": type(self.approval).__name__}
+                "approval": type(self.approval).__name__, **({"branch": self.branch_of} if self.branch_of else {})}
 
     def state(self) -> dict:
         """The checkpoint of the run as it is now (training/checkpoint.py says what it holds)."""

@@ -1,0 +1,197 @@
+"""Branching a run: a child from step k of a 4-step run, over HTTP to our test server.
+
+The parent rejects every proposal of step 3 that reaches a person; the branch goes on from step 2
+and accepts p3-7. It must end exactly where an uninterrupted run that accepted p3-7 ends, send the
+server only requests of the steps after 2 (and fewer: the parent's evaluations are reused), and
+leave the parent's folder byte-identical. Every reply is a function of the messages (cli_task.py).
+"""
+import json
+import warnings
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+import cli_task
+from scripted_tasks import Shout, same_text
+from workbench.errors import BadArgumentError, ConfigError
+from workbench.llm.models import Models
+from workbench.records.family import branch_record, family_of
+from workbench.records.store import RunStore
+from workbench.testing import OpenAITestServer
+from workbench.training.approval import CallbackApproval, Decision
+from workbench.training.branching import branch
+from workbench.training.trainer import TrainConfig, Trainer
+
+TRAIN = cli_task.sample(8, 0)
+VAL = [cli_task.Example(f"v-{w}", {"word": w}, w.upper(), {}) for w in cli_task.WORDS[12:16]]
+TEST = [cli_task.Example(f"t-{w}", {"word": w}, w.upper(), {}) for w in cli_task.WORDS[16:20]]
+CONFIG = TrainConfig(max_steps=4, batch_size=2, concurrency=4)
+
+
+def rejects_step_3(pending):
+    """The parent's person: rejects whatever reaches them in step 3, accepts the rest (validation decides)."""
+    return Decision("reject" if pending.proposal_id.startswith("p3-") else "accept", "person")
+
+
+class AcceptsP37WithoutValidation(CallbackApproval):
+    """The uninterrupted run a branch must equal: the same person, except that they accept p3-7 and
+    keep it without validation (what a branch's decision means)."""
+
+    def __init__(self):
+        super().__init__(self.answer)
+        self.last = None
+
+    def answer(self, pending):
+        self.last = pending.proposal_id
+        return Decision("accept", "person") if pending.proposal_id == "p3-7" else rejects_step_3(pending)
+
+    @property
+    def validate(self):
+        return self.last != "p3-7"
+
+
+def models_for(server, model="test-model"):
+    return Models.from_endpoint(server.base_url, model, api_key="k", cache=None, max_concurrency=4, max_retries=1)
+
+
+def snapshot(folder: Path) -> dict:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def comparable(state):
+    return {k: v for k, v in state.items() if k not in ("written", "usage")}
+
+
+def outcome(summary):
+    return {k: summary[k] for k in ("status", "steps", "baseline", "final", "best_val", "best_step", "parameters")}
+
+
+def canonical(body):
+    return json.dumps(body, sort_keys=True)
+
+
+def requests_after_step(trainer, server, step):
+    """Start counting the server's requests once `trainer` has checkpointed `step`."""
+    mark = {}
+    trainer.bus.subscribe(lambda e: mark.setdefault("at", len(server.requests)) if e.step == step else None,
+                          {"checkpoint"})
+    return mark
+
+
+@pytest.fixture
+def parent(tmp_path):
+    with OpenAITestServer(responder=cli_task.respond) as server:
+        models = models_for(server)
+        trainer = Trainer(Shout(), TRAIN, VAL, TEST, same_text, models, config=CONFIG,
+                          approval=CallbackApproval(rejects_step_3), run_dir=tmp_path / "runs" / "parent")
+        summary = trainer.fit()
+        yield server, models, trainer, summary
+
+
+def test_a_branch_pays_only_after_its_step_and_ends_where_the_same_decisions_end(parent, tmp_path):
+    server, models, trainer, summary = parent
+    parent_dir = trainer.store.path
+    before = snapshot(parent_dir)
+    assert summary.status == "completed" and summary.steps == 4
+
+    served = len(server.requests)
+    child = branch(parent_dir, proposal="p3-7", decision="accept", pipeline=Shout(), train=TRAIN, val=VAL, test=TEST,
+                   eval_fn=same_text, models=models, approval=CallbackApproval(rejects_step_3))
+    assert child.step == 2 and child.store.path.parent == parent_dir.parent
+    result = child.fit()
+    child_requests = Counter(canonical(b) for b in server.requests[served:])
+
+    reference = Trainer(Shout(), TRAIN, VAL, TEST, same_text, models, config=CONFIG,
+                        approval=AcceptsP37WithoutValidation(), run_dir=tmp_path / "elsewhere" / "reference")
+    mark = requests_after_step(reference, server, 2)
+    expected = reference.fit()
+    reference_after_2 = Counter(canonical(b) for b in server.requests[mark["at"]:])
+
+    # the same decisions, the same run: every checkpoint after the branch point and the outcome
+    assert outcome(result.to_dict()) == outcome(expected.to_dict())
+    assert result.parameters != summary.parameters  # accepting p3-7 changed where the run went
+    for step in (2, 3, 4):
+        mine = json.loads((child.store.path / "checkpoints" / f"step-{step:04d}.json").read_text())
+        theirs = json.loads((reference.store.path / "checkpoints" / f"step-{step:04d}.json").read_text())
+        assert comparable(mine) == comparable(theirs), step
+    # the branch sent only requests of the steps after 2, and fewer: the parent's evaluations were reused
+    assert 0 < sum(child_requests.values()) < sum(reference_after_2.values())
+    assert not child_requests - reference_after_2
+    assert sum(u["calls"] for u in result.usage.values()) == sum(child_requests.values())
+    # the parent is byte-identical; the branch names it
+    assert snapshot(parent_dir) == before
+    record = branch_record(child.store.path)
+    assert record["parent"] == "parent" and record["step"] == 2
+    assert record["decision"] == {"proposal_id": "p3-7", "action": "accept", "text": None}
+    assert [m.run_id for m in family_of(parent_dir)] == ["parent", child.run_id]
+
+
+def test_a_branch_of_a_finished_run_at_its_last_step_makes_no_call(parent):
+    server, models, trainer, summary = parent
+    served = server.request_count
+    child = branch(trainer)  # a finished trainer lends its pipeline (copied), data, models and approval
+    result = child.fit()
+    assert server.request_count == served
+    assert outcome(result.to_dict()) == outcome(summary.to_dict())
+    assert sum(u.get("calls", 0) for u in result.usage.values()) == 0
+    assert trainer.params["shout.instruction"] is not child.params["shout.instruction"]
+
+
+def test_a_branch_killed_before_its_changed_step_takes_the_decision_when_resumed(parent, tmp_path):
+    server, models, trainer, _ = parent
+    first = branch(trainer, proposal="p3-7", decision="accept", run_dir=tmp_path / "runs" / "first")
+    finished = first.fit()
+    made = branch(trainer, proposal="p3-7", decision="accept", run_dir=tmp_path / "runs" / "second")
+    del made  # "killed" before it trained: its folder holds the branch point and the decision
+    resumed = Trainer(Shout(), TRAIN, VAL, TEST, same_text, models, config=CONFIG,
+                      approval=CallbackApproval(rejects_step_3), run_dir=tmp_path / "runs" / "second", resume=True)
+    assert resumed.resumed_from == 2 and set(resumed.forced_decisions) == {"p3-7"}
+    assert outcome(resumed.fit().to_dict()) == outcome(finished.to_dict())
+
+
+def test_settings_and_models_change_and_another_model_reuses_no_reply(parent):
+    server, models, trainer, summary = parent
+    served = len(server.requests)
+    other = models_for(server, "other-model")
+    child = branch(trainer.store.path, at_step=4, max_steps=5, epochs=2, pipeline=Shout(), train=TRAIN, val=VAL,
+                   test=TEST, eval_fn=same_text, models=other, train_only=["shout.instruction"])
+    changed = branch_record(child.store.path)["changed"]
+    assert changed["max_steps"] == [4, 5] and changed["epochs"] == [1, 2]
+    assert changed["models"]["task"] == ["test-model", "other-model"]
+    child.fit()
+    sent = server.requests[served:]
+    assert sent and {b["model"] for b in sent} == {"other-model"}  # nothing paid by test-model was reused
+
+
+def test_what_a_branch_refuses(parent, tmp_path):
+    server, models, trainer, _ = parent
+    folder = trainer.store.path
+    with pytest.raises(ConfigError, match="no checkpoint of step 9"):
+        branch(trainer, at_step=9)
+    with pytest.raises(ConfigError, match="proposal of step 3"):
+        branch(trainer, at_step=1, proposal="p3-7", decision="accept")
+    with pytest.raises(ConfigError, match="no proposal p3-99"):
+        branch(trainer, proposal="p3-99", decision="accept")
+    with pytest.raises(ConfigError, match="kept in parent already"):
+        branch(trainer, proposal="p2-5", decision="accept")
+    with pytest.raises(BadArgumentError, match="needs the edited text"):
+        branch(trainer, proposal="p3-7", decision="edit")
+    with pytest.raises(ConfigError, match="needs pipeline, train, val, test, eval_fn, models"):
+        branch(folder, at_step=2)
+    with pytest.raises(ConfigError, match="unknown settings"):
+        branch(trainer, at_step=2, max_stepz=3)
+    with pytest.raises(ConfigError, match="differs from what parent was trained on"):
+        branch(folder, at_step=2, pipeline=Shout(), train=TRAIN[:4], val=VAL, test=TEST, eval_fn=same_text,
+               models=models)
+    assert [p.name for p in folder.parent.iterdir()] == ["parent"]  # a refused branch leaves no folder
+
+
+def test_an_edited_text_is_kept_as_written(parent):
+    server, models, trainer, _ = parent
+    text = "Rule 1: use capitals. Rule 2: use capitals. Rule 3: use capitals. <b>bold</b>\u202e"
+    child = branch(trainer, proposal="p3-6", decision="edit", text=text, max_steps=3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the decision was taken: no warning that it was not
+        child.fit()
+    assert child.params["shout.instruction"].value == text
