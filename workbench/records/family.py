@@ -142,3 +142,36 @@ def proposals_of_step(folder: str | os.PathLike, step: int) -> dict[str, dict]:
             row["kept"] = bool(event.data.get("accepted"))
             row["reason"] = str(event.data.get("reason") or "")
     return found
+
+
+def in_tree_order(rows: list[dict]) -> list[tuple[int, dict]]:
+    """(depth, row) for rows of `list_runs`: each run followed by its branches (indented by depth),
+    roots in the rows' order (newest first), branches oldest first. A branch whose parent is not
+    among the rows is a root here."""
+    by_path = {str(Path(r["path"]).resolve()): r for r in rows}
+    parent_of: dict[str, str] = {}
+    for key in by_path:
+        parent = parent_folder(key)
+        if parent is not None and str(parent.resolve()) in by_path and str(parent.resolve()) != key:
+            parent_of[key] = str(parent.resolve())
+    children: dict[str, list[str]] = {}
+    for key in by_path:
+        if key in parent_of:
+            children.setdefault(parent_of[key], []).append(key)
+    ordered: list[tuple[int, dict]] = []
+    seen: set[str] = set()
+
+    def visit(key: str, depth: int) -> None:
+        if key in seen:
+            return
+        seen.add(key)
+        ordered.append((depth, by_path[key]))
+        for child in sorted(children.get(key, []), key=lambda k: by_path[k].get("created") or 0):
+            visit(child, depth + 1)
+
+    for key in by_path:
+        if key not in parent_of:
+            visit(key, 0)
+    for key in by_path:  # a cycle of parents (hand-edited configs) still lists every run
+        visit(key, 0)
+    return ordered
