@@ -10,6 +10,7 @@ import warnings
 from collections import Counter
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 import cli_task
@@ -195,3 +196,36 @@ def test_an_edited_text_is_kept_as_written(parent):
         warnings.simplefilter("error")  # the decision was taken: no warning that it was not
         child.fit()
     assert child.params["shout.instruction"].value == text
+
+
+def test_compare_the_family_curves_prompts_and_the_runs_table(parent):
+    import workbench
+    from workbench.records.results import open_run, runs
+
+    server, models, trainer, summary = parent
+    accepted = branch(trainer, proposal="p3-7", decision="accept", run_dir=trainer.store.path.parent / "accepted")
+    accepted.fit()
+    same = branch(trainer, at_step=4, run_dir=trainer.store.path.parent / "same")
+    same.fit()
+    fam = open_run(trainer.store.path).family
+    assert fam.run_ids == ["parent", "accepted", "same"] == workbench.compare(same).run_ids
+    curves = fam.curves
+    branch_curve = curves[curves.run_id == "accepted"]
+    assert list(branch_curve.step) == [0, 1, 2, 3, 4] and list(branch_curve.inherited) == [True] * 3 + [False] * 2
+    parent_curve = curves[curves.run_id == "parent"]
+    assert list(branch_curve.best_val)[:3] == list(parent_curve.best_val)[:3]  # the shared path
+    spec = fam.spec()
+    lines = [t for t in spec["data"] if t.get("showlegend", True)]
+    assert [t["name"] for t in lines] == ["parent", "accepted", "same"]
+    assert lines[1]["x"][0] == 2 and lines[2]["x"] == [4]  # a branch's line starts where it left its parent
+    prompts = fam.prompts
+    assert list(prompts.columns) == ["parent", "accepted", "same"]
+    assert prompts.loc["shout.instruction", "same"] == prompts.loc["shout.instruction", "parent"]
+    diffs = fam.diffs.set_index("run_id")
+    assert not diffs.loc["accepted", "same"] and diffs.loc["same", "same"]
+    assert any(op != "=" for op, _ in diffs.loc["accepted", "diff"])
+    table = fam.runs.set_index("run_id")
+    assert table.loc["accepted", "decision"] == "accept p3-7" and table.loc["accepted", "branch_step"] == 2
+    listed = runs(trainer.store.path.parent).set_index("run_id")
+    assert listed.loc["accepted", "parent"] == "parent" and listed.loc["accepted", "branch_step"] == 2
+    assert pd.isna(listed.loc["parent", "parent"])

@@ -80,3 +80,19 @@ def _decision(args: argparse.Namespace) -> tuple[str | None, str | None, str | N
     if args.edit:
         return args.edit[0], "edit", args.edit[1]
     return None, None, None
+
+
+def branch_from_cli_json(parent: str | Path, at_step: int | None = None, **options: Any) -> Any:
+    """`workbench.branch(folder, ...)` for a run `workbench train` started: its pipeline, data and models
+    are rebuilt from its cli.json (the models from the same flags and WORKBENCH_* environment)."""
+    from ..training.branching import branch
+    from .factory import build
+    from .running import resolve_models, say_to_stderr
+
+    spec = load_spec(Path(parent))
+    if options.get("train_only") is not None:
+        spec.train_only = list(options.pop("train_only"))
+    built = build(spec)
+    models = options.pop("models", None) or resolve_models(spec, say_to_stderr)
+    return branch(parent, at_step, pipeline=built.pipeline, train=built.train, val=built.val, test=built.test,
+                  eval_fn=built.eval_fn, models=models, **options)

@@ -31,6 +31,7 @@ from .store import RunStore, folder_problems, parse_event_line, read_events, run
 from .charts import CurveData
 
 if TYPE_CHECKING:
+    from .compare import Comparison
     from .live import LiveRun
 
 __all__ = ["Run", "RunFolderError", "open_run", "runs"]
@@ -50,7 +51,7 @@ NOTICE_COLUMNS = ["step", "type", "stage", "parameter", "node_id", "sample_id", 
 USAGE_COLUMNS = ["step", "stage", "role", "calls", "prompt_tokens", "completion_tokens", "tokens", "cache_hits",
                  "latency_s"]
 RUNS_COLUMNS = ["run_id", "task", "status", "steps", "baseline_val", "best_val", "baseline_test", "test", "calls",
-                "tokens", "wall_time_s", "started", "path", "error"]
+                "tokens", "wall_time_s", "started", "parent", "branch_step", "path", "error"]
 
 
 # the start of a forward event's line as the store writes it (json.dumps of Event.to_dict()); a line
@@ -444,6 +445,13 @@ class Run:
         """Seconds spent training, summed over sessions (a resumed run's downtime is not counted)."""
         return sum(end - start for start, end in self.tables.sessions)
 
+    @property
+    def family(self) -> "Comparison":
+        """This run's tree (parent, branches, their branches) side by side: curves on one chart, final
+        prompts as diffs (records/compare.py)."""
+        from .compare import compare
+        return compare(self.path)
+
     def report(self, path: str | os.PathLike = "report.html") -> Path:
         """Write the self-contained HTML report of this run (see `workbench.records.report`)."""
         from .report import write_report
@@ -490,7 +498,10 @@ def _run_row(folder: Path) -> dict:
     row: dict[str, Any] = {c: None for c in RUNS_COLUMNS} | {"run_id": folder.name, "path": str(folder)}
     problems = folder_problems(folder)  # the same verdict as `workbench runs`
     try:
-        row["task"] = json.loads((folder / "config.json").read_text(encoding="utf-8")).get("task") or None
+        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+        row["task"] = config.get("task") or None
+        branch = config.get("branch") if isinstance(config.get("branch"), dict) else {}
+        row["parent"], row["branch_step"] = branch.get("parent"), branch.get("step")  # a branch: where it began
     except (OSError, ValueError, AttributeError):
         pass  # already among the problems
     run = Run(folder)
