@@ -229,3 +229,38 @@ def test_compare_the_family_curves_prompts_and_the_runs_table(parent):
     listed = runs(trainer.store.path.parent).set_index("run_id")
     assert listed.loc["accepted", "parent"] == "parent" and listed.loc["accepted", "branch_step"] == 2
     assert pd.isna(listed.loc["parent", "parent"])
+
+
+def test_a_branch_mirrored_to_mlflow_names_its_parent(parent, tmp_path):
+    mlflow = pytest.importorskip("mlflow", reason="mlflow is not installed (pip install 'workbench[mlflow]')")
+    from workbench.records.sinks.mlflow import MLflowSink, log_run
+
+    server, models, trainer, _ = parent
+    store = tmp_path / "mlruns"
+    parent_sink = log_run(trainer.store.path, store, experiment="branches")  # the parent, after the fact
+    child = branch(trainer, proposal="p3-7", decision="accept")
+    sink = MLflowSink(store, experiment="branches")
+    sink.attach(child)
+    child.fit()
+    client = mlflow.MlflowClient(tracking_uri=sink.tracking_uri)
+    tags = client.get_run(sink.mlflow_run_id).data.tags
+    assert tags["workbench.parent_run_id"] == "parent" and tags["workbench.branch_step"] == "2"
+    assert tags["mlflow.parentRunId"] == parent_sink.mlflow_run_id  # nested under the parent in MLflow's UI
+    steps = [m.step for m in client.get_metric_history(sink.mlflow_run_id, "minibatch_score")]
+    assert steps == [3, 4]  # the steps the branch trained
+
+
+def test_reports_and_exports_of_a_family(parent, tmp_path):
+    from workbench.records.export import export_prompts
+    from workbench.records.report import render_report
+
+    server, models, trainer, _ = parent
+    child = branch(trainer, proposal="p3-7", decision="accept", run_dir=trainer.store.path.parent / "b<i>x&amp;")
+    child.fit()
+    page = render_report(trainer.store.path)
+    assert "b&lt;i&gt;x&amp;amp; (after step 2)" in page and "<i>x" not in page  # a hostile name is text
+    page = render_report(child.store.path)
+    assert "branched from" in page and "parent after step 2, accept p3-7" in page
+    out = export_prompts(child.store.path, tmp_path / "prompts.json")
+    exported = json.loads(Path(out).read_text())
+    assert json.dumps(exported).count(child.params["shout.instruction"].value.replace('"', '\\"')) >= 1
