@@ -35,21 +35,9 @@ def rejects_step_3(pending):
     return Decision("reject" if pending.proposal_id.startswith("p3-") else "accept", "person")
 
 
-class AcceptsP37WithoutValidation(CallbackApproval):
-    """The uninterrupted run a branch must equal: the same person, except that they accept p3-7 and
-    keep it without validation (what a branch's decision means)."""
-
-    def __init__(self):
-        super().__init__(self.answer)
-        self.last = None
-
-    def answer(self, pending):
-        self.last = pending.proposal_id
-        return Decision("accept", "person") if pending.proposal_id == "p3-7" else rejects_step_3(pending)
-
-    @property
-    def validate(self):
-        return self.last != "p3-7"
+def accepts_p3_7(pending):
+    """The uninterrupted run a branch must equal: the same person, except that they accept p3-7."""
+    return Decision("accept", "person") if pending.proposal_id == "p3-7" else rejects_step_3(pending)
 
 
 def models_for(server, model="test-model"):
@@ -104,7 +92,7 @@ def test_a_branch_pays_only_after_its_step_and_ends_where_the_same_decisions_end
     child_requests = Counter(canonical(b) for b in server.requests[served:])
 
     reference = Trainer(Shout(), TRAIN, VAL, TEST, same_text, models, config=CONFIG,
-                        approval=AcceptsP37WithoutValidation(), run_dir=tmp_path / "elsewhere" / "reference")
+                        approval=CallbackApproval(accepts_p3_7), run_dir=tmp_path / "elsewhere" / "reference")
     mark = requests_after_step(reference, server, 2)
     expected = reference.fit()
     reference_after_2 = Counter(canonical(b) for b in server.requests[mark["at"]:])
@@ -264,3 +252,15 @@ def test_reports_and_exports_of_a_family(parent, tmp_path):
     out = export_prompts(child.store.path, tmp_path / "prompts.json")
     exported = json.loads(Path(out).read_text())
     assert json.dumps(exported).count(child.params["shout.instruction"].value.replace('"', '\\"')) >= 1
+
+
+def test_a_worse_text_is_kept_anyway_and_its_score_is_the_branch_s(parent):
+    from workbench.records.results import open_run
+
+    server, models, trainer, _ = parent
+    child = branch(trainer, proposal="p3-6", decision="edit", text="Say it in French.", max_steps=3)
+    result = child.fit()
+    assert child.params["shout.instruction"].value == "Say it in French."
+    row = open_run(child).proposals.set_index("proposal_id").loc["p3-6"]
+    assert bool(row.kept) and "kept anyway" in row.reason and row.validation_complete
+    assert result.best_val == row.validation == 0.0  # every French word is reversed: the kept value's own score

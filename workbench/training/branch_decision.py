@@ -3,8 +3,9 @@
 "What if I had accepted p3-2?": the branch replays step k+1 (from the family's memo and the
 response cache, so it pays nothing it already paid) and, when proposal p3-2 comes up again, takes
 the decision given here instead of asking. That decision is a person's and is final: the proposal
-(or the edited text) is kept without the checks, the minibatch gate or the validation gate, as a
-person accepting under `HumanApproval(validate=False)` would keep it; a "reject" reverts it.
+(or the edited text) is kept without the checks or the minibatch gate, and validated in full (no
+early stop) so the branch's curve shows what it kept; when validation would not keep it, it is kept
+anyway and says so in its reason (the run's best_val is then that value's score). A "reject" reverts it.
 The decision is stored in the branch's config.json, so a branch killed during that step takes it
 again when resumed.
 """

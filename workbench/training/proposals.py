@@ -164,10 +164,12 @@ class ProposalLoop:
             if not passed and forced is None:
                 return self._reject(values, pid, step, f"the edit failed the minibatch gate: {why}",
                                     minibatch=paired.after, by=by)
-        if forced is not None or (not getattr(self.approval, "validate", True) and decision.by == "person"):
+        if not getattr(self.approval, "validate", True) and decision.by == "person" and forced is None:
             score, keep, reason = None, True, "accepted by a person without validation"
-        else:
-            score, keep, reason = self._validate(values, pid)
+        else:  # a branch's decision is validated in full, so its curve shows what it kept, and kept whatever it scores
+            score, keep, reason = self._validate(values, pid, complete=forced is not None)
+            if forced is not None and not keep:
+                keep, reason = True, f"{reason}; kept anyway: the decision this branch was made with"
         if not keep:
             return self._reject(values, pid, step, reason, minibatch=paired.after, score=score, by=by)
         for name, new in values.items():
