@@ -70,7 +70,11 @@ function render({ model, el }) {
   const scoreBox = h("div", { class: "wb-chart wb-chart-score", role: "img", "aria-label": "scores per step" });
   const usageText = h("div", { class: "wb-usage" });
   const costBox = h("div", { class: "wb-chart wb-chart-cost", role: "img", "aria-label": "cost per step per role" });
-  el.append(h("div", { class: "wb-card" }, head, status, scoreBox, usageText, costBox));
+  // a run with a parent or branches: every run of the tree on one chart (drawn only then)
+  const familyHead = h("h4", { class: "wb-h wb-family-head" }, "This run's family: parent and branches");
+  const familyBox = h("div", { class: "wb-chart wb-chart-family", role: "img", "aria-label": "the best validation score of each run of the family" });
+  familyHead.hidden = familyBox.hidden = true;
+  el.append(h("div", { class: "wb-card" }, head, status, scoreBox, usageText, costBox, familyHead, familyBox));
 
   let Plotly = null;
   let alive = true;
@@ -82,7 +86,9 @@ function render({ model, el }) {
     const figures = model.get("figures") || {};
     narrow = el.clientWidth < NARROW_PX;
     const ink = getComputedStyle(el).color; // the theme's text colour: light in a dark theme
-    for (const [box, key] of [[scoreBox, "score"], [costBox, "cost"]]) {
+    familyHead.hidden = familyBox.hidden = !figures.family;
+    if (!figures.family && familyBox.data) Plotly.purge(familyBox);
+    for (const [box, key] of [[scoreBox, "score"], [costBox, "cost"], [familyBox, "family"]]) {
       const fig = figures[key];
       if (!fig) continue;
       // uirevision: a hidden series or a zoom survives the next push; uid: traces are matched by name
@@ -114,7 +120,7 @@ function render({ model, el }) {
   const resize = coalesce(() => {
     if (!Plotly || !alive) return;
     if ((el.clientWidth < NARROW_PX) !== narrow) return drawCharts();
-    for (const box of [scoreBox, costBox]) if (box.data) Plotly.Plots.resize(box);
+    for (const box of [scoreBox, costBox, familyBox]) if (box.data) Plotly.Plots.resize(box);
   });
   const observer = typeof ResizeObserver === "function" ? new ResizeObserver(resize) : null;
   if (observer) observer.observe(el);
@@ -137,7 +143,7 @@ function render({ model, el }) {
     c1();
     c2();
     if (observer) observer.disconnect();
-    if (Plotly) for (const box of [scoreBox, costBox]) Plotly.purge(box);
+    if (Plotly) for (const box of [scoreBox, costBox, familyBox]) Plotly.purge(box);
   };
 }
 

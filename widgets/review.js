@@ -152,9 +152,24 @@ function render({ model, el }) {
       if (p.gradient_summary) d.append(h("div", { class: "wb-sub" }, "Gradient summary"), pre(p.gradient_summary));
       if (!p.diff && !p.gradient_summary) d.append(h("p", { class: "wb-note" },
         "An older proposal: its change and feedback are in open_run(...).proposals and the report."));
+      if (p.accepted === true || p.accepted === false) d.append(branchButton(p));
       historyBox.append(d);
     }
     if (items.length > MAX_HISTORY_SHOWN) historyBox.append(h("p", { class: "wb-note" }, (items.length - MAX_HISTORY_SHOWN) + " older proposals not shown"));
+  }
+
+  // "branch from here": a new run from the step before this proposal, taking the other decision on it
+  function branchButton(p) {
+    const decision = p.accepted ? "reject" : "accept";
+    const b = h("button", { type: "button", class: "wb-btn wb-branch", dataset: { action: "branch", decision },
+      title: "a new run from the state after step " + (p.step - 1) + " that " + (p.accepted ? "rejects" : "keeps") +
+        " this proposal; this run stays as it is" }, "Branch from here: " + decision + " it");
+    b.addEventListener("click", () => {
+      b.disabled = true;
+      drawNotice("Making a branch that takes the other decision on " + p.proposal_id + "…");
+      model.send({ type: "branch", proposal_id: p.proposal_id, decision });
+    });
+    return h("div", { class: "wb-actions" }, b);
   }
 
   function drawActivity() {
@@ -177,6 +192,11 @@ function render({ model, el }) {
   }
 
   function onMessage(msg) {
+    if (msg && msg.type === "branch_result") {
+      drawNotice(msg.ok ? msg.reason : "Not branched: " + (msg.reason || "the branch could not be made") + ".");
+      for (const b of historyBox.querySelectorAll("button.wb-branch")) b.disabled = false;
+      return;
+    }
     if (!msg || msg.type !== "decision_result") return;
     if (!msg.ok) {
       drawNotice("Not applied: " + (msg.reason || "that proposal is no longer pending") + ".");

@@ -55,6 +55,7 @@ class Funnel:
         self.views: list["View"] = []
         self.pushes = 0                      # how many throttled pushes happened (tests, diagnostics)
         self.future: Any = None              # trainer.start()'s Future, once started here
+        self.on_branch: Callable[[str, str], str] | None = None  # the dashboard's "branch from here" (ui/branching.py)
         self._queue: deque[Event] = deque()
         self._lock = threading.RLock()
         self._wake = threading.Event()
@@ -208,6 +209,9 @@ class Funnel:
                                          msg.get("text"))
                 view.reply(type="decision_result", proposal_id=msg.get("proposal_id"), action=msg.get("action"),
                            ok=ok, reason=reason)
+            elif kind == "branch":
+                ok, reason = self.request_branch(str(msg.get("proposal_id") or ""), str(msg.get("decision") or ""))
+                view.reply(type="branch_result", proposal_id=msg.get("proposal_id"), ok=ok, reason=reason)
             elif kind == "auto":
                 self.set_auto_approve(bool(msg.get("value")))
             elif kind == "control":
@@ -263,6 +267,15 @@ class Funnel:
         if not ok:
             return False, f"proposal {proposal_id} is no longer waiting for a decision"
         return True, ""
+
+    def request_branch(self, proposal_id: str, decision: str) -> tuple[bool, str]:
+        """A branch that takes `decision` on `proposal_id`; (False, why) when it cannot be made."""
+        if self.on_branch is None:
+            return False, "branching needs the dashboard (Workbench) that shows this run"
+        try:
+            return True, f"branch {self.on_branch(proposal_id, decision)} started"
+        except WorkbenchError as exc:
+            return False, str(exc)
 
     def set_auto_approve(self, value: bool) -> None:
         approval = getattr(self.trainer, "approval", None)
