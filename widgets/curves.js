@@ -62,6 +62,11 @@ function loadPlotly(model) {
   return window[LOADER];
 }
 
+// a name as a CSS identifier, one to one: every character but a letter or digit becomes _<code>_
+function cssSafe(name) {
+  return "t" + String(name === undefined ? "" : name).replace(/[^A-Za-z0-9]/g, (c) => "_" + c.charCodeAt(0) + "_");
+}
+
 function render({ model, el }) {
   el.classList.add("wb-view", "wb-curves-view");
   const head = h("div", { class: "wb-head" }, h("span", { class: "wb-title" }, "Curves"),
@@ -91,11 +96,12 @@ function render({ model, el }) {
     for (const [box, key] of [[scoreBox, "score"], [costBox, "cost"], [familyBox, "family"]]) {
       const fig = figures[key];
       if (!fig) continue;
-      // uirevision: a hidden series or a zoom survives the next push; uid: traces are matched by name
+      // uirevision: a hidden series or a zoom survives the next push; uid: traces are matched by name (made
+      // safe for the CSS selectors plotly builds from it: a removed "test score (held out)" broke the chart)
       const layout = Object.assign({}, fig.layout || {}, { uirevision: key,
         font: Object.assign({}, (fig.layout || {}).font, { color: ink }) });
       if (narrow && layout.height) layout.height += key === "score" ? 120 : 40;
-      const data = (fig.data || []).map((t) => Object.assign({ uid: t.name }, t,
+      const data = (fig.data || []).map((t) => Object.assign({ uid: cssSafe(t.name) }, t,
         t.line && t.line.color === INK ? { line: Object.assign({}, t.line, { color: ink }) } : {},
         t.marker && t.marker.color === INK ? { marker: Object.assign({}, t.marker, { color: ink }) } : {}));
       Plotly.react(box, data, layout, CONFIG);
