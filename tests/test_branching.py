@@ -264,3 +264,37 @@ def test_a_worse_text_is_kept_anyway_and_its_score_is_the_branch_s(parent):
     row = open_run(child).proposals.set_index("proposal_id").loc["p3-6"]
     assert bool(row.kept) and "kept anyway" in row.reason and row.validation_complete
     assert result.best_val == row.validation == 0.0  # every French word is reversed: the kept value's own score
+
+
+def test_damaged_and_missing_family_members(parent, tmp_path):
+    import shutil
+
+    from workbench.records.compare import compare
+    from workbench.records.family import in_tree_order
+    from workbench.records.store import list_runs
+
+    server, models, trainer, summary = parent
+    folder = trainer.store.path
+    child = branch(trainer, at_step=4, run_dir=folder.parent / "child")
+    child.fit()
+    # a damaged checkpoint of the step asked for is refused, naming it; the parent is not touched
+    copy = tmp_path / "copy" / "parent"
+    shutil.copytree(folder, copy)
+    (copy / "checkpoints" / "step-0002.json").write_bytes(b"\x00{not json")
+    with pytest.raises(ConfigError, match="checkpoint of step 2 of parent cannot be branched from"):
+        branch(copy, at_step=2, pipeline=Shout(), train=TRAIN, val=VAL, test=TEST, eval_fn=same_text, models=models)
+    # configs edited by hand into a cycle: every run is still listed, once
+    grand = branch(child, at_step=4, run_dir=folder.parent / "grand")
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, "branch": {"parent": "grand", "step": 4}}))
+    ordered = [row["run_id"] for _, row in in_tree_order(list_runs(folder.parent))]
+    assert sorted(ordered) == ["child", "grand", "parent"]
+    assert sorted(compare(folder).run_ids) == ["child", "grand", "parent"]
+    (folder / "config.json").write_text(json.dumps(config))
+    # a parent deleted later: the branch is a root of its own, and still resumes and compares
+    del grand
+    shutil.rmtree(folder)
+    assert compare(folder.parent / "child").run_ids == ["child", "grand"]
+    resumed = Trainer(Shout(), TRAIN, VAL, TEST, same_text, models, config=CONFIG,
+                      approval=CallbackApproval(rejects_step_3), run_dir=folder.parent / "grand", resume=True)
+    assert resumed.fit().parameters == summary.parameters

@@ -22,7 +22,7 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
-from ..errors import ConfigError, NotFoundError
+from ..errors import ConfigError, DamagedFileWarning, NotFoundError
 from ..records.family import proposals_of_step, read_config
 from ..records.store import RunStore, checkpoint_problem, new_run_id
 from .branch_decision import as_decision, check_against_parent, decision_record, step_of_proposal
@@ -149,8 +149,10 @@ def _checkpoint_at(parent_dir: Path, at_step: int | None) -> dict:
     if isinstance(at_step, bool) or not isinstance(at_step, int) or at_step not in steps:
         raise ConfigError(f"{parent_dir.name} has no checkpoint of step {at_step!r}; its steps: "
                           f"{', '.join(map(str, sorted(steps)))}")
-    state = store.read_checkpoint(steps[at_step])
-    problem = checkpoint_problem(state) if state is not None else "it is not readable JSON"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DamagedFileWarning)  # the error below says it, once
+        state = store.read_checkpoint(steps[at_step])
+    problem = checkpoint_problem(state) if state is not None else "it is not a readable JSON object"
     if problem:
         raise ConfigError(f"the checkpoint of step {at_step} of {parent_dir.name} cannot be branched from: {problem}")
     return state
