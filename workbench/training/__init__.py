@@ -7,6 +7,8 @@
     lifecycle.py   the worker thread, pause/resume/step/stop, obeying the controls between LLM calls, budgets
     checkpoint.py  what a checkpoint holds (with a schema version), how it is validated and restored
     faults.py      a helper model that fails after retries, or a parameter cut off from the loss: an event, not a crash
+    branching.py   a branch: a new run from another run's checkpoint, with changed settings (branch_decision.py:
+                   the other decision on one proposal of the next step)
 
 `workbench.training.trainer.Trainer` puts them together and stays the one public face.
 """
