@@ -57,3 +57,22 @@ def test_a_branch_that_cannot_be_made_is_a_reply_not_a_crash(tmp_path):
         wb.funnel.handle(wb.review, {"type": "branch", "proposal_id": "p2-4", "decision": "accept"})
     assert replies[-1]["ok"] is False and "kept in parent already" in replies[-1]["reason"]
     assert wb.trainer is parent
+
+
+def test_branch_before_a_step_to_decide_again(tmp_path):
+    from workbench.training.approval import HumanApproval
+
+    wb, parent = dashboard(tmp_path)
+    parent.approval = HumanApproval(timeout=0.5, default="accept")  # auto-approve was on; a person decides now
+    parent.approval.auto = True
+    replies = []
+    wb.review.reply = lambda **content: replies.append(content)
+    wb.funnel.handle(wb.review, {"type": "branch", "step": 0})
+    assert replies[-1]["ok"], replies
+    child = wb.trainer
+    assert child.step == 0 and child.approval.auto is False and parent.approval.auto is True
+    assert not wb.review.auto_approve  # the review shows that a person decides again
+    assert branch_record(child.store.path)["decision"] is None
+    wb.funnel.future.result(timeout=60)
+    wb.flush()
+    assert "deciding again" in wb.controls.message

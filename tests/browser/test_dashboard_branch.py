@@ -72,7 +72,8 @@ def test_branch_from_a_rejected_proposal_accepts_it_and_shows_both_curves(page, 
     # branch from the rejected proposal, accepting it
     entry = page.locator(f'{DASH} .wb-history [data-proposal="{rejected}"]')
     entry.locator("summary").click()
-    button = entry.locator("button.wb-branch")
+    assert entry.locator("button[data-action=branch-step]").text_content() == "Branch before step 1: decide again"
+    button = entry.locator("button[data-action=branch]")
     assert button.text_content() == "Branch from here: accept it"
     button.click()
     page.wait_for_function("([sel, old]) => { const e = document.querySelector(sel); return e && e.textContent !== old; }",

@@ -1,15 +1,18 @@
 """"Branch from here" in the dashboard: the kernel makes the branch, the dashboard follows it.
 
 A click on a decided proposal in the review history sends `{type: "branch", proposal_id, decision}`
-(the other decision: accept what was not kept, reject what was). The kernel makes a branch of the
+(the other decision: accept what was not kept, reject what was), or `{type: "branch", step}` to decide
+again from the step after `step` (the branch asks a person, auto-approve off). The kernel makes a branch of the
 run after the step before that proposal (training/branching.py), moves every view of the dashboard
 to the branch (a new funnel on its trainer), and starts it. The curves view then draws the family
 chart (records/compare.py): the parent's curve and the branch's on one chart.
 """
 from __future__ import annotations
 
+import copy
 from typing import TYPE_CHECKING, Any
 
+from ..training.approval import AutoApproval
 from ..training.branching import branch
 from .funnel import Funnel
 from .reducers import CONTROLS
@@ -28,11 +31,19 @@ def branch_and_follow(wb: "Workbench", proposal_id: str | None = None, decision:
     if start:
         wb.start()
     record = child.branch_of or {}
-    what = f", {decision} {proposal_id}" if proposal_id else ""
+    what = f", {decision} {proposal_id}" if proposal_id else ", deciding again" if "approval" in settings else ""
     with wb.funnel._lock:  # after the start, whose "started" it replaces
         wb.funnel.state.run.say(f"branch of {record.get('parent')} after step {record.get('step')}{what}")
         wb.funnel.push_now(CONTROLS)
     return child
+
+
+def deciding_again(approval: Any) -> Any:
+    """The branch's approval when a person goes back to decide again: the parent's, asking (auto off)."""
+    mine = copy.copy(approval)
+    if not isinstance(mine, AutoApproval) and hasattr(mine, "auto"):
+        mine.auto = False
+    return mine
 
 
 def follow(wb: "Workbench", trainer: Any) -> None:

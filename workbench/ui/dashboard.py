@@ -65,7 +65,10 @@ class Workbench(ipywidgets.Box):
         from .branching import branch_and_follow
         return branch_and_follow(self, proposal_id, decision, at_step=at_step, start=start, **settings)
 
-    def _branch_clicked(self, proposal_id: str, decision: str) -> str:
+    def _branch_clicked(self, proposal_id: str, decision: str, step: int | None = None) -> str:
+        if not decision:  # "decide again from step k+1": a person answers every proposal of the branch
+            from .branching import deciding_again
+            return self.branch(at_step=step, approval=deciding_again(self.trainer.approval)).run_id
         return self.branch(proposal_id, decision).run_id
 
     # -- the run ----------------------------------------------------------------------------------
