@@ -298,3 +298,22 @@ def test_damaged_and_missing_family_members(parent, tmp_path):
     resumed = Trainer(Shout(), TRAIN, VAL, TEST, same_text, models, config=CONFIG,
                       approval=CallbackApproval(rejects_step_3), run_dir=folder.parent / "grand", resume=True)
     assert resumed.fit().parameters == summary.parameters
+
+
+def test_a_branch_stopped_in_its_changed_step_takes_the_decision_when_fit_again(parent):
+    server, models, trainer, _ = parent
+    expected = branch(trainer, proposal="p3-7", decision="accept").fit()
+    child = branch(trainer, proposal="p3-7", decision="accept")
+    unsubscribe = child.bus.subscribe(lambda e: child.stop() if e.data.get("proposal_id") == "p3-7" else None,
+                                      {"proposal"})
+    assert child.fit().status == "stopped" and child.step == 2  # back to the branch point
+    unsubscribe()
+    assert outcome(child.fit().to_dict()) == outcome(expected.to_dict())
+
+
+def test_a_decision_that_never_comes_up_again_is_a_warning(parent):
+    server, models, trainer, _ = parent
+    child = branch(trainer, proposal="p3-10", decision="accept", max_proposals=2)  # p3-10 was the 5th attempt
+    with pytest.warns(UserWarning, match="p3-10 did not come up again in step 3"):
+        child.fit()
+    assert child.forced_decisions == {}

@@ -210,11 +210,20 @@ def _changes(parent_config: dict, state: dict, config: TrainConfig, models: Any,
 
 
 def _warn_if_not_taken(trainer: Trainer, proposal: str, step: int) -> None:
-    """A changed setting (models, proposals per step) may mean the proposal never comes up again: say so."""
-    def check(event: Any) -> None:
+    """The decision stays due until its step ends (a step redone after a stop takes it again); then it is
+    dropped, with a warning if a changed setting (models, proposals per step) meant it never came up."""
+    taken: list[bool] = []
+
+    def decided(event: Any) -> None:
+        if event.data.get("proposal_id") == proposal:
+            taken.append(True)
+
+    def step_ended(event: Any) -> None:
         if event.step == step and proposal in trainer.forced_decisions:
             trainer.forced_decisions.pop(proposal, None)
-            warnings.warn(f"branch {trainer.run_id}: proposal {proposal} did not come up again in step {step} "
-                          f"(a changed setting changed what was proposed), so its decision was not taken",
-                          UserWarning, stacklevel=2)
-    trainer.bus.subscribe(check, {"step_finished"})
+            if not taken:
+                warnings.warn(f"branch {trainer.run_id}: proposal {proposal} did not come up again in step {step} "
+                              f"(a changed setting changed what was proposed), so its decision was not taken",
+                              UserWarning, stacklevel=2)
+    trainer.bus.subscribe(decided, {"decision"})
+    trainer.bus.subscribe(step_ended, {"step_finished"})

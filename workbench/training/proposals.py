@@ -138,7 +138,7 @@ class ProposalLoop:
         `refused`: what `_refusal` found for the values (the loop asked already)."""
         self._emit_proposal(values, pid, source, attempt, group)
         # a branch's decision on this proposal (training/branching.py) is final: no check, gate or person overrules it
-        forced = self.forced_decisions.pop(pid, None)
+        forced = self.forced_decisions.get(pid)  # kept until its step ends: a step redone after a stop takes it too
         if refused and forced is None:
             return self._reject(values, pid, step, refused, by=source)
         passed, why, paired = self._minibatch_gate(values, pid, gate_examples, before)

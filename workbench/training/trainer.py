@@ -119,7 +119,9 @@ class Trainer(TrainingStep, ProposalLoop, GateRuns, Lifecycle, FaultReporting):
                 self._restore(state)
                 self._saved = copy.deepcopy(state)
                 self.resumed_from = self.step
-                self.forced_decisions = decisions_still_due(self.store.config(), self.step)  # a branch resumed
+                recorded = self.store.config()
+                self.branch_of = recorded.get("branch") or None
+                self.forced_decisions = decisions_still_due(recorded, self.step)  # a branch resumed
         else:
             self.store = RunStore.create(run_dir, self._config_record())
         self.run_id = self.store.run_id
