@@ -241,13 +241,14 @@ def test_a_branch_mirrored_to_mlflow_names_its_parent(parent, tmp_path):
 def test_reports_and_exports_of_a_family(parent, tmp_path):
     from workbench.records.export import export_prompts
     from workbench.records.report import render_report
+    from workbench.records.results import open_run
 
     server, models, trainer, _ = parent
     child = branch(trainer, proposal="p3-7", decision="accept", run_dir=trainer.store.path.parent / "b<i>x&amp;")
     child.fit()
-    page = render_report(trainer.store.path)
+    page = render_report(open_run(trainer.store.path))
     assert "b&lt;i&gt;x&amp;amp; (after step 2)" in page and "<i>x" not in page  # a hostile name is text
-    page = render_report(child.store.path)
+    page = render_report(open_run(child.store.path))
     assert "branched from" in page and "parent after step 2, accept p3-7" in page
     out = export_prompts(child.store.path, tmp_path / "prompts.json")
     exported = json.loads(Path(out).read_text())
