@@ -26,7 +26,6 @@ from ..errors import ConfigError, DamagedFileWarning, NotFoundError
 from ..records.family import proposals_of_step, read_config
 from ..records.store import RunStore, checkpoint_problem, new_run_id
 from .branch_decision import as_decision, check_against_parent, decision_record, step_of_proposal
-from .checkpoint import restore_checkpoint
 from .config import TrainConfig
 from .trainer import Trainer
 
@@ -93,13 +92,13 @@ def branch(run: Any, at_step: int | None = None, *, proposal: str | None = None,
                       parts["models"], config=config, approval=approval, run_dir=child_dir,
                       task=parent_config.get("task", ""), bus=bus, progress=progress,
                       teacher=teacher if teacher is not None else source.get("teacher"), branch_of=record_of_branch)
-    restore_checkpoint(trainer, state)
-    trainer.usage_before = {}  # a branch's usage is what it pays itself; its parent's is in the parent's folder
+    trainer.run_state.from_checkpoint(state)
+    trainer.run_state.usage_before = {}  # a branch's usage is what it pays itself; its parent's is in its folder
     own = trainer.state()
     trainer.store.write_checkpoint(at_step, own)  # the branch resumes from its own folder
     trainer._saved = copy.deepcopy(own)
     if record is not None:
-        trainer.forced_decisions = {record["proposal_id"]: as_decision(record)}
+        trainer.forced_decisions[record["proposal_id"]] = as_decision(record)
         _warn_if_not_taken(trainer, record["proposal_id"], at_step + 1)
     return trainer
 
