@@ -23,9 +23,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
 from ..errors import ConfigError, DamagedFileWarning, NotFoundError
-from ..records.family import proposals_of_step, read_config
-from ..records.store import RunStore, checkpoint_problem, new_run_id
-from .branch_decision import as_decision, check_against_parent, decision_record, step_of_proposal
+from ..records.events import EventBus
+from ..records.family import BRANCH_KEY, proposals_of_step, read_config
+from ..records.store import RunStore, checkpoint_problem, new_run_id, write_json_atomic
+from .branch_decision import check_against_parent, decision_record, step_of_proposal
 from .config import TrainConfig
 from .trainer import Trainer
 
@@ -88,17 +89,16 @@ def branch(run: Any, at_step: int | None = None, *, proposal: str | None = None,
                         "decision": record,
                         "changed": _changes(parent_config, state, config, parts["models"], params, approval)}
     child_dir = Path(run_dir) if run_dir else parent_dir.parent / new_run_id(parent_config.get("task") or "run")
-    trainer = Trainer(parts["pipeline"], parts["train"], parts["val"], parts["test"], parts["eval_fn"],
-                      parts["models"], config=config, approval=approval, run_dir=child_dir,
-                      task=parent_config.get("task", ""), bus=bus, progress=progress,
-                      teacher=teacher if teacher is not None else source.get("teacher"), branch_of=record_of_branch)
-    trainer.run_state.from_checkpoint(state)
-    trainer.run_state.usage_before = {}  # a branch's usage is what it pays itself; its parent's is in its folder
-    own = trainer.state()
-    trainer.store.write_checkpoint(at_step, own)  # the branch resumes from its own folder
-    trainer._saved = copy.deepcopy(own)
+    arguments = (parts["pipeline"], parts["train"], parts["val"], parts["test"], parts["eval_fn"], parts["models"])
+    options = {"config": config, "approval": approval, "run_dir": child_dir, "task": parent_config.get("task", ""),
+               "progress": progress, "teacher": teacher if teacher is not None else source.get("teacher")}
+    # the folder as a run started there writes it (on a bus of its own: this trainer never runs), then the branch
+    # record and the parent's state after the step as the folder's checkpoint, which the branch resumes from
+    made = Trainer(*arguments, **options, bus=EventBus())
+    write_json_atomic(made.store.path / "config.json", {**made.store.config(), BRANCH_KEY: record_of_branch})
+    made.store.write_checkpoint(at_step, {**state, "usage": {}})  # its usage is what it pays itself
+    trainer = Trainer(*arguments, **options, bus=bus, resume=True)  # (takes a decision due: branch_decision.py)
     if record is not None:
-        trainer.forced_decisions[record["proposal_id"]] = as_decision(record)
         _warn_if_not_taken(trainer, record["proposal_id"], at_step + 1)
     return trainer
 

@@ -74,8 +74,7 @@ class Trainer:
                  test: Sequence["Example"], eval_fn: EvalFn | str, models: "Models", *,
                  config: TrainConfig | None = None, approval: Any = None, run_dir: str | Path | None = None,
                  runs_root: str | Path = "runs", task: str = "", bus: EventBus | None = None,
-                 resume: bool = False, teacher: "ChatModel | None" = None, progress: bool | None = None,
-                 branch_of: dict | None = None) -> None:
+                 resume: bool = False, teacher: "ChatModel | None" = None, progress: bool | None = None) -> None:
         if not train:
             raise ConfigError("the training set is empty")
         if not val:
@@ -104,8 +103,7 @@ class Trainer:
         self.text_optimizer = TextOptimizer(models.optimizer, style=optimizer_style(models),
                                             pass_threshold=self.selection_threshold)
         self.demo_optimizer = DemoOptimizer(self.config.num_demos, seed=self.config.seed)
-        self.branch_of = branch_of  # a branch's record of its parent (training/branching.py), kept in config.json
-        self.forced_decisions: dict = {}  # proposal id -> the Decision a branch takes on it (given to ProposalLoop)
+        self.forced_decisions: dict = {}  # proposal id -> the Decision a branch takes on it (training/branching.py)
         self.run_state = RunState(self.params, demo_pool=self.demo_optimizer.pool)
         self._emit = RunEmitter(self.bus, self.run_state)
         self.meter = RunMeter(models, teacher, self.config, self.run_state)
@@ -128,9 +126,7 @@ class Trainer:
             self.teaching.recover(self.store)  # feedback given after that checkpoint
             self._saved = copy.deepcopy(saved)
             self.resumed_from = self.step
-            recorded = self.store.config()  # a branch resumed: its record, and its decision if still due
-            self.branch_of = recorded.get("branch") or None
-            self.forced_decisions.update(decisions_still_due(recorded, self.step))
+            self.forced_decisions.update(decisions_still_due(self.store.config(), self.step))  # a branch resumed
         self.run_id = self._emit.run_id = self.store.run_id
         self._build_parts()
         self.bus.subscribe(self.store.on_event, critical=True)
@@ -373,7 +369,7 @@ class Trainer:
                 "models": {role: getattr(m, "model", "?") for role, m in self.models.by_role().items()},
                 "splits": {"train": [e.id for e in self.train], "val": [e.id for e in self.val],
                            "test": [e.id for e in self.test]},
-                "approval": type(self.approval).__name__, **({"branch": self.branch_of} if self.branch_of else {})}
+                "approval": type(self.approval).__name__}
 
     def state(self) -> dict:
         """The checkpoint of the run as it is now (`RunState.to_checkpoint`, run_state.py)."""

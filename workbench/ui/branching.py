@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 from typing import TYPE_CHECKING, Any
 
+from ..records.family import branch_record
 from ..training.approval import AutoApproval
 from ..training.branching import branch
 from .funnel import Funnel
@@ -30,7 +31,7 @@ def branch_and_follow(wb: "Workbench", proposal_id: str | None = None, decision:
     follow(wb, child)
     if start:
         wb.start()
-    record = child.branch_of or {}
+    record = branch_record(child.store.path) or {}
     what = f", {decision} {proposal_id}" if proposal_id else ", deciding again" if "approval" in settings else ""
     with wb.funnel._lock:  # after the start, whose "started" it replaces
         wb.funnel.state.run.say(f"branch of {record.get('parent')} after step {record.get('step')}{what}")
