@@ -118,6 +118,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\nfamily of three branches with the parent: {parent_calls + sum(r[1] for r in three)} calls; "
           f"parent + three new runs: {parent_calls + sum(r[2] for r in three)} (fresh caches), "
           f"{parent_calls + sum(r[3] for r in three)} (one shared cache)")
+    print("(A: the branch validates the proposal it keeps in full, which the new runs' person, accepting without\n"
+          " validation, does not pay)")
     print(f"(run folders under {root})")
     return 0
 
