@@ -1,6 +1,8 @@
 """`workbench branch RUN --step K` and the tree `workbench runs` shows, over HTTP to our test server."""
 import json
 
+import workbench as workbench_api
+
 from workbench.records.family import branch_record
 from workbench.records.store import RunStore
 from workbench.testing import OpenAITestServer
@@ -15,7 +17,7 @@ def snapshot(folder):
     return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
-def test_branch_from_the_command_line_and_the_runs_tree(tmp_path):
+def test_branch_from_the_command_line_and_the_runs_tree(tmp_path, monkeypatch):
     with OpenAITestServer(responder=cli_task.respond, latency_s=0.005) as server:
         url = ["--base-url", server.base_url]
         trained = workbench("train", "--module", MODULE, *url, *SETTINGS, "--steps", 4, "--batch-size", 2,
@@ -50,6 +52,13 @@ def test_branch_from_the_command_line_and_the_runs_tree(tmp_path):
         resumed = workbench("train", "--resume", "runs/fewer", *url, cwd=tmp_path)
         assert resumed.returncode == 0 and "already finished" in resumed.stderr
 
+        # from Python, a folder `workbench train` made is rebuilt from its cli.json (no pipeline= needed)
+        monkeypatch.setenv("WORKBENCH_CACHE_DIR", str(tmp_path / "cache"))
+        served = server.request_count
+        child = workbench_api.branch(str(parent), run_dir=tmp_path / "runs" / "python")
+        assert child.step == 4 and child.fit().status == "completed"
+        assert server.request_count == served
+
     assert snapshot(parent) == before
     listed = workbench("runs", "--runs-dir", "runs", cwd=tmp_path)
     assert listed.returncode == 0, listed.stderr
@@ -57,6 +66,7 @@ def test_branch_from_the_command_line_and_the_runs_tree(tmp_path):
     assert [line.split()[0] for line in lines[:1]] == ["parent"], listed.stdout
     assert lines[1].startswith("└ same @4") and lines[2].startswith("└ fewer @2"), listed.stdout
     assert lines[3].startswith("  └ nested @3")  # a branch of a branch is indented once more
+    assert lines[4].startswith("└ python @4")
 
 
 def test_branch_refusals_are_one_line(tmp_path):
