@@ -120,8 +120,7 @@ def family_memo_files(folder: str | os.PathLike) -> list[Path]:
 
 
 def proposals_of_step(folder: str | os.PathLike, step: int) -> dict[str, dict]:
-    """The proposals of one step of a run: id -> parameters, proposed values, whether kept, why, and
-    whether a person or policy was asked (a proposal refused by a check or the minibatch gate was not)."""
+    """The proposals of one step of a run: id -> parameters, proposed values, whether kept, and why."""
     found: dict[str, dict] = {}
     for event in read_events(Path(folder) / "events.jsonl"):
         if event.step != step:
@@ -131,13 +130,11 @@ def proposals_of_step(folder: str | os.PathLike, step: int) -> dict[str, dict]:
         pid = event.data.get("proposal_id")
         if not isinstance(pid, str) or not pid.startswith("p"):
             continue
-        row = found.setdefault(pid, {"parameters": [], "new": {}, "kept": None, "reason": "", "asked": False})
+        row = found.setdefault(pid, {"parameters": [], "new": {}, "kept": None, "reason": ""})
         if event.type == "proposal":
             row["new"][event.data.get("parameter")] = event.data.get("new")
             if event.data.get("parameter") not in row["parameters"]:
                 row["parameters"].append(event.data.get("parameter"))
-        elif event.type == "decision":
-            row["asked"] = True
         elif event.type == "update":
             row["kept"] = bool(event.data.get("accepted"))
             row["reason"] = str(event.data.get("reason") or "")
