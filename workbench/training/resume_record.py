@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
 # the store writes `{"type": "<type>", ...`: only lines of these types are parsed
 _WANTED = (b'{"type": "step_finished"', b'{"type": "checkpoint"')
+_STARTED = b'{"type": "run_started"'
 
 
 def checkpoint_then_events(store: "RunStore", step: int, state: dict, finished: StepFinished | None,
@@ -40,13 +41,14 @@ def checkpoint_then_events(store: "RunStore", step: int, state: dict, finished: 
     return saved
 
 
-def logged_steps(log: Path) -> tuple[set[int], set[int]]:
-    """(steps with a `step_finished`, steps with a `checkpoint` event) in an events.jsonl."""
-    finished, checkpointed = set(), set()
+def logged_steps(log: Path) -> tuple[set[int], set[int], int]:
+    """(steps with a `step_finished`, steps with a `checkpoint` event, `run_started` events) in an events.jsonl."""
+    finished, checkpointed, started = set(), set(), 0
     if not log.is_file():
-        return finished, checkpointed
+        return finished, checkpointed, started
     with open(log, "rb") as f:
         for raw in f:
+            started += raw.startswith(_STARTED)
             if not raw.startswith(_WANTED):
                 continue
             try:
@@ -55,13 +57,18 @@ def logged_steps(log: Path) -> tuple[set[int], set[int]]:
                 continue  # a torn line: the event it was is missing
             if isinstance(event, dict) and isinstance(event.get("step"), int):
                 (finished if event.get("type") == "step_finished" else checkpointed).add(event["step"])
-    return finished, checkpointed
+    return finished, checkpointed, started
 
 
 def missing_events(run_dir: Path, state: dict, checkpoint_path: Path) -> list[EventData]:
-    """The events of the checkpointed step `state` that the log lacks (a kill right after the file)."""
+    """The events of the checkpointed step `state` that the log lacks (a kill right after the file).
+
+    Only for a checkpoint an earlier session of this folder wrote: with one `run_started` in the log
+    (this session's), the checkpoint came from elsewhere (a branch starts from its parent's state)."""
     step = state["step"]
-    finished, checkpointed = logged_steps(run_dir / "events.jsonl")
+    finished, checkpointed, started = logged_steps(run_dir / "events.jsonl")
+    if started < 2:
+        return []
     missing: list[EventData] = []
     stored = state.get("step_finished")
     if step >= 1 and step not in finished and isinstance(stored, dict):
