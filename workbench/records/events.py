@@ -309,6 +309,13 @@ class Validation(EventData):
     passed: bool
     complete: bool = doc("false when validation stopped early: the candidate could no longer win", True)
     left_out: int = doc("samples that errored in either run, left out of both means", 0)
+    diff: float | None = doc("mean of (candidate - current) over the samples both scored; null if none", None)
+    low: float | None = doc("lower bound of the seeded paired-bootstrap interval of `diff`", None)
+    high: float | None = doc("upper bound of that interval", None)
+    confidence: float | None = doc("the interval's coverage (`TrainConfig.confidence`)", None)
+    won: list[str] = doc("sample ids the candidate scored higher on", [])
+    lost: list[str] = doc("sample ids the candidate scored lower on", [])
+    rule: str = doc("`better` (a strictly better mean) or `significant` (the interval above zero)", "better")
 
 
 @defines("update")
@@ -379,6 +386,35 @@ class RunFinished(EventData):
     run_dir: str | None
     error: str | None
     errored_samples: int = doc("sample runs whose calls failed after retries", 0)
+    forecast_error: dict | None = doc("per role and measure (calls, prompt_tokens, completion_tokens): `{least, "
+                                      "expected, most, actual, error, inside}` against this fit's `forecast`; "
+                                      "null without one", None)
+
+
+@defines("forecast")
+class ForecastMade(EventData):
+    """At the start of each `fit()`, before any call: what the rest of the run will cost (`Trainer.forecast`)."""
+    roles: dict = doc("`{role: {calls, prompt_tokens, completion_tokens, cost}}`, each `{least, expected, most}` "
+                      "(`most` null: unbounded; `cost` null without prices)")
+    steps: int = doc("steps still to run")
+    from_step: int = doc("the step the run continues after (0 for a new run)")
+    baseline: bool = doc("whether the baseline is still to run")
+    token_counting: dict = doc("`{role: how its tokens were counted}` (the endpoint's tokenizer or an approximation)")
+    assumptions: list[str] = doc("the priors of the expected value and the bounds, in words")
+    samples_probed: int = doc("samples whose real prompts were rendered (no call) to measure them", 0)
+
+
+@defines("credit")
+class Credit(EventData):
+    """What one kept change earned: validation with that change alone reverted (`Trainer.ablate`)."""
+    parameter: str
+    proposal_id: str = doc("the proposal that made the change")
+    step: int = doc("the step it was kept in")
+    with_change: float | None = doc("validation score of the final values")
+    without_change: float | None = doc("validation score with this change alone reverted")
+    earned: float | None = doc("`with_change - without_change`; <= 0: the change costs nothing to remove")
+    samples: int = doc("validation samples scored in both runs")
+    new_calls: int = doc("task calls this ablation paid (evaluations the memo did not hold)", 0)
 
 
 # -- checking ------------------------------------------------------------------------------------------

@@ -196,6 +196,7 @@ def _proposals(run: Run) -> str:
                  ("minibatch", f"{_score(p.minibatch_before)} → {_score(p.minibatch_after)}"),
                  ("validation", f"{_score(p.validation)} (best before: {_score(p.best_before)})"
                   + ("" if p.validation_complete in (None, True) else ", stopped early")),
+                 ("gain on validation", _gain(p)),
                  ("reason", p.reason or "–")]
         table = "".join(f"<tr><td>{esc(k)}</td><td>{name(v)}</td></tr>" for k, v in facts)
         key = (p.step, p.parameter)
@@ -214,6 +215,14 @@ def _proposals(run: Run) -> str:
             f"<table class=\"meta\">{table}</table>{_diff_html(p.old, p.new)}"
             + feedback + "</details>")
     return "\n".join(blocks)
+
+
+def _gain(p: Any) -> str:
+    """The paired difference with its bootstrap interval and the flipped samples, or why there is none."""
+    if _missing(p.gain):
+        return "–"
+    return (f"{p.gain:+.3f}, {p.confidence:.0%} interval [{p.gain_low:+.3f}, {p.gain_high:+.3f}], "
+            f"won {int(p.won)}, lost {int(p.lost)}")
 
 
 def _without_na(frame: pd.DataFrame) -> pd.DataFrame:

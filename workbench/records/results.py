@@ -40,8 +40,8 @@ USAGE_FIELDS = ("calls", "prompt_tokens", "completion_tokens", "cache_hits", "la
 CURVE_COLUMNS = ["step", "minibatch", "val", "best_val", "test", "accepted", "rejected", "time"]
 PROPOSAL_COLUMNS = ["proposal_id", "step", "parameter", "role", "old", "new", "source", "attempt", "group",
                     "minibatch_before", "minibatch_after", "minibatch_passed", "validation",
-                    "validation_complete", "best_before", "decision", "decided_by", "kept", "reason",
-                    "value_after", "gradient_summary"]
+                    "validation_complete", "best_before", "gain", "gain_low", "gain_high", "confidence",
+                    "won", "lost", "decision", "decided_by", "kept", "reason", "value_after", "gradient_summary"]
 GRADIENT_COLUMNS = ["step", "sample_id", "node_id", "component", "call_index", "target", "target_kind", "score",
                     "text"]
 SAMPLE_COLUMNS = ["step", "split", "phase", "proposal_id", "sample_id", "inputs", "prediction", "target", "score",
@@ -225,7 +225,10 @@ class _Tables:
 
     def _on_validation(self, e: Event, d: ev.Validation) -> None:
         for p in self._rows_of(d.proposal_id, e.step):
-            p.update({"validation": d.score, "validation_complete": d.complete, "best_before": d.best})
+            p.update({"validation": d.score, "validation_complete": d.complete, "best_before": d.best,
+                      "gain": d.diff, "gain_low": d.low, "gain_high": d.high, "confidence": d.confidence,
+                      "won": len(d.won) if d.diff is not None else None,
+                      "lost": len(d.lost) if d.diff is not None else None})
 
     def _on_update(self, e: Event, d: ev.Update) -> None:
         self._proposal(d.proposal_id, d.parameter, e.step).update(

@@ -23,6 +23,7 @@ from .approval import PendingProposal
 from ..errors import RunStopped, WorkbenchError
 from ..llm.budget import Budget
 from .config import RunSummary
+from .forecast import budget_limits, limit
 
 
 class Lifecycle:
@@ -144,6 +145,11 @@ class Lifecycle:
         budget = Budget(max_calls=cfg.max_calls, max_tokens=cfg.max_tokens, max_seconds=cfg.max_seconds)
         spent = spent_totals(self.usage())
         budget.calls, budget.tokens = spent["calls"], spent["tokens"]
+        forecast = getattr(self, "last_forecast", None)
+        if cfg.max_cost_vs_forecast is not None and forecast is not None:  # a limit relative to the forecast
+            limits = budget_limits(forecast, cfg.max_cost_vs_forecast, spent)
+            budget.max_calls, budget.max_tokens = (limit(budget.max_calls, limits["max_calls"]),
+                                                   limit(budget.max_tokens, limits["max_tokens"]))
         return budget
 
     def _attach_progress(self) -> Callable[[], None] | None:

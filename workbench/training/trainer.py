@@ -21,7 +21,7 @@ from ..engine.backward import BackwardEngine
 from ..engine.backward_completion import backward_style
 from ..errors import BudgetExceeded, ConfigError, DamagedFileWarning, RunStopped, WorkbenchError
 from ..records.eval_memo import check_unique_ids
-from ..records.events import Event, EventBus, EventData
+from ..records.events import Credit, Event, EventBus, EventData, ForecastMade
 from ..engine.loss import EvalFn, get_eval_fn
 from ..optim import DemoOptimizer, ParameterMemory, TextOptimizer
 from ..redact import redact
@@ -29,6 +29,10 @@ from ..optim.optimizer_completion import optimizer_style
 from ..records.store import RunStore, new_run_id
 from .checkpoint import checkpoint_state, latest_valid_checkpoint, restore_checkpoint
 from .config import RunSummary, TrainConfig
+from .ablation import ablate
+from .forecast import Forecast, forecast_error
+from ..optim.gates import scores_by_id
+from .run_forecast import forecast_run
 from .faults import FaultReporting
 from .gate_runs import GateRuns
 from .lifecycle import Lifecycle
@@ -151,6 +155,7 @@ class Trainer(TrainingStep, ProposalLoop, GateRuns, Lifecycle, FaultReporting):
                    resumed_from=self.step if self.baseline else None)
         self._announce_probes()
         try:
+            self._announce_forecast()
             self._open_run()
             status, error = self._train_until_done()
         except KeyboardInterrupt:
@@ -199,12 +204,67 @@ class Trainer(TrainingStep, ProposalLoop, GateRuns, Lifecycle, FaultReporting):
             except (RunStopped, BudgetExceeded) as exc:
                 error = error or f"final test skipped: {exc}"
         error = redact(error) if error else error  # an endpoint may echo a key in its error message
+        if self.config.credit and run_test and self.curve:  # what each kept change earned (through the memo)
+            try:
+                self.ablate()
+            except (RunStopped, BudgetExceeded) as exc:
+                error = error or f"credit per change skipped: {exc}"
         summary = RunSummary(self.run_id, status, self.step, self.baseline, final, self.best_val, self.best_step,
                              self.usage(), str(self.store.path), {n: p.value for n, p in self.params.items()}, error,
-                             self.errored_samples)
+                             self.errored_samples, self._forecast_error())
         self.store.write_summary(summary.to_dict())
         self._emit("run_finished", **{k: v for k, v in summary.to_dict().items() if k != "parameters"})
         return summary
+
+    # -- forecast and credit (training/forecast.py, training/ablation.py) ---------------------------
+    def forecast(self, prices: dict[str, tuple[float, float]] | None = None) -> Forecast:
+        """What the rest of this run will cost per role (least / expected / most); makes no LLM call.
+
+        `prices`: {role: (USD per 1M prompt tokens, USD per 1M completion tokens)} adds the cost.
+        """
+        return forecast_run(pipeline=self.pipeline, train=self.train, val=self.val, test=self.test,
+                            eval_fn=self.eval_fn, models=self.models, config=self.config, params=self.params,
+                            memory=self.memory, memo=self.eval_memo, values=self._current_values(),
+                            done_step=self.step, total_steps=self.total_steps, baseline_done=bool(self.baseline),
+                            batch_for=self.batch_for, epoch_of=self.epoch_of, peers_of=self._peers_of,
+                            backward_style=self.backward_engine.style, optimizer_style=self.text_optimizer.style,
+                            teacher=self.teacher is not None, prices=prices)
+
+    def _announce_forecast(self) -> None:
+        """The `forecast` event of this fit(); a forecast that fails costs a warning, unless a budget needs it."""
+        self.last_forecast, self._spent_at_forecast = None, self.usage()
+        try:
+            self.last_forecast = self.forecast()
+        except WorkbenchError:
+            raise
+        except Exception as exc:  # a pipeline that cannot run on placeholder replies: no forecast, the run goes on
+            if self.config.max_cost_vs_forecast is not None:
+                raise ConfigError(f"max_cost_vs_forecast needs a forecast, which failed: {exc}") from exc
+            warnings.warn(f"no cost forecast for this run: {type(exc).__name__}: {exc}", UserWarning, stacklevel=3)
+            return
+        self._emit(ForecastMade(**self.last_forecast.to_dict()))
+
+    def _forecast_error(self) -> dict | None:
+        """Per role: the forecast's range against what this fit() spent since it."""
+        if getattr(self, "last_forecast", None) is None:
+            return None
+        now, before = self.usage(), self._spent_at_forecast
+        spent = {role: {k: u.get(k, 0) - before.get(role, {}).get(k, 0) for k in u} for role, u in now.items()}
+        return forecast_error(self.last_forecast.to_dict(), spent)
+
+    def ablate(self) -> list[dict]:
+        """For each kept change: validation with that change alone reverted (new evaluations only; see ablation.py)."""
+        credits = ablate(self.params, self._score_values)
+        for credit in credits:
+            self._emit(Credit(**credit))
+        return credits
+
+    def _score_values(self, values: dict[str, str]) -> tuple[dict[str, float | None], int]:
+        """Validation scores of `values` (through the memo) and the task calls they cost."""
+        calls = self.usage().get("task", {}).get("calls", 0)
+        with self._trying({n: v for n, v in values.items() if self.params[n].value != v}):
+            result = self._forward(self.val, split="val", phase="credit")
+        return scores_by_id(result.results), self.usage().get("task", {}).get("calls", 0) - calls
 
     # -- events and persistence -------------------------------------------------------------------
     def _emit(self, type: "str | EventData", **data: Any) -> None:
