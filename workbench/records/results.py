@@ -26,6 +26,7 @@ import pandas as pd
 from . import events as ev
 from ..errors import WorkbenchError
 from .events import Event
+from .forecast_frames import CREDIT_COLUMNS, FORECAST_COLUMNS, credit_rows, forecast_rows
 from .frames import TextFrame
 from .store import RunStore, folder_problems, parse_event_line, read_events, run_folders
 from .charts import CurveData
@@ -78,6 +79,8 @@ class _Tables:
     finished: dict | None = None
     sessions: list[list[float]] = field(default_factory=list)  # [start, last event time] per fit() call
     notices: list[dict] = field(default_factory=list)  # what is missing from the other tables, and why
+    forecast: dict | None = None  # the last fit()'s `forecast` event data
+    credits: list[dict] = field(default_factory=list)  # `credit` events: what each kept change earned
     curve_data: CurveData = field(default_factory=CurveData)  # the dashboard's and the report's chart fold
     _proposal_now: str | None = None
     _selection: dict[tuple[int, str], tuple[bool, str]] = field(default_factory=dict)
@@ -257,6 +260,12 @@ class _Tables:
     def _on_checkpoint_skipped(self, e: Event, d: ev.CheckpointSkipped) -> None:
         self._notice(e, stage="resume", text=f"{d.path}: {d.reason}")
 
+    def _on_forecast(self, e: Event, d: ev.ForecastMade) -> None:
+        self.forecast = dataclass_dict(d)
+
+    def _on_credit(self, e: Event, d: ev.Credit) -> None:
+        self.credits = [c for c in self.credits if c["proposal_id"] != d.proposal_id] + [dataclass_dict(d)]
+
     def _on_run_finished(self, e: Event, d: ev.RunFinished) -> None:
         self.finished = dataclass_dict(d)
         self.usage_points.append((e.step, "final", d.usage))
@@ -385,6 +394,18 @@ class Run:
         parameters disconnected from the loss, optimizer replies with no usable value, damaged
         checkpoints passed over on resume."""
         return _frame(self.tables.notices, NOTICE_COLUMNS)
+
+    @property
+    def forecast(self) -> pd.DataFrame:
+        """The last fit()'s forecast per role and measure (least / expected / most) and, once it ended,
+        the actual spend, the expected value's relative error and whether the actual fell inside."""
+        finished = self.tables.finished or {}
+        return _frame(forecast_rows(self.tables.forecast, finished.get("forecast_error")), FORECAST_COLUMNS)
+
+    @property
+    def credit(self) -> pd.DataFrame:
+        """What each kept change earned: validation with and without it (`Trainer.ablate`)."""
+        return _frame(credit_rows(self.tables.credits), CREDIT_COLUMNS)
 
     @property
     def usage(self) -> pd.DataFrame:
