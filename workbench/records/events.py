@@ -402,6 +402,7 @@ class ForecastMade(EventData):
     token_counting: dict = doc("`{role: how its tokens were counted}` (the endpoint's tokenizer or an approximation)")
     assumptions: list[str] = doc("the priors of the expected value and the bounds, in words")
     samples_probed: int = doc("samples whose real prompts were rendered (no call) to measure them", 0)
+    spent: dict = doc("`{role: usage}` of the run when the forecast was made (what a resumed run spent before)", {})
 
 
 @defines("credit")

@@ -29,3 +29,38 @@ def credit_rows(credits: list[dict]) -> list[dict]:
     """One row per kept change; `flag` marks a change whose removal costs no validation score."""
     return [dict(c, flag=COSTS_NOTHING if c.get("earned") is not None and c["earned"] <= 0 else "")
             for c in credits]
+
+
+def _calls(usage: dict | None) -> int:
+    return sum(int(u.get("calls") or 0) for u in (usage or {}).values() if isinstance(u, dict))
+
+
+def forecast_line(forecast: dict) -> str:
+    """The forecast in one line: expected calls (least-most) and tokens, over all roles."""
+    roles = (forecast.get("roles") or {}).values()
+
+    def total(measure: str, how: str) -> float | None:
+        values = [(r.get(measure) or {}).get(how) for r in roles]
+        return None if any(v is None for v in values) else sum(values)
+    most_calls, most_tokens = total("calls", "most"), _sum(total("prompt_tokens", "most"),
+                                                            total("completion_tokens", "most"))
+    tokens = _sum(total("prompt_tokens", "expected"), total("completion_tokens", "expected"))
+    return (f"forecast: ~{total('calls', 'expected'):,.0f} calls ({total('calls', 'least'):,.0f} to "
+            f"{_shown(most_calls)}), ~{tokens:,.0f} tokens (at most {_shown(most_tokens)})")
+
+
+def spent_vs_forecast(usage: dict | None, forecast: dict | None) -> str:
+    """`123 of ~150 forecast calls`: what this fit() spent since its forecast against the expected calls."""
+    if not forecast:
+        return ""
+    expected = sum(((r.get("calls") or {}).get("expected") or 0) for r in (forecast.get("roles") or {}).values())
+    spent = _calls(usage) - _calls(forecast.get("spent"))
+    return f"{spent} of ~{expected:,.0f} forecast calls"
+
+
+def _sum(a: float | None, b: float | None) -> float | None:
+    return None if a is None or b is None else a + b
+
+
+def _shown(x: float | None) -> str:
+    return "no cap" if x is None else f"{x:,.0f}"

@@ -17,9 +17,10 @@ from typing import Any, Callable, TextIO
 
 from ..errors import BadArgumentError
 from ..redact import redact
+from .forecast_frames import forecast_line, spent_vs_forecast
 
 # always a line of their own, bar or not: the run goes on, but a person should know
-NOTABLE = ("disconnected", "skipped", "no_proposal", "endpoint_probe")
+NOTABLE = ("disconnected", "skipped", "no_proposal", "endpoint_probe", "forecast")
 # never a line: too frequent, or said better elsewhere (the step line, the final report)
 QUIET = {"node", "gradient", "forward", "checkpoint", "step_finished", "run_finished", "approval_requested",
          "selection", "control", "teacher"}
@@ -37,6 +38,8 @@ def describe_event(kind: str, d: dict) -> str | None:
         return (f"resuming run {d['run_id']} after step {d['resumed_from']}" if d.get("resumed_from") is not None
                 else f"run {d['run_id']} started: {d['splits']['train']} train / {d['splits']['val']} val / "
                      f"{d['splits']['test']} test")
+    if kind == "forecast":
+        return forecast_line(d)
     if kind == "eval":
         errored = f", {d['errored']} errored" if d.get("errored") else ""
         left_out = f", {d['left_out']} left out of the comparison" if d.get("left_out") else ""
@@ -76,14 +79,16 @@ def describe_event(kind: str, d: dict) -> str | None:
     return None
 
 
-def step_line(step: int, total: int, d: dict) -> str:
-    """The line printed when a step finishes (a result: it goes to stdout)."""
+def step_line(step: int, total: int, d: dict, forecast: dict | None = None) -> str:
+    """The line printed when a step finishes (a result: it goes to stdout); with the run's forecast,
+    what was spent against it."""
     usage = d.get("usage") or {}
     calls = sum(_int(u.get("calls")) for u in usage.values())
     tokens = sum(_int(u.get("prompt_tokens")) + _int(u.get("completion_tokens")) for u in usage.values())
     accepted, rejected = ", ".join(d.get("accepted") or []) or "-", ", ".join(d.get("rejected") or []) or "-"
     return (f"step {step}/{total}: train {fmt_score(d.get('train_score'))} | best val {fmt_score(d.get('best_val'))}"
-            f" | accepted {accepted} | rejected {rejected} | {calls} calls, {tokens} tokens so far")
+            f" | accepted {accepted} | rejected {rejected} | {calls} calls, {tokens} tokens so far"
+            + (f" ({spent_vs_forecast(usage, forecast)})" if forecast else ""))
 
 
 def _int(value: Any) -> int:
@@ -131,6 +136,7 @@ class Progress:
         self.bar: Any = None
         self.said: set[str] = set()  # notable lines already printed
         self.step_sizes: dict[str, int] = {}  # this step's batch and minibatch-gate sample counts
+        self.forecast: dict | None = None  # the fit()'s forecast: each step line says what was spent against it
 
     # -- the subscriber
     def __call__(self, event) -> None:
@@ -145,8 +151,10 @@ class Progress:
                 self.step_sizes["train"] = len(d.get("batch") or ()) or self.batch_size
             elif event.type == "backward_done":  # the minibatch gate compares on the back-propagated samples
                 self.step_sizes["minibatch"] = len(d.get("samples") or ()) or self.batch_size
+            elif event.type == "forecast":
+                self.forecast = d
             elif event.type == "step_finished":
-                self._write(step_line(event.step, self.total_steps, d), self.out)
+                self._write(step_line(event.step, self.total_steps, d, self.forecast), self.out)
             if event.type == "run_finished":
                 self.close()
             elif self.mode != "off" and event.type not in ("forward", "step_finished"):

@@ -98,7 +98,7 @@ RANGES = {
     "min_gain": (0.0, 1.0, "in [0, 1] (scores are in [0, 1])"),
     "max_error_share": (0.0, 1.0, "in [0, 1] (a share of the batch)"),
     "confidence": (0.5, 0.999, "in [0.5, 0.999] (the interval's coverage)"),
-    "max_cost_vs_forecast": (1.0, math.inf, "at least 1.0 (a multiple of the forecast's expected cost)"),
+    "max_cost_vs_forecast": (0.0, math.inf, "a positive multiple of the forecast's expected calls and tokens"),
 }
 
 
@@ -108,7 +108,7 @@ def check_ranges(config: TrainConfig) -> None:
         value = getattr(config, name, None)
         if value is None:
             continue
-        if not (low <= value <= high) or (name == "max_seconds" and value == 0):
+        if not (low <= value <= high) or (name in ("max_seconds", "max_cost_vs_forecast") and value == 0):
             raise ConfigError(f"{name} must be {what}, not {value!r}")
 
 

@@ -242,7 +242,7 @@ class Trainer(TrainingStep, ProposalLoop, GateRuns, Lifecycle, FaultReporting):
                 raise ConfigError(f"max_cost_vs_forecast needs a forecast, which failed: {exc}") from exc
             warnings.warn(f"no cost forecast for this run: {type(exc).__name__}: {exc}", UserWarning, stacklevel=3)
             return
-        self._emit(ForecastMade(**self.last_forecast.to_dict()))
+        self._emit(ForecastMade(**self.last_forecast.to_dict(), spent=self._spent_at_forecast))
 
     def _forecast_error(self) -> dict | None:
         """Per role: the forecast's range against what this fit() spent since it."""
