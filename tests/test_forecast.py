@@ -156,3 +156,23 @@ def test_an_endpoint_without_a_tokenizer_gets_the_stated_approximation():
         model = "m"
     counter = token_counter(Remote())
     assert counter.method == APPROXIMATION and counter.count([{"role": "user", "content": "x" * 9}]) == 3
+
+
+def test_the_dashboard_header_shows_the_forecast_and_what_was_spent_against_it(tmp_path):
+    from workbench.records.events import Event
+    from workbench.ui.state import RunState
+    trainer, _ = shout_trainer(tmp_path)
+    events = []
+    trainer.bus.subscribe(events.append, {"forecast", "step_finished"})
+    trainer.fit()
+    st = RunState()
+    st.apply(events[0])
+    line = st.run.traits({"controls"})["forecast"]
+    expected = sum(r["calls"]["expected"] for r in events[0].data["roles"].values())
+    assert line.startswith(f"forecast: ~{expected:,.0f} calls") and line.endswith(f"spent 0 of ~{expected:,.0f} forecast calls")
+    st.apply(events[1])
+    spent = sum(u["calls"] for u in events[1].data["usage"].values())
+    assert f"spent {spent} of ~" in st.run.traits({"controls"})["forecast"]
+    hostile = Event("forecast", {**events[0].data, "token_counting": {"task": "<script>alert(1)</script>"}})
+    st.apply(hostile)  # the line is text (the view sets textContent); a role's counting method is not in it
+    assert "<script>" not in st.run.traits({"controls"})["forecast"]

@@ -5,6 +5,7 @@ from collections import OrderedDict
 from typing import Any
 
 from ...records.events import Event
+from ...records.forecast_frames import forecast_line, spent_vs_forecast
 from .base import CONTROLS, PANEL, REVIEW, STATUS, Part, clip
 
 # Messages that describe a control in progress; they mean nothing once the run has ended.
@@ -30,6 +31,8 @@ class RunPart(Part):
         self.message = ""
         self.message_step = 0         # the step a message from an event is about (0: a control's message)
         self.parameters: "OrderedDict[str, dict]" = OrderedDict()
+        self.forecast: dict = {}     # the fit()'s `forecast` event data
+        self.usage: dict = {}        # the run's usage at the last finished step
 
     # -- what a person sees ------------------------------------------------------------------------
     def shown_status(self) -> str:
@@ -145,9 +148,21 @@ class RunPart(Part):
         self.say(clip(f"step {e.step}: {d.get('stage', '?')} skipped for {about}: "
                       f"{d.get('error', '')}", 300), e.step)
 
+    def _on_forecast(self, e: Event, d: dict) -> None:
+        self.forecast = dict(d)
+        self.mark(CONTROLS)
+
     def _on_step_finished(self, e: Event, d: dict) -> None:
         self.phase = f"step {e.step} finished"
+        self.usage = d.get("usage") or self.usage
         self.mark(CONTROLS)
+
+    def forecast_line(self) -> str:
+        """The header's forecast line, with what was spent against it (at the last finished step)."""
+        if not self.forecast:
+            return ""
+        spent = spent_vs_forecast(self.usage or self.forecast.get("spent"), self.forecast)
+        return forecast_line(self.forecast) + (f" · spent {spent}" if spent else "")
 
     def _on_run_finished(self, e: Event, d: dict) -> None:
         self.finish_status = d.get("status", "")
@@ -162,4 +177,4 @@ class RunPart(Part):
             return {}
         return {"status": self.shown_status(), "step": self.step, "epoch": self.epoch, "detail": self.caption(with_status=False),
                 "run_id": self.run_id, "run_dir": self.run_dir, "summary": self.summary(),
-                "message": self.message}
+                "message": self.message, "forecast": self.forecast_line()}
