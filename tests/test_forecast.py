@@ -176,3 +176,45 @@ def test_the_dashboard_header_shows_the_forecast_and_what_was_spent_against_it(t
     hostile = Event("forecast", {**events[0].data, "token_counting": {"task": "<script>alert(1)</script>"}})
     st.apply(hostile)  # the line is text (the view sets textContent); a role's counting method is not in it
     assert "<script>" not in st.run.traits({"controls"})["forecast"]
+
+
+def test_a_node_with_a_model_of_its_own_is_not_called_to_forecast(tmp_path):
+    from scripted_tasks import TEST, TRAIN, VAL, Optimizer, backward, same_text, task
+    from workbench import LLMCall, Parameter, Pipeline
+    from workbench.llm.scripted import ScriptedModel
+    own = ScriptedModel(task)
+
+    class Fixed(Pipeline):
+        def __init__(self):
+            self.instruction = Parameter("shout.instruction", "Repeat the word.")
+            self.node = LLMCall("shout", "{{instruction}}\nWord: {{word}}", [self.instruction], model=own)
+
+        def forward(self, word):
+            return self.node(word=word)
+    pipeline = Fixed()
+    trainer = Trainer(pipeline, TRAIN, VAL, TEST, same_text, Models.scripted(task, backward, Optimizer()),
+                      config=TrainConfig(max_steps=1), run_dir=tmp_path / "run")
+    trainer.forecast()
+    assert own.calls == [] and pipeline.node.model is own
+
+
+def eval_refusing_placeholders(prediction, target):
+    """Fine on real replies; out of range on anything else (a bug the forecast's placeholder meets)."""
+    return float(prediction == target) if prediction.isalpha() else 2.0
+
+
+def test_a_forecast_that_fails_warns_and_the_run_goes_on_unless_a_budget_needs_it(tmp_path):
+    from scripted_tasks import TEST, TRAIN, VAL, Optimizer, Shout, backward, task
+    from workbench.errors import ConfigError
+
+    def make(name, **config):
+        return Trainer(Shout(), TRAIN, VAL, TEST, eval_refusing_placeholders,
+                       Models.scripted(task, backward, Optimizer()), config=TrainConfig(max_steps=1, **config),
+                       run_dir=tmp_path / name)
+    with pytest.warns(UserWarning, match="no cost forecast for this run: EvalFunctionError"):
+        summary = make("plain").fit()
+    assert summary.status == "completed" and summary.forecast_error is None
+    assert open_run(tmp_path / "plain").forecast.empty
+    with pytest.raises(ConfigError, match="max_cost_vs_forecast needs a forecast"):
+        make("limited", max_cost_vs_forecast=1.5).fit()
+    assert open_run(tmp_path / "limited").summary["status"] == "failed"

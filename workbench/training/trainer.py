@@ -235,9 +235,7 @@ class Trainer(TrainingStep, ProposalLoop, GateRuns, Lifecycle, FaultReporting):
         self.last_forecast, self._spent_at_forecast = None, self.usage()
         try:
             self.last_forecast = self.forecast()
-        except WorkbenchError:
-            raise
-        except Exception as exc:  # a pipeline that cannot run on placeholder replies: no forecast, the run goes on
+        except Exception as exc:  # a pipeline or eval that fails on placeholder replies: no forecast, the run goes on
             if self.config.max_cost_vs_forecast is not None:
                 raise ConfigError(f"max_cost_vs_forecast needs a forecast, which failed: {exc}") from exc
             warnings.warn(f"no cost forecast for this run: {type(exc).__name__}: {exc}", UserWarning, stacklevel=3)
