@@ -218,3 +218,28 @@ def test_a_forecast_that_fails_warns_and_the_run_goes_on_unless_a_budget_needs_i
     with pytest.raises(ConfigError, match="max_cost_vs_forecast needs a forecast"):
         make("limited", max_cost_vs_forecast=1.5).fit()
     assert open_run(tmp_path / "limited").summary["status"] == "failed"
+
+
+def test_forecast_and_ablate_are_refused_while_the_run_trains(tmp_path):
+    import threading
+    from scripted_tasks import TEST, TRAIN, VAL, Optimizer, Shout, backward, same_text, task
+    from workbench import HumanApproval
+    from workbench.errors import WorkbenchError
+    asked = threading.Event()
+
+    class Waiting(HumanApproval):
+        def decide(self, pending, stopped):
+            asked.set()
+            return super().decide(pending, stopped)
+    trainer = Trainer(Shout(), TRAIN, VAL, TEST, same_text, Models.scripted(task, backward, Optimizer()),
+                      config=TrainConfig(max_steps=1), approval=Waiting(), run_dir=tmp_path / "run")
+    future = trainer.start()
+    assert asked.wait(30)  # the run waits for a person in the middle of its step
+    value = trainer.params["shout.instruction"].value
+    for call in (trainer.forecast, trainer.ablate):
+        with pytest.raises(WorkbenchError, match="while this trainer trains"):
+            call()
+    assert trainer.params["shout.instruction"].value == value
+    trainer.stop()
+    future.result(30)
+    assert trainer.forecast().from_step == trainer.step  # once it ended, it answers

@@ -143,9 +143,11 @@ class Trainer(TrainingStep, ProposalLoop, GateRuns, Lifecycle, FaultReporting):
                                  "in the dashboard, or give HumanApproval a timeout")
         if not self._fitting.acquire(blocking=False):
             raise WorkbenchError("this trainer is already running (fit() or start()); wait for it or stop() it")
+        self._fit_thread = threading.get_ident()
         try:
             return self._run()
         finally:
+            self._fit_thread = None
             self._fitting.release()
 
     def _run(self) -> RunSummary:
@@ -222,6 +224,8 @@ class Trainer(TrainingStep, ProposalLoop, GateRuns, Lifecycle, FaultReporting):
 
         `prices`: {role: (USD per 1M prompt tokens, USD per 1M completion tokens)} adds the cost.
         """
+        self._refuse_while_training("forecast()", "its forecast is the run's `forecast` event "
+                                                  "(open_run(trainer).forecast)")
         return forecast_run(pipeline=self.pipeline, train=self.train, val=self.val, test=self.test,
                             eval_fn=self.eval_fn, models=self.models, config=self.config, params=self.params,
                             memory=self.memory, memo=self.eval_memo, values=self._current_values(),
@@ -229,6 +233,12 @@ class Trainer(TrainingStep, ProposalLoop, GateRuns, Lifecycle, FaultReporting):
                             batch_for=self.batch_for, epoch_of=self.epoch_of, peers_of=self._peers_of,
                             backward_style=self.backward_engine.style, optimizer_style=self.text_optimizer.style,
                             teacher=self.teacher is not None, prices=prices)
+
+    def _refuse_while_training(self, what: str, instead: str) -> None:
+        """The forecast and the ablation put values and gradients in place for a moment: never under a running step."""
+        if self._fitting.locked() and getattr(self, "_fit_thread", None) != threading.get_ident():
+            raise WorkbenchError(f"{what} cannot run while this trainer trains (it would change the prompts "
+                                 f"under a running step); {instead}, or call it when the run has ended")
 
     def _announce_forecast(self) -> None:
         """The `forecast` event of this fit(); a forecast that fails costs a warning, unless a budget needs it."""
@@ -252,6 +262,7 @@ class Trainer(TrainingStep, ProposalLoop, GateRuns, Lifecycle, FaultReporting):
 
     def ablate(self) -> list[dict]:
         """For each kept change: validation with that change alone reverted (new evaluations only; see ablation.py)."""
+        self._refuse_while_training("ablate()", "set TrainConfig(credit=True) to have it at the end")
         credits = ablate(self.params, self._score_values)
         for credit in credits:
             self._emit(Credit(**credit))
