@@ -31,6 +31,10 @@ def test_max_cost_relative_to_the_forecast_stops_the_run_and_step_lines_show_spe
         step = re.search(r"^step 1/2: .* \((\d+) of ~([\d,]+) forecast calls\)$", full.stdout, re.M)
         assert step, full.stdout
         assert "forecast: ~" in full.stderr
+        # the last screen: each role's calls against the forecast
+        assert re.search(r"^forecast\s+task\s+\d+ calls of [\d.]+ / [\d.]+ / [\d.]+ forecast .* inside the range$",
+                         full.stdout, re.M), full.stdout
+        assert re.search(r"^\s+optimizer\s+\d+ calls of .* the range$", full.stdout, re.M)
         served = server.served_count
         tight = workbench("train", *ARGS, "--base-url", server.base_url, "--fold-system", "off", "--max-cost", "0.2x",
                           cwd=tmp_path, cache_dir=tmp_path / "c2")
