@@ -22,8 +22,8 @@ probed requests the response cache holds lowers every expected count.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any, Sequence
 
 from .forecast_probe import Probe
 
@@ -81,7 +81,8 @@ class Forecast:
     assumptions: tuple[str, ...] = ASSUMPTIONS
     samples_probed: int = 0
 
-    def total(self, measure: str) -> Range:
+    def total(self, measure: str) -> Range | None:
+        """The range summed over roles; None for cost when a role has no price."""
         ranges = [getattr(r, measure) for r in self.roles.values()]
         if any(r is None for r in ranges):
             return None
@@ -136,7 +137,6 @@ class Protocol:
     test: int
     baseline_todo: tuple[int, int]  # (val, test) samples the memo does not hold yet, when the baseline is to run
     teacher: bool = False
-    extra: dict = field(default_factory=dict)
 
 
 def forecast(probe: Probe, protocol: Protocol, *, from_step: int, prices: dict | None = None) -> Forecast:
@@ -272,5 +272,3 @@ def limit(current: int | None, new: int) -> int:
     """The stricter of a configured limit and one derived from the forecast."""
     return new if current is None else min(current, new)
 
-
-CountFn = Callable[[], Forecast]
