@@ -243,3 +243,16 @@ def test_forecast_and_ablate_are_refused_while_the_run_trains(tmp_path):
     trainer.stop()
     future.result(30)
     assert trainer.forecast().from_step == trainer.step  # once it ended, it answers
+
+
+def test_priors_move_the_expected_value_only_and_are_stated(tmp_path):
+    from workbench.errors import ConfigError
+    from workbench.training.forecast import Priors
+    trainer, _ = shout_trainer(tmp_path)
+    default, calm = trainer.forecast(), trainer.forecast(priors=Priors(failing_share=0.1, keep_chance=0.9))
+    for role in ("backward", "optimizer"):
+        a, b = default.roles[role].calls, calm.roles[role].calls
+        assert b.expected < a.expected and (b.least, b.most) == (a.least, a.most)
+    assert calm.assumptions[0].startswith("expected: 10% of samples fail; an attempt is kept with probability 0.9")
+    with pytest.raises(ConfigError, match="keep_chance must be in"):
+        Priors(keep_chance=1.5)

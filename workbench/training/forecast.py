@@ -11,10 +11,10 @@ tokenizer where it offers one).
   forwards and the baseline still run. 0 where the response cache answered every probed request.
 - most: every step carries `max_carried` samples and selects the most, every attempt passes the
   minibatch gate and validates in full; prompts grow by their reply caps (None: a model has no cap).
-- expected: half the samples fail, an attempt is kept with probability 0.3 (so the loop stops
-  early), half the attempts pass the minibatch gate, a validation runs on 3/4 of the split before
-  it wins or stops early, and replies are as long as the targets (task), 100 tokens (backward) or
-  the current value (optimizer). These priors are stated in `Forecast.assumptions`.
+- expected: `Priors` (by default half the samples fail, an attempt is kept with probability 0.3 so
+  the loop stops early, half the attempts pass the minibatch gate, a validation runs on 3/4 of the
+  split before it wins or stops early) and replies as long as the targets (task), 100 tokens
+  (backward) or the current value (optimizer). They are stated in `Forecast.assumptions`.
 
 Evaluations the run's memo holds (a resumed run's baseline) are not counted, and the share of
 probed requests the response cache holds lowers every expected count.
@@ -25,17 +25,34 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any, Sequence
 
+from ..errors import ConfigError
 from .forecast_probe import Probe
 
 HOW = ("least", "expected", "most")
-FAILING_SHARE, KEEP_CHANCE, MINIBATCH_PASS, VALIDATED_SHARE = 0.5, 0.3, 0.5, 0.75
-BACKWARD_REPLY, FORMAT_TOKENS = 100, 3
-ASSUMPTIONS = (f"expected: {FAILING_SHARE:.0%} of samples fail; an attempt is kept with probability "
-               f"{KEEP_CHANCE:g}; {MINIBATCH_PASS:.0%} of attempts pass the minibatch gate; a validation runs on "
-               f"{VALIDATED_SHARE:.0%} of the split; replies as long as the target + {FORMAT_TOKENS} (task), "
-               f"{BACKWARD_REPLY} tokens (backward), the current value + {FORMAT_TOKENS} (optimizer)",
-               "least: no sample fails after the baseline (no backward, no proposal)",
-               "most: every attempt passes the minibatch gate and validates in full; prompts grow by the reply caps")
+FORMAT_TOKENS = 3  # a task or optimizer reply's wrapping ("Answer: ", tags) beyond its value
+BOUNDS = ("least: no sample fails after the baseline (no backward, no proposal)",
+          "most: every attempt passes the minibatch gate and validates in full; prompts grow by the reply caps")
+
+
+@dataclass(frozen=True)
+class Priors:
+    """What the expected value assumes about a run nobody has seen yet; give your own from earlier runs."""
+    failing_share: float = 0.5  # of a minibatch's samples
+    keep_chance: float = 0.3  # that an attempt is kept (the loop stops at the first kept one)
+    minibatch_pass: float = 0.5  # share of attempts that pass the minibatch gate (and are validated)
+    validated_share: float = 0.75  # of the validation split a candidate runs on before it wins or stops early
+    backward_reply: int = 100  # tokens of a backward reply
+
+    def __post_init__(self) -> None:
+        for name in ("failing_share", "keep_chance", "minibatch_pass", "validated_share"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ConfigError(f"Priors {name} must be in [0, 1], not {getattr(self, name)!r}")
+
+    def describe(self) -> str:
+        return (f"expected: {self.failing_share:.0%} of samples fail; an attempt is kept with probability "
+                f"{self.keep_chance:g}; {self.minibatch_pass:.0%} of attempts pass the minibatch gate; a validation "
+                f"runs on {self.validated_share:.0%} of the split; replies as long as the target + {FORMAT_TOKENS} "
+                f"(task), {self.backward_reply} tokens (backward), the current value + {FORMAT_TOKENS} (optimizer)")
 
 
 @dataclass(frozen=True)
@@ -78,7 +95,7 @@ class Forecast:
     from_step: int  # the step the run continues after (0 for a new run)
     baseline: bool  # whether the baseline is still to run
     token_counting: dict[str, str]  # role -> how its tokens were counted
-    assumptions: tuple[str, ...] = ASSUMPTIONS
+    assumptions: tuple[str, ...] = ()
     samples_probed: int = 0
 
     def total(self, measure: str) -> Range | None:
@@ -139,9 +156,10 @@ class Protocol:
     teacher: bool = False
 
 
-def forecast(probe: Probe, protocol: Protocol, *, from_step: int, prices: dict | None = None) -> Forecast:
+def forecast(probe: Probe, protocol: Protocol, *, from_step: int, prices: dict | None = None,
+             priors: Priors | None = None) -> Forecast:
     """Put the probe's per-sample sizes into the protocol's counts (see the module docstring)."""
-    cfg, p = protocol.config, probe
+    cfg, p, prior = protocol.config, probe, priors or Priors()
     cache_left = 1.0 - p.task.cache_share  # the share of requests the cache is expected not to answer
     everything_cached = p.task.cache_share >= 1.0 and bool(p.task.prompt)
     k = {how: p.task.per_unit(how) for how in HOW}
@@ -151,20 +169,21 @@ def forecast(probe: Probe, protocol: Protocol, *, from_step: int, prices: dict |
     if baseline_val or baseline_test:
         n = baseline_val + baseline_test
         task_samples += Range(n, n, n)
-    attempts_e = sum((1 - KEEP_CHANCE) ** i for i in range(cfg.max_proposals))
+    attempts_e = sum((1 - prior.keep_chance) ** i for i in range(cfg.max_proposals))
     groups = p.text_groups + p.demo_groups
     for batch, first in zip(protocol.batches, protocol.first_epoch):
         carried_most = min(cfg.max_carried, max(0, protocol.train - batch))
         task_samples += Range(batch if first else 0, batch, batch + carried_most)
-        failing = min(cfg.max_failed, FAILING_SHARE * batch)
-        chosen_e = failing + (min(cfg.max_correct, (1 - FAILING_SHARE) * batch) if failing else 0)
+        failing = min(cfg.max_failed, prior.failing_share * batch)
+        chosen_e = failing + (min(cfg.max_correct, (1 - prior.failing_share) * batch) if failing else 0)
         chosen_most = min(batch + carried_most, cfg.max_failed + carried_most + cfg.max_correct)
         backward_samples += Range(0, chosen_e, chosen_most)
         text_attempts = Range(0, p.text_groups * attempts_e, p.text_groups * cfg.max_proposals)
         all_attempts = text_attempts + Range(0, p.demo_groups, p.demo_groups)
         proposals += text_attempts
         minibatch_samples += Range(0, all_attempts.expected * chosen_e, all_attempts.most * chosen_most)
-        validation_samples += Range(0, all_attempts.expected * MINIBATCH_PASS * VALIDATED_SHARE * protocol.val,
+        validation_samples += Range(0, all_attempts.expected * prior.minibatch_pass * prior.validated_share *
+                                    protocol.val,
                                     all_attempts.most * protocol.val)
     if protocol.test and protocol.batches and groups:  # the final test runs the kept values
         task_samples += Range(0, protocol.test, protocol.test)
@@ -179,10 +198,10 @@ def forecast(probe: Probe, protocol: Protocol, *, from_step: int, prices: dict |
     calls = {role: _cached(r, cache_left, everything_cached) for role, r in calls.items()}
     roles = {}
     for role, c in calls.items():
-        prompt, reply = _tokens(role, c, p)
+        prompt, reply = _tokens(role, c, p, prior)
         roles[role] = RoleForecast(c, prompt, reply, _cost(prices, role, prompt, reply))
     return Forecast(roles, len(protocol.batches), from_step, bool(baseline_val or baseline_test),
-                    dict(p.counting), samples_probed=len(p.task.counts))
+                    dict(p.counting), (prior.describe(), *BOUNDS), samples_probed=len(p.task.counts))
 
 
 def _calls(samples: Range, per_sample: dict[str, float]) -> Range:
@@ -195,7 +214,7 @@ def _cached(calls: Range, left: float, everything: bool) -> Range:
     return Range(0.0 if everything else calls.least, calls.expected * left, calls.most)
 
 
-def _tokens(role: str, calls: Range, p: Probe) -> tuple[Range, Range]:
+def _tokens(role: str, calls: Range, p: Probe, prior: Priors) -> tuple[Range, Range]:
     """Prompt and reply tokens of a role's calls."""
     cap = p.caps.get(role if role != "teacher" else "task")
     opt_cap = p.caps.get("optimizer")
@@ -206,7 +225,7 @@ def _tokens(role: str, calls: Range, p: Probe) -> tuple[Range, Range]:
         reply_e = _mean(measured.cached_reply) if measured.cached_reply else p.target_tokens + FORMAT_TOKENS
     elif role == "backward":  # the parameter's value and the node's output may grow
         growth = None if opt_cap is None or cap is None else p.text_params * opt_cap + (p.caps.get("task") or 0)
-        reply_e = _mean(measured.cached_reply) if measured.cached_reply else BACKWARD_REPLY
+        reply_e = _mean(measured.cached_reply) if measured.cached_reply else prior.backward_reply
         mean_prompt = mean_prompt or 0.0
     else:  # the optimizer sees earlier values (history 3, failures 4, this step's rejected ones)
         growth = None if opt_cap is None else most_prompt + (3 + 4 + 5) * opt_cap

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 from ..records.eval_memo import EvalMemo
-from .forecast import Forecast, Protocol, forecast
+from .forecast import Forecast, Priors, Protocol, forecast
 from .forecast_probe import probe
 
 if TYPE_CHECKING:
@@ -27,7 +27,7 @@ def forecast_run(*, pipeline: "Pipeline", train: Sequence["Example"], val: Seque
                  values: Mapping[str, str], done_step: int, total_steps: int, baseline_done: bool,
                  batch_for: Callable[[int], list["Example"]], epoch_of: Callable[[int], int],
                  peers_of: Callable[[Any], list[str]], backward_style: str, optimizer_style: str,
-                 teacher: bool = False, prices: dict | None = None) -> Forecast:
+                 teacher: bool = False, prices: dict | None = None, priors: Priors | None = None) -> Forecast:
     """What the steps after `done_step` (and the baseline, unless done) will cost; no LLM call is made."""
     steps = list(range(done_step + 1, total_steps + 1))
     first = batch_for(steps[0]) if steps else list(train)
@@ -43,4 +43,4 @@ def forecast_run(*, pipeline: "Pipeline", train: Sequence["Example"], val: Seque
     todo = (0, 0) if baseline_done else (not_in_memo(val), not_in_memo(test))
     protocol = Protocol(config, [len(batch_for(s)) for s in steps], [epoch_of(s) == 0 for s in steps],
                         len(train), len(val), len(test), todo, teacher=teacher)
-    return forecast(measured, protocol, from_step=done_step, prices=prices)
+    return forecast(measured, protocol, from_step=done_step, prices=prices, priors=priors)

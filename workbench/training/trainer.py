@@ -30,7 +30,7 @@ from ..records.store import RunStore, new_run_id
 from .checkpoint import checkpoint_state, latest_valid_checkpoint, restore_checkpoint
 from .config import RunSummary, TrainConfig
 from .ablation import ablate
-from .forecast import Forecast, forecast_error
+from .forecast import Forecast, Priors, forecast_error
 from ..optim.gates import scores_by_id
 from .run_forecast import forecast_run
 from .faults import FaultReporting
@@ -219,10 +219,11 @@ class Trainer(TrainingStep, ProposalLoop, GateRuns, Lifecycle, FaultReporting):
         return summary
 
     # -- forecast and credit (training/forecast.py, training/ablation.py) ---------------------------
-    def forecast(self, prices: dict[str, tuple[float, float]] | None = None) -> Forecast:
+    def forecast(self, prices: dict[str, tuple[float, float]] | None = None, priors: Priors | None = None) -> Forecast:
         """What the rest of this run will cost per role (least / expected / most); makes no LLM call.
 
-        `prices`: {role: (USD per 1M prompt tokens, USD per 1M completion tokens)} adds the cost.
+        `prices`: {role: (USD per 1M prompt tokens, USD per 1M completion tokens)} adds the cost;
+        `priors` (training/forecast.py) replace the expected value's assumptions, e.g. from earlier runs.
         """
         self._refuse_while_training("forecast()", "its forecast is the run's `forecast` event "
                                                   "(open_run(trainer).forecast)")
@@ -232,7 +233,7 @@ class Trainer(TrainingStep, ProposalLoop, GateRuns, Lifecycle, FaultReporting):
                             done_step=self.step, total_steps=self.total_steps, baseline_done=bool(self.baseline),
                             batch_for=self.batch_for, epoch_of=self.epoch_of, peers_of=self._peers_of,
                             backward_style=self.backward_engine.style, optimizer_style=self.text_optimizer.style,
-                            teacher=self.teacher is not None, prices=prices)
+                            teacher=self.teacher is not None, prices=prices, priors=priors)
 
     def _refuse_while_training(self, what: str, instead: str) -> None:
         """The forecast and the ablation put values and gradients in place for a moment: never under a running step."""
