@@ -109,3 +109,8 @@ class NotDefinedError(ConfigError, NotImplementedError):
     """Raised when a subclass lacks a method the package calls (a Pipeline without `forward`).
 
     A ConfigError, so a run stops at once with this message instead of failing every sample."""
+
+
+class DatasetError(WorkbenchError, ValueError):
+    """A dataset file is missing or malformed, or a split asks for more examples than exist
+    (importable from `workbench.tasks.datasets` too)."""

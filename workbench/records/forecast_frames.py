@@ -2,6 +2,8 @@
 `credit` events), shared by the DataFrames and the report."""
 from __future__ import annotations
 
+from . import usage_totals
+
 FORECAST_COLUMNS = ["role", "measure", "least", "expected", "most", "actual", "error", "inside"]
 CREDIT_COLUMNS = ["proposal_id", "step", "parameter", "with_change", "without_change", "earned", "samples",
                   "new_calls", "flag"]
@@ -31,10 +33,6 @@ def credit_rows(credits: list[dict]) -> list[dict]:
             for c in credits]
 
 
-def _calls(usage: dict | None) -> int:
-    return sum(int(u.get("calls") or 0) for u in (usage or {}).values() if isinstance(u, dict))
-
-
 def forecast_line(forecast: dict) -> str:
     """The forecast in one line: expected calls (least-most) and tokens, over all roles."""
     roles = (forecast.get("roles") or {}).values()
@@ -54,7 +52,7 @@ def spent_vs_forecast(usage: dict | None, forecast: dict | None) -> str:
     if not forecast:
         return ""
     expected = sum(((r.get("calls") or {}).get("expected") or 0) for r in (forecast.get("roles") or {}).values())
-    spent = _calls(usage) - _calls(forecast.get("spent"))
+    spent = usage_totals.totals(usage)["calls"] - usage_totals.totals(forecast.get("spent"))["calls"]
     return f"{spent} of ~{expected:,.0f} forecast calls"
 
 

@@ -26,6 +26,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Sequence
 
 from ..errors import ConfigError
+from ..records.usage_totals import cost_usd
 from .forecast_probe import Probe
 
 HOW = ("least", "expected", "most")
@@ -248,8 +249,9 @@ def _cost(prices: dict | None, role: str, prompt: Range, reply: Range) -> Range 
     """USD from `prices` ({role: (USD per 1M prompt tokens, USD per 1M completion tokens)})."""
     if not prices or role not in prices:
         return None
-    p_in, p_out = prices[role]
-    return prompt * (p_in / 1e6) + reply * (p_out / 1e6)
+    price = prices[role]
+    most = None if prompt.most is None or reply.most is None else cost_usd(prompt.most, reply.most, price)
+    return Range(cost_usd(prompt.least, reply.least, price), cost_usd(prompt.expected, reply.expected, price), most)
 
 
 def forecast_error(f: dict, usage: dict[str, dict]) -> dict[str, dict]:

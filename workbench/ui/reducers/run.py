@@ -5,7 +5,8 @@ from collections import OrderedDict
 from typing import Any
 
 from ...records.events import Event
-from ...records.forecast_frames import forecast_line, spent_vs_forecast
+from ...records.fold import RunFold
+from ...records.forecast_frames import forecast_line
 from .base import CONTROLS, PANEL, REVIEW, STATUS, Part, clip
 
 # Messages that describe a control in progress; they mean nothing once the run has ended.
@@ -15,8 +16,9 @@ TRANSIENT = ("started", "paused: ", "resumed", "stopping after the current call"
 class RunPart(Part):
     view = "controls"
 
-    def __init__(self, state: Any) -> None:
+    def __init__(self, state: Any, fold: RunFold) -> None:
         super().__init__(state)
+        self.fold = fold              # applied before this view: the run's numbers come from it
         self.run_id = ""
         self.run_dir = ""
         self.status = "idle"          # idle | starting | running | paused | stopping | finished
@@ -31,8 +33,6 @@ class RunPart(Part):
         self.message = ""
         self.message_step = 0         # the step a message from an event is about (0: a control's message)
         self.parameters: "OrderedDict[str, dict]" = OrderedDict()
-        self.forecast: dict = {}     # the fit()'s `forecast` event data
-        self.usage: dict = {}        # the run's usage at the last finished step
 
     # -- what a person sees ------------------------------------------------------------------------
     def shown_status(self) -> str:
@@ -96,7 +96,7 @@ class RunPart(Part):
         self.phase = f"forward · {split}" if split else "forward"
 
     def _on_step_started(self, e: Event, d: dict) -> None:
-        self.step, self.epoch = e.step, d.get("epoch", self.epoch)
+        self.step, self.epoch = e.step, self.fold.epoch
         if self.message_step and self.message_step < e.step:  # an earlier step's news is not the run's now
             self.say("")
         self.phase = "forward · train"
@@ -149,25 +149,26 @@ class RunPart(Part):
                       f"{d.get('error', '')}", 300), e.step)
 
     def _on_forecast(self, e: Event, d: dict) -> None:
-        self.forecast = dict(d)
         self.mark(CONTROLS)
 
     def _on_step_finished(self, e: Event, d: dict) -> None:
         self.phase = f"step {e.step} finished"
-        self.usage = d.get("usage") or self.usage
         self.mark(CONTROLS)
 
     def forecast_line(self) -> str:
-        """The header's forecast line, with what was spent against it (at the last finished step)."""
-        if not self.forecast:
+        """The header's forecast line (the fold's), with what was spent against it at the last finished step."""
+        forecast = self.fold.forecast
+        if not forecast:
             return ""
-        spent = spent_vs_forecast(self.usage or self.forecast.get("spent"), self.forecast)
-        return forecast_line(self.forecast) + (f" · spent {spent}" if spent else "")
+        spent = self.fold.spent_vs_forecast(self.fold.usage or forecast.get("spent"))
+        return forecast_line(forecast) + (f" · spent {spent}" if spent else "")
 
     def _on_run_finished(self, e: Event, d: dict) -> None:
-        self.finish_status = d.get("status", "")
-        self.finished = {k: d.get(k) for k in ("status", "baseline", "final", "best_val", "best_step", "error",
-                                               "run_dir")}
+        fold = self.fold
+        self.finish_status = fold.status
+        self.finished = {"status": fold.status, "baseline": fold.baseline, "final": fold.final,
+                         "best_val": fold.best_val, "best_step": fold.best_step,
+                         "error": (fold.finished or {}).get("error"), "run_dir": (fold.finished or {}).get("run_dir")}
         self.run_dir = d.get("run_dir") or self.run_dir
         self.finish(self.finish_status)
 

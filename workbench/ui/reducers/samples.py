@@ -6,6 +6,7 @@ from collections import OrderedDict
 from typing import Any
 
 from ...records.events import Event
+from ...records.fold import RunFold
 from .base import CONTROLS, PANEL, SAMPLES, Part, clip
 
 
@@ -20,8 +21,9 @@ def inputs_text(inputs: dict | None) -> str:
 class SamplesPart(Part):
     view = "samples"
 
-    def __init__(self, state: Any) -> None:
+    def __init__(self, state: Any, fold: RunFold) -> None:
         super().__init__(state)
+        self.fold = fold  # applied before this view: the epoch comes from it
         self.step = 0
         self.epoch = 0
         self.batch: list[str] = []
@@ -41,7 +43,7 @@ class SamplesPart(Part):
         self.mark(PANEL, SAMPLES)
 
     def _on_step_started(self, e: Event, d: dict) -> None:
-        self.step, self.epoch = e.step, d.get("epoch", self.epoch)
+        self.step, self.epoch = e.step, self.fold.epoch
         self.batch = list(d.get("batch") or [])
         self.rows = OrderedDict((sid, self._new_row(sid)) for sid in self.batch)
         if self.selected_sample not in self.rows:
