@@ -150,3 +150,31 @@ def test_the_known_long_modules_are_still_long():
         path = PACKAGE / name
         assert path.is_file() and len(path.read_text(encoding="utf-8").splitlines()) > MAX_LINES, name
 
+
+TRAINING = PACKAGE / "training"
+
+
+def private_reads_of_others(source: str, where: str) -> list[str]:
+    """`x._name` where `x` is not `self` or `cls`: one object reaching into another's private fields."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if not isinstance(node, ast.Attribute) or not node.attr.startswith("_") or node.attr.startswith("__"):
+            continue
+        owner = node.value
+        if isinstance(owner, ast.Name) and owner.id in ("self", "cls"):
+            continue
+        found.append(f"{where}:{node.lineno}: {ast.unparse(node)}")
+    return found
+
+
+def test_no_part_of_the_trainer_reads_another_parts_private_attributes():
+    """The trainer's parts get what they need in their constructors; none reaches into another's `_fields`
+    (as the mixins and checkpoint.py once did with `trainer._proposal_counter`)."""
+    found = [hit for path in sorted(TRAINING.rglob("*.py"))
+             for hit in private_reads_of_others(path.read_text(encoding="utf-8"), str(path.relative_to(PACKAGE)))]
+    assert found == []
+
+
+def test_the_private_read_check_finds_one():
+    source = "def f(trainer, self):\n    self._x = trainer.state()._proposal_counter + self.__class__.y\n"
+    assert private_reads_of_others(source, "m.py") == ["m.py:2: trainer.state()._proposal_counter"]

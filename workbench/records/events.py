@@ -274,9 +274,12 @@ class CheckpointSkipped(EventData):
 
 
 @defines("control")
-class Control(EventData):
-    """Someone paused, resumed, asked for one step or stopped; `pause` also when a single step ends."""
-    action: Literal["pause", "resume", "step", "stop"]
+class ControlApplied(EventData):
+    """The run applied a control (`workbench.training.controls`): paused, resumed, one step, stopped, a
+    sample pinned / unpinned / excluded / included, auto-approve switched; `pause` also when a single step ends."""
+    action: Literal["pause", "resume", "step", "stop", "pin", "unpin", "exclude", "include", "auto_approve"]
+    sample_id: str | None = doc("the sample, for pin / unpin / exclude / include", None)
+    on: bool | None = doc("for auto_approve: whether proposals are now accepted by the policy", None)
 
 
 @defines("endpoint_probe")

@@ -40,7 +40,8 @@ class PendingProposal:
     minibatch_after: float | None = None
     future: Future = field(default_factory=Future, repr=False)
 
-    def _resolve(self, decision: Decision) -> bool:
+    def resolve(self, decision: Decision) -> bool:
+        """Answer with `decision`; False when it was answered already (the first answer wins)."""
         if self.future.done():
             return False
         try:
@@ -50,15 +51,15 @@ class PendingProposal:
         return True
 
     def accept(self, by: str = "person") -> bool:
-        return self._resolve(Decision("accept", by))
+        return self.resolve(Decision("accept", by))
 
     def reject(self, by: str = "person") -> bool:
-        return self._resolve(Decision("reject", by))
+        return self.resolve(Decision("reject", by))
 
     def edit(self, text: str, by: str = "person") -> bool:
         if not isinstance(text, str) or not text.strip():
             raise BadArgumentError(f"proposal {self.proposal_id}: an edit needs non-empty text")
-        return self._resolve(Decision("edit", by, text=text))
+        return self.resolve(Decision("edit", by, text=text))
 
 
 class AutoApproval:
@@ -93,7 +94,7 @@ class HumanApproval:
                 pending.accept(by="policy")
             remaining = None if deadline is None else deadline - time.monotonic()
             if remaining is not None and remaining <= 0:
-                pending._resolve(Decision(self.default, "timeout"))
+                pending.resolve(Decision(self.default, "timeout"))
             try:
                 return pending.future.result(timeout=0.2 if remaining is None else max(0.0, min(0.2, remaining)))
             except FutureTimeout:

@@ -91,6 +91,16 @@ class RunPart(Part):
         self.phase = "resumed from step %s" % d["resumed_from"] if d.get("resumed_from") else "started"
         self.mark(CONTROLS, REVIEW, PANEL)
 
+    def _on_control(self, e: Event, d: dict) -> None:
+        """The run applied a pause, resume, step or stop (the only way the view learns the run's status)."""
+        status = {"pause": "paused", "resume": "running", "step": "running", "stop": "stopping"}.get(d.get("action"))
+        if status is None or self.status == "finished":
+            return
+        if status == "running" and self.status in ("idle", "starting"):
+            return  # a step sent before the run started: run_started says when it runs
+        self.status = status
+        self.mark(CONTROLS)
+
     def _on_node(self, e: Event, d: dict) -> None:
         split = d.get("split", "")
         self.phase = f"forward · {split}" if split else "forward"

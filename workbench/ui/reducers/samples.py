@@ -7,6 +7,7 @@ from typing import Any
 
 from ...records.events import Event
 from ...records.fold import RunFold
+from ...training.run_state import flag_sample
 from .base import CONTROLS, PANEL, SAMPLES, Part, clip
 
 
@@ -36,6 +37,17 @@ class SamplesPart(Part):
     def _new_row(self, sid: str) -> dict:
         return {"sample_id": sid, "input": "", "prediction": "", "target": "", "score": None, "status": "running",
                 "error": "", "selected": None, "reason": ""}
+
+    def set_flag(self, sample_id: str, flag: str, on: bool) -> None:
+        """Pinned or excluded (each takes the sample out of the other), as the run's control event says."""
+        flag_sample(self.pinned, self.excluded, sample_id, flag, on)
+        self.mark(SAMPLES)
+
+    def _on_control(self, e: Event, d: dict) -> None:
+        flags = {"pin": ("pin", True), "unpin": ("pin", False), "exclude": ("exclude", True),
+                 "include": ("exclude", False)}
+        if d.get("action") in flags and d.get("sample_id"):
+            self.set_flag(d["sample_id"], *flags[d["action"]])
 
     def pick(self, sample_id: str) -> None:
         self.selected_sample = sample_id
