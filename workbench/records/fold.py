@@ -3,7 +3,8 @@
 Every reader of a run takes its numbers from here, so each is computed once: the status, step and
 epoch; usage per role with its token and cost totals (`usage_totals`); the baseline, the final and
 the best validation score with its step; the curve per step; every proposal with its gates and
-decision; the chart data (`charts.CurveData`, folded alongside); and, unless `keep_rows=False`, the
+decision; the chart data (`charts.CurveData`, folded alongside); the person's contributions
+(`contributions.Contributions`); and, unless `keep_rows=False`, the
 gradients, samples and notices behind `open_run(...)`'s DataFrames.
 
 It works the same on a live run (the dashboard's state, the CLI progress and the MLflow sink apply
@@ -21,6 +22,7 @@ from typing import Any
 from . import events as ev
 from . import forecast_frames, usage_totals
 from .charts import CurveData
+from .contributions import CONTRIBUTION_TYPES, Contributions
 from .events import Event
 from .store import parse_event_line
 
@@ -28,7 +30,8 @@ CURVE_COLUMNS = ["step", "minibatch", "val", "best_val", "test", "accepted", "re
 PROPOSAL_COLUMNS = ["proposal_id", "step", "parameter", "role", "old", "new", "source", "attempt", "group",
                     "minibatch_before", "minibatch_after", "minibatch_passed", "validation",
                     "validation_complete", "best_before", "gain", "gain_low", "gain_high", "confidence",
-                    "won", "lost", "decision", "decided_by", "kept", "reason", "value_after", "gradient_summary"]
+                    "won", "lost", "decision", "decided_by", "person_reason", "kept", "reason", "value_after",
+                    "gradient_summary"]
 NOTICE_COLUMNS = ["step", "type", "stage", "parameter", "node_id", "sample_id", "text"]
 
 # the start of a line as the store writes it (json.dumps of Event.to_dict()); a line that does not
@@ -57,6 +60,7 @@ class RunFold:
     sessions: list[list[float]] = field(default_factory=list)  # [start, last event time] per fit() call
     notices: list[dict] = field(default_factory=list)  # what is missing from the other tables, and why
     curves: CurveData = field(default_factory=CurveData)  # the dashboard's and the report's chart data
+    contributions: Contributions = field(default_factory=Contributions)  # the person's reasons, edits, feedback
     forecast: dict | None = None  # the last fit()'s `forecast` event data
     credits: list[dict] = field(default_factory=list)  # `credit` events: what each kept change earned
     _proposal_now: str | None = None
@@ -195,6 +199,8 @@ class RunFold:
             self.materialize()  # rows of a replayed step are dropped below: parse what came before first
         elif self.sessions:
             self.sessions[-1][1] = max(self.sessions[-1][1], event.time)
+        if event.type in CONTRIBUTION_TYPES:
+            self.contributions.apply(ev.with_defaults(event))
         handler = getattr(self, "_on_" + event.type, None)
         if not self.keep_rows and event.type in _ROWS_ONLY:
             handler = None  # a live reader's fold skips what only builds rows (most events of a run)
@@ -260,7 +266,7 @@ class RunFold:
     def _on_gradient(self, e: Event, d: ev.GradientWritten) -> None:
         self.gradients.append({"step": e.step, "sample_id": d.sample_id, "node_id": d.node_id,
                                "component": d.component, "call_index": d.call_index, "target": d.target,
-                               "target_kind": d.target_kind, "score": d.score, "text": d.text})
+                               "target_kind": d.target_kind, "score": d.score, "text": d.text, "source": d.source})
 
     def _proposal(self, pid: str, parameter: str, step: int) -> dict:
         """The row of one parameter of a proposal (a joint proposal changes several under one id)."""
@@ -290,7 +296,7 @@ class RunFold:
 
     def _on_decision(self, e: Event, d: ev.DecisionMade) -> None:
         for p in self._rows_of(d.proposal_id, e.step):
-            p.update({"decision": d.action, "decided_by": d.by})
+            p.update({"decision": d.action, "decided_by": d.by, "person_reason": d.reason})
 
     def _on_validation(self, e: Event, d: ev.Validation) -> None:
         for p in self._rows_of(d.proposal_id, e.step):
@@ -340,7 +346,7 @@ class RunFold:
 # event types parsed as their line is read (forward lines wait for the samples table; other types
 # no table or chart reads are not parsed at all)
 _FOLDED = frozenset(name[4:].encode() for cls in (RunFold, CurveData) for name in dir(cls)
-                    if name.startswith("_on_") and name != "_on_forward")
+                    if name.startswith("_on_") and name != "_on_forward") | {t.encode() for t in CONTRIBUTION_TYPES}
 
 
 # event types whose handlers only build the gradient, sample and notice rows (not kept with keep_rows=False)

@@ -25,6 +25,7 @@ from . import events as ev
 from . import usage_totals
 from ..errors import WorkbenchError
 from .events import Event
+from .contributions import CONTRIBUTION_COLUMNS
 from .fold import CURVE_COLUMNS, NOTICE_COLUMNS, PROPOSAL_COLUMNS, RunFold
 from .forecast_frames import CREDIT_COLUMNS, FORECAST_COLUMNS, credit_rows, forecast_rows
 from .frames import TextFrame
@@ -37,7 +38,7 @@ if TYPE_CHECKING:
 __all__ = ["Run", "RunFolderError", "open_run", "runs"]
 
 GRADIENT_COLUMNS = ["step", "sample_id", "node_id", "component", "call_index", "target", "target_kind", "score",
-                    "text"]
+                    "text", "source"]
 SAMPLE_COLUMNS = ["step", "split", "phase", "proposal_id", "sample_id", "inputs", "prediction", "target", "score",
                   "status", "error", "seconds", "selected", "selection_reason"]
 USAGE_COLUMNS = ["step", "stage", "role", "calls", "prompt_tokens", "completion_tokens", "tokens", "cache_hits",
@@ -134,8 +135,17 @@ class Run:
 
     @property
     def gradients(self) -> pd.DataFrame:
-        """Every textual gradient: the sample, the node that wrote it (and its call index), its target."""
+        """Every textual gradient: the sample, the node that wrote it (and its call index), its target, and
+        its source: "backward" (the backward engine) or "person" (`trainer.feedback`)."""
         return _frame(self.tables.gradients, GRADIENT_COLUMNS)
+
+    @property
+    def contributions(self) -> pd.DataFrame:
+        """What the person contributed (records/contributions.py): reasons, edits and feedback, each
+        with its step, what it was about, whether it was accepted, and whether the run used it."""
+        frame = _frame(self.tables.contributions.rows, CONTRIBUTION_COLUMNS)
+        frame["used_at_step"] = frame["used_at_step"].astype("Int64")  # a step, not 1.0 beside a missing one
+        return frame
 
     @property
     def samples(self) -> pd.DataFrame:

@@ -9,8 +9,10 @@ from __future__ import annotations
 import warnings
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
+from ..engine.backward_completion import backward_style
 from ..errors import BudgetExceeded, ConfigError, RunStopped, WorkbenchError
 from ..optim.gates import scores_by_id
+from ..optim.optimizer_completion import optimizer_style
 from ..records.events import Credit, ForecastMade
 from .ablation import ablate
 from .forecast import Forecast, Priors, forecast_error
@@ -32,13 +34,13 @@ class ForecastAndCredit:
 
     def __init__(self, *, pipeline: Any, splits: tuple[Sequence["Example"], ...], eval_fn: Any, models: Any,
                  config: "TrainConfig", state: "RunState", schedule: "Schedule", evaluator: "Evaluator",
-                 meter: "RunMeter", backward_style: str, optimizer_style: str, teacher: bool,
-                 emit: "RunEmitter", training_elsewhere: Callable[[], bool] = lambda: False) -> None:
+                 meter: "RunMeter", teacher: bool, emit: "RunEmitter",
+                 training_elsewhere: Callable[[], bool] = lambda: False) -> None:
         self._pipeline, (self._train, self._val, self._test) = pipeline, splits
         self._eval_fn, self._models, self._config, self._state = eval_fn, models, config, state
         self._schedule, self._evaluator, self._meter, self._emit = schedule, evaluator, meter, emit
-        self._styles, self._teacher = (backward_style, optimizer_style), teacher
-        self._training_elsewhere = training_elsewhere  # another thread is inside fit(): a step may be running
+        self._styles, self._teacher = (backward_style(models), optimizer_style(models)), teacher
+        self._training_elsewhere = training_elsewhere  # fit() is running: a step may be under way
         self.last: Forecast | None = None
         self._spent_at_forecast: dict[str, dict] = {}
 
@@ -84,13 +86,16 @@ class ForecastAndCredit:
         self._refuse_while_training("ablate()", "TrainConfig(credit=True) has it at the end of the run")
         return self._ablate()
 
-    def credit_at_end(self) -> str | None:
-        """`ablate()` from inside fit() (TrainConfig.credit); a stop or the budget skips it, and says so."""
+    def credit_at_end(self, error: str | None) -> str | None:
+        """`ablate()` from inside fit() with `TrainConfig(credit=True)`; returns the run's error, or (a stop
+        or the budget) why the credit was skipped."""
+        if not self._config.credit:
+            return error
         try:
             self._ablate()
         except (RunStopped, BudgetExceeded) as exc:
-            return f"credit per change skipped: {exc}"
-        return None
+            return error or f"credit per change skipped: {exc}"
+        return error
 
     def _ablate(self) -> list[dict]:
         credits = ablate(self._state.params, self._score_values)

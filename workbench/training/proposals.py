@@ -22,6 +22,7 @@ from ..engine.parameter import Parameter, Role
 from ..engine.runner import SampleResult
 from ..records.events import ApprovalRequested, DecisionMade, NoProposal, Proposal, Update
 from .gate_runs import GateRuns, Values
+from .teaching import Teaching, person_judgement, rejection_reason
 
 if TYPE_CHECKING:
     from ..engine.example import Example
@@ -54,12 +55,13 @@ class ProposalLoop:
                  text_optimizer: TextOptimizer, demo_optimizer: DemoOptimizer, leak_check: LeakCheck,
                  approval: Any, desk: ApprovalDesk, gates: GateRuns, evaluator: "Evaluator",
                  faults: "FaultReporter", controls: "ControlChannel", selection_threshold: float,
-                 emit: "RunEmitter") -> None:
+                 emit: "RunEmitter", teaching: Teaching) -> None:
         self._state, self._config, self._pipeline = state, config, pipeline
         self._text_optimizer, self._demo_optimizer, self._leak_check = text_optimizer, demo_optimizer, leak_check
         self._approval, self._desk, self._gates, self._evaluator = approval, desk, gates, evaluator
         self._faults, self._controls, self._emit = faults, controls, emit
         self._selection_threshold = selection_threshold
+        self._teaching = teaching  # a person's feedback on a parameter joins its next optimizer call
 
     def optimize(self, group: list[Parameter], gate_examples: list["Example"], failed: list[SampleResult],
                   step: int) -> tuple[bool, list[str]]:
@@ -123,6 +125,7 @@ class ProposalLoop:
         why = "the optimizer's reply held no usable value (empty, or it echoed its prompt)"
         names = "+".join(p.name for p in group)
         if len(group) > 1:
+            self._teaching.give_to_optimizer([p.name for p in group], step)
             proposed = self._faults.unless_model_fails(
                 "optimizer", lambda: self._text_optimizer.propose_joint(group, self._state.memory, step),
                 parameter=names)
@@ -130,6 +133,7 @@ class ProposalLoop:
                 return {}, "skipped", "", ""
             values, reply = proposed
             return values, "optimizer", why, reply
+        self._teaching.give_to_optimizer([param.name], step)  # a person's feedback given since the last call
         peers = [self._state.params[n] for n in peers_of(self._pipeline, param) if n != param.name]
         proposed = self._faults.unless_model_fails("optimizer", lambda: self._text_optimizer.propose_with_reply(
             param, peers, self._state.memory[param.name], param.gradients, step=step, attempt=attempt),
@@ -176,40 +180,44 @@ class ProposalLoop:
             return self._reject(values, pid, step, why, minibatch=paired.after, by=source)
         decision = self._ask(self._pending(values, pid, paired))
         self._emit(DecisionMade(proposal_id=pid, **decision.to_dict()))
+        person = person_judgement(decision)  # what the optimizer's memory keeps of the person's words
         if decision.action == "reject":
-            return self._reject(values, pid, step, f"rejected by {decision.by}", minibatch=paired.after,
-                                by=decision.by)
+            return self._reject(values, pid, step, rejection_reason(decision), minibatch=paired.after,
+                                by=decision.by, **person)
         by = source
         if decision.action == "edit" and decision.text is not None:
             if len(values) > 1:
                 return self._reject(values, pid, step, "a joint proposal cannot be edited as one text; "
-                                    "reject it and edit the parameters one at a time", by=decision.by)
-            # a person's edit goes through the same checks and minibatch gate as a proposal
+                                    "reject it and edit the parameters one at a time", by=decision.by, **person)
+            # a person's edit goes through the same checks and minibatch gate as a proposal; the memory
+            # keeps the optimizer's text beside it
+            person["proposed"] = next(iter(values.values()))
             values, by = {next(iter(values)): decision.text}, "human"
             self._emit_proposal(values, pid, "human", attempt, group)
             refused = self._refusal(values)
             if refused:
-                return self._reject(values, pid, step, f"the edit {refused}", by=by)
+                return self._reject(values, pid, step, f"the edit {refused}", by=by, **person)
             passed, why, paired = self._gates.minibatch_gate(values, pid, gate_examples, before)
             if not passed:
                 return self._reject(values, pid, step, f"the edit failed the minibatch gate: {why}",
-                                    minibatch=paired.after, by=by)
+                                    minibatch=paired.after, by=by, **person)
         if not getattr(self._approval, "validate", True) and decision.by == "person":
             score, keep, reason = None, True, "accepted by a person without validation"
         else:
             score, keep, reason = self._gates.validate(values, pid)
         if not keep:
-            return self._reject(values, pid, step, reason, minibatch=paired.after, score=score, by=by)
-        self._commit(values, pid, step, by=by, score=score, reason=reason, minibatch=paired.after)
+            return self._reject(values, pid, step, reason, minibatch=paired.after, score=score, by=by, **person)
+        self._commit(values, pid, step, by=by, score=score, reason=reason, minibatch=paired.after, person=person)
         return True
 
     def _commit(self, values: Values, pid: str, step: int, *, by: str, score: float | None, reason: str,
-                minibatch: float | None) -> None:
+                minibatch: float | None, person: Mapping[str, str | None]) -> None:
         """Keep `values`: the one place a kept value becomes the parameter's (with its history, the
-        optimizer's memory, an `update` event and, when validated, the new best score)."""
+        optimizer's memory with a person's words on it, an `update` event and, when validated, the
+        new best score)."""
         for name, new in values.items():
             self._state.params[name].update(new, step=step, source=by, score=score, note=pid)
-            self._state.memory[name].record(Attempt(new, step, score, True, reason, minibatch, by))
+            self._state.memory[name].record(Attempt(new, step, score, True, reason, minibatch, by, **person))
             self._emit(Update(proposal_id=pid, parameter=name, accepted=True, value=new, reason=reason))
         if score is not None:
             self._state.best_val, self._state.best_step = score, step
@@ -226,10 +234,12 @@ class ProposalLoop:
         return PendingProposal(pid, name, old, new, paired.before or 0.0, paired.after or 0.0)
 
     def _reject(self, values: Values, pid: str, step: int, reason: str, *,
-                minibatch: float | None = None, score: float | None = None, by: str = "optimizer") -> bool:
-        """Record the rejection in each parameter's memory (the next attempt sees it) and say why."""
+                minibatch: float | None = None, score: float | None = None, by: str = "optimizer",
+                **person: str | None) -> bool:
+        """Record the rejection in each parameter's memory (the next attempt sees it, with a person's
+        words in `person`: person_action, person_reason, proposed) and say why."""
         for name, new in values.items():
-            self._state.memory[name].record(Attempt(new, step, score, False, reason, minibatch, by))
+            self._state.memory[name].record(Attempt(new, step, score, False, reason, minibatch, by, **person))
             self._emit(Update(proposal_id=pid, parameter=name, accepted=False, value=self._state.params[name].value,
                               reason=reason))
         return False

@@ -4,7 +4,7 @@ Everything a resumed run needs to continue exactly where this one was: the param
 histories, the step, the best validation score and its step, the baseline, the curve (whose last
 point carries the failed samples to the next step), the usage a resumed run spent before, the
 proposal id sequence, the stale-step count, errored samples, the optimizer's memory, the demo pool,
-and the samples a person pinned or excluded.
+the samples a person pinned or excluded, and the person's feedback (`FeedbackInbox`: pending or used).
 
 The trainer's parts read and write it through its fields and methods; no part keeps a copy of any
 of this on its own. The layout of a checkpoint (`to_checkpoint()`) is versioned by
@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 from ..errors import WorkbenchError
 from ..optim import ParameterMemory
 from ..optim.demo_optimizer import Demo
+from ..optim.person_feedback import FeedbackInbox
 from ..records.store import CHECKPOINT_SCHEMA_VERSION
 
 if TYPE_CHECKING:
@@ -54,6 +55,7 @@ class RunState:
     errored_samples: int = 0
     pinned: set[str] = field(default_factory=set)
     excluded: set[str] = field(default_factory=set)
+    person_feedback: FeedbackInbox = field(default_factory=FeedbackInbox)  # locked itself: any thread adds to it
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -98,7 +100,12 @@ class RunState:
                 "parameters": {n: p.to_dict() for n, p in self.params.items()},
                 "memory": {n: m.to_dict() for n, m in self.memory.items()},
                 "demo_pool": {n: [asdict(d) for d in pool.values()] for n, pool in self.demo_pool.items()},
-                "pinned": sorted(pinned), "excluded": sorted(excluded)}
+                "pinned": sorted(pinned), "excluded": sorted(excluded)} | self._person_feedback()
+
+    def _person_feedback(self) -> dict:
+        """The person's feedback, when there is any (a run without it writes what earlier versions did)."""
+        items = self.person_feedback.to_list()
+        return {"person_feedback": items} if items else {}
 
     def from_checkpoint(self, checkpoint: dict, *, keep_usage: bool = False) -> None:
         """Become the state a validated checkpoint holds (the live parameters included), in place, so
@@ -128,4 +135,5 @@ class RunState:
         self.errored_samples = checkpoint.get("errored_samples", 0)
         with self._lock:
             self.pinned, self.excluded = set(checkpoint.get("pinned", [])), set(checkpoint.get("excluded", []))
+        self.person_feedback.restore(checkpoint.get("person_feedback", []))  # keeps feedback given after it, pending
 

@@ -22,6 +22,7 @@ from ..optim import DemoOptimizer
 from ..records.events import BackwardDone, GradientWritten, Selection, StepFinished, StepStarted, TeacherRan
 from .proposals import ProposalLoop, peers_of
 from .selection import select_for_backward
+from .teaching import Teaching
 
 if TYPE_CHECKING:
     from ..engine.example import Example
@@ -44,13 +45,14 @@ class TrainingStep:
                  evaluator: "Evaluator", backward_engine: BackwardEngine, proposals: ProposalLoop,
                  demo_optimizer: DemoOptimizer, teacher: Any, faults: "FaultReporter", controls: "ControlChannel",
                  meter: "RunMeter", selection_threshold: float, emit: "RunEmitter",
-                 checkpoint: Callable[[], None]) -> None:
+                 checkpoint: Callable[[], None], teaching: Teaching) -> None:
         self._state, self._schedule, self._pipeline, self._config = state, schedule, pipeline, config
         self._train, self._val, self._test = (list(split) for split in splits)
         self._evaluator, self._backward_engine, self._proposals = evaluator, backward_engine, proposals
         self._demo_optimizer, self._teacher, self._faults = demo_optimizer, teacher, faults
         self._controls, self._meter, self._emit, self._checkpoint = controls, meter, emit, checkpoint
         self._selection_threshold = selection_threshold
+        self._teaching = teaching  # a person's feedback: its samples are run and sent backward with it
 
     def baseline(self) -> None:
         """The current values on validation (and test) before any step, checkpointed as step 0."""
@@ -85,7 +87,8 @@ class TrainingStep:
         state.step = step
         batch_examples = self._schedule.batch_for(step)
         batch_ids = {e.id for e in batch_examples}
-        carried_ids = [i for i in state.carried_samples() if i not in batch_ids]
+        carried_ids = [i for i in state.carried_samples() + self._teaching.samples_to_backpropagate()
+                       if i not in batch_ids]
         carried = [e for e in self._train if e.id in set(carried_ids)]
         epoch = self._schedule.epoch_of(step)
         self._emit(StepStarted(epoch=epoch, batch=[e.id for e in batch_examples]))
@@ -122,7 +125,8 @@ class TrainingStep:
         selection = select_for_backward(everything.results, pass_threshold=self._selection_threshold,
                                         max_failed=cfg.max_failed, max_correct=cfg.max_correct,
                                         seed=cfg.seed * 1_000_003 + step, pinned=pinned, excluded=excluded,
-                                        carried=self._state.carried_samples(), max_carried=cfg.max_carried)
+                                        carried=self._state.carried_samples(), max_carried=cfg.max_carried,
+                                        taught=self._teaching.samples_to_backpropagate())
         self._emit(Selection(samples=[{"sample_id": s.sample_id, "selected": s.selected, "reason": s.reason}
                                       for s in selection]))
         return [r for r, s in zip(everything.results, selection) if s.selected]
@@ -148,7 +152,9 @@ class TrainingStep:
         return list(dict.fromkeys(self._state.carried_samples() + still_failing))[-self._config.max_carried:]
 
     def _params_to_optimize(self, step: int) -> list[Parameter]:
-        candidates = [p for p in self._state.params.values() if p.trainable and (p.gradients or p.role is Role.DEMOS)]
+        taught = self._teaching.parameters_with_feedback()  # a person's words on a parameter go to its optimizer
+        candidates = [p for p in self._state.params.values()
+                      if p.trainable and (p.gradients or p.role is Role.DEMOS or p.name in taught)]
         if self._config.optimize == "one" and candidates:
             return [candidates[(step - 1) % len(candidates)]]
         return candidates
@@ -177,7 +183,8 @@ class TrainingStep:
             self._controls.obey()
             grads = self._backward_engine.backward(
                 r.graph, self._state.params, on_gradient=lambda g: self._emit(GradientWritten(**g.to_dict())),
-                on_disconnected=self._faults.on_disconnected, on_skipped=on_skipped)
+                on_disconnected=self._faults.on_disconnected, on_skipped=on_skipped,
+                person=self._teaching.notes_for(r.graph, self._state.step))
             return len(grads), sum(g.target_kind == "parameter" for g in grads)
         with ThreadPoolExecutor(max_workers=max(1, min(self._config.concurrency, len(chosen) or 1))) as pool:
             counts = list(pool.map(one, chosen))

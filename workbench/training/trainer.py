@@ -37,16 +37,16 @@ from ..records.events import (CheckpointSkipped, CheckpointWritten, EndpointProb
                               Update)
 from ..engine.loss import EvalFn, get_eval_fn
 from ..optim import DemoOptimizer, LeakCheck, TextOptimizer
+from ..optim.person_feedback import PersonFeedback
 from ..redact import redact
 from ..optim.optimizer_completion import optimizer_style
 from ..records.store import new_run_id
-from .checkpoint import open_run_folder
+from .checkpoint import config_record, open_run_folder
 from .config import RunSummary, TrainConfig
 from .controls import Control, ControlChannel, Pause, Resume, Step, Stop
 from .emitter import RunEmitter
 from .evaluation import Evaluator
 from .faults import FaultReporter
-from .forecast import Forecast, Priors
 from .forecast_and_credit import ForecastAndCredit
 from .gate_runs import GateRuns
 from .lifecycle import RunThread, wants_progress_bar
@@ -54,6 +54,7 @@ from .proposals import ProposalLoop
 from .run_state import RunState
 from .schedule import Schedule
 from .step import TrainingStep
+from .teaching import Teaching
 from .usage import RunMeter
 
 if TYPE_CHECKING:
@@ -108,22 +109,27 @@ class Trainer:
         self.controls = ControlChannel(self.run_state, self.approval, self._emit, self.meter.check_budget)
         self.schedule = Schedule(self.train, self.config)
         self.leak_check = LeakCheck(e.target for e in self.train)  # a candidate that copies a target is refused
+        self.teaching = Teaching(self.params, [e.id for e in self.train], [c.name for c in pipeline.components()],
+                                 self.leak_check, self._emit, lambda: self.run_state.step,
+                                 inbox=self.run_state.person_feedback)
         self._thread = RunThread()
         self._fitting = threading.Lock()
-        self._fit_thread: int | None = None  # the thread inside fit(), while one is
         self._saved: dict | None = None  # the state of the last checkpoint written or resumed from
         self._detach_progress: Callable[[], None] | None = None
         self.concurrency_applied: int | None = None  # what the endpoint's clients were set to
         run_dir = Path(run_dir) if run_dir else Path(runs_root) / new_run_id(task or "run")
-        self.store, saved, skipped = open_run_folder(run_dir, resume, self._config_record())
+        self.store, saved, skipped = open_run_folder(run_dir, resume, config_record(
+            task, pipeline, self.config, models, self._splits, self.approval))
         self.resumed_from: int | None = None
         if saved is not None:
             self.run_state.from_checkpoint(saved)
+            self.teaching.recover(self.store)  # feedback given after that checkpoint
             self._saved = copy.deepcopy(saved)
             self.resumed_from = self.step
         self.run_id = self._emit.run_id = self.store.run_id
         self._build_parts()
         self.bus.subscribe(self.store.on_event, critical=True)
+        self.bus.subscribe(self.teaching.saw_node, {"node"})  # node names the pipeline's attributes do not show
         self._probes_announced: list[dict] = []  # endpoint_probe data already on this bus (the CLI announces its own)
         self.bus.subscribe(lambda e: self._probes_announced.append(dict(e.data)), {"endpoint_probe"})
         for path, reason in skipped:
@@ -141,21 +147,19 @@ class Trainer:
                                       text_optimizer=self.text_optimizer, demo_optimizer=self.demo_optimizer,
                                       leak_check=self.leak_check, approval=self.approval, desk=self.desk,
                                       gates=self.gates, evaluator=self.evaluator, faults=self.faults,
-                                      controls=self.controls, selection_threshold=self.selection_threshold, emit=emit)
+                                      controls=self.controls, selection_threshold=self.selection_threshold, emit=emit,
+                                      teaching=self.teaching)
         self.training_step = TrainingStep(state=state, schedule=self.schedule, pipeline=self.pipeline,
                                           splits=(self.train, self.val, self.test), config=cfg,
                                           evaluator=self.evaluator, backward_engine=self.backward_engine,
                                           proposals=self.proposals, demo_optimizer=self.demo_optimizer,
                                           teacher=self.teacher, faults=self.faults, controls=self.controls,
                                           meter=self.meter, selection_threshold=self.selection_threshold,
-                                          emit=emit, checkpoint=self._checkpoint)
+                                          emit=emit, checkpoint=self._checkpoint, teaching=self.teaching)
         self.costs = ForecastAndCredit(pipeline=self.pipeline, splits=self._splits, eval_fn=self.eval_fn,
                                        models=self.models, config=cfg, state=state, schedule=self.schedule,
                                        evaluator=self.evaluator, meter=self.meter, emit=emit,
-                                       backward_style=self.backward_engine.style,
-                                       optimizer_style=self.text_optimizer.style, teacher=self.teacher is not None,
-                                       training_elsewhere=lambda: self._fitting.locked() and
-                                       self._fit_thread != threading.get_ident())
+                                       teacher=self.teacher is not None, training_elsewhere=self._fitting.locked)
 
     train = property(lambda self: self._splits[0], doc="The training split (fixed at construction).")
     val = property(lambda self: self._splits[1], doc="The validation split (fixed at construction).")
@@ -175,6 +179,8 @@ class Trainer:
     eval_memo = property(lambda self: self.evaluator.memo, doc="Every evaluation of this run (records.eval_memo).")
     steps_per_epoch = property(lambda self: self.schedule.steps_per_epoch)
     total_steps = property(lambda self: self.schedule.total_steps)
+    forecast = property(lambda self: self.costs.forecast, doc="ForecastAndCredit.forecast: no LLM call")
+    ablate = property(lambda self: self.costs.ablate, doc="ForecastAndCredit.ablate: credit per change")
 
     def batch_for(self, step: int) -> list["Example"]:
         """The minibatch of a step (a seeded shuffle per epoch, so resume sees the same batches)."""
@@ -220,9 +226,22 @@ class Trainer:
     def pending(self) -> PendingProposal | None:
         return self.desk.pending
 
-    def decide(self, proposal_id: str, action: str, text: str | None = None, by: str = "person") -> bool:
-        """Answer the pending proposal; False (and no effect) when `proposal_id` is not pending."""
-        return self.desk.answer(proposal_id, action, text, by)
+    def decide(self, proposal_id: str, action: str, text: str | None = None, by: str = "person", *,
+               value: str | None = None, reason: str | None = None) -> bool:
+        """Answer the pending proposal; False (and no effect) when `proposal_id` is not pending.
+
+        `value` (or `text`): the person's value for "edit". `reason`: the person's words on the
+        proposed value (on reject above all); every later optimizer call for the parameter sees them,
+        the remaining attempts of this step included."""
+        return self.desk.answer(proposal_id, action, value if value is not None else text, by, reason=reason)
+
+    def feedback(self, text: str, *, sample_id: str | None = None, node: str | None = None,
+                 parameter: str | None = None) -> PersonFeedback:
+        """A person's feedback as a gradient with source "person" (any thread; it acts from the next
+        backward or optimizer call): on a training sample's output (`sample_id`), on a node's output
+        for it (`node`), or on a `parameter`. Returns what was accepted; raises `FeedbackRefused`
+        naming the problem (a leaked training target, an unknown sample / node / parameter, no text)."""
+        return self.teaching.give(text, sample_id=sample_id, node=node, parameter=parameter)
 
     # -- the run --------------------------------------------------------------------------------------
     def start(self, *, paused: bool = False) -> Future:
@@ -266,20 +285,10 @@ class Trainer:
                                  "in the dashboard, or give HumanApproval a timeout")
         if not self._fitting.acquire(blocking=False):
             raise WorkbenchError("this trainer is already running (fit() or start()); wait for it or stop() it")
-        self._fit_thread = threading.get_ident()
         try:
             return self._run()
         finally:
-            self._fit_thread = None
             self._fitting.release()
-
-    def forecast(self, prices: dict[str, tuple[float, float]] | None = None, priors: Priors | None = None) -> Forecast:
-        """What the rest of this run will cost per role (least / expected / most), with no LLM call."""
-        return self.costs.forecast(prices, priors)
-
-    def ablate(self) -> list[dict]:
-        """For each kept change: validation with that change alone reverted, through the memo."""
-        return self.costs.ablate()
 
     def _run(self) -> RunSummary:
         self._emit(RunStarted(run_id=self.run_id, config=asdict(self.config),
@@ -333,9 +342,7 @@ class Trainer:
                 final["test"] = self.evaluate(self.test, split="test", phase="final").mean_score
             except (RunStopped, BudgetExceeded) as exc:
                 error = error or f"final test skipped: {exc}"
-        if self.config.credit and run_test:  # what each kept change earned (through the memo)
-            skipped = self.costs.credit_at_end()
-            error = error or skipped
+        error = self.costs.credit_at_end(error) if run_test else error  # TrainConfig(credit=True)
         error = redact(error) if error else error  # an endpoint may echo a key in its error message
         summary = RunSummary(self.run_id, status, self.step, self.baseline, final, self.best_val, self.best_step,
                              self.usage(), str(self.store.path), {n: p.value for n, p in self.params.items()}, error,
@@ -364,13 +371,6 @@ class Trainer:
             self._detach_progress = None
 
     # -- events and persistence -------------------------------------------------------------------
-    def _config_record(self) -> dict:
-        return {"task": self.task, "pipeline": type(self.pipeline).__name__, "config": asdict(self.config),
-                "models": {role: getattr(m, "model", "?") for role, m in self.models.by_role().items()},
-                "splits": {"train": [e.id for e in self.train], "val": [e.id for e in self.val],
-                           "test": [e.id for e in self.test]},
-                "approval": type(self.approval).__name__}
-
     def state(self) -> dict:
         """The checkpoint of the run as it is now (`RunState.to_checkpoint`, run_state.py)."""
         return self.run_state.to_checkpoint(self.usage())
