@@ -165,3 +165,14 @@ def test_credit_flags_a_change_whose_removal_costs_nothing_and_runs_only_new_eva
     frame = open_run(tmp_path / "run").credit.set_index("proposal_id")
     assert frame.loc["p2-10", "flag"] == "removing it costs nothing"
     assert trainer.ablate() and models.usage.snapshot()["task"]["calls"] - calls == paid  # all in the memo now
+
+
+def test_by_default_credit_comes_at_the_end_when_the_memo_makes_it_free(tmp_path):
+    _, _, events, models = run(tmp_path, "free", ["val0"])  # one kept change: its "without" is the baseline
+    credits = [e.data for e in events if e.type == "credit"]
+    assert len(credits) == 1 and credits[0]["new_calls"] == 0
+    _, _, off_events, off_models = run(tmp_path, "off", ["val0"], credit=False)
+    assert not [e for e in off_events if e.type == "credit"]
+    def spent(meter):
+        return {role: (u["calls"], u["prompt_tokens"], u["completion_tokens"]) for role, u in meter.snapshot().items()}
+    assert spent(models.usage) == spent(off_models.usage)  # it cost nothing

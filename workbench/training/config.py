@@ -39,7 +39,8 @@ class TrainConfig:
     #                         paired bootstrap interval of the gain lies above zero (optim/paired_bootstrap.py)
     confidence: float = 0.9  # the interval's coverage, reported on every validation decision
     max_cost_vs_forecast: float | None = None  # stop at this multiple of the forecast's expected calls / tokens
-    credit: bool = False  # at the end, score each kept change reverted alone on validation (Trainer.ablate)
+    credit: bool | None = None  # at the end, score each kept change reverted alone on validation (Trainer.ablate):
+    #                              True always, False never, None when the memo holds every evaluation it needs (free)
     num_candidates: InitVar[int | None] = None  # the old name of max_proposals (still accepted, with a warning)
 
     def __post_init__(self, num_candidates: int | None) -> None:

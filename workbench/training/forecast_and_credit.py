@@ -14,7 +14,7 @@ from ..errors import BudgetExceeded, ConfigError, RunStopped, WorkbenchError
 from ..optim.gates import scores_by_id
 from ..optim.optimizer_completion import optimizer_style
 from ..records.events import Credit, ForecastMade
-from .ablation import ablate
+from .ablation import ablate, kept_changes
 from .forecast import Forecast, Priors, forecast_error
 from .proposals import peers_of
 from .run_forecast import forecast_run
@@ -87,15 +87,23 @@ class ForecastAndCredit:
         return self._ablate()
 
     def credit_at_end(self, error: str | None) -> str | None:
-        """`ablate()` from inside fit() with `TrainConfig(credit=True)`; returns the run's error, or (a stop
-        or the budget) why the credit was skipped."""
-        if not self._config.credit:
+        """`ablate()` from inside fit() as `TrainConfig.credit` says (None: when it is free); returns the
+        run's error, or (a stop or the budget) why the credit was skipped."""
+        if self._config.credit is False or (self._config.credit is None and not self._credit_is_free()):
             return error
         try:
             self._ablate()
         except (RunStopped, BudgetExceeded) as exc:
             return error or f"credit per change skipped: {exc}"
         return error
+
+    def _credit_is_free(self) -> bool:
+        """Whether the memo holds every validation the ablation would run (then `credit=None` runs it)."""
+        memo, final, cfg = self._evaluator.memo, self._state.values(), self._config
+        changes = kept_changes(self._state.params)
+        return bool(changes) and all(
+            memo.holds(memo.key(values, self._models.task, self._eval_fn, e, cfg.pass_threshold))
+            for values in [final] + [{**final, **c.before} for c in changes] for e in self._val)
 
     def _ablate(self) -> list[dict]:
         credits = ablate(self._state.params, self._score_values)
