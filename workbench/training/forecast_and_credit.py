@@ -32,9 +32,9 @@ if TYPE_CHECKING:
 class ForecastAndCredit:
     """See the module docstring. `last` is this fit()'s forecast (None before, or when it failed)."""
 
-    def __init__(self, *, pipeline: Any, splits: tuple[Sequence["Example"], ...], eval_fn: Any, models: Any,
+    def __init__(self, pipeline: Any, splits: tuple[Sequence["Example"], ...], eval_fn: Any, models: Any,
                  config: "TrainConfig", state: "RunState", schedule: "Schedule", evaluator: "Evaluator",
-                 meter: "RunMeter", teacher: bool, emit: "RunEmitter",
+                 meter: "RunMeter", emit: "RunEmitter", teacher: bool, *,
                  training_elsewhere: Callable[[], bool] = lambda: False) -> None:
         self._pipeline, (self._train, self._val, self._test) = pipeline, splits
         self._eval_fn, self._models, self._config, self._state = eval_fn, models, config, state

@@ -42,6 +42,7 @@ from ..redact import redact
 from ..optim.optimizer_completion import optimizer_style
 from ..records.store import new_run_id
 from .checkpoint import config_record, open_run_folder
+from .branch_decision import decisions_still_due
 from .config import RunSummary, TrainConfig
 from .controls import Control, ControlChannel, Pause, Resume, Step, Stop
 from .emitter import RunEmitter
@@ -103,6 +104,7 @@ class Trainer:
         self.text_optimizer = TextOptimizer(models.optimizer, style=optimizer_style(models),
                                             pass_threshold=self.selection_threshold)
         self.demo_optimizer = DemoOptimizer(self.config.num_demos, seed=self.config.seed)
+        self.forced_decisions: dict = {}  # proposal id -> the Decision a branch takes on it (training/branching.py)
         self.run_state = RunState(self.params, demo_pool=self.demo_optimizer.pool)
         self._emit = RunEmitter(self.bus, self.run_state)
         self.meter = RunMeter(models, teacher, self.config, self.run_state)
@@ -126,6 +128,7 @@ class Trainer:
             self.teaching.recover(self.store)  # feedback given after that checkpoint
             self._saved = copy.deepcopy(saved)
             self.resumed_from = self.step
+            self.forced_decisions.update(decisions_still_due(self.store.config(), self.step))  # a branch resumed
         self.run_id = self._emit.run_id = self.store.run_id
         self._build_parts()
         self.bus.subscribe(self.store.on_event, critical=True)
@@ -148,7 +151,7 @@ class Trainer:
                                       leak_check=self.leak_check, approval=self.approval, desk=self.desk,
                                       gates=self.gates, evaluator=self.evaluator, faults=self.faults,
                                       controls=self.controls, selection_threshold=self.selection_threshold, emit=emit,
-                                      teaching=self.teaching)
+                                      teaching=self.teaching, forced_decisions=self.forced_decisions)
         self.training_step = TrainingStep(state=state, schedule=self.schedule, pipeline=self.pipeline,
                                           splits=(self.train, self.val, self.test), config=cfg,
                                           evaluator=self.evaluator, backward_engine=self.backward_engine,
@@ -156,10 +159,9 @@ class Trainer:
                                           teacher=self.teacher, faults=self.faults, controls=self.controls,
                                           meter=self.meter, selection_threshold=self.selection_threshold,
                                           emit=emit, checkpoint=self._checkpoint, teaching=self.teaching)
-        self.costs = ForecastAndCredit(pipeline=self.pipeline, splits=self._splits, eval_fn=self.eval_fn,
-                                       models=self.models, config=cfg, state=state, schedule=self.schedule,
-                                       evaluator=self.evaluator, meter=self.meter, emit=emit,
-                                       teacher=self.teacher is not None, training_elsewhere=self._fitting.locked)
+        self.costs = ForecastAndCredit(self.pipeline, self._splits, self.eval_fn, self.models, cfg, state,
+                                       self.schedule, self.evaluator, self.meter, emit, self.teacher is not None,
+                                       training_elsewhere=self._fitting.locked)
 
     train = property(lambda self: self._splits[0], doc="The training split (fixed at construction).")
     val = property(lambda self: self._splits[1], doc="The validation split (fixed at construction).")
@@ -179,8 +181,7 @@ class Trainer:
     eval_memo = property(lambda self: self.evaluator.memo, doc="Every evaluation of this run (records.eval_memo).")
     steps_per_epoch = property(lambda self: self.schedule.steps_per_epoch)
     total_steps = property(lambda self: self.schedule.total_steps)
-    forecast = property(lambda self: self.costs.forecast, doc="ForecastAndCredit.forecast: no LLM call")
-    ablate = property(lambda self: self.costs.ablate, doc="ForecastAndCredit.ablate: credit per change")
+    forecast, ablate = property(lambda self: self.costs.forecast), property(lambda self: self.costs.ablate)
 
     def batch_for(self, step: int) -> list["Example"]:
         """The minibatch of a step (a seeded shuffle per epoch, so resume sees the same batches)."""
@@ -297,7 +298,6 @@ class Trainer:
                               resumed_from=self.step if self.baseline else None))
         self._announce_probes()
         try:
-            self.costs.announce()
             self._open_run()
             status, error = self._train_until_done()
         except KeyboardInterrupt:
@@ -356,7 +356,7 @@ class Trainer:
         """At the start of each `fit()`: the run applies controls, counts usage, has one budget."""
         self.controls.open()  # a stopped run continues when fit() is called again
         self.schedule.warn_if_epochs_end_first()
-        self.meter.open(self.costs.last)
+        self.meter.open(self.costs.announce())  # the forecast: its event, and the budget relative to it
         if hasattr(self.models, "set_concurrency"):
             self.concurrency_applied = self.models.set_concurrency(self.config.concurrency)
         if wants_progress_bar(self.progress, self.has_dashboard):
