@@ -43,7 +43,7 @@ def test_training_raises_validation_rejects_bad_proposal_and_remembers_it(tmp_pa
     sel = next(e.data["samples"] for e in events if e.type == "selection")
     assert sum(s["selected"] for s in sel) == 2
     types = [e.type for e in events]
-    assert types[0] == "run_started" and types[1:5] == ["forward"] * 4 and types[5] == "eval"
+    assert types[:2] == ["run_started", "forecast"] and types[2:6] == ["forward"] * 4 and types[6] == "eval"
     assert events[-1].type == "run_finished"
 
 

@@ -23,8 +23,10 @@ function render({ model, el }) {
   const exp = btn("Export", "export", "write the tuned prompts (with provenance) to the file");
   const message = h("div", { class: "wb-message", role: "status" });
   const summary = h("div", { class: "wb-summary" });
+  const forecast = h("div", { class: "wb-forecast", title: "calls and tokens this run is expected to spend (least to most), and what it spent so far" });
   el.append(h("div", { class: "wb-card wb-controls" },
     h("div", { class: "wb-head" }, h("span", { class: "wb-title" }, "Workbench"), badge, detail),
+    forecast,
     runInfo,
     h("div", { class: "wb-actions" }, start, pause, stop, step, h("span", { class: "wb-spacer" }), path, fmt, exp),
     message, summary));
@@ -38,6 +40,7 @@ function render({ model, el }) {
     badge.textContent = status === "waiting" ? "waiting for you" : status;
     clear(detail);
     detail.append(named(model.get("detail") || ""));
+    forecast.textContent = model.get("forecast") || "";
     clear(runInfo);
     const runId = model.get("run_id") || "";
     const runDir = model.get("run_dir") || "";
@@ -72,7 +75,7 @@ function render({ model, el }) {
   }
 
   draw();
-  return watch(model, ["status", "detail", "message", "summary", "export_path", "export_formats", "step", "epoch", "run_id", "run_dir"], draw);
+  return watch(model, ["status", "detail", "message", "summary", "export_path", "export_formats", "step", "epoch", "run_id", "run_dir", "forecast"], draw);
 }
 
 export default { render };

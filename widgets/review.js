@@ -11,6 +11,7 @@ function scoreLine(p) {
     bits.push("minibatch " + fmtScore(p.minibatch_before) + " → " + fmtScore(p.minibatch_after));
   }
   if (p.validation !== null && p.validation !== undefined) bits.push("validation " + fmtScore(p.validation) + (p.best !== null && p.best !== undefined ? " (best " + fmtScore(p.best) + ")" : ""));
+  if (p.gain) bits.push("gain " + p.gain);
   return bits.join(" · ");
 }
 

@@ -23,7 +23,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise ConfigError("train needs --task NAME, --module FILE.py:factory or --resume RUN_DIR")
     spec = spec_from_args(args, {})
     return run_training(spec, run_dir=Path(args.run_dir) if args.run_dir else None, runs_root=args.runs_dir,
-                        resume=False, quiet=args.quiet)
+                        resume=False, quiet=args.quiet, dry_run=args.dry_run)
 
 
 def _resume(args: argparse.Namespace) -> int:
@@ -54,7 +54,8 @@ def _resume(args: argparse.Namespace) -> int:
         from ..records.results import open_run
         print_report(RunStore(run_dir), spec.data, exports, open_run(run_dir).wall_time_s)  # the run's own time
         return 0
-    return run_training(spec, run_dir=run_dir, runs_root=str(run_dir.parent), resume=True, quiet=args.quiet)
+    return run_training(spec, run_dir=run_dir, runs_root=str(run_dir.parent), resume=True, quiet=args.quiet,
+                        dry_run=args.dry_run)
 
 
 # The demo on the embedded Gemma 3 270M (two cores, one request at a time): a counting task a base model

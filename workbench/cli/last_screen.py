@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any, TextIO
 
+from ..optim.paired_bootstrap import gain_text
 from ..records.progress import fmt_score
 from ..redact import redact
 
@@ -40,6 +41,7 @@ def print_report(store, data: str, exports: list[Path], seconds: float, out: Tex
         u = usage[role]
         lines.append(f"            {role:<10} {u.get('calls', 0):>7} {u.get('prompt_tokens', 0):>14} "
                      f"{u.get('completion_tokens', 0):>18} {u.get('cache_hits', 0):>11}")
+    lines += forecast_lines(summary.get("forecast_error"))
     status = f"{summary.get('status', 'unknown')} after {_steps(summary.get('steps'))} in {_duration(seconds)}"
     if summary.get("errored_samples"):
         n = summary["errored_samples"]
@@ -54,6 +56,21 @@ def _baseline_subset(errored: dict, split: str) -> str:
     """Says so when the baseline's score leaves out samples the endpoint never answered (the final one does not)."""
     n = errored.get(split)
     return f"  (baseline without {n} sample{'' if n == 1 else 's'} the endpoint could not answer)" if n else ""
+
+
+def forecast_lines(error: dict | None) -> list[str]:
+    """Per role: the calls spent against the forecast (least / expected / most) and the expected value's error."""
+    lines = []
+    for role, measures in (error or {}).items():
+        calls = measures.get("calls")
+        if not calls:
+            continue
+        most = "no cap" if calls["most"] is None else f"{calls['most']:.0f}"
+        off = "n/a" if calls["error"] is None else f"{calls['error']:+.0%}"
+        lines.append(f"{'forecast' if not lines else '':<11} {role:<10} {calls['actual']:.0f} calls of "
+                     f"{calls['least']:.0f} / {calls['expected']:.0f} / {most} forecast (least / expected / most): "
+                     f"{off}, {'inside' if calls['inside'] else 'OUTSIDE'} the range")
+    return lines
 
 
 def proposal_stories(events) -> tuple[list[str], dict[str, int]]:
@@ -84,8 +101,9 @@ def proposal_stories(events) -> tuple[list[str], dict[str, int]]:
             lines.append(f"            {d.get('by')} chose to {d.get('action')}")
         elif kind == "validation":
             counts["validated"] += 1
+            gain = gain_text(d)
             lines.append(f"            validation gate {fmt_score(d.get('score'))} vs best {fmt_score(d.get('best'))}"
-                         f" {'passed' if d.get('passed') else 'failed'}")
+                         f" {'passed' if d.get('passed') else 'failed'}" + (f"; gain {gain}" if gain else ""))
         elif kind == "update":
             counts["kept"] += bool(d.get("accepted"))
             lines.append(f"            {'KEPT' if d.get('accepted') else 'reverted'}: {d.get('reason')}")

@@ -40,6 +40,14 @@ def _fold_choice(value: str) -> str:
     return aliases.get(value, value)
 
 
+def _factor(value: str) -> float:
+    """--max-cost: a multiple of the forecast, "1.2x" or "1.2"."""
+    try:
+        return float(str(value).strip().lower().removesuffix("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a multiple of the forecast such as 1.2x, not {value!r}") from None
+
+
 def _add_data(p: argparse.ArgumentParser, demo: bool) -> None:
     g = p.add_argument_group("data")
     g.add_argument("--task", help="a built-in task: " + ", ".join(task_names())
@@ -60,6 +68,8 @@ def _add_training(p: argparse.ArgumentParser, demo: bool) -> None:
     g.add_argument("--max-calls", type=int, metavar="N", help="stop at this many LLM calls")
     g.add_argument("--max-tokens", type=int, metavar="N", help="stop at this many tokens")
     g.add_argument("--max-seconds", type=float, metavar="S", help="stop after this long")
+    g.add_argument("--max-cost", type=_factor, metavar="Fx", dest="max_cost_vs_forecast",
+                   help="stop at F times the forecast's expected calls and tokens, e.g. 1.2x")
     g.add_argument("--patience", type=int, metavar="N", help="stop after N steps without improvement")
     g.add_argument("--train-only", nargs="+", metavar="PARAM",
                    help="train only these parameters; the others keep their values"
@@ -110,6 +120,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--config", metavar="FILE", help="JSON or YAML settings (TrainConfig fields and these flags)")
     train.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its last checkpoint")
     train.add_argument("--run-dir", metavar="DIR", help="exact run folder (default: RUNS_DIR/<task>-<time>)")
+    train.add_argument("--dry-run", action="store_true",
+                       help="print the cost forecast (calls, tokens per role) and exit: no training, no LLM call")
     train.add_argument("--approval", choices=["auto", "terminal"],
                        help="auto: validation decides; terminal: you accept, reject or edit each proposal")
     _add_training(train, demo=False)

@@ -52,9 +52,10 @@ FOLD_SYSTEM = {"auto": None, "on": True, "off": False}  # None: WORKBENCH_FOLD_S
 
 def run_training(spec: RunSpec, *, run_dir: Path | None, runs_root: str, resume: bool, quiet: bool,
                  confirm: Callable[[RunSpec, Any], bool] | None = None, story: bool = False,
-                 make_trainer: Callable[..., Any] | None = None) -> int:
+                 make_trainer: Callable[..., Any] | None = None, dry_run: bool = False) -> int:
     """Build, train (Ctrl-C stops cleanly at the next LLM call), export, and print the last screen.
-    `make_trainer(built, models, config, approval)`: another way to the trainer (a branch)."""
+    `make_trainer(built, models, config, approval)`: another way to the trainer (a branch); `dry_run`:
+    print the forecast and return, with no run folder kept and no LLM call."""
     from ..records.export import export_prompts
     from ..records.store import RunStore
     from ..training.trainer import TrainConfig, Trainer
@@ -77,6 +78,8 @@ def run_training(spec: RunSpec, *, run_dir: Path | None, runs_root: str, resume:
         spec.config = asdict(config)
     spec.data = built.data
     started = time.monotonic()
+    if dry_run:
+        return print_forecast(spec, built, config, run_dir if resume else None, say)
     models = resolve_models(spec, say)
     with models:
         if confirm is not None and not confirm(spec, models):
@@ -127,6 +130,22 @@ def run_training(spec: RunSpec, *, run_dir: Path | None, runs_root: str, resume:
         if not checkpointed:
             say_to_stderr("  it ended before its baseline was recorded, so it starts again (paid evaluations are reused)")
     return 130 if status == "stopped" else 0
+
+
+def print_forecast(spec: RunSpec, built: Any, config: Any, resume_dir: Path | None, say: Callable[[str], None]) -> int:
+    """`--dry-run`: the forecast on stdout. The endpoint is not probed (folding system messages changes
+    no token count), and a new run's trainer lives in a folder that is deleted afterwards."""
+    import tempfile
+    from dataclasses import replace
+
+    from ..training.trainer import Trainer
+
+    models = resolve_models(replace(spec, fold_system="off" if spec.fold_system == "auto" else spec.fold_system), say)
+    with models, tempfile.TemporaryDirectory(prefix="workbench-forecast-") as scratch:
+        trainer = Trainer(built.pipeline, built.train, built.val, built.test, built.eval_fn, models, config=config,
+                          task=built.name, run_dir=resume_dir or Path(scratch) / "run", resume=resume_dir is not None)
+        print(trainer.forecast(), flush=True)
+    return 0
 
 
 def after_failure(run_dir: Path, server: Any = None) -> list[str]:

@@ -25,7 +25,8 @@ CLI_FILE = "cli.json"
 # flag name -> TrainConfig field
 TRAIN_FLAGS = {"steps": "max_steps", "batch_size": "batch_size", "epochs": "epochs", "concurrency": "concurrency",
                "max_calls": "max_calls", "max_tokens": "max_tokens", "max_seconds": "max_seconds",
-               "patience": "patience", "optimize": "optimize", "max_proposals": "max_proposals"}
+               "patience": "patience", "optimize": "optimize", "max_proposals": "max_proposals",
+               "max_cost_vs_forecast": "max_cost_vs_forecast"}
 SPEC_FLAGS = ("task", "module", "train", "val", "test", "seed", "source", "base_url", "model", "backward_model",
               "optimizer_model", "api_key_env", "approval", "reply_limit", "fold_system", "train_only", "mlflow",
               "mlflow_experiment")
@@ -34,7 +35,7 @@ ENDPOINT_FLAGS = ("base_url", "model", "backward_model", "optimizer_model", "api
                   "mlflow_experiment")
 # ... and its limits: a run stopped by its budget (or its steps) goes on only if they are raised, as
 # `trainer.config.max_calls = ...; trainer.fit()` does in Python
-LIMIT_FLAGS = ("steps", "max_calls", "max_tokens", "max_seconds", "patience")
+LIMIT_FLAGS = ("steps", "max_calls", "max_tokens", "max_seconds", "patience", "max_cost_vs_forecast")
 
 
 @dataclass

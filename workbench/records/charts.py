@@ -30,6 +30,7 @@ import html
 from collections import OrderedDict
 from typing import Any, Iterable
 
+from ..optim.paired_bootstrap import gain_text
 from ..plain_text import show_controls
 from . import usage_totals
 
@@ -125,7 +126,7 @@ class CurveData:
         p = self.proposals.get(pid)
         if p is None:
             p = self.proposals[pid] = {"proposal_id": pid, "step": step, "parameter": "", "source": "",
-                                       "outcome": "open", "validation": None, "complete": None,
+                                       "outcome": "open", "validation": None, "complete": None, "gain": "",
                                        "minibatch_before": None, "minibatch_after": None, "decision": "",
                                        "by": "", "reason": ""}
         return p
@@ -151,6 +152,7 @@ class CurveData:
     def _on_validation(self, step: int, d: dict) -> bool:
         p = self._proposal(step, d.get("proposal_id", ""))
         p["validation"], p["complete"] = d.get("score"), d.get("complete")
+        p["gain"] = gain_text(d)
         return True
 
     def _on_update(self, step: int, d: dict) -> bool:
@@ -230,6 +232,8 @@ def _proposal_hover(p: dict) -> str:
                                                               " (stopped early)"))
     else:
         bits.append("validation: not validated")
+    if p.get("gain"):
+        bits.append("gain: " + esc(p["gain"]))
     if p["minibatch_after"] is not None:
         bits.append(f"minibatch: {_fmt(p['minibatch_before'])} → {_fmt(p['minibatch_after'])}")
     if p["reason"]:

@@ -104,6 +104,11 @@ class EvalMemo:
             self.hits += 1
         return _copy(*entry)
 
+    def holds(self, key: str) -> bool:
+        """Whether an evaluation is remembered (with or without its graph); counts no hit."""
+        with self._lock:
+            return key in self._entries
+
     def put(self, key: str, result: SampleResult, *, keep_graph: bool = True) -> None:
         if result.status == "errored":
             return

@@ -258,6 +258,13 @@ class Validation(EventData):
     passed: bool
     complete: bool = doc("false when validation stopped early: the candidate could no longer win", True)
     left_out: int = doc("samples that errored in either run, left out of both means", 0)
+    diff: float | None = doc("mean of (candidate - current) over the samples both scored; null if none", None)
+    low: float | None = doc("lower bound of the seeded paired-bootstrap interval of `diff`", None)
+    high: float | None = doc("upper bound of that interval", None)
+    confidence: float | None = doc("the interval's coverage (`TrainConfig.confidence`)", None)
+    won: list[str] = doc("sample ids the candidate scored higher on", [])
+    lost: list[str] = doc("sample ids the candidate scored lower on", [])
+    rule: str = doc("`better` (a strictly better mean) or `significant` (the interval above zero)", "better")
 
 
 @defines("update")
@@ -341,6 +348,13 @@ class RunFinished(EventData):
     errored_samples: int = doc("sample runs whose calls failed after retries", 0)
     baseline_errored: dict = doc("`{split: n}`: baseline samples the endpoint could not answer, also when a resume "
                                  "retried them (so the baseline's mean is on fewer samples than the final one)", {})
+    forecast_error: dict | None = doc("per role and measure (calls, prompt_tokens, completion_tokens): `{least, "
+                                      "expected, most, actual, error, inside}` against this fit's `forecast`; "
+                                      "null without one", None)
+
+
+# what a run will cost and what each kept change earned (defined in cost_events, registered here in order)
+from .cost_events import Credit, ForecastMade  # noqa: E402,F401
 
 
 # -- docs/EVENTS.md ---------------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import events as ev
-from . import usage_totals
+from . import forecast_frames, usage_totals
 from .charts import CurveData
 from .contributions import CONTRIBUTION_TYPES, Contributions
 from .events import Event
@@ -29,8 +29,9 @@ from .store import parse_event_line
 CURVE_COLUMNS = ["step", "minibatch", "val", "best_val", "test", "accepted", "rejected", "time"]
 PROPOSAL_COLUMNS = ["proposal_id", "step", "parameter", "role", "old", "new", "source", "attempt", "group",
                     "minibatch_before", "minibatch_after", "minibatch_passed", "validation",
-                    "validation_complete", "best_before", "decision", "decided_by", "person_reason", "kept", "reason",
-                    "value_after", "gradient_summary"]
+                    "validation_complete", "best_before", "gain", "gain_low", "gain_high", "confidence",
+                    "won", "lost", "decision", "decided_by", "person_reason", "kept", "reason", "value_after",
+                    "gradient_summary"]
 NOTICE_COLUMNS = ["step", "type", "stage", "parameter", "node_id", "sample_id", "text"]
 
 # the start of a line as the store writes it (json.dumps of Event.to_dict()); a line that does not
@@ -60,6 +61,8 @@ class RunFold:
     notices: list[dict] = field(default_factory=list)  # what is missing from the other tables, and why
     curves: CurveData = field(default_factory=CurveData)  # the dashboard's and the report's chart data
     contributions: Contributions = field(default_factory=Contributions)  # the person's reasons, edits, feedback
+    forecast: dict | None = None  # the last fit()'s `forecast` event data
+    credits: list[dict] = field(default_factory=list)  # `credit` events: what each kept change earned
     _proposal_now: str | None = None
     _selection: dict[tuple[int, str], tuple[bool, str]] = field(default_factory=dict)
     _proposal_keys: dict[str, list[tuple[str, str]]] = field(default_factory=dict)  # proposal id -> its rows' keys
@@ -150,6 +153,10 @@ class RunFold:
     def totals(self, prices: usage_totals.Prices | None = None, usage: dict | None = None) -> dict:
         """Calls, tokens and (with prices) cost of the newest usage (or of `usage`, a live snapshot)."""
         return usage_totals.totals(self.usage if usage is None else usage, prices)
+
+    def spent_vs_forecast(self, usage: dict | None = None) -> str:
+        """`12 of ~40 forecast calls` (this fit() since its forecast), or "" without a forecast."""
+        return forecast_frames.spent_vs_forecast(self.usage if usage is None else usage, self.forecast)
 
     @property
     def wall_time_s(self) -> float:
@@ -294,7 +301,10 @@ class RunFold:
 
     def _on_validation(self, e: Event, d: ev.Validation) -> None:
         for p in self._rows_of(d.proposal_id, e.step):
-            p.update({"validation": d.score, "validation_complete": d.complete, "best_before": d.best})
+            p.update({"validation": d.score, "validation_complete": d.complete, "best_before": d.best,
+                      "gain": d.diff, "gain_low": d.low, "gain_high": d.high, "confidence": d.confidence,
+                      "won": len(d.won) if d.diff is not None else None,
+                      "lost": len(d.lost) if d.diff is not None else None})
 
     def _on_update(self, e: Event, d: ev.Update) -> None:
         self._proposal(d.proposal_id, d.parameter, e.step).update(
@@ -322,6 +332,12 @@ class RunFold:
 
     def _on_checkpoint_skipped(self, e: Event, d: ev.CheckpointSkipped) -> None:
         self._notice(e, stage="resume", text=f"{d.path}: {d.reason}")
+
+    def _on_forecast(self, e: Event, d: ev.ForecastMade) -> None:
+        self.forecast = dataclass_dict(d)
+
+    def _on_credit(self, e: Event, d: ev.Credit) -> None:
+        self.credits = [c for c in self.credits if c["proposal_id"] != d.proposal_id] + [dataclass_dict(d)]
 
     def _on_run_finished(self, e: Event, d: ev.RunFinished) -> None:
         self.finished = dataclass_dict(d)

@@ -18,9 +18,10 @@ from typing import Any, Callable, TextIO
 from ..errors import BadArgumentError
 from ..redact import redact
 from .fold import RunFold
+from .forecast_frames import forecast_line
 
 # always a line of their own, bar or not: the run goes on, but a person should know
-NOTABLE = ("disconnected", "skipped", "no_proposal", "endpoint_probe")
+NOTABLE = ("disconnected", "skipped", "no_proposal", "endpoint_probe", "forecast")
 # never a line: too frequent, or said better elsewhere (the step line, the final report)
 QUIET = {"node", "gradient", "forward", "checkpoint", "step_finished", "run_finished", "approval_requested",
          "selection", "control", "teacher"}
@@ -38,6 +39,8 @@ def describe_event(kind: str, d: dict) -> str | None:
         return (f"resuming run {d['run_id']} after step {d['resumed_from']}" if d.get("resumed_from") is not None
                 else f"run {d['run_id']} started: {d['splits']['train']} train / {d['splits']['val']} val / "
                      f"{d['splits']['test']} test")
+    if kind == "forecast":
+        return forecast_line(d)
     if kind == "eval":
         errored = f", {d['errored']} errored" if d.get("errored") else ""
         left_out = f", {d['left_out']} left out of the comparison" if d.get("left_out") else ""
@@ -78,12 +81,14 @@ def describe_event(kind: str, d: dict) -> str | None:
 
 
 def step_line(step: int, total: int, d: dict, fold: RunFold) -> str:
-    """The line printed when a step finishes (a result: it goes to stdout); the totals are the fold's."""
+    """The line printed when a step finishes (a result: it goes to stdout); the totals are the fold's, and
+    with a forecast, what this fit() spent against it."""
     totals = fold.totals()
     calls, tokens = totals["calls"], totals["tokens"]
     accepted, rejected = ", ".join(d.get("accepted") or []) or "-", ", ".join(d.get("rejected") or []) or "-"
     return (f"step {step}/{total}: train {fmt_score(d.get('train_score'))} | best val {fmt_score(d.get('best_val'))}"
-            f" | accepted {accepted} | rejected {rejected} | {calls} calls, {tokens} tokens so far")
+            f" | accepted {accepted} | rejected {rejected} | {calls} calls, {tokens} tokens so far"
+            + (f" ({fold.spent_vs_forecast()})" if fold.forecast else ""))
 
 
 # -- the display ---------------------------------------------------------------------------------------------

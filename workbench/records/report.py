@@ -76,6 +76,10 @@ def render_report(run: "Run", *, prices: dict[str, tuple[float, float]] | None =
         _section(f"Proposals ({len(run.proposals)})", _proposals(run)),
         _section("Usage", _usage(run)),
     ]
+    if not run.forecast.empty:
+        sections.append(_section("Forecast vs actual", _forecast(run)))
+    if not run.credit.empty:
+        sections.append(_section("Credit per kept change", _credit(run)))
     notices = run.notices
     if not notices.empty:  # what the tables above lack, and why
         sections.insert(4, _section(f"Notices ({len(notices)})", _table(notices, texts=("text",))))
@@ -223,6 +227,7 @@ def _proposals(run: Run) -> str:
                  ("minibatch", f"{_score(p.minibatch_before)} → {_score(p.minibatch_after)}"),
                  ("validation", f"{_score(p.validation)} (best before: {_score(p.best_before)})"
                   + ("" if p.validation_complete in (None, True) else ", stopped early")),
+                 ("gain on validation", _gain(p)),
                  ("reason", p.reason or "–")]
         table = "".join(f"<tr><td>{esc(k)}</td><td>{name(v)}</td></tr>" for k, v in facts)
         key = (p.step, p.parameter)
@@ -241,6 +246,29 @@ def _proposals(run: Run) -> str:
             f"<table class=\"meta\">{table}</table>{_diff_html(p.old, p.new)}"
             + feedback + "</details>")
     return "\n".join(blocks)
+
+
+def _gain(p: Any) -> str:
+    """The paired difference with its bootstrap interval and the flipped samples, or why there is none."""
+    if _missing(p.gain):
+        return "–"
+    return (f"{p.gain:+.3f}, {p.confidence:.0%} interval [{p.gain_low:+.3f}, {p.gain_high:+.3f}], "
+            f"won {int(p.won)}, lost {int(p.lost)}")
+
+
+def _forecast(run: Run) -> str:
+    why = "; ".join(f"{role}: {how}" for role, how in sorted(((run.tables.forecast or {}).get("token_counting")
+                                                             or {}).items()))
+    assumptions = "".join(f"<li>{text(a)}</li>" for a in (run.tables.forecast or {}).get("assumptions") or [])
+    return (_table(run.forecast) + f"<p class=\"muted\">error = (actual - expected) / expected; "
+            f"most \u2013 = unbounded (a model without a reply cap). Tokens counted by {text(why)}.</p>"
+            + (f"<ul class=\"muted\">{assumptions}</ul>" if assumptions else ""))
+
+
+def _credit(run: Run) -> str:
+    return (_table(run.credit) + "<p class=\"muted\">earned = validation with the final values minus validation "
+            "with that change alone reverted (on the samples scored in both); flagged when removing the change "
+            "costs nothing.</p>")
 
 
 def _without_na(frame: pd.DataFrame) -> pd.DataFrame:

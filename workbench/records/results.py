@@ -28,6 +28,7 @@ from ..errors import WorkbenchError
 from .events import Event
 from .contributions import CONTRIBUTION_COLUMNS
 from .fold import CURVE_COLUMNS, NOTICE_COLUMNS, PROPOSAL_COLUMNS, RunFold
+from .forecast_frames import CREDIT_COLUMNS, FORECAST_COLUMNS, credit_rows, forecast_rows
 from .frames import TextFrame
 from .blobs import expand_line
 from .report import write_report
@@ -170,6 +171,18 @@ class Run:
         parameters disconnected from the loss, optimizer replies with no usable value, damaged
         checkpoints passed over on resume."""
         return _frame(self.tables.notices, NOTICE_COLUMNS)
+
+    @property
+    def forecast(self) -> pd.DataFrame:
+        """The last fit()'s forecast per role and measure (least / expected / most) and, once it ended,
+        the actual spend, the expected value's relative error and whether the actual fell inside."""
+        finished = self.tables.finished or {}
+        return _frame(forecast_rows(self.tables.forecast, finished.get("forecast_error")), FORECAST_COLUMNS)
+
+    @property
+    def credit(self) -> pd.DataFrame:
+        """What each kept change earned: validation with and without it (`Trainer.ablate`)."""
+        return _frame(credit_rows(self.tables.credits), CREDIT_COLUMNS)
 
     @property
     def usage(self) -> pd.DataFrame:

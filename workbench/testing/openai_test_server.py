@@ -97,6 +97,8 @@ class OpenAITestServer:
     - ``POST /v1/chat/completions`` answers ``responder(messages)`` after ``latency_s`` seconds, with
       a standard ``usage`` field (tokens = whitespace word counts).
     - ``GET /v1/models`` lists ``model_ids``.
+    - ``POST /tokenize`` (llama.cpp's tokenizer route; also ``/extras/tokenize``) returns
+      ``{"tokens": [...]}``, one per whitespace word: the count the chat route charges.
     - ``failures``: statuses (or ``(status, headers[, message])``) returned, in order, for the first
       chat requests; later requests succeed. ``fail_next()`` queues more at any time.
     - ``faults``: a :class:`FaultPlan` for random faults; ``faults_injected`` counts them by kind.
@@ -296,6 +298,16 @@ class OpenAITestServer:
         }
 
 
+def _tokenized(raw: bytes) -> dict:
+    """The tokenizer route: the text as this server charges it (one token per whitespace word)."""
+    try:
+        body = json.loads(raw or b"{}")
+    except json.JSONDecodeError:
+        body = {}
+    text = str(body.get("content", body.get("input", "")) if isinstance(body, dict) else "")
+    return {"tokens": list(range(count_words(text)))}
+
+
 class _SocketFault:
     """A reply the handler must botch: hang up ("timeout"), reset, or send ``body`` cut short."""
 
@@ -350,6 +362,9 @@ def _make_handler(server: OpenAITestServer) -> type[BaseHTTPRequestHandler]:
             if self.path.rstrip("/") == "/_reset":
                 server.reset_counters()
                 self._send_json(200, server.stats())
+                return
+            if self.path.rstrip("/") in ("/tokenize", "/extras/tokenize"):  # llama.cpp's and llama-cpp-python's
+                self._send_json(200, _tokenized(raw))
                 return
             if self.path.rstrip("/") not in ("/v1/chat/completions", "/chat/completions"):
                 self._send_json(404, {"error": {"message": f"no route {self.path}"}})

@@ -10,8 +10,9 @@ skipped and the previous one is used: a damaged newest file costs one step, neve
 from __future__ import annotations
 
 import warnings
+from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Sequence
 
 from ..errors import WorkbenchError
 from ..records.events import Update
@@ -43,6 +44,16 @@ def open_run_folder(run_dir: Path, resume: bool, config_record: dict
         why = "".join(f"; {Path(p).name}: {reason}" for p, reason in skipped)
         raise WorkbenchError(f"cannot resume {run_dir}: it has no usable checkpoint{why or ' yet'}")
     return store, state, skipped
+
+
+def config_record(task: str, pipeline: Any, config: Any, models: Any, splits: Sequence[Sequence[Any]],
+                  approval: Any) -> dict:
+    """What a run folder's config.json holds: the task, pipeline, settings, models, sample ids, approval."""
+    train, val, test = splits
+    return {"task": task, "pipeline": type(pipeline).__name__, "config": asdict(config),
+            "models": {role: getattr(m, "model", "?") for role, m in models.by_role().items()},
+            "splits": {"train": [e.id for e in train], "val": [e.id for e in val], "test": [e.id for e in test]},
+            "approval": type(approval).__name__}
 
 
 def latest_valid_checkpoint(store: RunStore) -> tuple[dict | None, list[tuple[str, str]]]:

@@ -35,6 +35,12 @@ class TrainConfig:
     max_seconds: float | None = None
     patience: int | None = None  # stop after this many steps without a validation improvement
     max_error_share: float = 0.5  # stop when more than this share of a batch errors
+    accept: str = "better"  # "better": a strictly better validation mean (the paper); "significant": the
+    #                         paired bootstrap interval of the gain lies above zero (optim/paired_bootstrap.py)
+    confidence: float = 0.9  # the interval's coverage, reported on every validation decision
+    max_cost_vs_forecast: float | None = None  # stop at this multiple of the forecast's expected calls / tokens
+    credit: bool | None = None  # at the end, score each kept change reverted alone on validation (Trainer.ablate):
+    #                              True always, False never, None when the memo holds every evaluation it needs (free)
     num_candidates: InitVar[int | None] = None  # the old name of max_proposals (still accepted, with a warning)
 
     def __post_init__(self, num_candidates: int | None) -> None:
@@ -47,6 +53,8 @@ class TrainConfig:
             raise ConfigError(f"optimize must be 'all', 'one' or 'joint', not {self.optimize!r}")
         if self.tie_rule not in ("strict", "equal"):
             raise ConfigError(f"tie_rule must be 'strict' or 'equal', not {self.tie_rule!r}")
+        if self.accept not in ("better", "significant"):
+            raise ConfigError(f"accept must be 'better' or 'significant', not {self.accept!r}")
         if self.minibatch_gate not in ("strict", "no_worse"):
             raise ConfigError(f"minibatch_gate must be 'strict' or 'no_worse', not {self.minibatch_gate!r}")
         check_ranges(self)
@@ -90,6 +98,8 @@ RANGES = {
     "backprop_threshold": (0.0, 1.0, "in [0, 1] (scores are in [0, 1])"),
     "min_gain": (0.0, 1.0, "in [0, 1] (scores are in [0, 1])"),
     "max_error_share": (0.0, 1.0, "in [0, 1] (a share of the batch)"),
+    "confidence": (0.5, 0.999, "in [0.5, 0.999] (the interval's coverage)"),
+    "max_cost_vs_forecast": (0.0, math.inf, "a positive multiple of the forecast's expected calls and tokens"),
 }
 
 
@@ -99,7 +109,7 @@ def check_ranges(config: TrainConfig) -> None:
         value = getattr(config, name, None)
         if value is None:
             continue
-        if not (low <= value <= high) or (name == "max_seconds" and value == 0):
+        if not (low <= value <= high) or (name in ("max_seconds", "max_cost_vs_forecast") and value == 0):
             raise ConfigError(f"{name} must be {what}, not {value!r}")
 
 
@@ -118,6 +128,7 @@ class RunSummary:
     error: str | None = None
     errored_samples: int = 0  # sample runs whose calls failed after retries: kept out of every score
     baseline_errored: dict = field(default_factory=dict)  # {split: n} baseline samples still errored after a resume's retry
+    forecast_error: dict | None = None  # per role: the forecast's range vs what this fit() spent (forecast.py)
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Mapping, Sequence
 
 from ..optim.gates import Paired, can_still_win, minibatch_verdict, pair, scores_by_id
+from ..optim.paired_bootstrap import describe, paired_interval
 from ..engine.runner import SampleResult
 from ..records.events import Eval, Minibatch, Validation
 
@@ -87,21 +88,27 @@ class GateRuns:
                     complete = False
                     break
         paired = pair({i: reference.get(i) for i in mine}, mine)
+        interval = paired_interval({i: reference.get(i) for i in mine}, mine, confidence=self._config.confidence,
+                                   seed=self._config.seed)
         scored = [s for s in mine.values() if s is not None]
         score = sum(scored) / len(scored) if scored else 0.0
-        keep = complete and self._wins(paired)
+        wins = complete and self._wins(paired)
+        keep = wins and (self._config.accept == "better" or (interval is not None and interval.above_zero))
         self._emit(Eval(split="val", phase="proposal", score=score, n=len(results),
                         errored=sum(r.status == "errored" for r in results), proposal_id=pid, complete=complete,
                         left_out=paired.left_out))
+        spread = {k: v for k, v in interval.to_dict().items() if k in ("diff", "low", "high", "confidence",
+                                                                        "won", "lost")} if interval else {}
         self._emit(Validation(proposal_id=pid, score=paired.after, best=paired.before, passed=keep,
-                              complete=complete, left_out=paired.left_out))
+                              complete=complete, left_out=paired.left_out, rule=self._config.accept, **spread))
         b = paired.before if paired.before is not None else -1.0
         n = len(mine) - paired.left_out
         if complete and not paired.left_out:
             against = f"best {b:.3f}"
         else:  # a subset: the current prompt's score on it, not the best validation score
             against = f"the current prompt's {b:.3f} on the same {n} sample(s)"
-        reason = f"validation {paired.after or 0.0:.3f} {'beats' if keep else 'does not beat'} {against}" + \
+        reason = f"validation {paired.after or 0.0:.3f} {'beats' if wins else 'does not beat'} {against}" + \
             (f" ({paired.left_out} errored sample(s) left out of both)" if paired.left_out else "") + \
-            ("" if complete else " (stopped early: it could no longer win)")
+            ("" if complete else " (stopped early: it could no longer win)") + f"; gain {describe(interval)}" + \
+            (" (accept='significant': the interval does not lie above zero)" if wins and not keep else "")
         return score, keep, reason

@@ -42,12 +42,13 @@ from ..redact import redact
 from ..optim.optimizer_completion import optimizer_style
 from ..records.store import new_run_id
 from .branch_decision import decisions_still_due
-from .checkpoint import back_to_checkpoint, open_run_folder
+from .checkpoint import back_to_checkpoint, config_record, open_run_folder
 from .config import RunSummary, TrainConfig
 from .controls import Control, ControlChannel, Pause, Resume, Step, Stop
 from .emitter import RunEmitter
 from .evaluation import Evaluator
 from .faults import FaultReporter
+from .forecast_and_credit import ForecastAndCredit
 from .gate_runs import GateRuns
 from .baseline_retry import retry_errored_baseline
 from .large_inputs import warn_of_large_inputs
@@ -123,7 +124,8 @@ class Trainer:
         self._detach_progress: Callable[[], None] | None = None
         self.concurrency_applied: int | None = None  # what the endpoint's clients were set to
         run_dir = Path(run_dir) if run_dir else Path(runs_root) / new_run_id(task or "run")
-        self.store, saved, skipped = open_run_folder(run_dir, resume, self._config_record())
+        self.store, saved, skipped = open_run_folder(run_dir, resume, config_record(
+            task, pipeline, self.config, models, self._splits, self.approval))
         self.resumed_from: int | None = None
         self._resumed_state = saved  # whose missing events (a kill right after its file) fit() logs
         if saved is not None:
@@ -164,6 +166,9 @@ class Trainer:
                                           teacher=self.teacher, faults=self.faults, controls=self.controls,
                                           meter=self.meter, selection_threshold=self.selection_threshold,
                                           emit=emit, checkpoint=self._checkpoint, teaching=self.teaching)
+        self.costs = ForecastAndCredit(self.pipeline, self._splits, self.eval_fn, self.models, cfg, state,
+                                       self.schedule, self.evaluator, self.meter, emit, self.teacher is not None,
+                                       training_elsewhere=self._fitting.locked)
 
     train = property(lambda self: self._splits[0], doc="The training split (fixed at construction).")
     val = property(lambda self: self._splits[1], doc="The validation split (fixed at construction).")
@@ -183,6 +188,7 @@ class Trainer:
     eval_memo = property(lambda self: self.evaluator.memo, doc="Every evaluation of this run (records.eval_memo).")
     steps_per_epoch = property(lambda self: self.schedule.steps_per_epoch)
     total_steps = property(lambda self: self.schedule.total_steps)
+    forecast, ablate = property(lambda self: self.costs.forecast), property(lambda self: self.costs.ablate)
 
     def batch_for(self, step: int) -> list["Example"]:
         """The minibatch of a step (a seeded shuffle per epoch, so resume sees the same batches)."""
@@ -350,11 +356,13 @@ class Trainer:
                 final["test"] = self.evaluate(self.test, split="test", phase="final").mean_score
             except (RunStopped, BudgetExceeded) as exc:
                 error = error or f"final test skipped: {exc}"
+        error = self.costs.credit_at_end(error) if run_test else error  # TrainConfig(credit=True)
         error = redact(error) if error else error  # an endpoint may echo a key in its error message
         summary = RunSummary(self.run_id, status, self.step, self.baseline, final, self.best_val, self.best_step,
                              self.usage(), str(self.store.path), {n: p.value for n, p in self.params.items()}, error,
                              self.errored_samples,
-                             {split: len(ids) for split, ids in self.run_state.baseline_errored.items() if ids})
+                             {split: len(ids) for split, ids in self.run_state.baseline_errored.items() if ids},
+                             self.costs.error())
         self.store.write_summary(summary.to_dict())
         self._emit(RunFinished(**{k: v for k, v in summary.to_dict().items() if k != "parameters"}))
         return summary
@@ -364,7 +372,7 @@ class Trainer:
         """At the start of each `fit()`: the run applies controls, counts usage, has one budget."""
         self.controls.open()  # a stopped run continues when fit() is called again
         self.schedule.warn_if_epochs_end_first()
-        self.meter.open(self.store.path)
+        self.meter.open(self.store.path, self.costs.announce())  # the forecast: its event, and the budget relative to it
         if hasattr(self.models, "set_concurrency"):
             self.concurrency_applied = self.models.set_concurrency(self.config.concurrency)
         if wants_progress_bar(self.progress, self.has_dashboard):
@@ -379,13 +387,6 @@ class Trainer:
             self._detach_progress = None
 
     # -- events and persistence -------------------------------------------------------------------
-    def _config_record(self) -> dict:
-        return {"task": self.task, "pipeline": type(self.pipeline).__name__, "config": asdict(self.config),
-                "models": {role: getattr(m, "model", "?") for role, m in self.models.by_role().items()},
-                "splits": {"train": [e.id for e in self.train], "val": [e.id for e in self.val],
-                           "test": [e.id for e in self.test]},
-                "approval": type(self.approval).__name__}
-
     def state(self) -> dict:
         """The checkpoint of the run as it is now (`RunState.to_checkpoint`, run_state.py)."""
         return self.run_state.to_checkpoint(self.usage())

@@ -13,8 +13,10 @@ from typing import TYPE_CHECKING, Any, Callable
 from ..llm.budget import Budget
 from ..records import usage_totals
 from .paid_calls import keep_ledger
+from .forecast import budget_limits, limit
 
 if TYPE_CHECKING:
+    from .forecast import Forecast
     from .config import TrainConfig
     from .run_state import RunState
 
@@ -28,13 +30,14 @@ class RunMeter:
         self._budget: Budget | None = None
         self._stop_ledger: Callable[[], None] | None = None
 
-    def open(self, run_dir: Path) -> None:
-        """At the start of each `fit()`: count usage from here, attach one budget to every role, and
-        append every counted answer to the run's ledger (paid_calls.py: usage that survives a kill)."""
+    def open(self, run_dir: Path, forecast: "Forecast | None" = None) -> None:
+        """At the start of each `fit()`: count usage from here, attach one budget to every role (with
+        `max_cost_vs_forecast`, limited relative to this fit()'s `forecast`), and append every counted
+        answer to the run's ledger (paid_calls.py: usage that survives a kill)."""
         if self._origin is None:  # the first fit(): what the same Models did before is not ours
             self._origin = self._meters()
         self._stop_ledger = keep_ledger(run_dir, self._models.usage, getattr(self._teacher, "usage", None))
-        self._budget = self._new_budget()
+        self._budget = self._new_budget(forecast)
         self._models.use_budget(self._budget)
         if self._teacher is not None:
             self._teacher.budget = self._budget
@@ -71,10 +74,14 @@ class RunMeter:
             now["teacher"] = teacher_meter.total()
         return now
 
-    def _new_budget(self) -> Budget:
+    def _new_budget(self, forecast: "Forecast | None" = None) -> Budget:
         """One Budget for this fit(), already charged with what the run spent before (resume, earlier fits)."""
         cfg = self._config
         budget = Budget(max_calls=cfg.max_calls, max_tokens=cfg.max_tokens, max_seconds=cfg.max_seconds)
         spent = usage_totals.totals(self.usage())
         budget.calls, budget.tokens = spent["calls"], spent["tokens"]
+        if cfg.max_cost_vs_forecast is not None and forecast is not None:  # a limit relative to the forecast
+            limits = budget_limits(forecast, cfg.max_cost_vs_forecast, spent)
+            budget.max_calls = limit(budget.max_calls, limits["max_calls"])
+            budget.max_tokens = limit(budget.max_tokens, limits["max_tokens"])
         return budget

@@ -115,3 +115,4 @@ class ControlsView(View):
     export_formats = t.List(["json", "yaml", "md"]).tag(sync=True)
     message = t.Unicode("").tag(sync=True)
     summary = t.Dict().tag(sync=True)                  # run_finished: baseline / final scores
+    forecast = t.Unicode("").tag(sync=True)            # the cost forecast and what was spent against it

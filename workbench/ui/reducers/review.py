@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from typing import Any
 
+from ...optim.paired_bootstrap import gain_text
 from ...records.events import Event
 from ...records.diff import word_diff
 from .base import REVIEW, Part, clip
@@ -44,7 +45,7 @@ class ReviewPart(Part):
         if p is None:
             p = {"proposal_id": pid, "step": step, "parameter": "", "role": "", "old": "", "new": "", "edited": "",
                  "source": "", "gradient_summary": "", "minibatch_before": None, "minibatch_after": None,
-                 "minibatch_passed": None, "validation": None, "best": None, "action": "", "by": "", "text": "",
+                 "minibatch_passed": None, "validation": None, "best": None, "gain": "", "action": "", "by": "", "text": "",
                  "accepted": None, "reason": "", "status": CHECKING, "value": ""}
             self.proposals[pid] = p
             while len(self.proposals) > MAX_HISTORY:
@@ -126,7 +127,7 @@ class ReviewPart(Part):
 
     def _on_validation(self, e: Event, d: dict) -> None:
         p = self._proposal(d.get("proposal_id", ""), e.step)
-        p.update({"validation": d.get("score"), "best": d.get("best")})
+        p.update({"validation": d.get("score"), "best": d.get("best"), "gain": gain_text(d)})
         self.mark(REVIEW)
 
     def _on_update(self, e: Event, d: dict) -> None:

@@ -6,6 +6,7 @@ from typing import Any
 
 from ...records.events import Event
 from ...records.fold import RunFold
+from ...records.forecast_frames import forecast_line
 from .base import CONTROLS, PANEL, REVIEW, STATUS, Part, clip
 
 # Messages that describe a control in progress; they mean nothing once the run has ended.
@@ -157,9 +158,20 @@ class RunPart(Part):
         self.say(clip(f"step {e.step}: {d.get('stage', '?')} skipped for {about}: "
                       f"{d.get('error', '')}", 300), e.step)
 
+    def _on_forecast(self, e: Event, d: dict) -> None:
+        self.mark(CONTROLS)
+
     def _on_step_finished(self, e: Event, d: dict) -> None:
         self.phase = f"step {e.step} finished"
         self.mark(CONTROLS)
+
+    def forecast_line(self) -> str:
+        """The header's forecast line (the fold's), with what was spent against it at the last finished step."""
+        forecast = self.fold.forecast
+        if not forecast:
+            return ""
+        spent = self.fold.spent_vs_forecast(self.fold.usage or forecast.get("spent"))
+        return forecast_line(forecast) + (f" · spent {spent}" if spent else "")
 
     def _on_run_finished(self, e: Event, d: dict) -> None:
         fold = self.fold
@@ -176,4 +188,4 @@ class RunPart(Part):
             return {}
         return {"status": self.shown_status(), "step": self.step, "epoch": self.epoch, "detail": self.caption(with_status=False),
                 "run_id": self.run_id, "run_dir": self.run_dir, "summary": self.summary(),
-                "message": self.message}
+                "message": self.message, "forecast": self.forecast_line()}

@@ -1,0 +1,64 @@
+"""Rows of the forecast and credit tables of `open_run(...)` (from the `forecast`, `run_finished` and
+`credit` events), shared by the DataFrames and the report."""
+from __future__ import annotations
+
+from . import usage_totals
+
+FORECAST_COLUMNS = ["role", "measure", "least", "expected", "most", "actual", "error", "inside"]
+CREDIT_COLUMNS = ["proposal_id", "step", "parameter", "with_change", "without_change", "earned", "samples",
+                  "new_calls", "flag"]
+MEASURES = ("calls", "prompt_tokens", "completion_tokens", "cost")
+COSTS_NOTHING = "removing it costs nothing"
+
+
+def forecast_rows(forecast: dict | None, error: dict | None) -> list[dict]:
+    """One row per role and measure: the forecast's range, and once the fit ended, the actual spend,
+    the relative error of the expected value ((actual - expected) / expected) and whether it fell inside."""
+    rows = []
+    for role, measures in ((forecast or {}).get("roles") or {}).items():
+        for measure in MEASURES:
+            r = measures.get(measure)
+            if not r:
+                continue
+            seen = ((error or {}).get(role) or {}).get(measure) or {}
+            rows.append({"role": role, "measure": measure, "least": r["least"], "expected": r["expected"],
+                         "most": r["most"], "actual": seen.get("actual"), "error": seen.get("error"),
+                         "inside": seen.get("inside")})
+    return rows
+
+
+def credit_rows(credits: list[dict]) -> list[dict]:
+    """One row per kept change; `flag` marks a change whose removal costs no validation score."""
+    return [dict(c, flag=COSTS_NOTHING if c.get("earned") is not None and c["earned"] <= 0 else "")
+            for c in credits]
+
+
+def forecast_line(forecast: dict) -> str:
+    """The forecast in one line: expected calls (least-most) and tokens, over all roles."""
+    roles = (forecast.get("roles") or {}).values()
+
+    def total(measure: str, how: str) -> float | None:
+        values = [(r.get(measure) or {}).get(how) for r in roles]
+        return None if any(v is None for v in values) else sum(values)
+    most_calls, most_tokens = total("calls", "most"), _sum(total("prompt_tokens", "most"),
+                                                            total("completion_tokens", "most"))
+    tokens = _sum(total("prompt_tokens", "expected"), total("completion_tokens", "expected"))
+    return (f"forecast: ~{total('calls', 'expected'):,.0f} calls ({total('calls', 'least'):,.0f} to "
+            f"{_shown(most_calls)}), ~{tokens:,.0f} tokens (at most {_shown(most_tokens)})")
+
+
+def spent_vs_forecast(usage: dict | None, forecast: dict | None) -> str:
+    """`123 of ~150 forecast calls`: what this fit() spent since its forecast against the expected calls."""
+    if not forecast:
+        return ""
+    expected = sum(((r.get("calls") or {}).get("expected") or 0) for r in (forecast.get("roles") or {}).values())
+    spent = usage_totals.totals(usage)["calls"] - usage_totals.totals(forecast.get("spent"))["calls"]
+    return f"{spent} of ~{expected:,.0f} forecast calls"
+
+
+def _sum(a: float | None, b: float | None) -> float | None:
+    return None if a is None or b is None else a + b
+
+
+def _shown(x: float | None) -> str:
+    return "no cap" if x is None else f"{x:,.0f}"
