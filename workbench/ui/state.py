@@ -12,7 +12,7 @@ import logging
 from typing import Any, Callable
 
 from ..records.events import Event, strict_by_default
-from .reducers import ALL_PARTS, CurvesPart, GraphPart, ReviewPart, RunPart, SamplesPart
+from .reducers import ALL_PARTS, CurvesPart, GraphPart, PersonPart, ReviewPart, RunPart, SamplesPart
 
 log = logging.getLogger(__name__)
 
@@ -24,11 +24,12 @@ class RunState:
                  svg_renderer: Callable[[dict], str] | None = None) -> None:
         self.dirty: set[str] = set(ALL_PARTS)
         self.run = RunPart(self)
+        self.person = PersonPart(self)  # what a person taught: read by samples, graph panel and review
         self.samples = SamplesPart(self)
         self.graph = GraphPart(self, svg_renderer)
         self.curves = CurvesPart(self, prices)
         self.review = ReviewPart(self)
-        self.parts = (self.run, self.samples, self.graph, self.curves, self.review)
+        self.parts = (self.run, self.person, self.samples, self.graph, self.curves, self.review)
         self._by_view = {part.view: part for part in self.parts}
 
     def apply(self, event: Event) -> None:
