@@ -109,3 +109,9 @@ class NotDefinedError(ConfigError, NotImplementedError):
     """Raised when a subclass lacks a method the package calls (a Pipeline without `forward`).
 
     A ConfigError, so a run stops at once with this message instead of failing every sample."""
+
+
+class FeedbackRefused(BadArgumentError):
+    """Raised by `Trainer.feedback` when a person's feedback cannot be used: it would leak a training
+    target, names a sample, node or parameter the run does not have, or holds no text. The message
+    says which; a `feedback` event with `accepted: false` records it too."""

@@ -69,6 +69,7 @@ class Gradient:
     score: float | None
     text: str
     position: int = 0  # the writing node's place in the sample's time order (graph.nodes), for sorting
+    source: str = "backward"  # "backward" (the backward engine) | "person" (trainer.feedback): shown everywhere
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -215,6 +215,8 @@ class GradientWritten(EventData):
     score: float | None
     text: str
     position: int = doc("the writing node's place in the sample's time order (0 in logs before it was recorded)", 0)
+    source: Literal["backward", "person"] = doc("who wrote it: the backward engine (its rules and model) or a "
+                                                "person (`trainer.feedback`)", "backward")
 
 
 @defines("backward_done")
@@ -298,6 +300,35 @@ class DecisionMade(EventData):
     by: str = doc("`policy` / `person` / `timeout`")
     text: str | None = doc("the person's text, for `edit`")
     at: float = doc("unix time of the decision")
+    reason: str | None = doc("the person's reason (asked on reject; optional on accept and edit): every later "
+                             "optimizer call for the parameter sees it", None)
+
+
+@defines("feedback")
+class FeedbackGiven(EventData):
+    """A person wrote feedback (`trainer.feedback`): accepted as a gradient with source "person", or
+    refused with the reason (a leaked training target, an unknown sample, node or parameter, no text)."""
+    feedback_id: str
+    text: str
+    source: Literal["person"] = doc("always `person`", "person")
+    target_kind: Literal["sample", "node", "parameter"] = doc("`sample`: the sample's final output; `node`: that "
+                                                             "node's output for the sample; `parameter`: its optimizer")
+    sample_id: str | None
+    node_id: str | None
+    parameter: str | None
+    accepted: bool
+    reason: str | None = doc("why it was refused; null when accepted")
+
+
+@defines("feedback_used")
+class FeedbackUsed(EventData):
+    """A person's pending feedback reached a backward pass (sample, node) or an optimizer call (parameter)."""
+    feedback_id: str
+    used_in: Literal["backward", "optimizer"]
+    sample_id: str | None = doc("the sample back-propagated with it", None)
+    parameter: str | None = doc("the parameter whose optimizer got it", None)
+    applied: bool = doc("false when it could not act (its node is not in that sample's graph)", True)
+    note: str = doc("what happened, in words", "")
 
 
 @defines("validation")

@@ -23,9 +23,10 @@ class Decision:
     by: str  # policy | person | timeout
     text: str | None = None  # the person's text, for "edit"
     at: float = field(default_factory=time.time)
+    reason: str | None = None  # the person's words on the value (asked on reject): later optimizer calls see them
 
     def to_dict(self) -> dict:
-        return {"action": self.action, "by": self.by, "text": self.text, "at": self.at}
+        return {"action": self.action, "by": self.by, "text": self.text, "at": self.at, "reason": self.reason}
 
 
 @dataclass
@@ -49,16 +50,25 @@ class PendingProposal:
             return False
         return True
 
-    def accept(self, by: str = "person") -> bool:
-        return self._resolve(Decision("accept", by))
+    def accept(self, by: str = "person", *, reason: str | None = None) -> bool:
+        return self._resolve(Decision("accept", by, reason=_reason(reason)))
 
-    def reject(self, by: str = "person") -> bool:
-        return self._resolve(Decision("reject", by))
+    def reject(self, by: str = "person", *, reason: str | None = None) -> bool:
+        return self._resolve(Decision("reject", by, reason=_reason(reason)))
 
-    def edit(self, text: str, by: str = "person") -> bool:
+    def edit(self, text: str, by: str = "person", *, reason: str | None = None) -> bool:
         if not isinstance(text, str) or not text.strip():
             raise BadArgumentError(f"proposal {self.proposal_id}: an edit needs non-empty text")
-        return self._resolve(Decision("edit", by, text=text))
+        return self._resolve(Decision("edit", by, text=text, reason=_reason(reason)))
+
+
+def _reason(reason: object) -> str | None:
+    """A person's reason as kept: stripped text, or None when there is none (an empty box)."""
+    if reason is None:
+        return None
+    if not isinstance(reason, str):
+        raise BadArgumentError(f"a reason is text, not {type(reason).__name__}")
+    return reason.strip() or None
 
 
 class AutoApproval:
@@ -127,7 +137,8 @@ class ApprovalDesk:
         with self._lock:
             self.pending = None
 
-    def answer(self, proposal_id: str, action: str, text: str | None = None, by: str = "person") -> bool:
+    def answer(self, proposal_id: str, action: str, text: str | None = None, by: str = "person", *,
+               reason: str | None = None) -> bool:
         if action not in ACTIONS:
             raise BadArgumentError(f"unknown action {action!r}; expected one of {ACTIONS}")
         with self._lock:
@@ -135,5 +146,7 @@ class ApprovalDesk:
         if pending is None or pending.proposal_id != proposal_id:
             return False
         if action == "edit":
-            return pending.edit(text or "", by=by)
-        return pending.accept(by) if action == "accept" else pending.reject(by)
+            return pending.edit(text or "", by=by, reason=reason)
+        if action == "accept":
+            return pending.accept(by, reason=reason)
+        return pending.reject(by, reason=reason)

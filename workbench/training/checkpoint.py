@@ -34,7 +34,8 @@ def checkpoint_state(trainer: Any) -> dict:
             "memory": {n: m.to_dict() for n, m in trainer.memory.items()},
             "demo_pool": {n: [asdict(d) for d in pool.values()]
                           for n, pool in trainer.demo_optimizer.pool.items()},
-            "pinned": sorted(trainer.pinned), "excluded": sorted(trainer.excluded)}
+            "pinned": sorted(trainer.pinned), "excluded": sorted(trainer.excluded),
+            "person_feedback": trainer.teaching.inbox.to_list()}
 
 
 def latest_valid_checkpoint(store: "RunStore") -> tuple[dict | None, list[tuple[str, str]]]:
@@ -67,3 +68,4 @@ def restore_checkpoint(trainer: Any, state: dict, *, keep_usage: bool = False) -
     trainer._stale_steps = state.get("stale_steps", 0)
     trainer.errored_samples = state.get("errored_samples", 0)
     trainer.pinned, trainer.excluded = set(state.get("pinned", [])), set(state.get("excluded", []))
+    trainer.teaching.inbox.restore(state.get("person_feedback", []))  # keeps feedback given after it, pending

@@ -96,9 +96,14 @@ class Lifecycle:
     def pending(self) -> PendingProposal | None:
         return self.desk.pending
 
-    def decide(self, proposal_id: str, action: str, text: str | None = None, by: str = "person") -> bool:
-        """Answer the pending proposal; False (and no effect) when `proposal_id` is not pending."""
-        return self.desk.answer(proposal_id, action, text, by)
+    def decide(self, proposal_id: str, action: str, text: str | None = None, by: str = "person", *,
+               value: str | None = None, reason: str | None = None) -> bool:
+        """Answer the pending proposal; False (and no effect) when `proposal_id` is not pending.
+
+        `value` (or `text`): the person's value for "edit". `reason`: the person's words on the
+        proposed value (on reject above all); every later optimizer call for the parameter sees them,
+        the remaining attempts of this step included."""
+        return self.desk.answer(proposal_id, action, value if value is not None else text, by, reason=reason)
 
     def wait(self, timeout: float | None = None) -> RunSummary:
         if self._future is None:

@@ -24,6 +24,7 @@ from ..records.eval_memo import check_unique_ids
 from ..records.events import Event, EventBus, EventData
 from ..engine.loss import EvalFn, get_eval_fn
 from ..optim import DemoOptimizer, ParameterMemory, TextOptimizer
+from ..optim.person_feedback import PersonFeedback
 from ..redact import redact
 from ..optim.optimizer_completion import optimizer_style
 from ..records.store import RunStore, new_run_id
@@ -34,6 +35,7 @@ from .gate_runs import GateRuns
 from .lifecycle import Lifecycle
 from .proposals import ProposalLoop
 from .step import TrainingStep
+from .teaching import Teaching
 
 if TYPE_CHECKING:
     from ..engine.example import Example
@@ -80,6 +82,8 @@ class Trainer(TrainingStep, ProposalLoop, GateRuns, Lifecycle, FaultReporting):
                                             pass_threshold=min(self.config.pass_threshold, self.config.backprop_threshold))
         self.demo_optimizer = DemoOptimizer(self.config.num_demos, seed=self.config.seed)
         self.memory = {name: ParameterMemory(name) for name in self.params}
+        self.teaching = Teaching(self.params, [e.id for e in self.train], [c.name for c in pipeline.components()],
+                                 lambda: self.leak_check, self._emit, lambda: self.step)
         self.pinned: set[str] = set()
         self.excluded: set[str] = set()
         # state that a checkpoint carries (training/checkpoint.py)
@@ -113,6 +117,7 @@ class Trainer(TrainingStep, ProposalLoop, GateRuns, Lifecycle, FaultReporting):
                 raise WorkbenchError(f"cannot resume {run_dir}: it has no usable checkpoint{why or ' yet'}")
             else:
                 self._restore(state)
+                self.teaching.recover(self.store.events())  # feedback given after that checkpoint
                 self._saved = copy.deepcopy(state)
                 self.resumed_from = self.step
         else:
@@ -205,6 +210,18 @@ class Trainer(TrainingStep, ProposalLoop, GateRuns, Lifecycle, FaultReporting):
         self.store.write_summary(summary.to_dict())
         self._emit("run_finished", **{k: v for k, v in summary.to_dict().items() if k != "parameters"})
         return summary
+
+    def feedback(self, text: str, *, sample_id: str | None = None, node: str | None = None,
+                 parameter: str | None = None) -> PersonFeedback:
+        """A person's feedback, used as a gradient with source "person" (any thread, while the run
+        trains or waits for a decision; it acts from the next backward or optimizer call).
+
+        `sample_id`: on that training sample's final output; with `node`: on that node's output for
+        the sample (propagated upstream by the backward engine); `parameter`: straight to its
+        optimizer. Returns the accepted record; raises `FeedbackRefused` naming the problem (a leaked
+        training target, an unknown sample / node / parameter, no text), also recorded as an event.
+        """
+        return self.teaching.give(text, sample_id=sample_id, node=node, parameter=parameter)
 
     # -- events and persistence -------------------------------------------------------------------
     def _emit(self, type: "str | EventData", **data: Any) -> None:
