@@ -206,7 +206,7 @@ function render({ model, el }) {
             g.score !== null && g.score !== undefined ? " · score " + fmtScore(g.score) : ""),
           pre(g.text, "wb-grad-text")));
       }
-      if ((call.person || []).length) box.append(h("div", { class: "wb-sub" }, "Your feedback on this output"), personNotes(call.person));
+      if ((call.person || []).length) box.append(h("div", { class: "wb-sub" }, "Your feedback on this output"), personNotes(call.person, false));
       panelBody.append(box);
     }
     const target = (p.calls || []).find((c) => c.current) || (p.calls || [])[0];

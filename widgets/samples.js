@@ -49,7 +49,7 @@ function render({ model, el }) {
         h("td", { class: "wb-id", title: showControls(r.sample_id) }, named(r.sample_id)),
         h("td", { class: "wb-cell", title: r.input || "" }, h("div", { class: "wb-clip" }, bidi(r.input))),
         h("td", { class: "wb-cell wb-pred", title: r.error || r.prediction || "" }, h("div", { class: "wb-clip" }, bidi(r.prediction)),
-          r.error ? h("div", { class: "wb-error wb-clip" }, bidi(r.error)) : null, personNotes(r.feedback)),
+          r.error ? h("div", { class: "wb-error wb-clip" }, bidi(r.error)) : null, personNotes(r.feedback, false)),
         h("td", { class: "wb-cell", title: r.target || "" }, h("div", { class: "wb-clip" }, bidi(r.target))),
         h("td", { class: "wb-score" }, fmtScore(r.score), " ", h("span", { class: statusClass(r.status) }, r.status || "")),
         h("td", { class: "wb-flags" },

@@ -213,13 +213,15 @@ export function summaryView(parts, fallback) {
   return box;
 }
 
-// A person's feedback items [{text, status, step, where, reason}] (a sample's row, a node's call, a
-// parameter): each with the badge, what became of it, and the text as text.
-export function personNotes(items) {
-  return (items || []).map((f) => h("div", { class: "wb-person-note", dataset: { status: f.status || "" } },
+// A person's feedback items [{text, status, label, where, reason}] (a sample's row, a node's call,
+// the review's list) in one box: each with the badge, what became of it, and the text as text; where it
+// was given only when the place does not say (`showWhere`).
+export function personNotes(items, showWhere = true) {
+  if (!(items || []).length) return null;
+  return h("div", { class: "wb-person-notes" }, items.map((f) => h("div", { class: "wb-person-note", dataset: { status: f.status || "" } },
     personBadge(), " ", h("span", { class: statusClass(f.status) }, f.label || f.status || ""),
-    f.where ? [" ", h("span", { class: "wb-kind" }, named(f.where))] : null, " ", bidi(f.text, "wb-person-said"),
-    f.reason ? h("div", { class: "wb-error" }, named(f.reason)) : null));
+    showWhere && f.where ? [" ", h("span", { class: "wb-kind" }, named(f.where))] : null, " ", bidi(f.text, "wb-person-said"),
+    f.reason ? h("div", { class: "wb-error" }, named(f.reason)) : null)));
 }
 
 // Run fn (which may rebuild part of `box`) and give the focus and the caret back to the text box the
@@ -257,17 +259,23 @@ export function feedbackBox(model, { placeholder, cls }) {
     h("div", { class: "wb-actions" }, send, status));
   let target = null;
   let targetLabel = "";
+  let offered = [null, ""]; // the view's latest target, taken up again once the box is free
   let locked = false;
   let waiting = null; // the request id of the feedback in flight
   const drawLabel = () => {
     clear(label);
     if (!target) label.append(h("span", { class: "wb-note" }, "nothing to give feedback on yet"));
-    else label.append("Your feedback on ", named(targetLabel), locked ? h("span", { class: "wb-kind" }, "kept while you write") : null);
+    else append(label, ["Your feedback on ", named(targetLabel), locked ? h("span", { class: "wb-kind" }, "kept while you write") : null]);
     send.disabled = !target || !!waiting;
     area.disabled = !target && !locked;
   };
+  const free = () => {
+    locked = false;
+    [target, targetLabel] = offered;
+  };
   area.addEventListener("input", () => {
     locked = area.value.trim() !== "";
+    if (!locked && !waiting) free();
     drawLabel();
   });
   send.addEventListener("click", () => {
@@ -290,12 +298,12 @@ export function feedbackBox(model, { placeholder, cls }) {
     clear(status);
     if (msg.ok) {
       status.className = "wb-feedback-status wb-ok";
-      status.append("Sent", msg.where ? [" (", named(msg.where), ")"] : "", ": the next backward or optimizer call reads it.");
+      append(status, ["Sent", msg.where ? [" ", named(msg.where)] : "", ": the next backward or optimizer call reads it."]);
       area.value = "";
-      locked = false;
+      free();
     } else {
       status.className = "wb-feedback-status wb-error";
-      status.append("Refused: ", named(msg.reason || "the run did not take it"));
+      append(status, ["Refused: ", named(msg.reason || "the run did not take it")]);
     }
     drawLabel();
   };
@@ -305,9 +313,9 @@ export function feedbackBox(model, { placeholder, cls }) {
     el,
     // point the box at a target ({sample_id, node, parameter}, or null), unless the person is writing
     follow(next, text) {
+      offered = [next, text || ""];
       if (locked || waiting) return;
-      target = next;
-      targetLabel = text || "";
+      free();
       drawLabel();
     },
     cleanup() { model.off("msg:custom", onMessage); },
