@@ -10,7 +10,6 @@ the run waits, and the texts arrive in the next optimizer and backward requests 
 from __future__ import annotations
 
 import json
-import sys
 import time
 from pathlib import Path
 
@@ -195,3 +194,141 @@ def test_a_persons_gradient_in_the_panel_has_the_badge(harness):
     assert f"mine {PAYLOAD}" in person.locator(".wb-grad-text").text_content()
     assert page.locator(".harness-graph .wb-grad:not(.wb-grad-person)").count() >= 1  # the engine's stay plain
     no_script_ran(page)
+
+
+# -- the whole loop in JupyterLab, against the HTTP test server --------------------------------------------
+
+XSS = '<img src=x onerror="window.__wbXss=(window.__wbXss||0)+1"><script>window.__wbXss=1</script>'
+LAB_REASON = f"Rejected: too terse for a person {XSS}"
+SAMPLE_FEEDBACK = "Name only the country, with no sentence around it"
+NODE_FEEDBACK = f"The answer node wrapped the name in a sentence {XSS}"
+PARAM_FEEDBACK = "The instruction should ask for the country's name alone"
+LEAKING_FEEDBACK = "The right reply here is France"  # a training target: refused
+
+
+def notebook(cells: list[str]) -> str:
+    return json.dumps({"cells": [{"cell_type": "code", "execution_count": None, "id": f"c{i}", "metadata": {},
+                                  "outputs": [], "source": src} for i, src in enumerate(cells)],
+                       "metadata": {"kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"}},
+                       "nbformat": 4, "nbformat_minor": 5})
+
+
+@pytest.fixture
+def endpoint():
+    from workbench.testing import OpenAITestServer
+    from teaching_app import Responder
+    with OpenAITestServer(responder=Responder(), latency_s=0.02) as server:
+        yield server
+
+
+def requests_of(server, model: str) -> list[str]:
+    """The text of each request `model` received, in order."""
+    return ["\n".join(str(m.get("content") or "") for m in body.get("messages") or [])
+            for body in list(server.requests) if body.get("model") == model]
+
+
+def send_feedback_in(page, box, text):
+    """Type into a feedback box and send; return the answer the kernel gave (the status line)."""
+    box.locator(".wb-feedback-text").fill(text)
+    box.locator("button.wb-send-feedback").click()
+    status = box.locator(".wb-feedback-status")
+    page.wait_for_function("(el) => /^(Sent|Refused)/.test(el.textContent)", arg=status.element_handle(), timeout=SLOW)
+    return status.text_content()
+
+
+def test_the_person_teaches_from_the_dashboard_and_the_endpoint_reads_it(page, lab, workdir, endpoint):
+    base, token = lab
+    (workdir / "teaching.ipynb").write_text(notebook([
+        f"import sys\nsys.path.insert(0, {str(HERE)!r})\nfrom teaching_app import make_trainer\n"
+        f"from workbench.ui import Workbench\ntrainer = make_trainer({endpoint.base_url!r}, 'runs/teaching')",
+        "wb = Workbench(trainer)\nwb",
+    ]))
+    # a reset workspace of its own: the lab server is shared by the session's browser tests
+    page.goto(f"{base}/lab/workspaces/teaching/tree/teaching.ipynb?reset&token={token}")
+    page.wait_for_selector(".jp-NotebookPanel .jp-Cell", timeout=SLOW)
+    page.wait_for_function(
+        """() => { const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;
+                   const k = w && w.sessionContext && w.sessionContext.session && w.sessionContext.session.kernel;
+                   return !!k && k.status === 'idle'; }""", timeout=SLOW)
+    dash = ".jp-NotebookPanel:not(.lm-mod-hidden) .wb-dashboard"
+    for attempt in range(4):  # a loaded machine may drop a run-all issued while the panel settles
+        page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
+        try:
+            page.wait_for_selector(f"{dash} .wb-controls-view button[data-action=start]", timeout=60_000)
+            break
+        except Exception:
+            if attempt == 3:
+                raise
+    page.click(f"{dash} .wb-controls-view button[data-action=start]")
+    card = page.wait_for_selector(f"{dash} .wb-pending[data-proposal]", timeout=SLOW)
+    pid1 = card.get_attribute("data-proposal")
+    optimizer_before = len(requests_of(endpoint, "optimizer-model"))
+    assert optimizer_before >= 1
+
+    # while the run waits for a decision: feedback on a sample's output, from the samples table
+    page.locator(f'{dash} .wb-samples-view tr[data-sample="q2"]').click()
+    samples_box = page.locator(f"{dash} .wb-samples-view .wb-sample-feedback")
+    page.wait_for_function("(el) => el.textContent.includes('sample q2')",
+                           arg=samples_box.locator(".wb-feedback-label").element_handle(), timeout=SLOW)
+    assert send_feedback_in(page, samples_box, SAMPLE_FEEDBACK).startswith("Sent")
+    # a leaking feedback is refused, the person is told why, the text stays
+    answer = send_feedback_in(page, samples_box, LEAKING_FEEDBACK)
+    assert answer.startswith("Refused") and "leaks a training target" in answer and "france" in answer
+    assert samples_box.locator(".wb-feedback-text").input_value() == LEAKING_FEEDBACK
+    samples_box.locator(".wb-feedback-text").fill("")
+    # on a node's output for that sample, from the graph panel
+    page.locator(f'{dash} .wb-graph-view g.node[data-node-id="answer"]').click()
+    node_box = page.locator(f"{dash} .wb-graph-view .wb-node-feedback")
+    page.wait_for_function("(el) => el.textContent.includes(\"answer's output for sample q2\")",
+                           arg=node_box.locator(".wb-feedback-label").element_handle(), timeout=SLOW)
+    assert send_feedback_in(page, node_box, NODE_FEEDBACK).startswith("Sent")
+    # on the parameter, from review
+    page.locator(f"{dash} .wb-review-view .wb-teach > summary").click()
+    assert send_feedback_in(page, page.locator(f"{dash} .wb-review-view .wb-param-feedback"),
+                            PARAM_FEEDBACK).startswith("Sent")
+
+    # type a reason and reject
+    page.locator(f'{dash} .wb-pending[data-proposal="{pid1}"] .wb-reason-text').fill(LAB_REASON)
+    page.click(f'{dash} .wb-pending[data-proposal="{pid1}"] button[data-action=reject]')
+    page.wait_for_selector(f'{dash} .wb-history [data-proposal="{pid1}"] .wb-person-reason', timeout=SLOW)
+    card = page.wait_for_selector(f'{dash} .wb-pending[data-proposal]:not([data-proposal="{pid1}"])', timeout=SLOW)
+    pid2 = card.get_attribute("data-proposal")
+
+    # the next optimizer request the endpoint received reads the reason and the parameter feedback
+    later = requests_of(endpoint, "optimizer-model")[optimizer_before:]
+    assert later, "no optimizer request after the rejection"
+    assert LAB_REASON in later[0] and PARAM_FEEDBACK in later[0]
+    assert not any(LAB_REASON in r for r in requests_of(endpoint, "optimizer-model")[:optimizer_before])
+    # review marks the person's words in the gradient summary of the proposal that read them
+    mark = page.locator(f'{dash} .wb-pending[data-proposal="{pid2}"] .wb-gradsum mark.wb-person-text')
+    assert PARAM_FEEDBACK in mark.first.text_content()
+    assert mark.first.locator(".wb-person-badge").text_content() == "person"
+
+    # the rest by validation alone; the next step's backward reads the sample's and the node's feedback
+    page.click(f"{dash} .wb-review-view input.wb-auto")
+    page.wait_for_selector(f"{dash} .wb-controls-view .wb-badge-finished", timeout=SLOW)
+    backward = requests_of(endpoint, "backward-model")
+    assert any(SAMPLE_FEEDBACK in r for r in backward), "the sample's feedback never reached a backward request"
+    assert any(NODE_FEEDBACK in r for r in backward), "the node's feedback never reached a backward request"
+
+    # the views show each as the person's
+    hist = page.locator(f'{dash} .wb-history [data-proposal="{pid1}"]')
+    assert LAB_REASON in hist.locator(".wb-person-reason").text_content()
+    assert hist.locator("summary .wb-person-badge").count() == 1
+    row = page.locator(f'{dash} .wb-samples-view tr[data-sample="q2"]')
+    notes = row.locator(".wb-person-note")
+    assert any(SAMPLE_FEEDBACK in notes.nth(i).text_content() for i in range(notes.count()))
+    used = row.locator('.wb-person-note[data-status="used"]')
+    assert used.count() >= 1
+    page.locator(f'{dash} .wb-samples-view tr[data-sample="q2"]').click()
+    page.locator(f'{dash} .wb-graph-view g.node[data-node-id="answer"]').click()
+    page.wait_for_selector(f"{dash} .wb-graph-view .wb-panel .wb-grad.wb-grad-person .wb-person-badge", timeout=SLOW)
+    mine = page.locator(f"{dash} .wb-review-view .wb-mine").text_content()
+    for text in (SAMPLE_FEEDBACK, NODE_FEEDBACK, PARAM_FEEDBACK, LEAKING_FEEDBACK):
+        assert text in mine
+    # hostile text in a reason and a feedback: text, never markup
+    assert page.locator(f"{dash} img, {dash} .wb-view script").count() == 0
+    page.wait_for_timeout(300)
+    assert page.evaluate("() => window.__wbXss === undefined")
+    errors = [m for m in page.console_messages if m.startswith("pageerror")]
+    assert not errors, errors
