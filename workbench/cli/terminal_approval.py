@@ -1,4 +1,4 @@
-"""`--approval terminal`: a person accepts, rejects or edits each proposal on the terminal."""
+"""`--approval terminal`: a person accepts, rejects (with an optional reason) or edits each proposal."""
 from __future__ import annotations
 
 import sys
@@ -32,6 +32,14 @@ def terminal_approval(progress: Progress | None, stdin: TextIO | None = None, er
             write(line if line.endswith("\n") else line + "\n")  # the transcript shows each answer
         return line.rstrip("\n")
 
+    def ask_reason() -> str | None:
+        """Why the person rejects (empty allowed): every later optimizer call for the parameter sees it."""
+        try:
+            reason = read_line("Why? (the optimizer reads it; Enter to skip) ").strip()
+        except RunStopped:  # stdin closed: the reject stands without a reason; the next question stops
+            return None
+        return reason or None
+
     def ask(pending) -> Decision:
         if progress is not None:
             progress.pause()
@@ -43,7 +51,7 @@ def terminal_approval(progress: Progress | None, stdin: TextIO | None = None, er
             if answer in ("a", "accept", "y", "yes"):
                 return Decision("accept", "person")
             if answer in ("r", "reject", "n", "no"):
-                return Decision("reject", "person")
+                return Decision("reject", "person", reason=ask_reason())
             if answer in ("e", "edit"):
                 write("Type the new value; end with a line holding only a dot (.)\n")
                 lines = []

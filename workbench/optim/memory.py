@@ -2,11 +2,12 @@
 
 Accepted values with their validation scores, and failed proposals *with their text and why they
 failed*, so the optimizer does not propose the same thing twice (a weakness of the reference
-implementation, which showed failures without their text).
+implementation, which showed failures without their text). What a person said about a value (a
+reject's reason, an edit with the optimizer's text beside it) is kept as the strongest evidence.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 
 
 @dataclass
@@ -18,6 +19,9 @@ class Attempt:
     reason: str
     minibatch: float | None = None
     by: str = "optimizer"  # optimizer | demos | human | initial (the starting value, with the baseline score)
+    person_action: str | None = None  # accept | reject | edit when a person decided it
+    person_reason: str | None = None  # the person's own words on this value (a reject's reason above all)
+    proposed: str | None = None  # for a person's edit (by "human"): the optimizer's text the person changed
 
 
 @dataclass
@@ -42,9 +46,15 @@ class ParameterMemory:
         """The most recent failed proposals."""
         return [a for a in self.attempts if not a.accepted][-k:]
 
+    def person_judgements(self, k: int = 8) -> list[Attempt]:
+        """What a person said about values of this parameter (reasons, edits), oldest first: every
+        later optimizer call sees them, so the optimizer does not propose what the person ruled out."""
+        return [a for a in self.attempts if a.person_reason or a.person_action in ("reject", "edit")][-k:]
+
     def to_dict(self) -> dict:
         return {"name": self.name, "attempts": [asdict(a) for a in self.attempts]}
 
     @classmethod
     def from_dict(cls, d: dict) -> "ParameterMemory":
-        return cls(d["name"], [Attempt(**a) for a in d.get("attempts", [])])
+        known = {f.name for f in fields(Attempt)}  # a checkpoint of another version may hold other fields
+        return cls(d["name"], [Attempt(**{k: v for k, v in a.items() if k in known}) for a in d.get("attempts", [])])

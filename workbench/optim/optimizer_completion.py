@@ -76,10 +76,12 @@ class CompletionPrompt:
         return {"stop": ["\n"], "max_tokens": cap, "temperature": self.temperature, "top_k": self.top_k,
                 "min_p": 0.0, "seed": 1000 * (step or 0) + attempt}
 
-    def problem(self, gradients: Sequence["Gradient"]) -> str:
-        """The feedback of the failed samples, first sentence of each, deduplicated and short."""
-        seen: list[str] = []
-        for g in sorted(gradients, key=lambda g: (g.score if g.score is not None else 0.0, g.sample_id)):
+    def problem(self, gradients: Sequence["Gradient"], person: Sequence[str] = ()) -> str:
+        """The feedback of the failed samples, first sentence of each, deduplicated and short; a
+        person's words (their reasons, their feedback on the parameter) first, so a cut keeps them."""
+        seen: list[str] = [_first_sentence(t, self.max_feedback_chars) for t in person if t.strip()]
+        for g in sorted(gradients, key=lambda g: (getattr(g, "source", "") != "person",
+                                                  g.score if g.score is not None else 0.0, g.sample_id)):
             if g.target_kind == "parameter":
                 sentence = _first_sentence(g.text, self.max_feedback_chars)
                 if sentence and sentence not in seen:
@@ -88,11 +90,11 @@ class CompletionPrompt:
         return text if len(text) <= self.max_feedback_chars else text[:self.max_feedback_chars].rsplit(" ", 1)[0] + "..."
 
     def messages(self, param: Parameter, gradients: Sequence["Gradient"], rejected: Sequence["Attempt"],
-                 attempt: int = 1) -> list[dict]:
+                 attempt: int = 1, person: Sequence[str] = ()) -> list[dict]:
         label = _LABEL.get(param.role, "instruction")
         first = f"{_ATTEMPT_PREFIXES[(attempt - 1) % len(_ATTEMPT_PREFIXES)]}{label}"
         lines = [f"{first[:1].upper()}{first[1:]}: {' '.join(param.value.split())}",
-                 f"Problem: {self.problem(gradients)}"]
+                 f"Problem: {self.problem(gradients, person)}"]
         for a in list(rejected)[-self.rejected_shown:]:
             lines.append(f"Already tried: {' '.join(a.value.split())}")  # a small model copies reasons into values
         lines.append(f"Better {label}:")

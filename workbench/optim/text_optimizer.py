@@ -13,6 +13,7 @@ from ..engine.parameter import Parameter
 from ..engine.prompt import placeholders
 from .optimizer_completion import CompletionPrompt, completion_style_of
 from .memory import Attempt, ParameterMemory
+from .person_judgements import JUDGEMENTS_HEADING, format_judgements, judgement_sentences
 
 if TYPE_CHECKING:
     from ..llm.types import ChatModel
@@ -30,7 +31,7 @@ Purpose: {description}
 {value}
 </CURRENT_VALUE>
 
-### Other parts of the same prompt (peers; do not move their content into this part)
+{judgements}### Other parts of the same prompt (peers; do not move their content into this part)
 {peers}
 
 ### Feedback from this step, per sample (textual gradients, in call order; samples marked PASSED
@@ -53,20 +54,33 @@ Write {count} between <PROPOSAL> and </PROPOSAL>, and nothing else inside the ta
 shows nothing in this part to change, write its current value unchanged."""
 
 
+PERSON_HEADING = ("From the person reviewing this run, on this part (their own words: the strongest evidence; "
+                  "follow it):")
+
+
+def _by_person(g: "Gradient") -> bool:
+    return getattr(g, "source", "backward") == "person"
+
+
 def summarise_gradients(gradients: Sequence["Gradient"], *, max_samples: int = 6, max_chars: int = 600,
                         pass_threshold: float | None = None) -> str:
     """Group by sample, keep call order within a sample, clip long texts.
 
     With `pass_threshold`, samples that passed are framed as what works (to keep), not as errors.
+    A person's feedback (source "person") comes first and is never clipped: on the parameter itself
+    under its own heading, on a sample's nodes with that sample shown first.
     """
+    direct = [g for g in gradients if _by_person(g) and not g.sample_id]
     by_sample: dict[str, list["Gradient"]] = {}
-    for g in sorted(gradients, key=Gradient.time_order):
+    for g in sorted((g for g in gradients if not (_by_person(g) and not g.sample_id)), key=Gradient.time_order):
         by_sample.setdefault(g.sample_id, []).append(g)
+    if any(_by_person(g) for g in gradients):  # samples a person spoke about first: never hidden by the cap
+        by_sample = dict(sorted(by_sample.items(), key=lambda kv: not any(_by_person(g) for g in kv[1])))
 
     def passing(grads: list["Gradient"]) -> bool:
         return pass_threshold is not None and grads[0].score is not None and grads[0].score >= pass_threshold
 
-    parts = []
+    parts = [PERSON_HEADING + "".join(f"\n  - {g.text}" for g in direct)] if direct else []
     for sample_id, grads in list(by_sample.items())[:max_samples]:
         score = grads[0].score
         if passing(grads):
@@ -75,8 +89,9 @@ def summarise_gradients(gradients: Sequence["Gradient"], *, max_samples: int = 6
             head = f"Sample {sample_id} (score {score:g}):" if score is not None else f"Sample {sample_id}:"
         lines = [head]
         for g in grads:
-            text = g.text if len(g.text) <= max_chars else g.text[:max_chars] + " ..."
-            lines.append(f"  - at {g.node_id} (call {g.call_index}): {text}")
+            text = g.text if len(g.text) <= max_chars or _by_person(g) else g.text[:max_chars] + " ..."
+            who = " the person said" if _by_person(g) else ""
+            lines.append(f"  - at {g.node_id} (call {g.call_index}){who}: {text}")
         parts.append("\n".join(lines))
     hidden = len(by_sample) - max_samples
     if hidden > 0:
@@ -149,8 +164,10 @@ class TextOptimizer:
     # -- prompts ----------------------------------------------------------------------------------
     def prompt(self, param: Parameter, peers: Sequence[Parameter], memory: ParameterMemory,
                gradients: Sequence["Gradient"], *, step: int | None = None, attempt: int = 1) -> list[dict]:
+        judged = memory.person_judgements()
         if self.style == "completion":
-            return self.completion.messages(param, gradients, self._this_step(memory, step), attempt)
+            return self.completion.messages(param, gradients, self._this_step(memory, step), attempt,
+                                            person=judgement_sentences(judged))
         history = "\n".join(f"- score {a.score:.3f} (step {a.step}{', initial value' if a.by == 'initial' else ''}): "
                             f"{a.value!r}" for a in memory.best_values(self.history_size)) or "(none yet)"
         rejected, this_step = self._rejected(memory, step), self._this_step(memory, step)
@@ -160,7 +177,7 @@ class TextOptimizer:
             f"{self.num_candidates} different improved values, each in its own tags"
         user = OPTIMIZER_PROMPT.format(
             name=param.name, role=param.role.value, description=param.description or "(none)", value=param.value,
-            peers="\n".join(f"- {p.name} ({p.role.value}): {p.value}" for p in peers) or "(none)",
+            judgements=f"{JUDGEMENTS_HEADING}\n{format_judgements(judged)}\n\n" if judged else "", peers="\n".join(f"- {p.name} ({p.role.value}): {p.value}" for p in peers) or "(none)",
             gradients=summarise_gradients(gradients, pass_threshold=self.pass_threshold), history=history,
             failures=failures, rejected="\n".join(format_attempt(a) for a in rejected) or "(none yet)",
             constraints=_rules(param), count=count)
@@ -176,7 +193,9 @@ class TextOptimizer:
                                 for a in mem.best_values(self.history_size)) or "(none yet)"
             tried = self._rejected(mem, step) + [a for a in mem.failures(self.failures_shown)
                                                  if a not in self._this_step(mem, step)][-self.failures_shown:]
+            judged = mem.person_judgements()
             sections.append(JOINT_PART.format(
+                judgements=f"{JUDGEMENTS_HEADING}\n{format_judgements(judged)}\n" if judged else "",
                 name=p.name, role=p.role.value, description=p.description or "(none)", value=p.value,
                 gradients=summarise_gradients(p.gradients, pass_threshold=self.pass_threshold), history=history,
                 failures="\n".join(format_attempt(a) for a in tried) or "(none)", constraints=_rules(p)))
@@ -250,7 +269,7 @@ Purpose: {description}
 <CURRENT_VALUE name="{name}">
 {value}
 </CURRENT_VALUE>
-Feedback from this step:
+{judgements}Feedback from this step:
 {gradients}
 Earlier values and their validation scores:
 {history}

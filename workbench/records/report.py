@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 __all__ = ["render_report", "write_report"]
 
 MAX_GRADIENTS_PER_PROPOSAL = 20  # feedback shown under each proposal (the rest are counted)
+PERSON_TEXTS = ("text", "reason", "proposed", "refused", "outcome")  # free text in the contributions table
 
 CSS = """
 body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; margin: 0 auto;
@@ -74,6 +75,10 @@ def render_report(run_or_dir: "Run | LiveRun | str | os.PathLike", *,
     notices = run.notices
     if not notices.empty:  # what the tables above lack, and why
         sections.insert(4, _section(f"Notices ({len(notices)})", _table(notices, texts=("text",))))
+    contributions = run.contributions
+    if not contributions.empty:  # the person's reasons, edits and feedback, after the final prompts
+        sections.insert(3, _section(f"The person's contributions ({len(contributions)})",
+                                    _table(contributions.drop(columns=["time"]), texts=PERSON_TEXTS)))
     title = f"Workbench run {run.run_id}"
     return (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             f"<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
@@ -192,6 +197,8 @@ def _proposals(run: Run) -> str:
         state = "open" if p.kept is None else "kept" if p.kept else "reverted"
         label = {"kept": "kept", "reverted": "reverted", "open": "not decided"}[state]
         decided = f"{p.decision} by {p.decided_by}" if p.decision else "no decision"
+        if p.person_reason:
+            decided += f", saying: {p.person_reason}"
         facts = [("source", p.source), ("decision", decided),
                  ("minibatch", f"{_score(p.minibatch_before)} → {_score(p.minibatch_after)}"),
                  ("validation", f"{_score(p.validation)} (best before: {_score(p.best_before)})"
@@ -224,13 +231,18 @@ def _without_na(frame: pd.DataFrame) -> pd.DataFrame:
 def _gradients_html(own: pd.DataFrame, summary: str | None) -> str:
     if own.empty:
         return f"<p class=\"muted\">feedback given to the optimizer:</p><pre>{text(summary)}</pre>" if summary else ""
-    rows = "".join(f"<tr><td>{name(g.sample_id)}</td><td>{name(g.node_id)} (call {esc(g.call_index)})</td>"
+    rows = "".join(f"<tr><td>{_by(g)}{name(g.sample_id)}</td><td>{name(g.node_id)} (call {esc(g.call_index)})</td>"
                    f"<td>{_score(g.score)}</td><td>{text(g.text)}</td></tr>"
                    for g in own.head(MAX_GRADIENTS_PER_PROPOSAL).itertuples(index=False))
     more = len(own) - MAX_GRADIENTS_PER_PROPOSAL
     return (f"<p class=\"muted\">gradients for this parameter in step {esc(own.step.iloc[0])}:</p>"
             f"<table><tr><th>sample</th><th>node</th><th>score</th><th>feedback</th></tr>{rows}</table>"
             + (f"<p class=\"muted\">and {more} more</p>" if more > 0 else ""))
+
+
+def _by(g: Any) -> str:
+    """"the person: " before a gradient a person wrote (`trainer.feedback`)."""
+    return "<b>the person</b> " if getattr(g, "source", None) == "person" else ""
 
 
 def _usage(run: Run) -> str:

@@ -29,6 +29,7 @@ from .events import Event
 from .frames import TextFrame
 from .store import RunStore, folder_problems, parse_event_line, read_events, run_folders
 from .charts import CurveData
+from .contributions import CONTRIBUTION_COLUMNS, contribution_rows
 
 if TYPE_CHECKING:
     from .live import LiveRun
@@ -40,10 +41,10 @@ USAGE_FIELDS = ("calls", "prompt_tokens", "completion_tokens", "cache_hits", "la
 CURVE_COLUMNS = ["step", "minibatch", "val", "best_val", "test", "accepted", "rejected", "time"]
 PROPOSAL_COLUMNS = ["proposal_id", "step", "parameter", "role", "old", "new", "source", "attempt", "group",
                     "minibatch_before", "minibatch_after", "minibatch_passed", "validation",
-                    "validation_complete", "best_before", "decision", "decided_by", "kept", "reason",
+                    "validation_complete", "best_before", "decision", "decided_by", "person_reason", "kept", "reason",
                     "value_after", "gradient_summary"]
 GRADIENT_COLUMNS = ["step", "sample_id", "node_id", "component", "call_index", "target", "target_kind", "score",
-                    "text"]
+                    "text", "source"]
 SAMPLE_COLUMNS = ["step", "split", "phase", "proposal_id", "sample_id", "inputs", "prediction", "target", "score",
                   "status", "error", "seconds", "selected", "selection_reason"]
 NOTICE_COLUMNS = ["step", "type", "stage", "parameter", "node_id", "sample_id", "text"]
@@ -191,7 +192,7 @@ class _Tables:
     def _on_gradient(self, e: Event, d: ev.GradientWritten) -> None:
         self.gradients.append({"step": e.step, "sample_id": d.sample_id, "node_id": d.node_id,
                                "component": d.component, "call_index": d.call_index, "target": d.target,
-                               "target_kind": d.target_kind, "score": d.score, "text": d.text})
+                               "target_kind": d.target_kind, "score": d.score, "text": d.text, "source": d.source})
 
     def _proposal(self, pid: str, parameter: str, step: int) -> dict:
         """The row of one parameter of a proposal (a joint proposal changes several under one id)."""
@@ -221,7 +222,7 @@ class _Tables:
 
     def _on_decision(self, e: Event, d: ev.DecisionMade) -> None:
         for p in self._rows_of(d.proposal_id, e.step):
-            p.update({"decision": d.action, "decided_by": d.by})
+            p.update({"decision": d.action, "decided_by": d.by, "person_reason": d.reason})
 
     def _on_validation(self, e: Event, d: ev.Validation) -> None:
         for p in self._rows_of(d.proposal_id, e.step):
@@ -358,8 +359,15 @@ class Run:
 
     @property
     def gradients(self) -> pd.DataFrame:
-        """Every textual gradient: the sample, the node that wrote it (and its call index), its target."""
+        """Every textual gradient: the sample, the node that wrote it (and its call index), its target, and
+        its source: "backward" (the backward engine) or "person" (`trainer.feedback`)."""
         return _frame(self.tables.gradients, GRADIENT_COLUMNS)
+
+    @property
+    def contributions(self) -> pd.DataFrame:
+        """What the person contributed (records/contributions.py): reasons, edits and feedback, each
+        with its step, what it was about, whether it was accepted, and whether the run used it."""
+        return _frame(contribution_rows(self.events()), CONTRIBUTION_COLUMNS)
 
     @property
     def samples(self) -> pd.DataFrame:

@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Mapping
 
 from .approval import AutoApproval, Decision, PendingProposal
+from .teaching import person_judgement, rejection_reason
 from ..optim import Attempt, check_constraints
 from ..optim.gates import Paired
 from ..optim.text_optimizer import summarise_gradients
@@ -93,12 +94,14 @@ class ProposalLoop:
         why = "the optimizer's reply held no usable value (empty, or it echoed its prompt)"
         names = "+".join(p.name for p in group)
         if len(group) > 1:
+            self.teaching.give_to_optimizer([p.name for p in group], step)
             proposed = self._unless_model_fails(
                 "optimizer", lambda: self.text_optimizer.propose_joint(group, self.memory, step), parameter=names)
             if proposed is None:  # the optimizer model failed after retries: skipped, with an event
                 return {}, "skipped", "", ""
             values, reply = proposed
             return values, "optimizer", why, reply
+        self.teaching.give_to_optimizer([param.name], step)  # a person's feedback given since the last call
         peers = [self.params[n] for n in self._peers_of(param) if n != param.name]
         proposed = self._unless_model_fails("optimizer", lambda: self.text_optimizer.propose_with_reply(
             param, peers, self.memory[param.name], param.gradients, step=step, attempt=attempt), parameter=names)
@@ -144,33 +147,36 @@ class ProposalLoop:
             return self._reject(values, pid, step, why, minibatch=paired.after, by=source)
         decision = self._ask(self._pending(values, pid, paired))
         self._emit("decision", proposal_id=pid, **decision.to_dict())
+        person = person_judgement(decision)  # what the optimizer's memory keeps of the person's words
         if decision.action == "reject":
-            return self._reject(values, pid, step, f"rejected by {decision.by}", minibatch=paired.after,
-                                by=decision.by)
+            return self._reject(values, pid, step, rejection_reason(decision), minibatch=paired.after,
+                                by=decision.by, **person)
         by = source
         if decision.action == "edit" and decision.text is not None:
             if len(values) > 1:
                 return self._reject(values, pid, step, "a joint proposal cannot be edited as one text; "
-                                    "reject it and edit the parameters one at a time", by=decision.by)
-            # a person's edit goes through the same checks and minibatch gate as a proposal
+                                    "reject it and edit the parameters one at a time", by=decision.by, **person)
+            # a person's edit goes through the same checks and minibatch gate as a proposal; the memory
+            # keeps the optimizer's text beside it
+            person["proposed"] = next(iter(values.values()))
             values, by = {next(iter(values)): decision.text}, "human"
             self._emit_proposal(values, pid, "human", attempt, group)
             refused = self._refusal(values)
             if refused:
-                return self._reject(values, pid, step, f"the edit {refused}", by=by)
+                return self._reject(values, pid, step, f"the edit {refused}", by=by, **person)
             passed, why, paired = self._minibatch_gate(values, pid, gate_examples, before)
             if not passed:
                 return self._reject(values, pid, step, f"the edit failed the minibatch gate: {why}",
-                                    minibatch=paired.after, by=by)
+                                    minibatch=paired.after, by=by, **person)
         if not getattr(self.approval, "validate", True) and decision.by == "person":
             score, keep, reason = None, True, "accepted by a person without validation"
         else:
             score, keep, reason = self._validate(values, pid)
         if not keep:
-            return self._reject(values, pid, step, reason, minibatch=paired.after, score=score, by=by)
+            return self._reject(values, pid, step, reason, minibatch=paired.after, score=score, by=by, **person)
         for name, new in values.items():
             self.params[name].update(new, step=step, source=by, score=score, note=pid)
-            self.memory[name].record(Attempt(new, step, score, True, reason, paired.after, by))
+            self.memory[name].record(Attempt(new, step, score, True, reason, paired.after, by, **person))
             self._emit("update", proposal_id=pid, parameter=name, accepted=True, value=new, reason=reason)
         if score is not None:
             self.best_val, self.best_step = score, step
@@ -188,10 +194,12 @@ class ProposalLoop:
         return PendingProposal(pid, name, old, new, paired.before or 0.0, paired.after or 0.0)
 
     def _reject(self, values: Values, pid: str, step: int, reason: str, *,
-                minibatch: float | None = None, score: float | None = None, by: str = "optimizer") -> bool:
-        """Record the rejection in each parameter's memory (the next attempt sees it) and say why."""
+                minibatch: float | None = None, score: float | None = None, by: str = "optimizer",
+                **person: str | None) -> bool:
+        """Record the rejection in each parameter's memory (the next attempt sees it, with a person's
+        words in `person`: person_action, person_reason, proposed) and say why."""
         for name, new in values.items():
-            self.memory[name].record(Attempt(new, step, score, False, reason, minibatch, by))
+            self.memory[name].record(Attempt(new, step, score, False, reason, minibatch, by, **person))
             self._emit("update", proposal_id=pid, parameter=name, accepted=False, value=self.params[name].value,
                        reason=reason)
         return False

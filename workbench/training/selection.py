@@ -38,14 +38,17 @@ def _passing(r: Scored, pass_threshold: float) -> bool:
 def select_for_backward(results: Iterable[Scored], *, pass_threshold: float = 1.0, max_failed: int = 4,
                         max_correct: int = 1, seed: int = 0, pinned: Iterable[str] = (),
                         excluded: Iterable[str] = (), carried: Iterable[str] = (),
-                        max_carried: int = 4) -> list[Selection]:
+                        max_carried: int = 4, taught: Iterable[str] = ()) -> list[Selection]:
     """Return one `Selection` per result, in the results' order.
+
+    `taught`: samples a person gave feedback on (`trainer.feedback`): always sent backward, so the
+    feedback reaches the parameters, even when they pass (and even when excluded: the person asked).
 
     `carried`: ids (among `results`) of samples that failed in earlier steps with nothing accepted;
     those still failing are chosen first, up to `max_carried`.
     """
     results = list(results)
-    pinned, excluded, carried = set(pinned), set(excluded), list(dict.fromkeys(carried))
+    pinned, excluded, carried, taught = set(pinned), set(excluded), list(dict.fromkeys(carried)), set(taught)
     chosen: dict[str, str] = {}
     by_id = {r.sample_id: r for r in results}
     for sample_id in carried[-max_carried:] if max_carried > 0 else []:
@@ -59,6 +62,9 @@ def select_for_backward(results: Iterable[Scored], *, pass_threshold: float = 1.
     for r in results:
         if r.sample_id in pinned and r.sample_id not in excluded and r.status != "errored":
             chosen[r.sample_id] = "pinned by the user"
+    for r in results:
+        if r.sample_id in taught and r.status != "errored":
+            chosen[r.sample_id] = "the person gave feedback on it"
     failed.sort(key=lambda r: (r.score if r.score is not None else 0.0))
     for r in failed:
         if r.sample_id in carried:

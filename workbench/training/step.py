@@ -124,7 +124,8 @@ class TrainingStep:
         self.step = step
         batch_examples = self.batch_for(step)
         batch_ids = {e.id for e in batch_examples}
-        carried_ids = [i for i in self.carried_samples() if i not in batch_ids]
+        carried_ids = [i for i in self.carried_samples() + self.teaching.samples_to_backpropagate()
+                       if i not in batch_ids]
         carried = [e for e in self.train if e.id in set(carried_ids)]
         epoch = self.epoch_of(step)
         self._emit("step_started", epoch=epoch, batch=[e.id for e in batch_examples])
@@ -160,7 +161,8 @@ class TrainingStep:
         selection = select_for_backward(everything.results, pass_threshold=self.selection_threshold,
                                         max_failed=cfg.max_failed, max_correct=cfg.max_correct,
                                         seed=cfg.seed * 1_000_003 + step, pinned=self.pinned, excluded=self.excluded,
-                                        carried=self.carried_samples(), max_carried=cfg.max_carried)
+                                        carried=self.carried_samples(), max_carried=cfg.max_carried,
+                                        taught=self.teaching.samples_to_backpropagate())
         self._emit("selection", samples=[{"sample_id": s.sample_id, "selected": s.selected, "reason": s.reason}
                                          for s in selection])
         return [r for r, s in zip(everything.results, selection) if s.selected]
@@ -185,7 +187,9 @@ class TrainingStep:
         return list(dict.fromkeys(self.carried_samples() + still_failing))[-self.config.max_carried:]
 
     def _params_to_optimize(self, step: int) -> list[Parameter]:
-        candidates = [p for p in self.params.values() if p.trainable and (p.gradients or p.role is Role.DEMOS)]
+        taught = self.teaching.parameters_with_feedback()  # a person's words on a parameter go to its optimizer
+        candidates = [p for p in self.params.values()
+                      if p.trainable and (p.gradients or p.role is Role.DEMOS or p.name in taught)]
         if self.config.optimize == "one" and candidates:
             return [candidates[(step - 1) % len(candidates)]]
         return candidates
@@ -261,7 +265,8 @@ class TrainingStep:
             self._obey_controls()
             grads = self.backward_engine.backward(
                 r.graph, self.params, on_gradient=lambda g: self._emit("gradient", **g.to_dict()),
-                on_disconnected=self._on_disconnected, on_skipped=on_skipped)
+                on_disconnected=self._on_disconnected, on_skipped=on_skipped,
+                person=self.teaching.notes_for(r.graph, self.step))
             return len(grads), sum(g.target_kind == "parameter" for g in grads)
         with ThreadPoolExecutor(max_workers=max(1, min(self.config.concurrency, len(chosen) or 1))) as pool:
             counts = list(pool.map(one, chosen))

@@ -26,6 +26,7 @@ from ..records.events import FeedbackGiven, FeedbackUsed, GradientWritten
 
 if TYPE_CHECKING:
     from ..optim.leak import LeakCheck
+    from .approval import Decision
 
 PERSON = "person"
 
@@ -115,6 +116,10 @@ class Teaching:
         them backward, even when they pass."""
         return self.inbox.pending_samples()
 
+    def parameters_with_feedback(self) -> set[str]:
+        """Parameters with pending feedback of their own: their optimizer is asked this step."""
+        return {i.parameter for i in self.inbox.pending("parameter") if i.parameter}
+
     def notes_for(self, graph: Graph, step: int) -> list[tuple[str | None, str]]:
         """The pending feedback on this sample as `(node id or None for its output, text)` for the
         backward engine; marks it used. A node the sample's graph lacks cannot take it: said so."""
@@ -146,3 +151,16 @@ class Teaching:
             self.emit(FeedbackUsed(feedback_id=item.feedback_id, used_in="optimizer", parameter=item.parameter,
                                    note="given to the parameter's optimizer as a person's gradient"))
         return gradients
+
+
+def person_judgement(decision: "Decision") -> dict[str, str | None]:
+    """The `Attempt` fields a person's decision fills (`person_action`, `person_reason`): the optimizer's
+    memory keeps them as the strongest evidence. A policy's or a timeout's decision fills none."""
+    if decision.by != PERSON:
+        return {}
+    return {"person_action": decision.action, "person_reason": decision.reason}
+
+
+def rejection_reason(decision: "Decision") -> str:
+    """Why a rejected proposal was rejected, in the update event and the history: who, and their words."""
+    return f"rejected by {decision.by}" + (f": {decision.reason}" if decision.reason else "")
