@@ -274,6 +274,7 @@ export function feedbackBox(model, { placeholder, cls }) {
     [target, targetLabel] = offered;
   };
   area.addEventListener("input", () => {
+    if (!waiting) clear(status); // an earlier answer is about an earlier text
     locked = area.value.trim() !== "";
     if (!locked && !waiting) free();
     drawLabel();

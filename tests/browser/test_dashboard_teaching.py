@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from test_dashboard import shot
 from test_dashboard_defects import render, traits_after
 from test_views_harness import harness  # noqa: F401  (the fixture)
 from test_widgets import PAYLOAD, ask, emit_step
@@ -290,7 +291,7 @@ def test_the_person_teaches_from_the_dashboard_and_the_endpoint_reads_it(page, l
     # type a reason and reject
     page.locator(f'{dash} .wb-pending[data-proposal="{pid1}"] .wb-reason-text').fill(LAB_REASON)
     page.click(f'{dash} .wb-pending[data-proposal="{pid1}"] button[data-action=reject]')
-    page.wait_for_selector(f'{dash} .wb-history [data-proposal="{pid1}"] .wb-person-reason', timeout=SLOW)
+    page.wait_for_selector(f'{dash} .wb-history [data-proposal="{pid1}"] .wb-person-reason', state="attached", timeout=SLOW)
     card = page.wait_for_selector(f'{dash} .wb-pending[data-proposal]:not([data-proposal="{pid1}"])', timeout=SLOW)
     pid2 = card.get_attribute("data-proposal")
 
@@ -303,6 +304,7 @@ def test_the_person_teaches_from_the_dashboard_and_the_endpoint_reads_it(page, l
     mark = page.locator(f'{dash} .wb-pending[data-proposal="{pid2}"] .wb-gradsum mark.wb-person-text')
     assert PARAM_FEEDBACK in mark.first.text_content()
     assert mark.first.locator(".wb-person-badge").text_content() == "person"
+    shot(page, "teaching-1-after-reject", dash)
 
     # the rest by validation alone; the next step's backward reads the sample's and the node's feedback
     page.click(f"{dash} .wb-review-view input.wb-auto")
@@ -332,3 +334,4 @@ def test_the_person_teaches_from_the_dashboard_and_the_endpoint_reads_it(page, l
     assert page.evaluate("() => window.__wbXss === undefined")
     errors = [m for m in page.console_messages if m.startswith("pageerror")]
     assert not errors, errors
+    shot(page, "teaching-2-finished", dash)
