@@ -203,3 +203,19 @@ def test_the_decision_reason_shows_in_the_history_as_the_persons(teach):
 def test_mark_texts_keeps_every_character_and_marks_the_persons(summary, texts, expected):
     assert mark_texts(summary, texts) == expected
     assert "".join(t for _, t in mark_texts(summary, texts)) == summary
+
+
+def test_the_curves_hover_gives_the_persons_reason_escaped(teach):
+    tr, funnel, views, sent, emit = teach
+    start_run(emit)
+    emit.step = 1
+    ask(emit, "p1", "Answer.", "Answer in one word.")
+    emit("decision", proposal_id="p1", action="reject", by="person", text=None, at=time.time(), reason=PAYLOAD)
+    emit("update", proposal_id="p1", parameter="answer.instruction", accepted=False, value="Answer.",
+         reason="rejected by person")
+    funnel.flush()
+    assert views["curves"].marks[-1]["person_reason"] == PAYLOAD
+    hovers = [t for trace in views["curves"].figures["score"]["data"] for t in (trace.get("text") or [])
+              if isinstance(t, str) and "p1" in t]
+    assert any("the person's reason: &lt;img src=x" in t for t in hovers), hovers
+    assert not any("<img" in t for t in hovers)
