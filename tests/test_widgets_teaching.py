@@ -180,15 +180,21 @@ def test_a_persons_gradient_is_marked_in_the_panel_and_in_the_gradient_summary(t
     assert [t for s, t in parts if s == "person"] == [f"say it shorter {PAYLOAD}"]
 
 
-def test_the_decision_reason_shows_in_the_history_as_the_persons(teach):
+def rejected_with(teach, reason):
+    """Proposal p1 waited and was rejected by a person who gave `reason`; returns the views."""
     tr, funnel, views, sent, emit = teach
     start_run(emit)
     emit.step = 1
     ask(emit, "p1", "Answer.", "Answer in one word.")
-    emit("decision", proposal_id="p1", action="reject", by="person", text=None, at=time.time(), reason=RLO_REASON)
+    emit("decision", proposal_id="p1", action="reject", by="person", text=None, at=time.time(), reason=reason)
     emit("update", proposal_id="p1", parameter="answer.instruction", accepted=False, value="Answer.",
          reason="rejected by person")
     funnel.flush()
+    return views
+
+
+def test_the_decision_reason_shows_in_the_history_as_the_persons(teach):
+    views = rejected_with(teach, RLO_REASON)
     item = next(h for h in views["review"].history if h["proposal_id"] == "p1")
     assert item["decision_reason"] == RLO_REASON and item["reason"] == "rejected by person"
 
@@ -206,14 +212,7 @@ def test_mark_texts_keeps_every_character_and_marks_the_persons(summary, texts, 
 
 
 def test_the_curves_hover_gives_the_persons_reason_escaped(teach):
-    tr, funnel, views, sent, emit = teach
-    start_run(emit)
-    emit.step = 1
-    ask(emit, "p1", "Answer.", "Answer in one word.")
-    emit("decision", proposal_id="p1", action="reject", by="person", text=None, at=time.time(), reason=PAYLOAD)
-    emit("update", proposal_id="p1", parameter="answer.instruction", accepted=False, value="Answer.",
-         reason="rejected by person")
-    funnel.flush()
+    views = rejected_with(teach, PAYLOAD)
     assert views["curves"].marks[-1]["person_reason"] == PAYLOAD
     hovers = [t for trace in views["curves"].figures["score"]["data"] for t in (trace.get("text") or [])
               if isinstance(t, str) and "p1" in t]
