@@ -279,6 +279,12 @@ export function feedbackBox(model, { placeholder, cls }) {
     if (!locked && !waiting) free();
     drawLabel();
   });
+  area.addEventListener("keydown", (e) => {
+    if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) {
+      e.preventDefault();
+      send.click(); // Ctrl+Enter sends, as in a notebook cell
+    }
+  });
   send.addEventListener("click", () => {
     const text = area.value;
     if (!target) return;
