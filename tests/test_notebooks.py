@@ -69,6 +69,15 @@ EXPECTED = {
                              "final   : val 0.500  test 0.500", "5ae1f4cb554299234fd0436d 276,170 inhabitants",
                              "wrote report.html", "hotpotqa completed"],
                     "mime": ["text/html"]},
+    "08_teaching_person_feedback": {"text": [
+        "12 train / 8 val / 4 test tickets", "alone: completed", "accepted: True | about: sample t04 | pending: True",
+        "best val             alone    0.75   taught     1.0", "first step at best   alone       0   taught       1",
+        "optimizer calls      alone       9   taught       1", "kept                 alone       0   taught       1",
+        "The reviewer of this run says: In this shop anything under warranty is a repair",
+        "feedback refused: 't99' is not a training sample of this run",
+        "proposed: Anything under warranty is a repair, even when the customer asks for their money back. Otherwise",
+        "Their reason: Put the warranty rule first: it overrides the others.", "reviewed: completed"],
+        "mime": ["text/html"]},
     "06_export_and_use": {"text": ["exports/tuned_prompts.md", '"format": "workbench-prompts/1"',
                                    "1.000 after", "reply   : Answer: NUM", "workbench imported: False",
                                    "val 0.250 -> 0.583, test 0.583 -> 1.000"],
@@ -163,6 +172,13 @@ NARRATIVE = {
         *only(["answer.instruction"])(ev),
         *([] if refused_on_minibatch(ev, 1) == ["p1-1"] else [f"step 1 refused {refused_on_minibatch(ev, 1)}"]),
         *([] if kept(ev) == [(2, "answer.instruction")] else [f"kept {kept(ev)}"])],
+    # alone: every rewording refused, nothing kept; reviewed (the person rejected the first proposal with
+    # a reason) and taught: the warranty rule kept in step 1; the person's feedback used in step 1
+    "08_teaching_person_feedback": lambda ev: [
+        *([] if kept(ev) == [(1, "route.instruction"), (1, "route.instruction")] else [f"kept {kept(ev)}"]),
+        *([] if [e["data"]["reason"] for e in ev if e["type"] == "decision" and e["data"]["action"] == "reject"]
+          == ["Put the warranty rule first: it overrides the others."] else ["no reject with its reason"]),
+        *([] if sorted(e["step"] for e in ev if e["type"] == "feedback_used") == [1, 1] else ["feedback not used in step 1"])],
 }
 
 

@@ -8,7 +8,7 @@ The engine in one look::
         prediction = answer(question="...")
 """
 from .engine.backward import BackwardEngine, backward_rule
-from .errors import WorkbenchError
+from .errors import FeedbackRefused, WorkbenchError
 from .records.events import Event, EventBus
 from .engine.graph import Gradient, Graph, render_svg, to_dot
 from .engine.loss import EvalFn, exact_match, f1_score, judge, numeric_match
@@ -28,7 +28,7 @@ __version__ = "0.1.0"
 __all__ = [
     "open_run", "runs",
     "AutoApproval", "HumanApproval", "Models", "TrainConfig", "Trainer",
-    "BackwardEngine", "EvalFn", "backward_rule", "judge", "Event", "EventBus", "FunctionPipeline", "Gradient", "Graph", "LLMCall", "Parameter",
+    "BackwardEngine", "EvalFn", "FeedbackRefused", "backward_rule", "judge", "Event", "EventBus", "FunctionPipeline", "Gradient", "Graph", "LLMCall", "Parameter",
     "Pipeline", "PromptTemplate", "Role", "SampleResult", "Tool", "TracedText", "WorkbenchError",
     "exact_match", "f1_score", "numeric_match", "render_svg", "run_batch", "run_example",
     "select_for_backward", "to_dot", "tool", "trace", "use_model",

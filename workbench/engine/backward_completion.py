@@ -42,11 +42,12 @@ def _words(text: str) -> list[str]:
     return re.sub(r"[^\w\s]", " ", text.lower()).split()
 
 
-def is_echo(reply: str, messages: list[dict], relayed: str = "") -> bool:
+def is_echo(reply: str, messages: list[dict], relayed: str = "", person: str = "") -> bool:
     """True for an empty reply or one copied from `messages`: its words appear there as one run
     (a reply of one or two words: as a whole line or a line's label), or most of its 3-word
     runs do (a rewritten prompt with a few words changed). Repeating `relayed`, the feedback that
-    reached the node from downstream, is passing it on, not an echo."""
+    reached the node from downstream, is passing it on, not an echo; so is quoting `person`, a
+    person's feedback in the prompt (their words are what the gradient should carry on)."""
     said = _words(reply)
     if not said or not re.search(r"[^\W\d_]{2}", reply):
         return True
@@ -62,6 +63,8 @@ def is_echo(reply: str, messages: list[dict], relayed: str = "") -> bool:
     if len(said) < _NGRAM:
         return False
     seen = {tuple(prompt[i:i + _NGRAM]) for i in range(len(prompt) - _NGRAM + 1)}
+    quoted = _words(person)
+    seen -= {tuple(quoted[i:i + _NGRAM]) for i in range(len(quoted) - _NGRAM + 1)}
     runs = [tuple(said[i:i + _NGRAM]) for i in range(len(said) - _NGRAM + 1)]
     return sum(r in seen for r in runs) >= _COPIED_SHARE * len(runs)
 

@@ -103,7 +103,8 @@ class BackwardPass:
             self.arrived.setdefault(target, []).append(Feedback("person", text, source="person"))
         return [target for _, target in pairs]
 
-    def ask_all(self, node: NodeRecord, jobs: list[tuple[str, str, list[dict]]], relayed: str = "") -> list[Any]:
+    def ask_all(self, node: NodeRecord, jobs: list[tuple[str, str, list[dict]]], relayed: str = "",
+                person: str = "") -> list[Any]:
         """Backward-model replies for `(target, kind, messages)` jobs, in parallel, in job order.
 
         A job whose model call fails after retries is None when `on_skipped` takes the report; one
@@ -123,7 +124,7 @@ class BackwardPass:
                     raise
                 skip(target, kind, redact(str(exc)))
                 return None
-            if not is_echo(text, messages, relayed):
+            if not is_echo(text, messages, relayed, person):
                 return text
             if self.on_skipped is None:
                 echoed.append(f"gradient for {target!r} at node {node.id!r} (sample {self.graph.sample_id!r}) "
@@ -190,7 +191,9 @@ def llm_backward(bp: BackwardPass, node: NodeRecord, feedback: list[Feedback]) -
                 value=clip(graph.node(edge.source).output), prompt=clip(prompt_text),
                 output=clip(node.output), feedback=_join(feedback), score=f"{bp.score:g}"))))
     target = graph.loss.target if graph.loss else ""
-    for (name, kind, _), text in zip(jobs, bp.ask_all(node, jobs, downstream)):  # emitted in a fixed order: reproducible
+    person = " ".join(f.text for f in feedback if f.source == "person")  # quoting it is no echo
+    # emitted in a fixed order: reproducible
+    for (name, kind, _), text in zip(jobs, bp.ask_all(node, jobs, downstream, person)):
         if text is None:
             continue
         if text is _ECHOED:

@@ -177,7 +177,8 @@ class TextOptimizer:
             f"{self.num_candidates} different improved values, each in its own tags"
         user = OPTIMIZER_PROMPT.format(
             name=param.name, role=param.role.value, description=param.description or "(none)", value=param.value,
-            judgements=f"{JUDGEMENTS_HEADING}\n{format_judgements(judged)}\n\n" if judged else "", peers="\n".join(f"- {p.name} ({p.role.value}): {p.value}" for p in peers) or "(none)",
+            judgements=f"{JUDGEMENTS_HEADING}\n{format_judgements(judged)}\n\n" if judged else "",
+            peers="\n".join(f"- {p.name} ({p.role.value}): {p.value}" for p in peers) or "(none)",
             gradients=summarise_gradients(gradients, pass_threshold=self.pass_threshold), history=history,
             failures=failures, rejected="\n".join(format_attempt(a) for a in rejected) or "(none yet)",
             constraints=_rules(param), count=count)

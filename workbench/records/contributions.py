@@ -46,7 +46,8 @@ def contribution_rows(events: Iterable[Event]) -> list[dict]:
             decisions[data["proposal_id"]] = row
             rows.append(row)
         elif event.type == "update" and data["proposal_id"] in decisions:
-            decisions[data["proposal_id"]]["outcome"] = ("kept: " if data["accepted"] else "not kept: ") + data["reason"]
+            verdict = "kept: " if data["accepted"] else "not kept: "
+            decisions[data["proposal_id"]]["outcome"] = verdict + data["reason"]
         elif event.type == "feedback":
             row = _row(event, kind="feedback", target_kind=data["target_kind"], parameter=data.get("parameter"),
                        sample_id=data.get("sample_id"), node_id=data.get("node_id"), text=data["text"],

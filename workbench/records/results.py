@@ -367,7 +367,9 @@ class Run:
     def contributions(self) -> pd.DataFrame:
         """What the person contributed (records/contributions.py): reasons, edits and feedback, each
         with its step, what it was about, whether it was accepted, and whether the run used it."""
-        return _frame(contribution_rows(self.events()), CONTRIBUTION_COLUMNS)
+        frame = _frame(contribution_rows(self.events()), CONTRIBUTION_COLUMNS)
+        frame["used_at_step"] = frame["used_at_step"].astype("Int64")  # a step, not 1.0 beside a missing one
+        return frame
 
     @property
     def samples(self) -> pd.DataFrame:
