@@ -181,7 +181,7 @@ function render({ model, el }) {
         " ", h("span", { class: statusClass(p.status) }, p.status), by ? [" ", named(by)] : "",
         p.decision_reason ? [" ", personBadge()] : null, " ", h("span", { class: "wb-scores" }, scoreLine(p))));
       if (p.diff) d.append(h("div", { class: "wb-sub" }, "Proposed change"), diffView(p.diff));
-      if (p.edited_diff) d.append(h("div", { class: "wb-sub" }, "As edited"), diffView(p.edited_diff));
+      if (p.edited_diff) d.append(h("div", { class: "wb-sub" }, personBadge(), " As edited (the optimizer's text above, yours here)"), diffView(p.edited_diff));
       if (p.decision_reason) d.append(h("div", { class: "wb-person-reason" }, personBadge(), " reason: ", bidi(p.decision_reason, "wb-person-said")));
       if (p.reason) d.append(h("div", { class: "wb-reason" }, named(p.reason)));
       if (p.gradient_summary) d.append(h("div", { class: "wb-sub" }, "Gradient summary"), summaryView(p.gradient_parts, p.gradient_summary));
