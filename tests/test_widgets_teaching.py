@@ -200,11 +200,12 @@ def test_the_decision_reason_shows_in_the_history_as_the_persons(teach):
 
 
 @pytest.mark.parametrize("summary,texts,expected", [
-    ("a X b X", ["X"], [["", "a "], ["person", "X"], ["", " b "], ["person", "X"]]),
+    ("at a: X\n  - X", ["X"], [["", "at a: "], ["person", "X"], ["", "\n  - "], ["person", "X"]]),
     ("no mark here", ["absent"], [["", "no mark here"]]),
-    ("ab", ["a", "ab"], [["person", "ab"]]),                     # the longer text wins at one place
+    ("I know: no", ["no"], [["", "I know: "], ["person", "no"]]),  # a short text only where it stands whole
+    ("- ab", ["a", "ab"], [["", "- "], ["person", "ab"]]),         # the longer text wins at one place
     ("", ["x"], []),
-    ("x" * 700 + " ...", ["x" * 900], [["person", "x" * 600], ["", "x" * 100 + " ..."]]),  # clipped in the summary
+    ("- " + "x" * 600 + " ...", ["x" * 600 + "y" * 300], [["", "- "], ["person", "x" * 600], ["", " ..."]]),  # clipped
 ])
 def test_mark_texts_keeps_every_character_and_marks_the_persons(summary, texts, expected):
     assert mark_texts(summary, texts) == expected
@@ -218,3 +219,22 @@ def test_the_curves_hover_gives_the_persons_reason_escaped(teach):
               if isinstance(t, str) and "p1" in t]
     assert any("the person's reason: &lt;img src=x" in t for t in hovers), hovers
     assert not any("<img" in t for t in hovers)
+
+
+def test_a_dashboard_opened_on_a_resumed_run_shows_the_feedback_its_checkpoint_holds():
+    from workbench.optim.person_feedback import FeedbackInbox, PersonFeedback
+    from workbench.ui import Funnel, ReviewView
+    tr = TeachableTrainer()
+
+    class Teaching:
+        inbox = FeedbackInbox([PersonFeedback("f1", "still to use", "sample", "s1", given_at_step=2),
+                               PersonFeedback("f2", "used already", "parameter", parameter="answer.instruction",
+                                              given_at_step=1, used_at_step=2)])
+    tr.teaching = Teaching()
+    funnel = Funnel(tr, threaded=False)
+    review = ReviewView(funnel)
+    try:
+        shown = {f["feedback_id"]: (f["status"], f["label"], f["text"]) for f in review.feedback}
+        assert shown == {"f1": ("queued", "queued", "still to use"), "f2": ("used", "used (step 2)", "used already")}
+    finally:
+        funnel.close()

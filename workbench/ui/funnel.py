@@ -80,6 +80,9 @@ class Funnel:
         st.samples.pinned = set(getattr(tr, "pinned", set()) or set())
         st.samples.excluded = set(getattr(tr, "excluded", set()) or set())
         st.review.auto_approve = bool(getattr(getattr(tr, "approval", None), "auto", True))
+        inbox = getattr(getattr(tr, "teaching", None), "inbox", None)  # a resumed run's feedback, queued or used
+        if inbox is not None:
+            st.person.restore(item.to_dict() for item in inbox.items())
         st.run.run_id = str(getattr(tr, "run_id", "") or "")
         store_path = getattr(getattr(tr, "store", None), "path", None)  # the run folder
         st.run.run_dir = str(store_path) if store_path else ""

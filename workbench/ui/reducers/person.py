@@ -8,7 +8,7 @@ output for the sample) and the review (everything, and the marks in gradient sum
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Any
+from typing import Any, Iterable
 
 from ...records.events import Event
 from .base import PANEL, REVIEW, SAMPLES, Part, clip
@@ -31,16 +31,29 @@ def where(target_kind: str, sample_id: str | None, node_id: str | None, paramete
     return f"the output of sample {sample_id}"
 
 
+def _whole(summary: str, at: int, end: int) -> bool:
+    """Whether summary[at:end] stands as a whole text there: after a line start, "- " or ": ", and
+    before a line end or the summary's " ..." clip marker (so "no" is not found inside "know")."""
+    before = at == 0 or summary[at - 1] == "\n" or summary[max(0, at - 2):at] in (": ", "- ")
+    return before and (end == len(summary) or summary[end] == "\n" or summary.startswith(" ...", end))
+
+
+def _first(summary: str, needle: str, start: int) -> int:
+    at = summary.find(needle, start)
+    while at >= 0 and not _whole(summary, at, at + len(needle)):
+        at = summary.find(needle, at + 1)
+    return at
+
+
 def mark_texts(summary: str, texts: list[str]) -> list[list[str]]:
-    """`summary` as segments [[source, text], ...]: each occurrence of one of `texts` (a person's) is
-    a `"person"` segment, the rest `""`. A long text is found by its first SUMMARY_CLIP characters,
-    as the summary holds it."""
+    """`summary` as segments [[source, text], ...]: each place one of `texts` (a person's) stands
+    whole is a `"person"` segment, the rest `""`. A long text is found by its first SUMMARY_CLIP
+    characters, as the summary holds it."""
     needles = sorted({t[:SUMMARY_CLIP] for t in texts if t.strip()}, key=len, reverse=True)
     out: list[list[str]] = []
     i = 0
     while i < len(summary) and needles:
-        hits = [(summary.find(n, i), n) for n in needles]
-        hits = [(at, n) for at, n in hits if at >= 0]
+        hits = [(at, n) for n in needles if (at := _first(summary, n, i)) >= 0]
         if not hits:
             break
         at, needle = min(hits, key=lambda h: (h[0], -len(h[1])))
@@ -62,21 +75,34 @@ class PersonPart(Part):
         self.texts: "OrderedDict[str, None]" = OrderedDict()  # a person's gradient texts, newest last
 
     # -- events ----------------------------------------------------------------------------------
-    def _on_feedback(self, e: Event, d: dict) -> None:
-        fid = d.get("feedback_id") or f"f{len(self.feedback) + 1}"
-        accepted = bool(d.get("accepted"))
-        kind = d.get("target_kind") or "sample"
+    def _keep(self, fid: str, text: Any, kind: str, sample_id: str | None, node_id: str | None,
+              parameter: str | None, *, status: str, reason: Any = "", step: int = 0, used_in: str = "") -> None:
         self.feedback[fid] = {
-            "feedback_id": fid, "text": clip(d.get("text"), 2000), "target_kind": kind,
-            "sample_id": d.get("sample_id") or "", "node_id": d.get("node_id") or "", "parameter": d.get("parameter") or "",
-            "where": where(kind, d.get("sample_id"), d.get("node_id"), d.get("parameter")),
-            "status": QUEUED if accepted else REFUSED, "reason": "" if accepted else clip(d.get("reason"), 600),
-            "step": e.step}
+            "feedback_id": fid, "text": clip(text, 2000), "target_kind": kind, "sample_id": sample_id or "",
+            "node_id": node_id or "", "parameter": parameter or "", "where": where(kind, sample_id, node_id, parameter),
+            "status": status, "reason": clip(reason, 600), "step": step, "used_in": used_in}
         while len(self.feedback) > MAX_FEEDBACK:
             self.feedback.popitem(last=False)
-        if accepted:
-            self._remember(d.get("text"))
+        if status != REFUSED:
+            self._remember(text)
         self.mark(SAMPLES, PANEL, REVIEW)
+
+    def _on_feedback(self, e: Event, d: dict) -> None:
+        accepted = bool(d.get("accepted"))
+        self._keep(d.get("feedback_id") or f"f{len(self.feedback) + 1}", d.get("text"), d.get("target_kind") or "sample",
+                   d.get("sample_id"), d.get("node_id"), d.get("parameter"), status=QUEUED if accepted else REFUSED,
+                   reason="" if accepted else d.get("reason"), step=e.step)
+
+    def restore(self, items: Iterable[dict]) -> None:
+        """What the trainer already holds when the dashboard opens (a resumed run's feedback, from its
+        checkpoint): `PersonFeedback.to_dict()` items, queued or used."""
+        for item in items:
+            used = item.get("used_at_step")
+            if item.get("feedback_id") and item["feedback_id"] not in self.feedback:
+                self._keep(item["feedback_id"], item.get("text"), item.get("target_kind") or "sample",
+                           item.get("sample_id"), item.get("node_id"), item.get("parameter"),
+                           status=QUEUED if used is None else USED, step=item.get("given_at_step") or 0,
+                           used_in="" if used is None else f"step {used}")
 
     def _on_feedback_used(self, e: Event, d: dict) -> None:
         item = self.feedback.get(d.get("feedback_id", ""))
