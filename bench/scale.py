@@ -161,6 +161,7 @@ def open_run_numbers(folder: Path) -> None:
 
 def report_numbers(folder: Path, out: Path) -> None:
     from workbench.records.report import render_report
+    from workbench.records.results import open_run
     started = time.perf_counter()
     proc = subprocess.run([sys.executable, "-m", "workbench", "report", str(folder), "-o", str(out)],
                           capture_output=True, text=True)
@@ -169,7 +170,7 @@ def report_numbers(folder: Path, out: Path) -> None:
         print(f"workbench report failed: {proc.stderr.strip()[-300:]}")
     else:
         print(f"workbench report (CLI, new process): {t_cli:.2f} s, {kb(out.stat().st_size)}")
-    text, t = timed(render_report, folder)
+    text, t = timed(lambda: render_report(open_run(folder)))
     from plotly.offline import get_plotlyjs
     js = len(get_plotlyjs())
     rest = len(text.encode()) - js

@@ -146,7 +146,7 @@ def test_terminal_approval_edit_is_validated_and_recorded_as_a_person(tmp_path):
     assert "Proposal p1-3 for shout.instruction (minibatch 0.000 -> 0.500)" in proc.stderr
     assert "+++ proposed\nRepeat the word. Rule 1: use capitals. Rule 2: use capitals.\n" in proc.stderr
     # piped answers are echoed after their question, so the transcript reads like a terminal session
-    assert "[a]ccept, [r]eject or [e]dit? what?\n[a]ccept, [r]eject or [e]dit? e\nType the new value" in proc.stderr
+    assert "[a]ccept, [r]eject, [e]dit or [f]eedback? what?\n[a]ccept, [r]eject, [e]dit or [f]eedback? e\nType the new value" in proc.stderr
     summary = RunStore(tmp_path / "run").summary()
     assert summary["parameters"]["shout.instruction"] == edited and summary["final"]["val"] == 1.0
     prov = json.loads((tmp_path / "run" / "prompts.json").read_text())["parameters"][0]["provenance"]
@@ -161,7 +161,7 @@ def test_stdin_closing_during_terminal_approval_stops_cleanly_and_can_resume(tmp
                          cwd=tmp_path, stdin="")
         assert proc.returncode == 130
         assert "continue with: workbench train --resume run" in proc.stderr
-        assert "[a]ccept, [r]eject or [e]dit? \n" in proc.stderr  # the next line does not run on after it
+        assert "[a]ccept, [r]eject, [e]dit or [f]eedback? \n" in proc.stderr  # the next line does not run on after it
         assert RunStore(tmp_path / "run").summary()["status"] == "stopped"
         (tmp_path / "run" / "checkpoints" / "step-0099.json").write_bytes(b"\x00\xff torn")  # a damaged newest one
         resumed = workbench("train", "--resume", "run", "--approval", "auto", "--base-url", server.base_url,

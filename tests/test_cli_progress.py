@@ -52,7 +52,8 @@ def test_without_a_terminal_a_long_baseline_prints_lines_while_it_runs():
 def test_step_lines_go_to_stdout_and_the_rest_to_stderr():
     out, err = io.StringIO(), io.StringIO()
     progress = Progress(3, {"train": 4, "val": 4, "test": 4}, 2, out=out, err=err)
-    progress(Event("step_finished", {"train_score": 0.5, "best_val": 0.75, "accepted": ["p1-1"], "rejected": [],
+    progress(Event("step_finished", {"epoch": 0, "train_score": 0.5, "val_score": 0.75, "best_val": 0.75,
+                                     "accepted": ["p1-1"], "rejected": [],
                                      "usage": {"task": {"calls": 4, "prompt_tokens": 100, "completion_tokens": 20}}},
                    step=1))
     assert out.getvalue() == ("step 1/3: train 0.500 | best val 0.750 | accepted p1-1 | rejected - | "

@@ -134,13 +134,21 @@ def test_a_training_run_emits_only_events_that_conform(tmp_path):
 
 # -- emit sites in the code use defined types and fields -----------------------------------------
 
+DEFINITIONS = {cls.__name__: name for name, cls in EVENT_TYPES.items()}
+
+
 def emit_sites(tree: ast.AST) -> list[tuple[str, set[str], int]]:
-    """`_emit("type", field=...)` and `Event("type", {...})` calls: (type, field names, line)."""
+    """Typed sites `Definition(field=...)` (a class from records/events.py) and the string forms
+    `_emit("type", field=...)` and `Event("type", {...})`: (type, field names, line)."""
     sites = []
     for node in ast.walk(tree):
-        if not isinstance(node, ast.Call) or not node.args or not _is_str(node.args[0]):
+        if not isinstance(node, ast.Call):
             continue
         name = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
+        if name in DEFINITIONS and not node.args:
+            sites.append((DEFINITIONS[name], {k.arg for k in node.keywords if k.arg}, node.lineno))
+        if not node.args or not _is_str(node.args[0]):
+            continue
         if name in ("_emit", "emit_event"):
             sites.append((node.args[0].value, {k.arg for k in node.keywords if k.arg}, node.lineno))
         elif name == "Event" and len(node.args) > 1 and isinstance(node.args[1], ast.Dict):
@@ -161,6 +169,27 @@ def test_every_emit_site_in_the_package_uses_a_defined_type_and_fields():
                         for k in sorted(keys - ev.fields_of(type_name))]
     assert found >= 20  # the trainer's emit sites were found
     assert bad == []
+
+
+def test_the_trainer_emits_typed_definitions_only():
+    """Every emit in workbench/training builds its event's definition, so a misspelled field fails where
+    it is written: no `emit("type", ...)` string form, no `Event(...)` built by hand."""
+    untyped = []
+    for path in sorted((PACKAGE / "training").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not isinstance(node, ast.Call):
+                continue
+            name = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
+            hand_built = isinstance(node.func, ast.Name) and node.func.id == "Event"  # not threading.Event
+            if hand_built or (name in ("_emit", "emit") and node.args and _is_str(node.args[0])):
+                untyped.append(f"{path.relative_to(ROOT)}:{node.lineno}: {ast.unparse(node)[:80]}")
+    assert untyped == []
+
+
+def test_a_misspelled_field_fails_where_the_event_is_written():
+    from workbench.records.events import StepStarted
+    with pytest.raises(TypeError, match="bacth"):
+        StepStarted(epoch=0, bacth=["s1"])
 
 
 # -- consumers read only defined fields ----------------------------------------------------------

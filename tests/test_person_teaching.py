@@ -14,7 +14,7 @@ from workbench.engine.backward_prompts import PERSON_LABEL
 from workbench.errors import FeedbackRefused
 from workbench.llm.models import Models
 from workbench.optim.person_judgements import JUDGEMENTS_HEADING
-from workbench.optim.text_optimizer import OPTIMIZER_SYSTEM, PERSON_HEADING
+from workbench.optim.text_optimizer import OPTIMIZER_SYSTEM, PERSON_HEADING, TextOptimizer
 from workbench.records.report import render_report
 from workbench.records.results import open_run
 from workbench.records.store import RunStore
@@ -322,19 +322,24 @@ def test_hostile_reasons_and_feedback_render_as_text_in_frames_and_report(tmp_pa
     pending = wait_for_pending(trainer)
     trainer.decide(pending.proposal_id, "reject", reason=HOSTILE)
     future.result(timeout=60)  # the optimizer repeats its rejected value until the step gives up
+    with pytest.raises(FeedbackRefused):
+        trainer.feedback(HOSTILE, sample_id=f"va-{RLO}")  # refused: its row has no step of use
     run = open_run(tmp_path / "run")
     frame = run.contributions
-    assert frame.kind.tolist() == ["feedback", "feedback", "reject"]
+    assert frame.kind.tolist() == ["feedback", "feedback", "reject", "feedback"]
     assert frame.text.tolist()[:2] == [HOSTILE] * 2 and frame.reason.tolist()[2] == HOSTILE  # exactly as written
-    assert frame.used.tolist() == [True, True, True]  # the next attempts read the reason
+    assert frame.used.tolist() == [True, True, True, False]  # the next attempts read the reason
     assert run.proposals.person_reason.tolist()[0] == HOSTILE
     assert "tex2jax_ignore" in frame._repr_html_()  # MathJax leaves the dollars alone
     page = render_report(run)
-    assert "The person&#x27;s contributions (3)" in page
+    assert "The person&#x27;s contributions (4)" in page
     assert "window.__xss=9\"> " not in page and page.count("&lt;img src=x onerror=&quot;window.__xss=9&quot;&gt;") >= 3
     # each override stays inside an isolated element, where it cannot reorder the page around it
     assert page.count(RLO) == len(re.findall(f"<bdi>[^<]*{RLO}[^<]*</bdi>", page)) > 0
     assert "<b>the person</b>" in page  # the person's gradient is marked as theirs under its proposal
+    section = re.search(r"<h2>The person&#x27;s contributions \(4\)</h2>(.*?)</section>", page, re.S).group(1)
+    cells = re.findall(r"<td>(.*?)</td>", section, re.S)
+    assert cells and not [c for c in cells if "NA" in c or c in ("NaN", "nan", "None", "")]  # a missing cell is "–"
 
 
 @pytest.mark.parametrize("typed, reason", [("r\n  Too vague for new words.  \n", "Too vague for new words."),
@@ -372,3 +377,84 @@ def test_feedback_given_while_the_run_waits_for_a_decision_reaches_the_next_atte
                  and e.data["action"] == "reject"]
     assert reject["reason"] is None and reject["by"] == "person"
     assert open_run(tmp_path / "run").contributions.kind.tolist() == ["feedback"]  # a reject without words is no row
+
+
+def test_a_base_models_short_prompts_put_the_persons_words_first():
+    """The base-model prompts cut their feedback to a few hundred characters: the person's words lead."""
+    from workbench.engine.backward_prompts import Feedback, downstream_text
+    from workbench.engine.graph import Gradient
+    from workbench.optim.memory import Attempt, ParameterMemory
+    from workbench.optim.optimizer_completion import CompletionPrompt
+
+    engine_says = "The answer was wrong in a long and winding way. " * 10
+    line = downstream_text([Feedback("loss", engine_says), Feedback("person", TIP, source="person")])
+    assert line.startswith(f"(from the person) {TIP}")
+    param = Parameter("shout.instruction", "Repeat the word.")
+    grads = [Gradient("tr-apple", "shout", "shout", 1, param.name, "parameter", 0.0, engine_says),
+             Gradient("", "", "", 0, param.name, "parameter", None, TIP, source="person")]
+    memory = ParameterMemory(param.name, [Attempt(FRENCH, 1, None, False, "rejected by person", None, "person",
+                                                  person_action="reject", person_reason=WHY)])
+    optimizer = TextOptimizer(Models.scripted(task).task, style="completion")
+    problem = optimizer.prompt(param, [], memory, grads, step=2)[0]["content"].split("Problem: ")[1]
+    assert problem.startswith(f"{WHY} {TIP}")
+    assert CompletionPrompt().problem(grads).startswith(TIP)
+
+
+def test_a_joint_prompt_shows_each_parameters_judgements():
+    from workbench.optim.memory import Attempt, ParameterMemory
+
+    a, b = Parameter("x.instruction", "Do it."), Parameter("x.format", "One word.")
+    memory = {a.name: ParameterMemory(a.name, [Attempt("Do it in French.", 1, None, False, "rejected by person",
+                                                       None, "person", person_action="reject", person_reason=WHY)]),
+              b.name: ParameterMemory(b.name)}
+    prompt = TextOptimizer(Models.scripted(task).task, style="chat").joint_prompt([a, b], memory, step=2)[-1]["content"]
+    part_a, part_b = prompt.split("### Parameter: x.format")
+    assert f"Their reason: {WHY}" in part_a and JUDGEMENTS_HEADING not in part_b
+
+
+def test_terminal_feedback_reaches_the_trainer_and_a_refusal_is_shown():
+    import io
+
+    from workbench.cli.terminal_approval import terminal_approval
+    from workbench.training.approval import PendingProposal
+
+    given = []
+
+    def feedback(text, parameter):
+        if "APPLE" in text:
+            raise FeedbackRefused("feedback refused: leaks a training target: 'apple'")
+        given.append((text, parameter))
+    err = io.StringIO()
+    typed = f"f\n{TIP}\nf\nSay APPLE.\nr\n\n"
+    approval = terminal_approval(None, stdin=io.StringIO(typed), err=err, feedback=feedback)
+    decision = approval.decide(PendingProposal("p1-1", "shout.instruction", "old", "new"))
+    assert decision.action == "reject" and given == [(TIP, "shout.instruction")]
+    shown = err.getvalue()
+    assert "[a]ccept, [r]eject, [e]dit or [f]eedback? f\nFeedback on shout.instruction (its optimizer reads it): " \
+           in shown
+    assert "noted: the next proposal for shout.instruction reads it" in shown
+    assert "feedback refused: leaks a training target: 'apple'" in shown
+
+
+def test_feedback_on_a_tool_nodes_output_passes_through_it_to_the_llm_node_upstream():
+    """engine level: seeded at `lookup` (a function), relayed to `query`, whose parameter's backward
+    prompt holds it; the answer node downstream of it never sees it."""
+    from test_engine_backward import run_failed_sample
+    from workbench import BackwardEngine
+    from workbench.llm.scripted import ScriptedModel
+
+    pipeline, r = run_failed_sample()
+    model = ScriptedModel(lambda m: "Search for the town's name.", role="backward")
+    grads = BackwardEngine(model).backward(r.graph, pipeline.named_parameters(), person=[("lookup", TIP)])
+    person = [g for g in grads if g.source == "person"]
+    assert [(g.node_id, g.target, g.target_kind) for g in person] == [("lookup", "lookup", "value")]
+    relayed = [g for g in grads if g.node_id == "lookup" and g.target == "query" and g.source == "backward"]
+    assert relayed and f"(from the person) {TIP}" in relayed[0].text
+    to_query = [c[-1]["content"] for c in model.calls if "### Parameter: query.instruction" in c[-1]["content"]]
+    assert to_query and TIP in to_query[0]
+    assert all(TIP not in c[-1]["content"] for c in model.calls if "### Parameter: answer.instruction" in
+               c[-1]["content"])
+    # a node the sample's graph lacks takes nothing (the trainer reports it as not applied)
+    pipeline, r = run_failed_sample()
+    grads = BackwardEngine(model).backward(r.graph, pipeline.named_parameters(), person=[("nowhere", TIP)])
+    assert grads and not [g for g in grads if g.source == "person" or TIP in g.text]

@@ -42,7 +42,7 @@ def hostile_run(tmp_path_factory):
 
 
 def test_the_report_isolates_values_and_shows_the_override_in_ids(hostile_run):
-    page = render_report(hostile_run)
+    page = render_report(open_run(hostile_run))
     assert RLO not in page  # every override is spelled out, never left to reorder the page
     assert f"<bdi class=\"name\">s6<span class=\"ctl\"" in page and "gnp.exe</bdi>" in page
     assert html.escape(TASK, quote=True) in page and TASK not in page
@@ -58,7 +58,7 @@ def test_notices_show_a_dash_not_nan_in_missing_cells(tmp_path):
     trainer.fit()
     notices = open_run(tmp_path / "run").notices
     assert (notices.type == "no_proposal").any() and notices.node_id.isna().any()
-    section = re.search(r"<h2>Notices \(\d+\)</h2>(.*?)</section>", render_report(tmp_path / "run"), re.S).group(1)
+    section = re.search(r"<h2>Notices \(\d+\)</h2>(.*?)</section>", render_report(open_run(tmp_path / "run")), re.S).group(1)
     cells = re.findall(r"<td>(.*?)</td>", section, re.S)
     assert cells and not [c for c in cells if c in ("NaN", "nan", "None", "")]
     assert "<td>–</td>" in section
@@ -126,14 +126,14 @@ def test_reports_and_exports_get_the_mode_a_plain_write_gives(hostile_run, tmp_p
     plain = tmp_path / "plain.txt"
     plain.write_text("x")
     assert mode(plain) == 0o644
-    assert mode(write_report(hostile_run, tmp_path / "report.html")) == 0o644
+    assert mode(write_report(open_run(hostile_run), tmp_path / "report.html")) == 0o644
     for suffix in ("json", "yaml", "md"):
         assert mode(export_prompts(hostile_run, tmp_path / f"prompts.{suffix}")) == 0o644
     umask(0o027)
-    assert mode(write_report(hostile_run, tmp_path / "report-027.html")) == 0o640
+    assert mode(write_report(open_run(hostile_run), tmp_path / "report-027.html")) == 0o640
     # a file that exists keeps its mode, as open(path, "w") would leave it
     os.chmod(tmp_path / "report.html", 0o600)
-    assert mode(write_report(hostile_run, tmp_path / "report.html")) == 0o600
+    assert mode(write_report(open_run(hostile_run), tmp_path / "report.html")) == 0o600
     assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp file left behind
 
 

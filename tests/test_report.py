@@ -51,7 +51,7 @@ def run_dir(tmp_path_factory):
 
 
 def test_report_holds_charts_prompts_proposals_and_usage(run_dir, tmp_path):
-    out = write_report(run_dir, tmp_path / "report.html")
+    out = write_report(open_run(run_dir), tmp_path / "report.html")
     page = out.read_text(encoding="utf-8")
     assert page.startswith("<!DOCTYPE html>") and page.count('class="plotly-graph-div"') == 2
     assert "Final prompts" in page and "Proposals (1)" in page and "per role and step" in page
@@ -65,7 +65,7 @@ def test_report_holds_charts_prompts_proposals_and_usage(run_dir, tmp_path):
 
 
 def test_no_payload_survives_unescaped(run_dir):
-    page = render_report(run_dir)
+    page = render_report(open_run(run_dir))
     body = page[page.index("</head>"):]
     assert IMG not in page and SCRIPT not in page
     assert "<script>window.__xss" not in page and "onerror=\"window" not in page
@@ -84,7 +84,7 @@ def test_notices_are_listed_escaped(tmp_path):
                                          "resumed_from": None}, "run", 0, 1.0))
     store.on_event(Event("skipped", {"stage": "optimizer", "parameter": "a", "node_id": None, "sample_id": None,
                                      "error": f"LLMCallError: {IMG}"}, "run", 1, 2.0))
-    page = render_report(folder)
+    page = render_report(open_run(folder))
     assert "Notices (1)" in page and IMG not in page and "LLMCallError: &lt;img" in page
 
 
@@ -105,7 +105,7 @@ def test_registered_secrets_are_masked(tmp_path):
         trainer = Trainer(Leaky(), TRAIN[:4], VAL[:2], [], same_text, Models.scripted(task, backward, optimizer),
                           config=TrainConfig(max_steps=1, batch_size=4, concurrency=1), run_dir=tmp_path / "run")
         trainer.fit()
-        page = render_report(trainer)
+        page = render_report(open_run(trainer))
         assert secret not in page and "&lt;redacted&gt;" in page
     finally:
         forget_secrets()
@@ -119,7 +119,7 @@ def test_report_opens_offline_in_chromium_without_running_payloads(run_dir, tmp_
     playwright = pytest.importorskip("playwright.sync_api")
     if not Path(CHROMIUM).exists():
         pytest.fail(f"Chromium not found at {CHROMIUM}: run scripts/setup.sh (it installs it)")
-    out = write_report(run_dir, tmp_path / "report.html")
+    out = write_report(open_run(run_dir), tmp_path / "report.html")
     requests, errors, seen = [], [], {}
 
     def look() -> None:  # in a thread of its own: an earlier test (nbclient) may leave an asyncio loop running here

@@ -31,7 +31,7 @@ def visible_text(page: str) -> str:
 def test_a_proposal_stopped_at_the_minibatch_gate_reads_no_decision_not_nan(run_dir):
     proposals = open_run(run_dir).proposals
     assert proposals.decision.isna().any() and proposals.decision.notna().any()  # the case under test
-    page = render_report(run_dir)
+    page = render_report(open_run(run_dir))
     assert "<td>decision</td><td><bdi class=\"name\">no decision</bdi></td>" in page
     assert "accept by policy" in page
     assert not re.search(r"\bnan\b", visible_text(page), re.I)
@@ -43,5 +43,5 @@ def test_export_and_report_to_a_folder_are_one_clear_error(run_dir, tmp_path):
     with pytest.raises(ConfigError, match="out.json is a folder"):
         export_prompts(run_dir, folder)
     with pytest.raises(ConfigError, match="out.json is a folder"):
-        write_report(run_dir, folder)
+        write_report(open_run(run_dir), folder)
     assert list(tmp_path.iterdir()) == [folder] and not list(folder.iterdir())  # no temp file left behind

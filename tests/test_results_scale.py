@@ -9,10 +9,12 @@ import warnings
 import pandas as pd
 import pytest
 
+import workbench.records.fold as fold_module
 import workbench.records.results as results
 from workbench.llm.models import Models
 from workbench.records.report import render_report
-from workbench.records.results import _Tables, open_run, runs
+from workbench.records.fold import RunFold
+from workbench.records.results import open_run, runs
 from workbench.records.store import read_events
 from workbench.training.trainer import TrainConfig, Trainer
 
@@ -39,24 +41,24 @@ def run_dir(tmp_path_factory):
 
 
 class Parses:
-    """Counts the lines `workbench.records.results` parses, by event type."""
+    """Counts the lines the fold behind `open_run` (workbench.records.fold) parses, by event type."""
 
     def __init__(self, monkeypatch):
         self.types: list[str] = []
-        real = results.parse_event_line
+        real = fold_module.parse_event_line
 
         def counting(line):
             event, problem = real(line)
             self.types.append(event.type if event is not None else "?")
             return event, problem
-        monkeypatch.setattr(results, "parse_event_line", counting)
+        monkeypatch.setattr(fold_module, "parse_event_line", counting)
 
 
-def full_fold(folder) -> _Tables:
+def full_fold(folder) -> RunFold:
     """The tables from every event parsed and folded in order (what open_run did before)."""
-    tables = _Tables()
+    tables = RunFold()
     for event in read_events(folder / "events.jsonl"):
-        tables.fold(event)
+        tables.apply(event)
     return tables
 
 
@@ -70,8 +72,8 @@ def test_tables_equal_a_fold_of_every_parsed_event(run_dir):
     assert run.tables.curve == whole.curve and run.tables.proposals == whole.proposals
     assert run.tables.gradients == whole.gradients and run.tables.notices == whole.notices
     assert run.tables.sessions == whole.sessions  # the last event's time ends the session, forward or not
-    assert run.tables.curve_data.steps == whole.curve_data.steps
-    assert run.tables.curve_data.proposals == whole.curve_data.proposals
+    assert run.tables.curves.steps == whole.curves.steps
+    assert run.tables.curves.proposals == whole.curves.proposals
 
 
 def test_runs_parses_no_per_sample_line_and_samples_parse_them_once(run_dir, tmp_path, monkeypatch):
@@ -128,7 +130,7 @@ def test_report_is_built_from_the_one_fold_of_the_log(run_dir, monkeypatch):
     monkeypatch.setattr(results.Run, "events", no_second_read)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        html = render_report(run_dir)
+        html = render_report(open_run(run_dir))
     assert "Scores and cost" in html and "Proposals (2)" in html
 
 
@@ -136,7 +138,7 @@ def test_report_lists_each_steps_feedback_once_however_many_attempts(run_dir):
     run = open_run(run_dir)
     gradients = run.gradients
     assert len(run.proposals) == 2 and set(run.proposals.step) == {1}  # two attempts answered the same feedback
-    html = render_report(run_dir)
+    html = render_report(open_run(run_dir))
     for text in gradients.text:
         assert html.count(text) <= 1, text
     assert "listed under <bdi class=\"name\">p1-1</bdi> above" in html

@@ -16,7 +16,8 @@ def make(tmp_path, **kw):
     opt = Optimizer()
     models = Models.scripted(task, backward, opt)
     config = kw.pop("config", TrainConfig(max_steps=2, batch_size=4, concurrency=2))
-    trainer = Trainer(Shout(), TRAIN, VAL, TEST, same_text, models, config=config,
+    val = kw.pop("val", VAL)
+    trainer = Trainer(Shout(), TRAIN, val, TEST, same_text, models, config=config,
                       run_dir=tmp_path / "run", **kw)
     return trainer, opt
 
@@ -152,8 +153,7 @@ def test_validation_of_a_losing_candidate_stops_early(tmp_path):
     the strict rule, and validation stops after its first chunk of 2 instead of running all 8."""
     words = ["apple", "river", "stone", "cloud", "maple", "tiger", "piano", "ocean"]
     val = [Example(f"v-{w}", {"word": w}, w, {}) for w in words]
-    trainer, _ = make(tmp_path, config=TrainConfig(max_steps=1, batch_size=4, concurrency=2))
-    trainer.val = val
+    trainer, _ = make(tmp_path, config=TrainConfig(max_steps=1, batch_size=4, concurrency=2), val=val)
     events = []
     trainer.bus.subscribe(events.append)
     trainer.fit()

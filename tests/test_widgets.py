@@ -15,6 +15,8 @@ import pytest
 import traitlets
 
 from workbench.training.approval import ApprovalDesk, HumanApproval, PendingProposal
+from workbench.training.controls import AutoApprove, Exclude, Pause, Pin, Resume, Step, Stop, control_event
+from workbench.training.run_state import flag_sample
 from workbench.records.events import Event, EventBus
 from workbench.engine.parameter import Parameter
 from workbench.ui import (ControlsView, CurvesView, Funnel, GraphView, ReviewView, SamplesView, Workbench,
@@ -138,7 +140,8 @@ def ask(emit, pid, old, new, *, parameter="answer.instruction", before=0.3, afte
 
 
 class FakeTrainer:
-    """Just what the funnel uses: bus, sets, approval, decide through a real ApprovalDesk, controls."""
+    """Just what the funnel uses: bus, approval, decide through a real ApprovalDesk, and the control
+    channel: each control is applied at once and recorded as the `control` event a real run emits."""
 
     def __init__(self):
         self.bus = EventBus()
@@ -146,8 +149,7 @@ class FakeTrainer:
         self.approval = HumanApproval()
         self.desk = ApprovalDesk()
         self.calls = []
-        self._future = None
-        self.is_paused = False
+        self.future = None
 
         class P:
             def parameters(self_inner):
@@ -160,22 +162,17 @@ class FakeTrainer:
 
     def start(self):
         self.calls.append(("start",))
-        self._future = Future()
-        return self._future
+        self.future = Future()
+        return self.future
 
-    def pause(self):
-        self.calls.append(("pause",))
-        self.is_paused = True
-
-    def resume(self):
-        self.calls.append(("resume",))
-        self.is_paused = False
-
-    def stop(self):
-        self.calls.append(("stop",))
-
-    def step_once(self):
-        self.calls.append(("step_once",))
+    def control(self, control):
+        self.calls.append(("control", control))
+        if isinstance(control, (Pin, Exclude)):
+            flag_sample(self.pinned, self.excluded, control.sample_id, "pin" if isinstance(control, Pin) else "exclude",
+                        control.on)
+        elif isinstance(control, AutoApprove):
+            self.approval.auto = control.on
+        self.bus.emit(control_event(control, auto_approve=self.approval.auto).event(run_id="r1"))
 
     def usage(self):
         return {"task": {"calls": 1, "prompt_tokens": 5, "completion_tokens": 1, "cache_hits": 0}}
@@ -478,29 +475,29 @@ def test_controls_call_the_trainer_and_show_status(rig):
     browser(c, type="control", action="start")  # already running: nothing started twice
     assert tr.calls.count(("start",)) == 1 and c.message == "already running"
     browser(c, type="control", action="pause")
-    assert tr.calls[-1] == ("pause",) and c.status == "paused"
+    assert tr.calls[-1] == ("control", Pause()) and c.status == "paused"
     browser(c, type="control", action="resume")
-    assert tr.calls[-1] == ("resume",) and c.status == "running"
-    tr.is_paused = True  # step_once paused it between steps: no event, the funnel notices
-    funnel.push_now()
+    assert tr.calls[-1] == ("control", Resume()) and c.status == "running"
+    emit("control", action="pause")  # the run paused itself after a single step: its event says so
+    funnel.flush()
     assert c.status == "paused"
     browser(c, type="control", action="step")
-    assert tr.calls[-1] == ("step_once",) and tr.calls.count(("start",)) == 1
+    assert tr.calls[-1] == ("control", Step()) and tr.calls.count(("start",)) == 1 and c.status == "running"
     browser(c, type="control", action="stop")
-    assert tr.calls[-1] == ("stop",) and c.status == "stopping"
+    assert tr.calls[-1] == ("control", Stop()) and c.status == "stopping"
     browser(c, type="control", action="explode")
-    assert "explode" in c.message and tr.calls[-1] == ("stop",)
+    assert "explode" in c.message and tr.calls[-1] == ("control", Stop())
     emit("run_finished", status="stopped", baseline={"val": 0.5, "test": 0.5}, final={"val": 0.5, "test": None},
          best_val=0.5, best_step=0, usage={}, error=None, run_dir="runs/r1", run_id="r1", steps=1)
     funnel.flush()
     assert c.status == "finished" and c.summary["status"] == "stopped"
-    tr._future.set_result(None)
+    tr.future.set_result(None)
 
 
 def test_step_on_an_idle_trainer_starts_it_for_one_step(rig):
     tr, funnel, v, sent, emit = rig
     browser(v["controls"], type="control", action="step")
-    assert tr.calls == [("step_once",), ("start",)]
+    assert tr.calls == [("control", Step()), ("start",)]
 
 
 def test_unknown_or_malformed_messages_are_ignored(rig):
@@ -789,7 +786,7 @@ def test_stop_message_goes_when_the_run_ends_and_an_error_shows_once(rig):
          best_val=0.5, best_step=0, usage={}, error="RuntimeError: the tool broke", run_dir="runs/r1", run_id="r1",
          steps=0)
     funnel.flush()
-    tr._future.set_exception(RuntimeError("the tool broke"))  # the worker thread ends with the same error
+    tr.future.set_exception(RuntimeError("the tool broke"))  # the worker thread ends with the same error
     funnel.flush()
     assert c.status == "finished" and c.message == ""
     shown = [c.message, c.detail, str(c.summary)]
@@ -803,7 +800,7 @@ def test_a_thread_that_dies_without_its_last_event_still_shows_its_error(rig):
     browser(v["controls"], type="control", action="start")
     start_run(emit)
     funnel.flush()
-    tr._future.set_exception(KeyError("boom"))
+    tr.future.set_exception(KeyError("boom"))
     funnel.flush()
     assert v["controls"].summary == {"status": "failed", "error": "KeyError: 'boom'"}
     assert "boom" not in v["controls"].message

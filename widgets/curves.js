@@ -106,7 +106,7 @@ function render({ model, el }) {
         "est. cost ", h("b", {}, totals.cost === null || totals.cost === undefined ? "n/a" : fmtCost(totals.cost))));
     for (const [role, u] of Object.entries(totals.by_role || {})) {
       usageText.append(h("span", { class: "wb-stat wb-role" }, named(role), ": " + fmtInt(u.calls) + " calls, " +
-        fmtInt((u.prompt_tokens || 0) + (u.completion_tokens || 0)) + " tokens" + (u.cache_hits ? ", " + fmtInt(u.cache_hits) + " cached" : "")));
+        fmtInt(u.tokens || 0) + " tokens" + (u.cache_hits ? ", " + fmtInt(u.cache_hits) + " cached" : "")));
     }
   }
 

@@ -111,6 +111,11 @@ class NotDefinedError(ConfigError, NotImplementedError):
     A ConfigError, so a run stops at once with this message instead of failing every sample."""
 
 
+class DatasetError(WorkbenchError, ValueError):
+    """A dataset file is missing or malformed, or a split asks for more examples than exist
+    (importable from `workbench.tasks.datasets` too)."""
+
+
 class FeedbackRefused(BadArgumentError):
     """Raised by `Trainer.feedback` when a person's feedback cannot be used: it would leak a training
     target, names a sample, node or parameter the run does not have, or holds no text. The message

@@ -139,14 +139,18 @@ def test_a_role_named_with_markup_reaches_the_cost_legend_as_text(harness, hosti
     assert ROLE in legend  # the markup, as typed
     assert page.locator(box + " .legend a, .harness-curves a[href^=javascript]").count() == 0
     assert page.locator(box + " .legend").evaluate("(el) => el.querySelectorAll('tspan[style*=bold]').length") == 0
-    assert ROLE in page.locator(".harness-curves .wb-usage").text_content()
+    usage = page.locator(".harness-curves .wb-usage").text_content()
+    assert ROLE in usage
+    role_tokens = hostile_views["curves"]["totals"]["by_role"][ROLE]["tokens"]  # the fold's count, as shown
+    assert role_tokens > 0 and f"{ROLE}: " in usage and f"{role_tokens:,} tokens" in usage.split(f"{ROLE}: ", 1)[1]
     no_script_ran(page)
 
 
 def test_report_isolates_values_and_spells_out_overrides_in_chromium(browser, tmp_path):
     from workbench.records.report import write_report
+    from workbench.records.results import open_run
     run_dir = train_hostile_run(tmp_path)
-    out = write_report(run_dir, tmp_path / "report.html")
+    out = write_report(open_run(run_dir), tmp_path / "report.html")
     page = browser.new_page()
     requests = []
     page.on("request", lambda r: requests.append(r.url))

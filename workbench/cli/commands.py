@@ -150,7 +150,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     except ImportError as exc:
         raise ConfigError(f"the HTML report is not available in this installation ({exc})") from None
     output = Path(args.output) if args.output else run_dir / "report.html"
-    print(write_report(run_dir, output) or output)
+    from ..records.results import open_run
+    print(write_report(open_run(run_dir), output) or output)
     return 0
 
 

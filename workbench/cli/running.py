@@ -82,7 +82,8 @@ def run_training(spec: RunSpec, *, run_dir: Path | None, runs_root: str, resume:
             return 1
         progress = Progress(0, {"train": len(built.train), "val": len(built.val), "test": len(built.test)},
                             config.batch_size, mode="off" if quiet else "auto")
-        approval = terminal_approval(progress) if spec.approval == "terminal" else None
+        approval = terminal_approval(progress, feedback=lambda text, parameter: trainer.feedback(
+            text, parameter=parameter)) if spec.approval == "terminal" else None  # (trainer exists by then)
         trainer = Trainer(built.pipeline, built.train, built.val, built.test, built.eval_fn, models,
                           config=config, approval=approval, task=built.name, run_dir=run_dir, runs_root=runs_root,
                           resume=resume)

@@ -6,11 +6,12 @@ backward engine and the optimizer reason about *what the text is for*, not only 
 """
 from __future__ import annotations
 
+import contextlib
 import re
 import threading
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Iterable
+from typing import Iterable, Iterator, Mapping
 
 from ..errors import DuplicateParameterError, WorkbenchError
 from .graph import Gradient
@@ -100,6 +101,11 @@ class Parameter:
         self.value = value
         self.history.append(Revision(value, step=step, source=source, score=score, note=note))
 
+    def load(self, saved: dict) -> None:
+        """Take the value and history a checkpoint saved (`to_dict()`); the resume's counterpart of `update`."""
+        self.value = str(saved["value"])
+        self.history = [Revision(**r) for r in saved.get("history", [])]
+
     def to_dict(self) -> dict:
         return {"name": self.name, "value": self.value, "role": self.role.value,
                 "description": self.description, "trainable": self.trainable,
@@ -108,6 +114,21 @@ class Parameter:
 
     def __str__(self) -> str:
         return self.value
+
+
+@contextlib.contextmanager
+def trying_values(params: Mapping[str, Parameter], values: Mapping[str, str]) -> Iterator[None]:
+    """Run the pipeline with candidate `values` in place of the current ones, and put the current ones
+    back whatever happens (an exception, a stop). The one place a value is set only for a while: a
+    kept value is committed with `Parameter.update`, a checkpoint's with `Parameter.load`."""
+    old = {name: params[name].value for name in values}
+    try:
+        for name, value in values.items():
+            params[name].value = value
+        yield
+    finally:
+        for name, value in old.items():
+            params[name].value = value
 
 
 def check_unique(parameters: Iterable[Parameter]) -> dict[str, Parameter]:

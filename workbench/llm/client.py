@@ -6,14 +6,11 @@ limit, the budget, caching and usage accounting all happen in one place we can t
 
 from __future__ import annotations
 
-import email.utils
 import importlib
-import inspect
 import json
 import logging
 import os
 import random
-import re
 import threading
 import time
 from typing import Any
@@ -25,13 +22,15 @@ from workbench.errors import ConfigError, EndpointUnreachableError, LLMCallError
 from workbench.llm.budget import Budget, reserve
 from workbench.llm.cache import ResponseCache, is_deterministic, is_storable
 from workbench.llm.endpoint import check_base_url, display_url, resolve_api_key
+from workbench.llm.request_errors import (MalformedReply, is_connect_failure, is_retryable,  # noqa: F401 (re-exported)
+                                          retry_after_seconds, server_message)
 from workbench.llm.types import Completion
 from workbench.llm.usage import UsageMeter
+from workbench.llm.wire import fold_system_messages, request_kwargs, wire_safe  # noqa: F401 (re-exported)
 from workbench.redact import redact
 
 log = logging.getLogger(__name__)
 
-RETRYABLE_STATUSES = frozenset({408, 409, 429}) | frozenset(range(500, 600))
 # Used when no key is configured: local servers (llama.cpp, vLLM, Ollama) ignore it, but the SDK
 # refuses to start without one.
 PLACEHOLDER_API_KEY = "not-needed"
@@ -39,139 +38,6 @@ PLACEHOLDER_API_KEY = "not-needed"
 
 # The HTTP library the SDK is built on (``httpx``, or ``httpx2`` in newer SDKs): pool limits must be its own class.
 _http = importlib.import_module(openai.DefaultHttpxClient.__mro__[1].__module__.split(".")[0])
-
-_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
-
-
-class MalformedReply(Exception):
-    """A 200 reply whose body is not a chat completion (cut JSON, an HTML error page): transient."""
-
-
-def _is_retryable(exc: BaseException) -> bool:
-    """Rate limits, server errors, timeouts, connection failures and malformed bodies are worth another try."""
-    if isinstance(exc, openai.APIStatusError):
-        return exc.status_code in RETRYABLE_STATUSES
-    return isinstance(exc, (openai.APIConnectionError, openai.APITimeoutError, MalformedReply))
-
-
-def _sdk_parameters() -> frozenset[str]:
-    """The keyword arguments ``chat.completions.create`` accepts; other sampling settings
-    (``top_k``, ``repeat_penalty``, ...) travel in ``extra_body`` as servers like llama.cpp expect."""
-    try:
-        return frozenset(inspect.signature(openai.OpenAI(api_key="x").chat.completions.create).parameters)
-    except (TypeError, ValueError):
-        return frozenset({"temperature", "max_tokens", "stop", "seed", "top_p", "n"})
-
-
-_SDK_PARAMETERS: frozenset[str] | None = None
-
-
-def _request_kwargs(settings: dict) -> dict:
-    global _SDK_PARAMETERS
-    if _SDK_PARAMETERS is None:
-        _SDK_PARAMETERS = _sdk_parameters()
-    kwargs = {k: v for k, v in settings.items() if k in _SDK_PARAMETERS}
-    extra = {k: v for k, v in settings.items() if k not in _SDK_PARAMETERS}
-    if extra:
-        kwargs["extra_body"] = {**kwargs.get("extra_body", {}), **extra}
-    return kwargs
-
-
-def wire_safe(messages: list[dict]) -> list[dict]:
-    """Messages with lone surrogates replaced by U+FFFD: JSON over HTTP must be valid UTF-8."""
-    def clean(value):
-        return _LONE_SURROGATE.sub("\ufffd", value) if isinstance(value, str) else value
-    return [{k: clean(v) for k, v in m.items()} for m in messages]
-
-
-def _retry_after_seconds(exc: BaseException | None) -> float | None:
-    """The delay a server asked for (``retry-after-ms`` or ``Retry-After``: seconds or HTTP date)."""
-    response = getattr(exc, "response", None)
-    if response is None:
-        return None
-    headers = response.headers
-    value_ms = headers.get("retry-after-ms")
-    if value_ms:
-        try:
-            return max(0.0, float(value_ms) / 1000.0)
-        except ValueError:
-            pass
-    value = headers.get("retry-after")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        parsed = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, parsed.timestamp() - time.time())
-
-
-_CONNECT_FAILURE_TYPES = frozenset({"ConnectError", "ConnectTimeout"})
-
-
-def _is_connect_failure(exc: BaseException) -> bool:
-    """True when no connection was ever made (refused, DNS, connect timeout), as opposed to a slow
-    or broken reply on a connection that did open.
-
-    The SDK's transport exception (``httpx`` or ``httpx2`` depending on the SDK version) is the
-    ``__cause__``; it is recognised by class name so both work.
-    """
-    cause = exc.__cause__
-    if cause is not None and type(cause).__name__ in _CONNECT_FAILURE_TYPES:
-        return True
-    if isinstance(exc, openai.APITimeoutError):
-        return False
-    return isinstance(exc, openai.APIConnectionError) and cause is None
-
-
-def _server_message(exc: openai.APIStatusError) -> str:
-    return redact(_raw_server_message(exc))
-
-
-def _raw_server_message(exc: openai.APIStatusError) -> str:
-    body = exc.body
-    if isinstance(body, dict):
-        error = body.get("error", body)
-        if isinstance(error, dict) and error.get("message"):
-            return str(error["message"])
-        if isinstance(error, str):
-            return error
-    return exc.message or str(exc)
-
-
-def fold_system_messages(messages: list[dict]) -> list[dict]:
-    """Prepend the system messages' text to the first user message (as Gemma's own template does).
-
-    llama.cpp's ``gemma`` chat format discards ``role="system"`` messages, which would silently
-    drop a pipeline's trained instructions.
-    """
-    system_texts = [_text_of(m.get("content")) for m in messages if m.get("role") == "system"]
-    rest = [dict(m) for m in messages if m.get("role") != "system"]
-    if not system_texts:
-        return rest
-    preamble = "\n\n".join(text for text in system_texts if text)
-    for message in rest:
-        if message.get("role") == "user":
-            if not preamble:
-                return rest
-            content = message.get("content")
-            if isinstance(content, list):  # OpenAI content parts (text, images): the preamble is one more part
-                message["content"] = [{"type": "text", "text": preamble + "\n\n"}, *content]
-            else:
-                message["content"] = f"{preamble}\n\n{content or ''}"
-            return rest
-    return [{"role": "user", "content": preamble}, *rest]
-
-
-def _text_of(content: Any) -> str:
-    """The text of a message's content, whether a string or a list of content parts."""
-    if isinstance(content, list):
-        return "".join(str(part.get("text", "")) for part in content if isinstance(part, dict))
-    return str(content or "")
 
 
 class LLMClient:
@@ -375,7 +241,7 @@ class LLMClient:
     def _backoff_seconds(self, state: RetryCallState) -> float:
         """Exponential backoff with full jitter, or the server's Retry-After (capped) when it sent one."""
         exc = state.outcome.exception() if state.outcome is not None else None
-        requested = _retry_after_seconds(exc)
+        requested = retry_after_seconds(exc)
         if requested is not None:
             return min(requested, self.retry_after_cap_s)
         ceiling = min(self.backoff_max_s, self.backoff_initial_s * (2 ** (state.attempt_number - 1)))
@@ -395,7 +261,7 @@ class LLMClient:
         with self._semaphore:
             try:
                 response = self._sdk.chat.completions.create(
-                    model=self.model, messages=messages, timeout=self.timeout, **_request_kwargs(settings)
+                    model=self.model, messages=messages, timeout=self.timeout, **request_kwargs(settings)
                 )
             except json.JSONDecodeError as exc:
                 raise MalformedReply(f"the reply body is not valid JSON ({exc.msg} at character {exc.pos})") from exc
@@ -406,7 +272,7 @@ class LLMClient:
 
     def _create_with_retries(self, messages: list[dict], settings: dict):
         retrying = Retrying(
-            retry=retry_if_exception(_is_retryable),
+            retry=retry_if_exception(is_retryable),
             stop=stop_after_attempt(self.max_retries + 1),
             wait=self._backoff_seconds,
             before_sleep=self._log_retry,
@@ -416,11 +282,11 @@ class LLMClient:
         try:
             return retrying(self._create_once, messages, settings)
         except openai.APIStatusError as exc:
-            raise LLMCallError(self.base_url, _server_message(exc), status=exc.status_code) from None
+            raise LLMCallError(self.base_url, server_message(exc), status=exc.status_code) from None
         except MalformedReply as exc:
             raise LLMCallError(self.base_url, f"{exc} (after {attempts} attempts)") from None
         except (openai.APIConnectionError, openai.APITimeoutError) as exc:
-            if _is_connect_failure(exc):
+            if is_connect_failure(exc):
                 cause = exc.__cause__
                 detail = f"could not connect after {attempts} attempts"
                 if cause is not None:

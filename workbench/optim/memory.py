@@ -52,9 +52,18 @@ class ParameterMemory:
         return [a for a in self.attempts if a.person_reason or a.person_action in ("reject", "edit")][-k:]
 
     def to_dict(self) -> dict:
-        return {"name": self.name, "attempts": [asdict(a) for a in self.attempts]}
+        return {"name": self.name, "attempts": [_attempt_dict(a) for a in self.attempts]}
 
     @classmethod
     def from_dict(cls, d: dict) -> "ParameterMemory":
         known = {f.name for f in fields(Attempt)}  # a checkpoint of another version may hold other fields
         return cls(d["name"], [Attempt(**{k: v for k, v in a.items() if k in known}) for a in d.get("attempts", [])])
+
+
+PERSON_FIELDS = ("person_action", "person_reason", "proposed")
+
+
+def _attempt_dict(a: Attempt) -> dict:
+    """An attempt as a checkpoint holds it; the person's fields only when a person spoke (so a run
+    without a person writes the checkpoints earlier versions wrote)."""
+    return {k: v for k, v in asdict(a).items() if v is not None or k not in PERSON_FIELDS}

@@ -4,8 +4,9 @@
     score_figure(data).show()                      # plotly go.Figure
     cost_figure(data, prices={"task": (0.15, 0.6)})
 
-`CurveData` is the one fold of events into curve data: the dashboard's curves view applies events to
-it live; a report reads a finished run's events into it. `score_spec` / `cost_spec` give the same
+`CurveData` is the chart's share of the run's fold: `records.fold.RunFold` applies each event to it
+(`RunFold.curves`), live for the dashboard's curves view, from the stored log for a report; it also
+folds a plain list of events on its own (`from_events`). `score_spec` / `cost_spec` give the same
 figures as plain JSON (what the widget sends to the browser, where plotly.js draws them).
 
 What is drawn, and why:
@@ -30,6 +31,7 @@ from collections import OrderedDict
 from typing import Any, Iterable
 
 from ..plain_text import show_controls
+from . import usage_totals
 
 # how each proposal outcome is drawn in the proposals strip: (label, marker symbol, colour)
 OUTCOMES = OrderedDict([
@@ -62,6 +64,10 @@ class CurveData:
     """Per step: minibatch score and best validation so far; per proposal: outcome and scores; usage."""
 
     def __init__(self) -> None:
+        self.version = 0  # counts the changes a chart shows, so a view redraws only when it grows
+        self._clear()
+
+    def _clear(self) -> None:
         self.steps: "OrderedDict[int, dict]" = OrderedDict()   # step -> {step, minibatch, best}
         self.baseline: dict = {}                                # {val, test}
         self.final: dict = {}
@@ -83,12 +89,14 @@ class CurveData:
         else:
             etype, step, d = event.type, event.step, event.data or {}
         handler = getattr(self, "_on_" + etype, None)
-        return bool(handler(step, d)) if handler else False
+        changed = bool(handler(step, d)) if handler else False
+        self.version += changed
+        return changed
 
     def _on_run_started(self, step: int, d: dict) -> bool:
         resumed = d.get("resumed_from")
         if not resumed:  # a resumed run keeps the curves it already has
-            self.__init__()
+            self._clear()
         return True
 
     def _on_eval(self, step: int, d: dict) -> bool:
@@ -189,17 +197,13 @@ class CurveData:
         Step usage is the difference of the cumulative counters at the ends of two steps."""
         out, before = [], {}
         for step, usage in self.usage.items():
-            for role, u in usage.items():
-                if not isinstance(u, dict):
-                    continue
-                prev = before.get(role, {})
-                calls = int(u.get("calls", 0) or 0) - int(prev.get("calls", 0) or 0)
-                pt = int(u.get("prompt_tokens", 0) or 0) - int(prev.get("prompt_tokens", 0) or 0)
-                ct = int(u.get("completion_tokens", 0) or 0) - int(prev.get("completion_tokens", 0) or 0)
+            for role, u in usage_totals.role_usages(usage):
+                spent = usage_totals.delta(u, before.get(role, {}))
                 cost = None
                 if prices and role in prices:
-                    cost = (pt * prices[role][0] + ct * prices[role][1]) / 1e6
-                out.append({"step": step, "role": role, "calls": calls, "tokens": pt + ct, "cost": cost})
+                    cost = usage_totals.cost_usd(spent["prompt_tokens"], spent["completion_tokens"], prices[role])
+                out.append({"step": step, "role": role, "calls": spent["calls"], "tokens": usage_totals.tokens(spent),
+                            "cost": cost})
             before = usage
         return out
 

@@ -1,5 +1,7 @@
 """What the person contributed to a run, folded from its event log: `open_run(...).contributions`.
 
+`Contributions` is part of the one fold (`records.fold.RunFold.contributions`), applied event by event.
+
 One row per contribution: a decision that carried the person's words (a reject's reason, an accept's
 reason, an edit with the optimizer's text beside it) and every piece of feedback (`trainer.feedback`),
 accepted or refused. Each row says its step, what it was about, and whether the run used it: a
@@ -12,78 +14,74 @@ as the trainer treats it.
 """
 from __future__ import annotations
 
-from typing import Iterable
-
-from . import events as ev
 from .events import Event
 
 CONTRIBUTION_COLUMNS = ["step", "kind", "target_kind", "parameter", "sample_id", "node_id", "proposal_id", "text",
                         "reason", "proposed", "accepted", "refused", "used", "used_at_step", "outcome", "time"]
+CONTRIBUTION_TYPES = frozenset({"run_started", "proposal", "decision", "update", "feedback", "feedback_used"})
 
 
-def contribution_rows(events: Iterable[Event]) -> list[dict]:
-    """The rows (see the module docstring), in the order the person gave them."""
-    rows: list[dict] = []
-    feedback: dict[str, dict] = {}
-    proposals: dict[str, dict] = {}  # proposal id -> {"parameter", "optimizer": the optimizer's text}
-    decisions: dict[str, dict] = {}  # proposal id -> its row
-    for event in events:
-        event = ev.with_defaults(event)
+class Contributions:
+    """The person's contributions as the event log tells them so far, one event at a time
+    (`records.fold.RunFold` applies it to the events of `CONTRIBUTION_TYPES`)."""
+
+    def __init__(self) -> None:
+        self.rows: list[dict] = []  # in the order the person gave them
+        self._feedback: dict[str, dict] = {}  # feedback id -> its row
+        self._proposals: dict[str, dict] = {}  # proposal id -> {"parameter", "optimizer": the optimizer's text}
+        self._decisions: dict[str, dict] = {}  # proposal id -> its row
+
+    def apply(self, event: Event) -> None:
         data = event.data
         if event.type == "run_started" and data.get("resumed_from") is not None:
-            _forget_after(rows, decisions, feedback, data["resumed_from"])
+            self._forget_after(data["resumed_from"])
         elif event.type == "proposal":
-            entry = proposals.setdefault(data["proposal_id"], {"parameter": data["parameter"], "optimizer": None})
+            entry = self._proposals.setdefault(data["proposal_id"], {"parameter": data["parameter"], "optimizer": None})
             if data["source"] != "human" and entry["optimizer"] is None:
                 entry["optimizer"] = data["new"]
-            _mark_reasons_used(decisions, data["parameter"], data["proposal_id"], data["source"], event.step)
+            self._mark_reasons_used(data["parameter"], data["proposal_id"], data["source"], event.step)
         elif event.type == "decision" and data.get("by") == "person" and (data.get("reason") or
                                                                          data["action"] == "edit"):
-            entry = proposals.get(data["proposal_id"], {"parameter": None, "optimizer": None})
+            entry = self._proposals.get(data["proposal_id"], {"parameter": None, "optimizer": None})
             row = _row(event, kind=data["action"], target_kind="parameter", parameter=entry["parameter"],
                        proposal_id=data["proposal_id"], text=data.get("text"), reason=data.get("reason"),
                        proposed=entry["optimizer"], accepted=True, used=False)
-            decisions[data["proposal_id"]] = row
-            rows.append(row)
-        elif event.type == "update" and data["proposal_id"] in decisions:
+            self._decisions[data["proposal_id"]] = row
+            self.rows.append(row)
+        elif event.type == "update" and data["proposal_id"] in self._decisions:
             verdict = "kept: " if data["accepted"] else "not kept: "
-            decisions[data["proposal_id"]]["outcome"] = verdict + data["reason"]
+            self._decisions[data["proposal_id"]]["outcome"] = verdict + data["reason"]
         elif event.type == "feedback":
             row = _row(event, kind="feedback", target_kind=data["target_kind"], parameter=data.get("parameter"),
                        sample_id=data.get("sample_id"), node_id=data.get("node_id"), text=data["text"],
                        accepted=data["accepted"], refused=data.get("reason"), used=False,
                        outcome=None if data["accepted"] else "refused")
-            feedback[data["feedback_id"]] = row
-            rows.append(row)
-        elif event.type == "feedback_used" and data["feedback_id"] in feedback:
-            row = feedback[data["feedback_id"]]
-            row.update({"used": True, "used_at_step": event.step, "outcome": data.get("note") or data["used_in"]})
-            if not data.get("applied", True):
-                row["used"] = False
-    return rows
+            self._feedback[data["feedback_id"]] = row
+            self.rows.append(row)
+        elif event.type == "feedback_used" and data["feedback_id"] in self._feedback:
+            applied = data.get("applied", True)
+            self._feedback[data["feedback_id"]].update({"used": applied, "used_at_step": event.step,
+                                                        "outcome": data.get("note") or data["used_in"]})
+
+    def _mark_reasons_used(self, parameter: str, proposal_id: str, source: str, step: int) -> None:
+        """An optimizer's proposal for `parameter` after a person's words on it: those words were in its prompt."""
+        if source != "optimizer":
+            return
+        for pid, row in self._decisions.items():
+            if pid != proposal_id and row["parameter"] == parameter and not row["used"]:
+                row.update({"used": True, "used_at_step": step})
+
+    def _forget_after(self, step: int) -> None:
+        for pid in [pid for pid, row in self._decisions.items() if row["step"] > step]:
+            self.rows.remove(self._decisions.pop(pid))  # the replayed step asks again
+        for row in list(self._decisions.values()) + list(self._feedback.values()):
+            if row["used_at_step"] is not None and row["used_at_step"] > step:
+                row.update({"used": False, "used_at_step": None})
+                if row["kind"] == "feedback":
+                    row["outcome"] = "pending again: the step that used it did not finish"
 
 
 def _row(event: Event, **values) -> dict:
     row = {c: None for c in CONTRIBUTION_COLUMNS}
     row.update(values, step=event.step, time=event.time)
     return row
-
-
-def _mark_reasons_used(decisions: dict[str, dict], parameter: str, proposal_id: str, source: str, step: int) -> None:
-    """An optimizer's proposal for `parameter` after a person's words on it: those words were in its prompt."""
-    if source != "optimizer":
-        return
-    for pid, row in decisions.items():
-        if pid != proposal_id and row["parameter"] == parameter and not row["used"]:
-            row.update({"used": True, "used_at_step": step})
-
-
-def _forget_after(rows: list[dict], decisions: dict[str, dict], feedback: dict[str, dict], step: int) -> None:
-    lost = [pid for pid, row in decisions.items() if row["step"] > step]
-    for pid in lost:
-        rows.remove(decisions.pop(pid))
-    for row in list(decisions.values()) + list(feedback.values()):
-        if row["used_at_step"] is not None and row["used_at_step"] > step:
-            row.update({"used": False, "used_at_step": None})
-            if row["kind"] == "feedback":
-                row["outcome"] = "pending again: the step that used it did not finish"

@@ -17,6 +17,7 @@ from typing import Any, Callable, TextIO
 
 from ..errors import BadArgumentError
 from ..redact import redact
+from .fold import RunFold
 
 # always a line of their own, bar or not: the run goes on, but a person should know
 NOTABLE = ("disconnected", "skipped", "no_proposal", "endpoint_probe")
@@ -76,18 +77,13 @@ def describe_event(kind: str, d: dict) -> str | None:
     return None
 
 
-def step_line(step: int, total: int, d: dict) -> str:
-    """The line printed when a step finishes (a result: it goes to stdout)."""
-    usage = d.get("usage") or {}
-    calls = sum(_int(u.get("calls")) for u in usage.values())
-    tokens = sum(_int(u.get("prompt_tokens")) + _int(u.get("completion_tokens")) for u in usage.values())
+def step_line(step: int, total: int, d: dict, fold: RunFold) -> str:
+    """The line printed when a step finishes (a result: it goes to stdout); the totals are the fold's."""
+    totals = fold.totals()
+    calls, tokens = totals["calls"], totals["tokens"]
     accepted, rejected = ", ".join(d.get("accepted") or []) or "-", ", ".join(d.get("rejected") or []) or "-"
     return (f"step {step}/{total}: train {fmt_score(d.get('train_score'))} | best val {fmt_score(d.get('best_val'))}"
             f" | accepted {accepted} | rejected {rejected} | {calls} calls, {tokens} tokens so far")
-
-
-def _int(value: Any) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
 # -- the display ---------------------------------------------------------------------------------------------
@@ -125,17 +121,17 @@ class Progress:
         self.mode = mode
         self.bar_class = bar
         self.lock = threading.RLock()
-        self.step = 0
         self.key: tuple | None = None  # (split, phase) of the evaluation being counted
         self.done = 0
         self.bar: Any = None
         self.said: set[str] = set()  # notable lines already printed
         self.step_sizes: dict[str, int] = {}  # this step's batch and minibatch-gate sample counts
+        self.fold = RunFold(keep_rows=False)  # the run's numbers (usage totals), as every reader has them
 
     # -- the subscriber
     def __call__(self, event) -> None:
         with self.lock:
-            self.step = event.step
+            self.fold.apply(event)
             d = event.data
             if event.type == "forward":
                 self._count(d)
@@ -146,7 +142,7 @@ class Progress:
             elif event.type == "backward_done":  # the minibatch gate compares on the back-propagated samples
                 self.step_sizes["minibatch"] = len(d.get("samples") or ()) or self.batch_size
             elif event.type == "step_finished":
-                self._write(step_line(event.step, self.total_steps, d), self.out)
+                self._write(step_line(event.step, self.total_steps, d, self.fold), self.out)
             if event.type == "run_finished":
                 self.close()
             elif self.mode != "off" and event.type not in ("forward", "step_finished"):
@@ -177,7 +173,7 @@ class Progress:
         elif self.mode == "lines" and size and (self.done < size) and (
                 size <= 10 or self.done % math.ceil(size / 10) == 0):
             # the evaluation's own line comes when it ends; meanwhile, say that it is moving
-            self._write(f"[step {self.step}/{self.total_steps}] {label}: {self.done}/{size} samples", self.err)
+            self._write(f"[step {self.fold.step}/{self.total_steps}] {label}: {self.done}/{size} samples", self.err)
 
     def _size(self, split: str | None, phase: str | None) -> int | None:
         if split == "minibatch":
@@ -196,7 +192,7 @@ class Progress:
         else:
             self.bar.reset(total=size)
             self.bar.set_description_str(label)
-        self.bar.set_postfix_str(f"step {self.step}/{self.total_steps}", refresh=False)
+        self.bar.set_postfix_str(f"step {self.fold.step}/{self.total_steps}", refresh=False)
 
     def _write(self, text: str, stream: TextIO) -> None:
         text = redact(text)

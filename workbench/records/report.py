@@ -1,4 +1,6 @@
-"""One self-contained HTML file per run, for a reviewer without Python: `write_report(run, "report.html")`.
+"""One self-contained HTML file per run, for a reviewer without Python: `open_run(folder).report("report.html")`,
+or `write_report(run, "report.html")` with the `Run` it is given (it opens nothing itself, so the read
+side has no import circle: results -> report, never back).
 
 It holds the charts (score per step with every proposal as a marker, cost per role: the dashboard's
 plotly figures from `workbench.records.charts`), the final prompts, every proposal as a grouped word diff
@@ -20,12 +22,11 @@ import pandas as pd
 from .export import check_output, write_output
 from ..plain_text import CONTROL_CSS, html_name, html_shown, html_text, show_controls
 from ..redact import redact
-from .results import Run, open_run
 from .charts import cost_figure, score_figure
 from .diff import word_diff
 
 if TYPE_CHECKING:
-    from .live import LiveRun
+    from .results import Run
 
 __all__ = ["render_report", "write_report"]
 
@@ -48,23 +49,24 @@ summary { cursor: pointer; font-weight: 600; } .muted { color: #6b7280; font-wei
 """ + CONTROL_CSS + "\n"
 
 
-def write_report(run_or_dir: "Run | LiveRun | str | os.PathLike", out_path: str | os.PathLike = "report.html", *,
+def write_report(run: "Run", out_path: str | os.PathLike = "report.html", *,
                  prices: dict[str, tuple[float, float]] | None = None) -> Path:
-    """Write the report of a run (a `Run`, a trainer, or a run folder) to `out_path`; returns the path.
+    """Write the report of a run (`open_run(folder or trainer)`) to `out_path`; returns the path.
 
     `prices` (USD per 1M prompt / completion tokens, per role) turns the token chart into cost.
     """
     out = Path(out_path)
     check_output(out)
-    write_output(out, render_report(run_or_dir, prices=prices))
+    write_output(out, render_report(run, prices=prices))
     return out
 
 
-def render_report(run_or_dir: "Run | LiveRun | str | os.PathLike", *,
-                  prices: dict[str, tuple[float, float]] | None = None) -> str:
-    """The report as one HTML string (see the module docstring)."""
-    run = open_run(run_or_dir)
-    curves = run.tables.curve_data  # folded with the tables: the log is read once
+def render_report(run: "Run", *, prices: dict[str, tuple[float, float]] | None = None) -> str:
+    """The report of `run` (`open_run(...)`'s) as one HTML string (see the module docstring)."""
+    if not hasattr(run, "tables") or not hasattr(run, "proposals"):
+        raise TypeError(f"the report reads a Run, not a {type(run).__name__}: "
+                        "open_run(folder_or_trainer).report(path), or write_report(open_run(...), path)")
+    curves = run.tables.curves  # the one fold of the log, shared with the tables: the log is read once
     sections = [
         _header(run),
         _section("Scores and cost", _figure_html(score_figure(curves)) + _figure_html(cost_figure(curves, prices))),
@@ -78,7 +80,8 @@ def render_report(run_or_dir: "Run | LiveRun | str | os.PathLike", *,
     contributions = run.contributions
     if not contributions.empty:  # the person's reasons, edits and feedback, after the final prompts
         sections.insert(3, _section(f"The person's contributions ({len(contributions)})",
-                                    _table(contributions.drop(columns=["time"]), texts=PERSON_TEXTS)))
+                                    _table(_without_na(contributions.drop(columns=["time"])),
+                                           texts=PERSON_TEXTS)))
     title = f"Workbench run {run.run_id}"
     return (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             f"<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"

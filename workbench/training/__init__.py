@@ -1,12 +1,20 @@
-"""The trainer, in parts a newcomer can read one at a time.
+"""The trainer, as parts a newcomer can read one at a time, each given what it needs in its constructor.
 
+    trainer.py     Trainer: builds the parts, fit / start / control, the end of a run
+    run_state.py   RunState: what a run is at one moment; the checkpoint writes and restores it whole
+    controls.py    the one channel of controls (Pause, Resume, Step, Stop, Pin, Exclude, AutoApprove)
+    emitter.py     RunEmitter: every event as its typed definition, with the run's id and step
+    usage.py       RunMeter: usage per role, the one budget of each fit()
+    schedule.py    Schedule: epochs, steps and the seeded minibatches
+    evaluation.py  Evaluator: forward passes through the memo; candidate values only inside trying()
+    step.py        TrainingStep: the baseline; forward a minibatch, select samples, backward, proposals
+    proposals.py   ProposalLoop: propose, checks, approval, keep (the one commit) or revert
+    gate_runs.py   GateRuns: the minibatch and validation gates, paired and through the memo
+    faults.py      FaultReporter: a helper model that fails, a parameter cut off: an event, not a crash
+    checkpoint.py  which checkpoint a run resumes from (damaged ones skipped)
+    lifecycle.py   the worker thread of start(), and whether fit() draws a progress bar
     config.py      TrainConfig (every knob of a run) and RunSummary (its outcome)
-    step.py        one step: forward a minibatch, select samples, backward (textual gradients)
-    proposals.py   the proposal loop: propose, constraint and leak checks, approval, keep or revert
-    gate_runs.py   the minibatch and validation gates, paired and through the evaluation memo
-    lifecycle.py   the worker thread, pause/resume/step/stop, obeying the controls between LLM calls, budgets
-    checkpoint.py  what a checkpoint holds (with a schema version), how it is validated and restored
-    faults.py      a helper model that fails after retries, or a parameter cut off from the loss: an event, not a crash
+    approval.py    who decides a proposal: a policy or a person
 
 `workbench.training.trainer.Trainer` puts them together and stays the one public face.
 """

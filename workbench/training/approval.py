@@ -41,7 +41,8 @@ class PendingProposal:
     minibatch_after: float | None = None
     future: Future = field(default_factory=Future, repr=False)
 
-    def _resolve(self, decision: Decision) -> bool:
+    def resolve(self, decision: Decision) -> bool:
+        """Answer with `decision`; False when it was answered already (the first answer wins)."""
         if self.future.done():
             return False
         try:
@@ -51,15 +52,15 @@ class PendingProposal:
         return True
 
     def accept(self, by: str = "person", *, reason: str | None = None) -> bool:
-        return self._resolve(Decision("accept", by, reason=_reason(reason)))
+        return self.resolve(Decision("accept", by, reason=_reason(reason)))
 
     def reject(self, by: str = "person", *, reason: str | None = None) -> bool:
-        return self._resolve(Decision("reject", by, reason=_reason(reason)))
+        return self.resolve(Decision("reject", by, reason=_reason(reason)))
 
     def edit(self, text: str, by: str = "person", *, reason: str | None = None) -> bool:
         if not isinstance(text, str) or not text.strip():
             raise BadArgumentError(f"proposal {self.proposal_id}: an edit needs non-empty text")
-        return self._resolve(Decision("edit", by, text=text, reason=_reason(reason)))
+        return self.resolve(Decision("edit", by, text=text, reason=_reason(reason)))
 
 
 def _reason(reason: object) -> str | None:
@@ -103,7 +104,7 @@ class HumanApproval:
                 pending.accept(by="policy")
             remaining = None if deadline is None else deadline - time.monotonic()
             if remaining is not None and remaining <= 0:
-                pending._resolve(Decision(self.default, "timeout"))
+                pending.resolve(Decision(self.default, "timeout"))
             try:
                 return pending.future.result(timeout=0.2 if remaining is None else max(0.0, min(0.2, remaining)))
             except FutureTimeout:

@@ -16,16 +16,18 @@ Each use is a `feedback_used` event. Everything here may be called from any thre
 from __future__ import annotations
 
 import uuid
+import warnings
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
 
 from ..engine.graph import Gradient, Graph
 from ..engine.parameter import Parameter, Role
-from ..errors import FeedbackRefused
+from ..errors import DamagedFileWarning, FeedbackRefused
 from ..optim.person_feedback import FeedbackInbox, PersonFeedback
 from ..records.events import FeedbackGiven, FeedbackUsed, GradientWritten
 
 if TYPE_CHECKING:
     from ..optim.leak import LeakCheck
+    from ..records.store import RunStore
     from .approval import Decision
 
 PERSON = "person"
@@ -36,20 +38,21 @@ class Teaching:
 
     `params`: the pipeline's parameters by name; `train_ids`: the training samples (only those are
     back-propagated); `components`: names of the pipeline's components (a node id is a component
-    name, `#n` for its n-th call; empty: not checked); `leak_check()`: the run's LeakCheck;
-    `emit(event_data)`: the trainer's emitter; `step()`: the run's current step.
+    name, `#n` for its n-th call; empty: not checked); `leak_check`: the run's LeakCheck;
+    `emit(event_data)`: the trainer's emitter; `step()`: the run's current step; `inbox`: where
+    accepted feedback waits (the run state's, so a checkpoint holds it).
     """
 
     def __init__(self, params: Mapping[str, Parameter], train_ids: Iterable[str], components: Iterable[str],
-                 leak_check: Callable[[], "LeakCheck"], emit: Callable[[Any], None], step: Callable[[], int],
+                 leak_check: "LeakCheck", emit: Callable[[Any], None], step: Callable[[], int],
                  inbox: FeedbackInbox | None = None) -> None:
         self.params = params
         self.train_ids = set(train_ids)
-        self.components = set(components)
+        self.components = frozenset(components)
         self.leak_check = leak_check
         self.emit = emit
         self.step = step
-        self.inbox = inbox or FeedbackInbox()
+        self.inbox = inbox if inbox is not None else FeedbackInbox()
 
     # -- giving ---------------------------------------------------------------------------------
     def give(self, text: Any, *, sample_id: str | None = None, node: str | None = None,
@@ -82,22 +85,26 @@ class Teaching:
                 return f"parameter {parameter!r} is not trained (trainable=False)"
             if p.role is Role.DEMOS:
                 return f"parameter {parameter!r} holds demos, which are chosen from traces, not written from feedback"
-            return self.leak_check().reason(text, p.value)
+            return self.leak_check.reason(text, p.value)
         if sample_id is None:
             return ("say what it is about: sample_id= (its output), sample_id= with node= (that node's output "
                     "for the sample), or parameter=")
         if sample_id not in self.train_ids:
             return (f"{sample_id!r} is not a training sample of this run: only training samples are "
                     f"back-propagated (validation and test samples judge the prompts)")
-        if node is not None and self.components and node.split("#")[0] not in self.components:
-            return f"the pipeline has no node {node!r}; its components are {sorted(self.components)}"
-        return self.leak_check().reason(text)
+        known = self.components
+        if node is not None and known and node.split("#")[0] not in known:
+            return f"the pipeline has no node {node!r}; its components are {sorted(known)}"
+        return self.leak_check.reason(text)
 
-    def recover(self, events: Iterable[Any]) -> list[PersonFeedback]:
-        """On resume: accepted feedback of the log that the checkpoint does not hold (given after it),
-        pending again; returns what was recovered."""
+    def recover(self, store: "RunStore") -> list[PersonFeedback]:
+        """On resume: accepted feedback of the run's log that the checkpoint does not hold (given after
+        it), pending again; returns what was recovered."""
         known = {i.feedback_id for i in self.inbox.items()}
         found = []
+        with warnings.catch_warnings():  # a torn line is reported where the log is read for results
+            warnings.simplefilter("ignore", DamagedFileWarning)
+            events = list(store.events())
         for e in events:
             if e.type != FeedbackGiven.TYPE:
                 continue
@@ -109,6 +116,12 @@ class Teaching:
         for item in found:
             self.inbox.add(item)
         return found
+
+    def saw_node(self, event: Any) -> None:
+        """A `node` event's component is a node name too (a tool the pipeline calls without holding it
+        as an attribute is found only when it runs)."""
+        if self.components and event.data["component"] not in self.components:
+            self.components = self.components | {event.data["component"]}  # a new set: readers hold the old one
 
     # -- using ----------------------------------------------------------------------------------
     def samples_to_backpropagate(self) -> list[str]:

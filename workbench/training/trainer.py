@@ -1,44 +1,64 @@
 """The training loop of LLM-AutoDiff, as a resumable, observable, stoppable process.
 
-`Trainer` is the one public face; its parts live in `workbench/training/`:
-the step (step.py: forward, select, backward), the proposal loop (proposals.py: propose, checks,
-approval, decide) and its gates (gate_runs.py: minibatch and validation), the run's lifecycle and
-budget (lifecycle.py), and checkpoints (checkpoint.py). Every stage emits an event (docs/EVENTS.md); the run store, the CLI and the widgets
-are subscribers. A checkpoint after each step lets a killed run resume; with the LLM cache a resumed
-run ends exactly where an uninterrupted one would.
+`Trainer` is the one public face. It composes parts, each an object given what it needs in its
+constructor (no part reads another's private fields):
+
+    RunState (run_state.py)        what the run is now; a checkpoint writes and restores it whole
+    RunEmitter (emitter.py)        emits typed events with the run's id and step
+    ControlChannel (controls.py)   pause / resume / step / stop / pin / exclude / auto-approve, into the run
+    RunMeter (usage.py)            usage per role and the one budget of each fit()
+    Schedule (schedule.py)         epochs, steps and the seeded minibatches
+    Evaluator (evaluation.py)      forward passes and evaluations through the memo; candidates via trying()
+    FaultReporter (faults.py)      a helper model that fails, a parameter cut off: an event, not a crash
+    GateRuns (gate_runs.py)        the minibatch and validation gates
+    ProposalLoop (proposals.py)    propose, check, gate, approve, keep (the one commit) or revert
+    TrainingStep (step.py)         the baseline; forward -> select -> backward -> proposals -> checkpoint
+
+Every stage emits an event (docs/EVENTS.md); the run store, the CLI and the widgets are subscribers.
+A checkpoint after each step lets a killed run resume; with the LLM cache a resumed run ends exactly
+where an uninterrupted one would.
 """
 from __future__ import annotations
 
 import copy
 import threading
 import warnings
+from concurrent.futures import Future
 from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
-from .approval import ApprovalDesk, AutoApproval, HumanApproval
+from .approval import ApprovalDesk, AutoApproval, HumanApproval, PendingProposal
 from ..engine.backward import BackwardEngine
 from ..engine.backward_completion import backward_style
 from ..errors import BudgetExceeded, ConfigError, DamagedFileWarning, RunStopped, WorkbenchError
 from ..records.eval_memo import check_unique_ids
-from ..records.events import Event, EventBus, EventData
+from ..records.events import (CheckpointSkipped, CheckpointWritten, EndpointProbe, EventBus, RunFinished, RunStarted,
+                              Update)
 from ..engine.loss import EvalFn, get_eval_fn
-from ..optim import DemoOptimizer, ParameterMemory, TextOptimizer
+from ..optim import DemoOptimizer, LeakCheck, TextOptimizer
 from ..optim.person_feedback import PersonFeedback
 from ..redact import redact
 from ..optim.optimizer_completion import optimizer_style
-from ..records.store import RunStore, new_run_id
-from .checkpoint import checkpoint_state, latest_valid_checkpoint, restore_checkpoint
+from ..records.store import new_run_id
+from .checkpoint import open_run_folder
 from .config import RunSummary, TrainConfig
-from .faults import FaultReporting
+from .controls import Control, ControlChannel, Pause, Resume, Step, Stop
+from .emitter import RunEmitter
+from .evaluation import Evaluator
+from .faults import FaultReporter
 from .gate_runs import GateRuns
-from .lifecycle import Lifecycle
+from .lifecycle import RunThread, wants_progress_bar
 from .proposals import ProposalLoop
+from .run_state import RunState
+from .schedule import Schedule
 from .step import TrainingStep
 from .teaching import Teaching
+from .usage import RunMeter
 
 if TYPE_CHECKING:
     from ..engine.example import Example
+    from ..engine.runner import BatchResult
     from ..llm.models import Models
     from ..llm.types import ChatModel
     from ..engine.pipeline import Pipeline
@@ -46,7 +66,7 @@ if TYPE_CHECKING:
 __all__ = ["RunSummary", "TrainConfig", "Trainer"]
 
 
-class Trainer(TrainingStep, ProposalLoop, GateRuns, Lifecycle, FaultReporting):
+class Trainer:
     """Trains a pipeline's parameters. `fit()` blocks; `start()` runs it in a worker thread."""
 
     def __init__(self, pipeline: "Pipeline", train: Sequence["Example"], val: Sequence["Example"],
@@ -59,7 +79,7 @@ class Trainer(TrainingStep, ProposalLoop, GateRuns, Lifecycle, FaultReporting):
         if not val:
             raise ConfigError("the validation set is empty: proposals are accepted only on validation")
         self.pipeline = pipeline
-        self.train, self.val, self.test = list(train), list(val), list(test)
+        self._splits = (list(train), list(val), list(test))  # the parts get them now: read-only afterwards
         for split, examples in (("train", self.train), ("val", self.val), ("test", self.test)):
             check_unique_ids(examples, split)  # before a run folder exists
         self.eval_fn = get_eval_fn(eval_fn)
@@ -78,59 +98,172 @@ class Trainer(TrainingStep, ProposalLoop, GateRuns, Lifecycle, FaultReporting):
         if not any(p.trainable for p in self.params.values()):
             raise ConfigError(f"{type(pipeline).__name__} has no trainable parameters")
         self.backward_engine = BackwardEngine(models.backward, style=backward_style(models))
+        self.selection_threshold = min(self.config.pass_threshold, self.config.backprop_threshold)
         self.text_optimizer = TextOptimizer(models.optimizer, style=optimizer_style(models),
-                                            pass_threshold=min(self.config.pass_threshold, self.config.backprop_threshold))
+                                            pass_threshold=self.selection_threshold)
         self.demo_optimizer = DemoOptimizer(self.config.num_demos, seed=self.config.seed)
-        self.memory = {name: ParameterMemory(name) for name in self.params}
+        self.run_state = RunState(self.params, demo_pool=self.demo_optimizer.pool)
+        self._emit = RunEmitter(self.bus, self.run_state)
+        self.meter = RunMeter(models, teacher, self.config, self.run_state)
+        self.controls = ControlChannel(self.run_state, self.approval, self._emit, self.meter.check_budget)
+        self.schedule = Schedule(self.train, self.config)
+        self.leak_check = LeakCheck(e.target for e in self.train)  # a candidate that copies a target is refused
         self.teaching = Teaching(self.params, [e.id for e in self.train], [c.name for c in pipeline.components()],
-                                 lambda: self.leak_check, self._emit, lambda: self.step)
-        self.pinned: set[str] = set()
-        self.excluded: set[str] = set()
-        # state that a checkpoint carries (training/checkpoint.py)
-        self.step = 0
-        self.best_val: float | None = None
-        self.best_step = 0
-        self.baseline: dict[str, float | None] = {}
-        self.curve: list[dict] = []
-        self.usage_before: dict[str, dict] = {}
-        self._proposal_counter = 0
-        self._stale_steps = 0
-        self.errored_samples = 0
-        self._init_lifecycle()
-        self._init_fault_reporting()
+                                 self.leak_check, self._emit, lambda: self.run_state.step,
+                                 inbox=self.run_state.person_feedback)
+        self._thread = RunThread()
         self._fitting = threading.Lock()
         self._saved: dict | None = None  # the state of the last checkpoint written or resumed from
-        # run folder
+        self._detach_progress: Callable[[], None] | None = None
+        self.concurrency_applied: int | None = None  # what the endpoint's clients were set to
         run_dir = Path(run_dir) if run_dir else Path(runs_root) / new_run_id(task or "run")
+        self.store, saved, skipped = open_run_folder(run_dir, resume, self._config_record())
         self.resumed_from: int | None = None
-        skipped: list[tuple[str, str]] = []
-        if resume:
-            self.store = RunStore(run_dir)
-            state, skipped = latest_valid_checkpoint(self.store)
-            if state is None and not skipped and self.store.ended_before_its_baseline():
-                moved = self.store.restart(self._config_record())  # nothing to restore: start it again
-                warnings.warn(f"{run_dir} ended before its baseline was checkpointed, so it starts again "
-                              f"(its earlier log is kept as {', '.join(p.name for p in moved) or 'nothing'})",
-                              UserWarning, stacklevel=2)
-            elif state is None:
-                why = "".join(f"; {Path(p).name}: {reason}" for p, reason in skipped)
-                raise WorkbenchError(f"cannot resume {run_dir}: it has no usable checkpoint{why or ' yet'}")
-            else:
-                self._restore(state)
-                self.teaching.recover(self.store.events())  # feedback given after that checkpoint
-                self._saved = copy.deepcopy(state)
-                self.resumed_from = self.step
-        else:
-            self.store = RunStore.create(run_dir, self._config_record())
-        self.run_id = self.store.run_id
+        if saved is not None:
+            self.run_state.from_checkpoint(saved)
+            self.teaching.recover(self.store)  # feedback given after that checkpoint
+            self._saved = copy.deepcopy(saved)
+            self.resumed_from = self.step
+        self.run_id = self._emit.run_id = self.store.run_id
+        self._build_parts()
         self.bus.subscribe(self.store.on_event, critical=True)
+        self.bus.subscribe(self.teaching.saw_node, {"node"})  # node names the pipeline's attributes do not show
         self._probes_announced: list[dict] = []  # endpoint_probe data already on this bus (the CLI announces its own)
         self.bus.subscribe(lambda e: self._probes_announced.append(dict(e.data)), {"endpoint_probe"})
         for path, reason in skipped:
             warnings.warn(f"skipped damaged checkpoint {path}: {reason}", DamagedFileWarning, stacklevel=2)
-            self._emit("checkpoint_skipped", path=path, reason=reason)
+            self._emit(CheckpointSkipped(path=path, reason=reason))
 
-    # -- the run ----------------------------------------------------------------------------------
+    def _build_parts(self) -> None:
+        """The parts that run the algorithm, each given what it needs (the run folder exists now)."""
+        state, emit, cfg = self.run_state, self._emit, self.config
+        self.evaluator = Evaluator(self.pipeline, self.eval_fn, self.models, cfg, state, self.store.path,
+                                   self.controls, self.meter, emit)
+        self.faults = FaultReporter(state, emit)
+        self.gates = GateRuns(self.evaluator, cfg, self.val, self.selection_threshold, emit)
+        self.proposals = ProposalLoop(state=state, config=cfg, pipeline=self.pipeline,
+                                      text_optimizer=self.text_optimizer, demo_optimizer=self.demo_optimizer,
+                                      leak_check=self.leak_check, approval=self.approval, desk=self.desk,
+                                      gates=self.gates, evaluator=self.evaluator, faults=self.faults,
+                                      controls=self.controls, selection_threshold=self.selection_threshold, emit=emit,
+                                      teaching=self.teaching)
+        self.training_step = TrainingStep(state=state, schedule=self.schedule, pipeline=self.pipeline,
+                                          splits=(self.train, self.val, self.test), config=cfg,
+                                          evaluator=self.evaluator, backward_engine=self.backward_engine,
+                                          proposals=self.proposals, demo_optimizer=self.demo_optimizer,
+                                          teacher=self.teacher, faults=self.faults, controls=self.controls,
+                                          meter=self.meter, selection_threshold=self.selection_threshold,
+                                          emit=emit, checkpoint=self._checkpoint, teaching=self.teaching)
+
+    train = property(lambda self: self._splits[0], doc="The training split (fixed at construction).")
+    val = property(lambda self: self._splits[1], doc="The validation split (fixed at construction).")
+    test = property(lambda self: self._splits[2], doc="The test split (fixed at construction).")
+
+    # -- what the run is now (RunState), read-only here ---------------------------------------------
+    step = property(lambda self: self.run_state.step, doc="The last step begun (0: none yet).")
+    best_val = property(lambda self: self.run_state.best_val, doc="The best validation score so far.")
+    best_step = property(lambda self: self.run_state.best_step, doc="The step that earned `best_val`.")
+    baseline = property(lambda self: self.run_state.baseline, doc="`{val, test}` before any step.")
+    curve = property(lambda self: self.run_state.curve, doc="One point per step: scores, kept, reverted.")
+    memory = property(lambda self: self.run_state.memory, doc="The optimizer's memory, per parameter.")
+    errored_samples = property(lambda self: self.run_state.errored_samples)
+    usage_before = property(lambda self: self.run_state.usage_before, doc="What a resumed run spent before.")
+    pinned = property(lambda self: self.run_state.sample_flags()[0], doc="Pinned samples (send `Pin` to change).")
+    excluded = property(lambda self: self.run_state.sample_flags()[1], doc="Excluded samples (send `Exclude`).")
+    eval_memo = property(lambda self: self.evaluator.memo, doc="Every evaluation of this run (records.eval_memo).")
+    steps_per_epoch = property(lambda self: self.schedule.steps_per_epoch)
+    total_steps = property(lambda self: self.schedule.total_steps)
+
+    def batch_for(self, step: int) -> list["Example"]:
+        """The minibatch of a step (a seeded shuffle per epoch, so resume sees the same batches)."""
+        return self.schedule.batch_for(step)
+
+    def carried_samples(self) -> list[str]:
+        return self.run_state.carried_samples()
+
+    def usage(self) -> dict[str, dict]:
+        """This run's usage: since this trainer's first fit(), plus what a resumed run spent before."""
+        return self.meter.usage()
+
+    def evaluate(self, examples: Sequence["Example"], *, split: str, phase: str,
+                 proposal_id: str | None = None) -> "BatchResult":
+        """Score `examples` with the current values (through the memo), with an `eval` event."""
+        return self.evaluator.evaluate(examples, split=split, phase=phase, proposal_id=proposal_id)
+
+    # -- controls (any thread) ------------------------------------------------------------------------
+    def control(self, control: Control) -> None:
+        """Send a control (`workbench.training.controls`: Pause, Resume, Step, Stop, Pin, Exclude,
+        AutoApprove) into the run; the run applies it between LLM calls and records a `control` event."""
+        self.controls.send(control)
+
+    def pause(self) -> None:
+        self.control(Pause())
+
+    def resume(self) -> None:
+        self.control(Resume())
+
+    def step_once(self) -> None:
+        """Run exactly one more step, then pause (for teaching)."""
+        self.control(Step())
+
+    def stop(self) -> None:
+        """Stop at the next point between LLM calls; the last checkpoint stays valid."""
+        self.control(Stop())
+
+    @property
+    def is_paused(self) -> bool:
+        return self.controls.paused
+
+    @property
+    def pending(self) -> PendingProposal | None:
+        return self.desk.pending
+
+    def decide(self, proposal_id: str, action: str, text: str | None = None, by: str = "person", *,
+               value: str | None = None, reason: str | None = None) -> bool:
+        """Answer the pending proposal; False (and no effect) when `proposal_id` is not pending.
+
+        `value` (or `text`): the person's value for "edit". `reason`: the person's words on the
+        proposed value (on reject above all); every later optimizer call for the parameter sees them,
+        the remaining attempts of this step included."""
+        return self.desk.answer(proposal_id, action, value if value is not None else text, by, reason=reason)
+
+    def feedback(self, text: str, *, sample_id: str | None = None, node: str | None = None,
+                 parameter: str | None = None) -> PersonFeedback:
+        """A person's feedback as a gradient with source "person" (any thread; it acts from the next
+        backward or optimizer call): on a training sample's output (`sample_id`), on a node's output
+        for it (`node`), or on a `parameter`. Returns what was accepted; raises `FeedbackRefused`
+        naming the problem (a leaked training target, an unknown sample / node / parameter, no text)."""
+        return self.teaching.give(text, sample_id=sample_id, node=node, parameter=parameter)
+
+    # -- the run --------------------------------------------------------------------------------------
+    def start(self, *, paused: bool = False) -> Future:
+        """Run `fit()` in a worker thread and return at once; errors land in the returned Future."""
+        if self._thread.is_running:
+            raise WorkbenchError("this trainer is already running")
+        if paused:
+            self.controls.hold()
+        self.controls.open()  # controls sent from now on wait for the run's thread
+
+        def fit_then_release() -> RunSummary:
+            try:
+                return self.fit()
+            finally:
+                self.controls.close()  # also when fit() refused to begin
+        return self._thread.start(fit_then_release, name=f"workbench-{self.run_id}")
+
+    @property
+    def is_running(self) -> bool:
+        """True while a `start()`ed run has not finished."""
+        return self._thread.is_running
+
+    @property
+    def future(self) -> Future | None:
+        """The Future of the last `start()`, or None."""
+        return self._thread.future
+
+    def wait(self, timeout: float | None = None) -> RunSummary:
+        return self._thread.wait(timeout)
+
     def fit(self) -> RunSummary:
         """Run (or continue) training until done, stopped, out of budget or plateaued; blocks.
 
@@ -150,10 +283,10 @@ class Trainer(TrainingStep, ProposalLoop, GateRuns, Lifecycle, FaultReporting):
             self._fitting.release()
 
     def _run(self) -> RunSummary:
-        self._emit("run_started", run_id=self.run_id, config=asdict(self.config),
-                   parameters=[p.to_dict() for p in self.params.values()],
-                   splits={"train": len(self.train), "val": len(self.val), "test": len(self.test)},
-                   resumed_from=self.step if self.baseline else None)
+        self._emit(RunStarted(run_id=self.run_id, config=asdict(self.config),
+                              parameters=[p.to_dict() for p in self.params.values()],
+                              splits={"train": len(self.train), "val": len(self.val), "test": len(self.test)},
+                              resumed_from=self.step if self.baseline else None))
         self._announce_probes()
         try:
             self._open_run()
@@ -173,16 +306,13 @@ class Trainer(TrainingStep, ProposalLoop, GateRuns, Lifecycle, FaultReporting):
         """(status, error): the baseline once per run, then steps until the last, a plateau, a stop or the budget."""
         try:
             if not self.baseline:
-                self._baseline()
+                self.training_step.baseline()
             while self.step < self.total_steps:
-                self._obey_controls()
-                self._train_step(self.step + 1)
-                if self.config.patience is not None and self._stale_steps >= self.config.patience:
+                self.controls.obey()
+                self.training_step.run(self.step + 1)
+                if self.config.patience is not None and self.run_state.stale_steps >= self.config.patience:
                     return "plateau", None
-                if self._pause_after_step:
-                    self._pause_after_step = False
-                    self._running.clear()
-                    self._emit("control", action="pause")
+                self.controls.step_ended()
         except RunStopped:
             return "stopped", None
         except BudgetExceeded as exc:
@@ -193,7 +323,7 @@ class Trainer(TrainingStep, ProposalLoop, GateRuns, Lifecycle, FaultReporting):
         """Whether each endpoint keeps system messages (Models.notices), once per run record."""
         for notice in getattr(self.models, "notices", None) or []:
             if dict(notice) not in self._probes_announced:
-                self._emit("endpoint_probe", **notice)
+                self._emit(EndpointProbe(**notice))
 
     def _finish(self, status: str, error: str | None, *, run_test: bool) -> RunSummary:
         self._back_to_last_checkpoint()
@@ -208,31 +338,29 @@ class Trainer(TrainingStep, ProposalLoop, GateRuns, Lifecycle, FaultReporting):
                              self.usage(), str(self.store.path), {n: p.value for n, p in self.params.items()}, error,
                              self.errored_samples)
         self.store.write_summary(summary.to_dict())
-        self._emit("run_finished", **{k: v for k, v in summary.to_dict().items() if k != "parameters"})
+        self._emit(RunFinished(**{k: v for k, v in summary.to_dict().items() if k != "parameters"}))
         return summary
 
-    def feedback(self, text: str, *, sample_id: str | None = None, node: str | None = None,
-                 parameter: str | None = None) -> PersonFeedback:
-        """A person's feedback, used as a gradient with source "person" (any thread, while the run
-        trains or waits for a decision; it acts from the next backward or optimizer call).
+    # -- opening and closing a run: controls, usage, budget, concurrency, progress ----------------------
+    def _open_run(self) -> None:
+        """At the start of each `fit()`: the run applies controls, counts usage, has one budget."""
+        self.controls.open()  # a stopped run continues when fit() is called again
+        self.schedule.warn_if_epochs_end_first()
+        self.meter.open()
+        if hasattr(self.models, "set_concurrency"):
+            self.concurrency_applied = self.models.set_concurrency(self.config.concurrency)
+        if wants_progress_bar(self.progress, self.has_dashboard):
+            from ..records.progress import attach_progress
+            self._detach_progress = attach_progress(self, mode="bar")
 
-        `sample_id`: on that training sample's final output; with `node`: on that node's output for
-        the sample (propagated upstream by the backward engine); `parameter`: straight to its
-        optimizer. Returns the accepted record; raises `FeedbackRefused` naming the problem (a leaked
-        training target, an unknown sample / node / parameter, no text), also recorded as an event.
-        """
-        return self.teaching.give(text, sample_id=sample_id, node=node, parameter=parameter)
+    def _close_run(self) -> None:
+        self.meter.close()
+        self.controls.close()
+        if self._detach_progress is not None:
+            self._detach_progress()
+            self._detach_progress = None
 
     # -- events and persistence -------------------------------------------------------------------
-    def _emit(self, type: "str | EventData", **data: Any) -> None:
-        """Emit one event: preferably its typed definition (`self._emit(StepFinished(...))`), so a
-        misspelled field fails where it is written; the older form is a type string and keywords."""
-        run_id = getattr(self, "run_id", "")
-        if isinstance(type, EventData):
-            self.bus.emit(type.event(run_id=run_id, step=self.step))
-        else:
-            self.bus.emit(Event(type, data, run_id=run_id, step=self.step))
-
     def _config_record(self) -> dict:
         return {"task": self.task, "pipeline": type(self.pipeline).__name__, "config": asdict(self.config),
                 "models": {role: getattr(m, "model", "?") for role, m in self.models.by_role().items()},
@@ -241,14 +369,14 @@ class Trainer(TrainingStep, ProposalLoop, GateRuns, Lifecycle, FaultReporting):
                 "approval": type(self.approval).__name__}
 
     def state(self) -> dict:
-        """The checkpoint of the run as it is now (training/checkpoint.py says what it holds)."""
-        return checkpoint_state(self)
+        """The checkpoint of the run as it is now (`RunState.to_checkpoint`, run_state.py)."""
+        return self.run_state.to_checkpoint(self.usage())
 
     def _checkpoint(self) -> None:
         state = self.state()
         path = self.store.write_checkpoint(self.step, state)
         self._saved = copy.deepcopy(state)
-        self._emit("checkpoint", path=str(path))
+        self._emit(CheckpointWritten(path=str(path)))
 
     def _back_to_last_checkpoint(self) -> None:
         """A run that ends in the middle of a step (stop, budget, error) goes back to its last checkpoint.
@@ -261,12 +389,9 @@ class Trainer(TrainingStep, ProposalLoop, GateRuns, Lifecycle, FaultReporting):
             return
         unfinished = self.step
         before = {name: p.value for name, p in self.params.items()}
-        restore_checkpoint(self, self._saved, keep_usage=True)
+        self.run_state.from_checkpoint(self._saved, keep_usage=True)
         for name, p in self.params.items():
             if p.value != before[name]:
-                self._emit("update", proposal_id=f"step-{unfinished}-unfinished", parameter=name, accepted=False,
-                           value=p.value, reason=f"step {unfinished} did not finish; back to the checkpoint of "
-                                                 f"step {self.step}")
-
-    def _restore(self, state: dict) -> None:
-        restore_checkpoint(self, state)
+                self._emit(Update(proposal_id=f"step-{unfinished}-unfinished", parameter=name, accepted=False,
+                                  value=p.value, reason=f"step {unfinished} did not finish; back to the checkpoint "
+                                                        f"of step {self.step}"))

@@ -5,8 +5,11 @@ subscriber only appends them to a queue (never blocks training). The funnel's ow
 new events, folds them into a `RunState`, and pushes what changed to the attached views, at most
 once per `interval` seconds (coalescing: a burst of 1000 node events is one push).
 
-Browser -> kernel: views forward the person's messages to `Funnel.handle`, which calls the trainer
-(`decide`, `pause`, pinned / excluded sets, ...) and pushes the visible result at once.
+Browser -> kernel: views forward the person's messages to `Funnel.handle`, which answers a pending
+proposal (`trainer.decide`) or sends a control into the run (`trainer.control(Pause())`, `Pin(...)`,
+`AutoApprove(...)`, workbench.training.controls). The run records each control it applies as a
+`control` event, and the views learn the run's status, pins and auto-approve from those events; a
+person's own click is shown at once (the event then says the same).
 """
 from __future__ import annotations
 
@@ -20,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from ..errors import WorkbenchError
 from ..records.events import Event, EventBus
 from ..redact import redact_obj, secrets_known
+from ..training.controls import AutoApprove, Exclude, Pause, Pin, Resume, Step, Stop
 from .reducers import ALL_PARTS, CONTROLS, PANEL, REVIEW, SAMPLES
 from .state import RunState
 from .teaching import decision_reason, send_feedback
@@ -123,10 +127,6 @@ class Funnel:
             try:
                 if woke:
                     self.flush()
-                else:
-                    with self._lock:  # a pause takes effect without an event: look now and then
-                        if self._sync_status():
-                            self._push()
             except Exception:  # a broken view must not stop the updates of the others
                 log.exception("workbench dashboard update failed")
             if woke:
@@ -136,19 +136,6 @@ class Funnel:
         """Whether the trainer's worker thread is alive (started here or by `trainer.start()`)."""
         future = self.future if self.future is not None else getattr(self.trainer, "future", None)
         return future is not None and not future.done()
-
-    def _sync_status(self) -> bool:
-        """Follow the trainer's paused flag (pause and step_once have no event). True if changed."""
-        tr, st = self.trainer, self.state.run
-        if tr is None or not self.running() or st.status in ("finished", "stopping"):
-            return False
-        paused = bool(getattr(tr, "is_paused", False))
-        new = "paused" if paused else ("running" if st.status in ("paused", "starting") and st.run_id else st.status)
-        if new != st.status:
-            st.status = new
-            st.mark(CONTROLS)
-            return True
-        return False
 
     def flush(self) -> None:
         """Apply every queued event and push the changes now (tests call this directly)."""
@@ -162,7 +149,6 @@ class Funnel:
             self._push()
 
     def _push(self) -> None:
-        self._sync_status()
         if self.running():
             usage = getattr(self.trainer, "usage", None)
             if callable(usage):
@@ -235,27 +221,14 @@ class Funnel:
             self.push_now(PANEL, SAMPLES)
 
     def set_sample_flag(self, sample_id: str, flag: str, value: bool) -> None:
-        """Pin a sample into, or exclude it from, backward in the next steps."""
+        """Pin a sample into, or exclude it from, backward in the next steps (a control into the run)."""
         if not sample_id:
             return
-        tr = self.trainer
         with self._lock:
-            st = self.state.samples
-            on, off = (st.pinned, st.excluded) if flag == "pin" else (st.excluded, st.pinned)
-            if value:
-                on.add(sample_id)
-                off.discard(sample_id)
-            else:
-                on.discard(sample_id)
-            if tr is not None:
-                t_on = tr.pinned if flag == "pin" else tr.excluded
-                t_off = tr.excluded if flag == "pin" else tr.pinned
-                if value:
-                    t_on.add(sample_id)
-                    t_off.discard(sample_id)
-                else:
-                    t_on.discard(sample_id)
-            self.push_now(SAMPLES)
+            self.state.samples.set_flag(sample_id, flag, value)  # shown at once; the run's event agrees
+        if self.trainer is not None:
+            self.trainer.control(Pin(sample_id, value) if flag == "pin" else Exclude(sample_id, value))
+        self.flush()
 
     def decide(self, proposal_id: str, action: str, text: Any = None, *, reason: str | None = None) -> tuple[bool, str]:
         """Answer the pending proposal (with the person's `reason`, if any). False (with why) for a
@@ -273,12 +246,14 @@ class Funnel:
         return True, ""
 
     def set_auto_approve(self, value: bool) -> None:
-        approval = getattr(self.trainer, "approval", None)
-        if approval is not None and self.human_approval:
-            approval.auto = value
+        """Switch the approval policy's auto-approve (a control into the run; a person decides only when
+        the policy can wait for one)."""
         with self._lock:
-            self.state.review.auto_approve = bool(getattr(approval, "auto", value)) if approval is not None else value
-            self.push_now(REVIEW)
+            self.state.review.auto_approve = bool(value) if self.human_approval else True
+            self.state.review.mark(REVIEW)
+        if self.trainer is not None and self.human_approval:
+            self.trainer.control(AutoApprove(bool(value)))
+        self.flush()
 
     def control(self, action: str, *, path: Any = None, fmt: Any = None) -> None:
         if action not in CONTROL_ACTIONS:
@@ -301,28 +276,29 @@ class Funnel:
                 self.future.add_done_callback(self._run_ended)
                 message = "started"
         elif action == "pause":
-            tr.pause()
-            st.status, message = "paused", "paused: the run stops at the next safe point"
+            tr.control(Pause())
+            message = "paused: the run stops at the next safe point"
         elif action == "resume":
-            tr.resume()
-            st.status, message = "running", "resumed"
+            tr.control(Resume())
+            message = "resumed"
         elif action == "stop":
-            tr.stop()
-            st.status, message = "stopping", "stopping after the current call"
+            tr.control(Stop())
+            message = "stopping after the current call"
         elif action == "step":
             running = self.running()
-            tr.step_once()  # run one more step, then pause
+            tr.control(Step())  # run one more step, then pause
             if not running:
                 with self._lock:
                     st.status = "starting"
                 self.future = tr.start()
                 self.future.add_done_callback(self._run_ended)
-            st.status, message = "running", "running one step, then pausing"
+            message = "running one step, then pausing"
         elif action == "export":
             message = self.export(path or "tuned_prompts.json", fmt or "json")
         with self._lock:
             st.message = message
-            self.push_now(CONTROLS)
+            st.mark(CONTROLS)
+        self.flush()  # the control events the trainer emitted already
 
     def _run_ended(self, future: Any) -> None:
         """The worker thread ended. Its error is shown once, in the summary (with the run's last

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from ...errors import ConfigError
 from ..events import Event
+from ..fold import RunFold
 from ...redact import redact
 
 if TYPE_CHECKING:
@@ -139,6 +140,7 @@ class MLflowSink:
         self.run_folder: Path | None = None
         self.mlflow_run_id: str | None = None
         self.registered: dict[str, int] = {}  # prompt name -> version registered by this run
+        self.fold = RunFold(keep_rows=False)  # the run's numbers, as every other reader has them
         self._lock = threading.Lock()
 
     # -- wiring ------------------------------------------------------------------------------------
@@ -149,6 +151,7 @@ class MLflowSink:
 
     def on_event(self, event: Event) -> None:
         with self._lock:  # events come from the trainer's worker threads
+            self.fold.apply(event)
             handler = getattr(self, "_on_" + event.type, None)
             if handler is not None:
                 handler(event, event.data or {})
@@ -173,27 +176,26 @@ class MLflowSink:
 
     def _on_step_finished(self, event: Event, data: dict) -> None:
         metrics = {"minibatch_score": data.get("train_score"), "val_score": data.get("val_score"),
-                   "best_val": data.get("best_val"), "accepted": len(data.get("accepted") or []),
+                   "best_val": self.fold.best_val, "accepted": len(data.get("accepted") or []),
                    "rejected": len(data.get("rejected") or [])}
-        for role, usage in (data.get("usage") or {}).items():
-            if isinstance(usage, dict):
-                metrics[f"calls.{role}"] = usage.get("calls", 0)
-                metrics[f"tokens.{role}"] = (usage.get("prompt_tokens", 0) or 0) + (usage.get("completion_tokens", 0) or 0)
+        for role, usage in self.fold.totals()["by_role"].items():
+            metrics[f"calls.{role}"] = usage["calls"]
+            metrics[f"tokens.{role}"] = usage["tokens"]
         self._log(metrics=metrics, step=event.step, at=event.time)
 
     def _on_run_finished(self, event: Event, data: dict) -> None:
         if self.mlflow_run_id is None:
             return
-        baseline, final = data.get("baseline") or {}, data.get("final") or {}
-        self._log(metrics={"baseline_val": baseline.get("val"), "baseline_test": baseline.get("test"),
-                           "final_val": final.get("val"), "final_test": final.get("test"),
-                           "best_val": data.get("best_val")}, step=event.step, at=event.time)
-        self.client.set_tag(self.mlflow_run_id, "workbench.status", data.get("status", ""))
+        fold = self.fold
+        self._log(metrics={"baseline_val": fold.baseline["val"], "baseline_test": fold.baseline["test"],
+                           "final_val": fold.final["val"], "final_test": fold.final["test"],
+                           "best_val": fold.best_val}, step=event.step, at=event.time)
+        self.client.set_tag(self.mlflow_run_id, "workbench.status", fold.status)
         if self.run_folder is not None:
             self._log_artifacts(self.run_folder)
             if self.register_prompts:
                 self._register_prompts(self.run_folder, data)
-        status = {"completed": "FINISHED", "plateau": "FINISHED", "failed": "FAILED"}.get(data.get("status"), "KILLED")
+        status = {"completed": "FINISHED", "plateau": "FINISHED", "failed": "FAILED"}.get(fold.status, "KILLED")
         self.client.set_terminated(self.mlflow_run_id, status, end_time=int(event.time * 1000))
 
     # -- helpers -----------------------------------------------------------------------------------

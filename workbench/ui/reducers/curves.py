@@ -1,56 +1,47 @@
 """The curves view: scores per step, every proposal's outcome, cost per step per role (plotly figures
-built by ../charts.py from the same `CurveData` a report uses), and the run's usage totals."""
+built by records/charts.py from the run's fold, `RunFold.curves`, the same data a report draws), and
+the run's usage totals (`RunFold.totals`)."""
 from __future__ import annotations
 
 from typing import Any
 
-from ...records.events import Event
 from ...records.charts import CurveData, cost_spec, score_spec
+from ...records.events import Event
+from ...records.fold import RunFold
 from .base import CURVES, Part
 
 
 class CurvesPart(Part):
     view = "curves"
 
-    def __init__(self, state: Any, prices: dict[str, tuple[float, float]] | None = None) -> None:
+    def __init__(self, state: Any, fold: RunFold, prices: dict[str, tuple[float, float]] | None = None) -> None:
         super().__init__(state)
+        self.fold = fold                    # applied by RunState before the views: numbers come from it
         self.prices = dict(prices or {})
-        self.data = CurveData()
-        self.usage: dict = {}           # the latest cumulative usage {role: {...}}
+        self.live_usage: dict | None = None  # the trainer's usage between events (view-only)
+        self.drawn = -1                      # the chart data's version the view was last marked for
+
+    @property
+    def data(self) -> CurveData:
+        return self.fold.curves
 
     def apply(self, event: Event) -> None:
-        if self.data.apply(event):
+        if self.data.version != self.drawn:  # the fold changed what the charts show
+            self.drawn = self.data.version
             self.mark(CURVES)
-        usage = (event.data or {}).get("usage") if event.type in ("step_finished", "run_finished") else None
-        if usage:
-            self.usage = usage
+        if event.type in ("step_finished", "run_finished") and (event.data or {}).get("usage"):
+            self.live_usage = None  # the event's usage is the newest
             self.mark(CURVES)
 
     def set_live_usage(self, usage: dict | None) -> None:
         """The trainer's usage right now (events carry it only at the end of a step)."""
-        if usage and usage != self.usage:
-            self.usage = usage
+        shown = self.live_usage if self.live_usage is not None else self.fold.usage
+        if usage and usage != shown:
+            self.live_usage = usage
             self.mark(CURVES)
 
     def totals(self) -> dict:
-        calls = tokens = 0
-        cost = 0.0 if self.prices else None
-        by_role = {}
-        for role, u in (self.usage or {}).items():
-            if not isinstance(u, dict):
-                continue
-            c = int(u.get("calls", 0) or 0)
-            pt, ct = int(u.get("prompt_tokens", 0) or 0), int(u.get("completion_tokens", 0) or 0)
-            calls += c
-            tokens += pt + ct
-            role_cost = None
-            if role in self.prices:
-                pin, pout = self.prices[role]
-                role_cost = (pt * pin + ct * pout) / 1e6
-                cost = (cost or 0.0) + role_cost
-            by_role[role] = {"calls": c, "prompt_tokens": pt, "completion_tokens": ct,
-                             "cache_hits": int(u.get("cache_hits", 0) or 0), "cost": role_cost}
-        return {"calls": calls, "tokens": tokens, "cost": cost, "by_role": by_role}
+        return self.fold.totals(self.prices, usage=self.live_usage)
 
     def traits(self, parts: set[str]) -> dict[str, Any]:
         if CURVES not in parts:

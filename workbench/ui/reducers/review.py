@@ -68,6 +68,11 @@ class ReviewPart(Part):
         self.mark(REVIEW)
 
     # -- events ----------------------------------------------------------------------------------
+    def _on_control(self, e: Event, d: dict) -> None:
+        if d.get("action") == "auto_approve" and d.get("on") is not None:
+            self.auto_approve = bool(d["on"])
+            self.mark(REVIEW)
+
     def _on_proposal(self, e: Event, d: dict) -> None:
         p = self._proposal(d.get("proposal_id", ""), e.step)
         if p["action"] == "edit":  # the person's edit, re-announced as a human proposal: keep both texts

@@ -5,6 +5,7 @@ from collections import OrderedDict
 from typing import Any
 
 from ...records.events import Event
+from ...records.fold import RunFold
 from .base import CONTROLS, PANEL, REVIEW, STATUS, Part, clip
 
 # Messages that describe a control in progress; they mean nothing once the run has ended.
@@ -14,8 +15,9 @@ TRANSIENT = ("started", "paused: ", "resumed", "stopping after the current call"
 class RunPart(Part):
     view = "controls"
 
-    def __init__(self, state: Any) -> None:
+    def __init__(self, state: Any, fold: RunFold) -> None:
         super().__init__(state)
+        self.fold = fold              # applied before this view: the run's numbers come from it
         self.run_id = ""
         self.run_dir = ""
         self.status = "idle"          # idle | starting | running | paused | stopping | finished
@@ -88,12 +90,22 @@ class RunPart(Part):
         self.phase = "resumed from step %s" % d["resumed_from"] if d.get("resumed_from") else "started"
         self.mark(CONTROLS, REVIEW, PANEL)
 
+    def _on_control(self, e: Event, d: dict) -> None:
+        """The run applied a pause, resume, step or stop (the only way the view learns the run's status)."""
+        status = {"pause": "paused", "resume": "running", "step": "running", "stop": "stopping"}.get(d.get("action"))
+        if status is None or self.status == "finished":
+            return
+        if status == "running" and self.status in ("idle", "starting"):
+            return  # a step sent before the run started: run_started says when it runs
+        self.status = status
+        self.mark(CONTROLS)
+
     def _on_node(self, e: Event, d: dict) -> None:
         split = d.get("split", "")
         self.phase = f"forward · {split}" if split else "forward"
 
     def _on_step_started(self, e: Event, d: dict) -> None:
-        self.step, self.epoch = e.step, d.get("epoch", self.epoch)
+        self.step, self.epoch = e.step, self.fold.epoch
         if self.message_step and self.message_step < e.step:  # an earlier step's news is not the run's now
             self.say("")
         self.phase = "forward · train"
@@ -150,9 +162,11 @@ class RunPart(Part):
         self.mark(CONTROLS)
 
     def _on_run_finished(self, e: Event, d: dict) -> None:
-        self.finish_status = d.get("status", "")
-        self.finished = {k: d.get(k) for k in ("status", "baseline", "final", "best_val", "best_step", "error",
-                                               "run_dir")}
+        fold = self.fold
+        self.finish_status = fold.status
+        self.finished = {"status": fold.status, "baseline": fold.baseline, "final": fold.final,
+                         "best_val": fold.best_val, "best_step": fold.best_step,
+                         "error": (fold.finished or {}).get("error"), "run_dir": (fold.finished or {}).get("run_dir")}
         self.run_dir = d.get("run_dir") or self.run_dir
         self.finish(self.finish_status)
 

@@ -6,6 +6,8 @@ from collections import OrderedDict
 from typing import Any
 
 from ...records.events import Event
+from ...records.fold import RunFold
+from ...training.run_state import flag_sample
 from .base import CONTROLS, PANEL, SAMPLES, Part, clip
 
 
@@ -20,8 +22,9 @@ def inputs_text(inputs: dict | None) -> str:
 class SamplesPart(Part):
     view = "samples"
 
-    def __init__(self, state: Any) -> None:
+    def __init__(self, state: Any, fold: RunFold) -> None:
         super().__init__(state)
+        self.fold = fold  # applied before this view: the epoch comes from it
         self.step = 0
         self.epoch = 0
         self.batch: list[str] = []
@@ -35,13 +38,24 @@ class SamplesPart(Part):
         return {"sample_id": sid, "input": "", "prediction": "", "target": "", "score": None, "status": "running",
                 "error": "", "selected": None, "reason": ""}
 
+    def set_flag(self, sample_id: str, flag: str, on: bool) -> None:
+        """Pinned or excluded (each takes the sample out of the other), as the run's control event says."""
+        flag_sample(self.pinned, self.excluded, sample_id, flag, on)
+        self.mark(SAMPLES)
+
+    def _on_control(self, e: Event, d: dict) -> None:
+        flags = {"pin": ("pin", True), "unpin": ("pin", False), "exclude": ("exclude", True),
+                 "include": ("exclude", False)}
+        if d.get("action") in flags and d.get("sample_id"):
+            self.set_flag(d["sample_id"], *flags[d["action"]])
+
     def pick(self, sample_id: str) -> None:
         self.selected_sample = sample_id
         self.user_picked_sample = bool(sample_id)
         self.mark(PANEL, SAMPLES)
 
     def _on_step_started(self, e: Event, d: dict) -> None:
-        self.step, self.epoch = e.step, d.get("epoch", self.epoch)
+        self.step, self.epoch = e.step, self.fold.epoch
         self.batch = list(d.get("batch") or [])
         self.rows = OrderedDict((sid, self._new_row(sid)) for sid in self.batch)
         if self.selected_sample not in self.rows:
