@@ -96,6 +96,13 @@ class BadArgumentError(WorkbenchError, ValueError):
     Also a ValueError, so `except ValueError` written against older versions keeps working."""
 
 
+class WrongTypeError(WorkbenchError, TypeError):
+    """Raised when a function of the package is given an object of a kind it does not take
+    (a folder where a `Run` is read, a type string where a typed event is emitted).
+
+    Also a TypeError, so `except TypeError` keeps working."""
+
+
 class NotFoundError(WorkbenchError, KeyError):
     """Raised when a name that does not exist (a parameter, a node) is looked up; names it and what exists.
 

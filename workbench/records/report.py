@@ -21,6 +21,7 @@ import pandas as pd
 
 from .export import check_output, write_output
 from ..plain_text import CONTROL_CSS, html_name, html_shown, html_text, show_controls
+from ..errors import WrongTypeError
 from ..redact import redact
 from .charts import cost_figure, score_figure
 from .diff import word_diff
@@ -64,7 +65,7 @@ def write_report(run: "Run", out_path: str | os.PathLike = "report.html", *,
 def render_report(run: "Run", *, prices: dict[str, tuple[float, float]] | None = None) -> str:
     """The report of `run` (`open_run(...)`'s) as one HTML string (see the module docstring)."""
     if not hasattr(run, "tables") or not hasattr(run, "proposals"):
-        raise TypeError(f"the report reads a Run, not a {type(run).__name__}: "
+        raise WrongTypeError(f"the report reads a Run, not a {type(run).__name__}: "
                         "open_run(folder_or_trainer).report(path), or write_report(open_run(...), path)")
     curves = run.tables.curves  # the one fold of the log, shared with the tables: the log is read once
     sections = [

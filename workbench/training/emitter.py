@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from ..errors import WrongTypeError
 from ..records.events import EventBus, EventData
 
 if TYPE_CHECKING:
@@ -23,5 +24,5 @@ class RunEmitter:
 
     def __call__(self, data: EventData) -> None:
         if not isinstance(data, EventData):
-            raise TypeError(f"emit takes an event definition from workbench.records.events, not {type(data).__name__}")
+            raise WrongTypeError(f"emit takes an event definition from workbench.records.events, not {type(data).__name__}")
         self.bus.emit(data.event(run_id=self.run_id, step=self._state.step))
