@@ -276,7 +276,7 @@ def test_python_dash_m_and_the_console_script_agree():
     via_script = subprocess.run([str(script), "--help"], capture_output=True, text=True)
     via_module = subprocess.run([sys.executable, "-m", "workbench", "--help"], capture_output=True, text=True)
     assert via_script.returncode == via_module.returncode == 0
-    assert "{demo,train,runs,export,report}" in via_script.stdout == via_module.stdout
+    assert "{demo,train,branch,runs,export,report}" in via_script.stdout == via_module.stdout
 
 
 def test_progress_is_printed_as_lines_while_the_baseline_runs_without_a_terminal(shout_run):

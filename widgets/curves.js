@@ -62,6 +62,11 @@ function loadPlotly(model) {
   return window[LOADER];
 }
 
+// a name as a CSS identifier, one to one: every character but a letter or digit becomes _<code>_
+function cssSafe(name) {
+  return "t" + String(name === undefined ? "" : name).replace(/[^A-Za-z0-9]/g, (c) => "_" + c.charCodeAt(0) + "_");
+}
+
 function render({ model, el }) {
   el.classList.add("wb-view", "wb-curves-view");
   const head = h("div", { class: "wb-head" }, h("span", { class: "wb-title" }, "Curves"),
@@ -70,7 +75,11 @@ function render({ model, el }) {
   const scoreBox = h("div", { class: "wb-chart wb-chart-score", role: "img", "aria-label": "scores per step" });
   const usageText = h("div", { class: "wb-usage" });
   const costBox = h("div", { class: "wb-chart wb-chart-cost", role: "img", "aria-label": "cost per step per role" });
-  el.append(h("div", { class: "wb-card" }, head, status, scoreBox, usageText, costBox));
+  // a run with a parent or branches: every run of the tree on one chart (drawn only then)
+  const familyHead = h("h4", { class: "wb-h wb-family-head" }, "This run's family: parent and branches");
+  const familyBox = h("div", { class: "wb-chart wb-chart-family", role: "img", "aria-label": "the best validation score of each run of the family" });
+  familyHead.hidden = familyBox.hidden = true;
+  el.append(h("div", { class: "wb-card" }, head, status, scoreBox, usageText, costBox, familyHead, familyBox));
 
   let Plotly = null;
   let alive = true;
@@ -82,14 +91,17 @@ function render({ model, el }) {
     const figures = model.get("figures") || {};
     narrow = el.clientWidth < NARROW_PX;
     const ink = getComputedStyle(el).color; // the theme's text colour: light in a dark theme
-    for (const [box, key] of [[scoreBox, "score"], [costBox, "cost"]]) {
+    familyHead.hidden = familyBox.hidden = !figures.family;
+    if (!figures.family && familyBox.data) Plotly.purge(familyBox);
+    for (const [box, key] of [[scoreBox, "score"], [costBox, "cost"], [familyBox, "family"]]) {
       const fig = figures[key];
       if (!fig) continue;
-      // uirevision: a hidden series or a zoom survives the next push; uid: traces are matched by name
+      // uirevision: a hidden series or a zoom survives the next push; uid: traces are matched by name (made
+      // safe for the CSS selectors plotly builds from it: a removed "test score (held out)" broke the chart)
       const layout = Object.assign({}, fig.layout || {}, { uirevision: key,
         font: Object.assign({}, (fig.layout || {}).font, { color: ink }) });
       if (narrow && layout.height) layout.height += key === "score" ? 120 : 40;
-      const data = (fig.data || []).map((t) => Object.assign({ uid: t.name }, t,
+      const data = (fig.data || []).map((t) => Object.assign({ uid: cssSafe(t.name) }, t,
         t.line && t.line.color === INK ? { line: Object.assign({}, t.line, { color: ink }) } : {},
         t.marker && t.marker.color === INK ? { marker: Object.assign({}, t.marker, { color: ink }) } : {}));
       Plotly.react(box, data, layout, CONFIG);
@@ -114,7 +126,7 @@ function render({ model, el }) {
   const resize = coalesce(() => {
     if (!Plotly || !alive) return;
     if ((el.clientWidth < NARROW_PX) !== narrow) return drawCharts();
-    for (const box of [scoreBox, costBox]) if (box.data) Plotly.Plots.resize(box);
+    for (const box of [scoreBox, costBox, familyBox]) if (box.data) Plotly.Plots.resize(box);
   });
   const observer = typeof ResizeObserver === "function" ? new ResizeObserver(resize) : null;
   if (observer) observer.observe(el);
@@ -137,7 +149,7 @@ function render({ model, el }) {
     c1();
     c2();
     if (observer) observer.disconnect();
-    if (Plotly) for (const box of [scoreBox, costBox]) Plotly.purge(box);
+    if (Plotly) for (const box of [scoreBox, costBox, familyBox]) Plotly.purge(box);
   };
 }
 

@@ -187,6 +187,7 @@ function render({ model, el }) {
       if (p.gradient_summary) d.append(h("div", { class: "wb-sub" }, "Gradient summary"), summaryView(p.gradient_parts, p.gradient_summary));
       if (!p.diff && !p.gradient_summary) d.append(h("p", { class: "wb-note" },
         "An older proposal: its change and feedback are in open_run(...).proposals and the report."));
+      if (p.accepted === true || p.accepted === false) d.append(branchButtons(p));
       historyBox.append(d);
     }
     if (items.length > MAX_HISTORY_SHOWN) historyBox.append(h("p", { class: "wb-note" }, (items.length - MAX_HISTORY_SHOWN) + " older proposals not shown"));
@@ -221,6 +222,28 @@ function render({ model, el }) {
     mineBox.append(h("h4", { class: "wb-h" }, "Your feedback (" + items.length + ")"), personNotes(items));
   }
 
+  // "branch from here": a new run from the step before this proposal, taking the other decision on it,
+  // or deciding again (a person answers every proposal of the branch from this step on)
+  function branchButtons(p) {
+    const decision = p.accepted ? "reject" : "accept";
+    const other = h("button", { type: "button", class: "wb-btn wb-branch", dataset: { action: "branch", decision },
+      title: "a new run from the state after step " + (p.step - 1) + " that " + (p.accepted ? "rejects" : "keeps") +
+        " this proposal; this run stays as it is" }, "Branch from here: " + decision + " it");
+    const again = h("button", { type: "button", class: "wb-btn wb-branch", dataset: { action: "branch-step" },
+      title: "a new run from the state after step " + (p.step - 1) + " in which you decide every proposal again; " +
+        "this run stays as it is" }, "Branch before step " + p.step + ": decide again");
+    const send = (msg, text) => {
+      for (const x of [other, again]) x.disabled = true;
+      drawNotice(text);
+      model.send(msg);
+    };
+    other.addEventListener("click", () => send({ type: "branch", proposal_id: p.proposal_id, decision },
+      "Making a branch that takes the other decision on " + p.proposal_id + "…"));
+    again.addEventListener("click", () => send({ type: "branch", step: p.step - 1 },
+      "Making a branch from the state after step " + (p.step - 1) + "…"));
+    return h("div", { class: "wb-actions" }, other, again);
+  }
+
   function drawActivity() {
     const text = model.get("activity") || "";
     clear(activity);
@@ -241,6 +264,11 @@ function render({ model, el }) {
   }
 
   function onMessage(msg) {
+    if (msg && msg.type === "branch_result") {
+      drawNotice(msg.ok ? msg.reason : "Not branched: " + (msg.reason || "the branch could not be made") + ".");
+      for (const b of historyBox.querySelectorAll("button.wb-branch")) b.disabled = false;
+      return;
+    }
     if (!msg || msg.type !== "decision_result") return;
     if (!msg.ok) {
       drawNotice("Not applied: " + (msg.reason || "that proposal is no longer pending") + ".");

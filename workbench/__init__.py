@@ -26,13 +26,32 @@ from .training.trainer import TrainConfig, Trainer
 __version__ = "0.1.0"
 
 __all__ = [
-    "open_run", "runs",
+    "branch", "compare", "open_run", "runs",
     "AutoApproval", "HumanApproval", "Models", "TrainConfig", "Trainer",
     "BackwardEngine", "EvalFn", "FeedbackRefused", "backward_rule", "judge", "Event", "EventBus", "FunctionPipeline", "Gradient", "Graph", "LLMCall", "Parameter",
     "Pipeline", "PromptTemplate", "Role", "SampleResult", "Tool", "TracedText", "WorkbenchError",
     "exact_match", "f1_score", "numeric_match", "render_svg", "run_batch", "run_example",
     "select_for_backward", "to_dot", "tool", "trace", "use_model",
 ]
+
+
+def branch(run, at_step=None, **options):
+    """A new Trainer that goes on from `run`'s state after step `at_step`, with changed settings or the other
+    decision on a proposal (workbench.training.branching.branch). A folder `workbench train` started is
+    rebuilt from its cli.json when no pipeline= is given."""
+    from pathlib import Path
+
+    from .training.branching import branch as branch_run
+    if isinstance(run, (str, Path)) and "pipeline" not in options and (Path(run) / "cli.json").is_file():
+        from .cli.branch_command import branch_from_cli_json
+        return branch_from_cli_json(run, at_step, **options)
+    return branch_run(run, at_step, **options)
+
+
+def compare(runs):
+    """Runs side by side: one run gives its whole family (workbench.records.compare.compare)."""
+    from .records.compare import compare as compare_runs
+    return compare_runs(runs)
 
 
 def __getattr__(name: str):

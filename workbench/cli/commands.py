@@ -105,6 +105,7 @@ RUNS_HEADER = f"{'run':<40} {'task':<14} {'status':<22} {'steps':>5} {'baseline'
 
 def cmd_runs(args: argparse.Namespace) -> int:
     """Every run under --runs-dir; a damaged folder is one row that says so, and the others still show."""
+    from ..records.family import branch_record, in_tree_order
     from ..records.store import list_runs
 
     root = Path(args.runs_dir)
@@ -118,8 +119,11 @@ def cmd_runs(args: argparse.Namespace) -> int:
         print(f"no runs in {args.runs_dir}")
         return 0
     print(RUNS_HEADER)
-    for r in rows:
+    for depth, r in in_tree_order(rows):  # a branch under its parent, indented, with the step it started after
         run_id = r.get("run_id") or Path(str(r.get("path", "?"))).name
+        record = branch_record(r["path"]) if depth else None
+        if depth:
+            run_id = f"{'  ' * (depth - 1)}└ {run_id} @{(record or {}).get('step', '?')}"
         damage = r.get("damaged") or r.get("error")
         if damage or r.get("status") == "damaged":
             reason = damage if isinstance(damage, str) else "unreadable files"

@@ -10,9 +10,10 @@ import warnings
 from ..errors import WorkbenchError
 from ..redact import redact
 from ..tasks import task_names
+from .branch_command import add_branch_parser
 from .commands import cmd_demo, cmd_export, cmd_report, cmd_runs, cmd_train
 
-COMMANDS = "{demo,train,runs,export,report}"
+COMMANDS = "{demo,train,branch,runs,export,report}"
 
 
 def _add_endpoint(p: argparse.ArgumentParser) -> None:
@@ -116,7 +117,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_tracking(train)
     train.set_defaults(func=cmd_train)
 
-    runs = sub.add_parser("runs", help="list runs with their scores")
+    add_branch_parser(sub, _add_training, _add_endpoint, _add_tracking)
+
+    runs = sub.add_parser("runs", help="list runs with their scores (a branch under its parent)")
     runs.add_argument("--runs-dir", default="runs", help="the folder holding the run folders (default: ./runs)")
     runs.set_defaults(func=cmd_runs)
 

@@ -51,8 +51,10 @@ FOLD_SYSTEM = {"auto": None, "on": True, "off": False}  # None: WORKBENCH_FOLD_S
 
 
 def run_training(spec: RunSpec, *, run_dir: Path | None, runs_root: str, resume: bool, quiet: bool,
-                 confirm: Callable[[RunSpec, Any], bool] | None = None, story: bool = False) -> int:
-    """Build, train (Ctrl-C stops cleanly at the next LLM call), export, and print the last screen."""
+                 confirm: Callable[[RunSpec, Any], bool] | None = None, story: bool = False,
+                 make_trainer: Callable[..., Any] | None = None) -> int:
+    """Build, train (Ctrl-C stops cleanly at the next LLM call), export, and print the last screen.
+    `make_trainer(built, models, config, approval)`: another way to the trainer (a branch)."""
     from ..records.export import export_prompts
     from ..records.store import RunStore
     from ..training.trainer import TrainConfig, Trainer
@@ -84,9 +86,9 @@ def run_training(spec: RunSpec, *, run_dir: Path | None, runs_root: str, resume:
                             config.batch_size, mode="off" if quiet else "auto")
         approval = terminal_approval(progress, feedback=lambda text, parameter: trainer.feedback(
             text, parameter=parameter)) if spec.approval == "terminal" else None  # (trainer exists by then)
-        trainer = Trainer(built.pipeline, built.train, built.val, built.test, built.eval_fn, models,
-                          config=config, approval=approval, task=built.name, run_dir=run_dir, runs_root=runs_root,
-                          resume=resume)
+        trainer = make_trainer(built, models, config, approval) if make_trainer else \
+            Trainer(built.pipeline, built.train, built.val, built.test, built.eval_fn, models, config=config,
+                    approval=approval, task=built.name, run_dir=run_dir, runs_root=runs_root, resume=resume)
         save_spec(spec, trainer.store.path)  # on resume: with its new endpoint or limits, for the next resume
         progress.total_steps = trainer.total_steps
         trainer.bus.subscribe(progress)

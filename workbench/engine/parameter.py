@@ -7,6 +7,7 @@ backward engine and the optimizer reason about *what the text is for*, not only 
 from __future__ import annotations
 
 import contextlib
+import copy
 import re
 import threading
 from dataclasses import dataclass, field
@@ -76,6 +77,14 @@ class Parameter:
         self._lock = threading.Lock()
         if not self.history:
             self.history.append(Revision(self.value, step=0, source="initial"))
+
+    def __deepcopy__(self, memo: dict) -> "Parameter":
+        """A copy with its own lock (a branch of a run copies its parent's pipeline)."""
+        clone = object.__new__(type(self))
+        memo[id(self)] = clone
+        for key, value in vars(self).items():
+            setattr(clone, key, threading.Lock() if key == "_lock" else copy.deepcopy(value, memo))
+        return clone
 
     # -- gradients ---------------------------------------------------------------------------
     def add_gradient(self, gradient: "Gradient") -> None:

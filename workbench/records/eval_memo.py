@@ -74,13 +74,18 @@ def _trimmed(graph: dict) -> dict:
 class EvalMemo:
     """Sample results by (all parameter values, model, eval function, sample)."""
 
-    def __init__(self, path: str | Path | None = None) -> None:
+    def __init__(self, path: str | Path | None = None, *, also_read: Sequence[str | Path] = ()) -> None:
+        """`also_read`: the memos of the other runs of this run's family (records/family.py), read
+        once here and never written, so a branch reuses what any run of its tree paid for."""
         self.path = Path(path) if path is not None else None
         self._entries: dict[str, tuple[SampleResult, dict]] = {}  # the result (its graph left out) and the graph
         self._lock = threading.Lock()
         self.hits = 0
+        for other in also_read:
+            if Path(other).is_file() and Path(other) != self.path:
+                self._load(Path(other))
         if self.path is not None and self.path.exists():
-            self._load()
+            self._load(self.path)
 
     def key(self, values: Mapping[str, str], model: Any, eval_fn: Callable, example: "Example",
             pass_threshold: float) -> str:
@@ -118,8 +123,8 @@ class EvalMemo:
     def __len__(self) -> int:
         return len(self._entries)
 
-    def _load(self) -> None:
-        for number, line in enumerate(self.path.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
+    def _load(self, path: Path) -> None:
+        for number, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
             try:
                 row = json.loads(line)
                 r = row["result"]
@@ -130,7 +135,7 @@ class EvalMemo:
                 if old is None or old[1].get("trimmed"):
                     self._entries[row["key"]] = (result, row["graph"])
             except (ValueError, KeyError, TypeError) as exc:
-                log.warning("%s line %d skipped (damaged: %s)", self.path, number, exc)
+                log.warning("%s line %d skipped (damaged: %s)", path, number, exc)
 
 
 def _ends_mid_line(f) -> bool:

@@ -23,6 +23,7 @@ from .export import check_output, write_output
 from ..plain_text import CONTROL_CSS, html_name, html_shown, html_text, show_controls
 from ..errors import WrongTypeError
 from ..redact import redact
+from .family import branch_record, family_of
 from .charts import cost_figure, score_figure
 from .diff import word_diff
 
@@ -154,6 +155,7 @@ def _header(run: Run) -> str:
             ("status", summary.get("status")), ("steps", summary.get("steps")),
             ("validation", f"{_score(baseline.get('val'))} → {_score(summary.get('best_val'))}"),
             ("test", f"{_score(baseline.get('test'))} → {_score(final.get('test'))}"),
+            *_family_rows(run),
             ("wall time", f"{run.wall_time_s:.1f} s"),
             ("written", _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))]
     settings = (config.get("config") or {})
@@ -163,6 +165,20 @@ def _header(run: Run) -> str:
     knobs = ", ".join(f"{k}={v}" for k, v in settings.items())
     return (f"<header><h1>Workbench run {name(run.run_id)}</h1><table class=\"meta\">{table}</table>"
             + (f"<p class=\"muted\">settings: {name(knobs)}</p>" if knobs else "") + "</header>")
+
+
+def _family_rows(run: Run) -> list[tuple[str, str]]:
+    """Where a branch came from, and the branches of this run (records/family.py)."""
+    rows = []
+    record = branch_record(run.path)
+    if record:
+        decision = record.get("decision") or {}
+        rows.append(("branched from", f"{record['parent']} after step {record.get('step')}"
+                     + (f", {decision.get('action')} {decision.get('proposal_id')}" if decision else "")))
+    children = [m for m in family_of(run.path) if m.parent == run.run_id]
+    if children:
+        rows.append(("branches", ", ".join(f"{m.run_id} (after step {m.step})" for m in children)))
+    return rows
 
 
 def _diff_html(old: str, new: str) -> str:

@@ -23,6 +23,7 @@ import pandas as pd
 
 from . import events as ev
 from . import usage_totals
+from .compare import Comparison, compare
 from ..errors import WorkbenchError
 from .events import Event
 from .contributions import CONTRIBUTION_COLUMNS
@@ -43,7 +44,7 @@ SAMPLE_COLUMNS = ["step", "split", "phase", "proposal_id", "sample_id", "inputs"
 USAGE_COLUMNS = ["step", "stage", "role", "calls", "prompt_tokens", "completion_tokens", "tokens", "cache_hits",
                  "latency_s"]
 RUNS_COLUMNS = ["run_id", "task", "status", "steps", "baseline_val", "best_val", "baseline_test", "test", "calls",
-                "tokens", "wall_time_s", "started", "path", "error"]
+                "tokens", "wall_time_s", "started", "parent", "branch_step", "path", "error"]
 
 
 class RunFolderError(WorkbenchError):
@@ -224,6 +225,12 @@ class Run:
         """Seconds spent training, summed over sessions (a resumed run's downtime is not counted)."""
         return self.tables.wall_time_s
 
+    @property
+    def family(self) -> Comparison:
+        """This run's tree (parent, branches, their branches) side by side: curves on one chart, final
+        prompts as diffs (records/compare.py)."""
+        return compare(self.path)
+
     def report(self, path: str | os.PathLike = "report.html", *,
                prices: dict[str, tuple[float, float]] | None = None) -> Path:
         """Write the self-contained HTML report of this run (see `workbench.records.report`)."""
@@ -270,7 +277,10 @@ def _run_row(folder: Path) -> dict:
     row: dict[str, Any] = {c: None for c in RUNS_COLUMNS} | {"run_id": folder.name, "path": str(folder)}
     problems = folder_problems(folder)  # the same verdict as `workbench runs`
     try:
-        row["task"] = json.loads((folder / "config.json").read_text(encoding="utf-8")).get("task") or None
+        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+        row["task"] = config.get("task") or None
+        branch = config.get("branch") if isinstance(config.get("branch"), dict) else {}
+        row["parent"], row["branch_step"] = branch.get("parent"), branch.get("step")  # a branch: where it began
     except (OSError, ValueError, AttributeError):
         pass  # already among the problems
     run = Run(folder)

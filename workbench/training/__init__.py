@@ -15,6 +15,8 @@
     lifecycle.py   the worker thread of start(), and whether fit() draws a progress bar
     config.py      TrainConfig (every knob of a run) and RunSummary (its outcome)
     approval.py    who decides a proposal: a policy or a person
+    branching.py   a branch: a new run from another run's checkpoint, with changed settings (branch_decision.py:
+                   the other decision on one proposal of the next step)
 
 `workbench.training.trainer.Trainer` puts them together and stays the one public face.
 """

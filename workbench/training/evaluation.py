@@ -16,6 +16,7 @@ from ..engine.runner import BatchResult, SampleResult
 from ..errors import RunStopped, WorkbenchError
 from ..optim.gates import scores_by_id
 from ..records.eval_memo import MEMO_FILE, EvalMemo, run_batch_memo
+from ..records.family import family_memo_files
 from ..records.events import Eval, Forward, NodeStatus
 
 if TYPE_CHECKING:
@@ -44,7 +45,8 @@ class Evaluator:
     def memo(self) -> EvalMemo:
         """Every evaluation of this run, by (all parameter values, model, sample); opened on first use."""
         if self._memo is None:
-            self._memo = EvalMemo(self._run_dir / MEMO_FILE)
+            # reading its family's memos too (a branch's parent and siblings): no run of a tree pays twice
+            self._memo = EvalMemo(self._run_dir / MEMO_FILE, also_read=family_memo_files(self._run_dir))
         return self._memo
 
     @contextlib.contextmanager

@@ -54,15 +54,17 @@ class GateRuns:
         margin = (paired.before if paired.before is not None else -1.0) + self._config.min_gain
         return paired.after > margin or (self._config.tie_rule == "equal" and paired.after >= margin)
 
-    def validate(self, values: Values, pid: str) -> tuple[float | None, bool, str]:
-        """Paired validation in chunks, stopping once even a perfect rest could not win.
+    def validate(self, values: Values, pid: str, *, complete: bool = False) -> tuple[float | None, bool, str]:
+        """Paired validation in chunks, stopping once even a perfect rest could not win (unless
+        `complete`: a branch's decision is kept whatever it scores, so its whole score is measured).
 
         Returns (the candidate's mean over the samples it scored, keep?, reason); the score is None
         when the candidate was not run at all, because even a perfect score could not win.
         """
         reference = self._evaluator.scores_now(self._val, split="val")
         best = pair(reference, reference).before
-        if self._config.early_stop_validation and best is not None and \
+        early_stop = self._config.early_stop_validation and not complete
+        if early_stop and best is not None and \
                 not can_still_win({}, reference, list(reference), self._wins):  # not even with every sample right
             self._emit(Eval(split="val", phase="proposal", score=None, n=0, errored=0, proposal_id=pid,
                             complete=False, left_out=0))
@@ -81,8 +83,7 @@ class GateRuns:
                 results += batch.results
                 mine.update(scores_by_id(batch.results))
                 remaining = [e.id for e in self._val[start + chunk:]]
-                if self._config.early_stop_validation and remaining and \
-                        not can_still_win(mine, reference, remaining, self._wins):
+                if early_stop and remaining and not can_still_win(mine, reference, remaining, self._wins):
                     complete = False
                     break
         paired = pair({i: reference.get(i) for i in mine}, mine)

@@ -55,13 +55,15 @@ class ProposalLoop:
                  text_optimizer: TextOptimizer, demo_optimizer: DemoOptimizer, leak_check: LeakCheck,
                  approval: Any, desk: ApprovalDesk, gates: GateRuns, evaluator: "Evaluator",
                  faults: "FaultReporter", controls: "ControlChannel", selection_threshold: float,
-                 emit: "RunEmitter", teaching: Teaching) -> None:
+                 emit: "RunEmitter", teaching: Teaching, forced_decisions: dict | None = None) -> None:
         self._state, self._config, self._pipeline = state, config, pipeline
         self._text_optimizer, self._demo_optimizer, self._leak_check = text_optimizer, demo_optimizer, leak_check
         self._approval, self._desk, self._gates, self._evaluator = approval, desk, gates, evaluator
         self._faults, self._controls, self._emit = faults, controls, emit
         self._selection_threshold = selection_threshold
         self._teaching = teaching  # a person's feedback on a parameter joins its next optimizer call
+        # proposal id -> the Decision a branch takes on it (training/branching.py); the trainer's dict, filled later
+        self._forced_decisions = forced_decisions if forced_decisions is not None else {}
 
     def optimize(self, group: list[Parameter], gate_examples: list["Example"], failed: list[SampleResult],
                   step: int) -> tuple[bool, list[str]]:
@@ -173,12 +175,14 @@ class ProposalLoop:
         """One candidate through the checks, the minibatch gate, approval and validation; True if kept.
         `refused`: what `_refusal` found for the values (the loop asked already)."""
         self._emit_proposal(values, pid, source, attempt, group)
-        if refused:
+        # a branch's decision on this proposal (training/branching.py) is final: no check, gate or person overrules it
+        forced = self._forced_decisions.get(pid)  # kept until its step ends: a step redone after a stop takes it too
+        if refused and forced is None:
             return self._reject(values, pid, step, refused, by=source)
         passed, why, paired = self._gates.minibatch_gate(values, pid, gate_examples, before)
-        if not passed:
+        if not passed and forced is None:
             return self._reject(values, pid, step, why, minibatch=paired.after, by=source)
-        decision = self._ask(self._pending(values, pid, paired))
+        decision = forced or self._ask(self._pending(values, pid, paired))
         self._emit(DecisionMade(proposal_id=pid, **decision.to_dict()))
         person = person_judgement(decision)  # what the optimizer's memory keeps of the person's words
         if decision.action == "reject":
@@ -195,16 +199,18 @@ class ProposalLoop:
             values, by = {next(iter(values)): decision.text}, "human"
             self._emit_proposal(values, pid, "human", attempt, group)
             refused = self._refusal(values)
-            if refused:
+            if refused and forced is None:
                 return self._reject(values, pid, step, f"the edit {refused}", by=by, **person)
             passed, why, paired = self._gates.minibatch_gate(values, pid, gate_examples, before)
-            if not passed:
+            if not passed and forced is None:
                 return self._reject(values, pid, step, f"the edit failed the minibatch gate: {why}",
                                     minibatch=paired.after, by=by, **person)
-        if not getattr(self._approval, "validate", True) and decision.by == "person":
+        if not getattr(self._approval, "validate", True) and decision.by == "person" and forced is None:
             score, keep, reason = None, True, "accepted by a person without validation"
-        else:
-            score, keep, reason = self._gates.validate(values, pid)
+        else:  # a branch's decision is validated in full, so its curve shows what it kept, and kept whatever it scores
+            score, keep, reason = self._gates.validate(values, pid, complete=forced is not None)
+            if forced is not None and not keep:
+                keep, reason = True, f"{reason}; kept anyway: the decision this branch was made with"
         if not keep:
             return self._reject(values, pid, step, reason, minibatch=paired.after, score=score, by=by, **person)
         self._commit(values, pid, step, by=by, score=score, reason=reason, minibatch=paired.after, person=person)

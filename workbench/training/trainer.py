@@ -42,6 +42,7 @@ from ..redact import redact
 from ..optim.optimizer_completion import optimizer_style
 from ..records.store import new_run_id
 from .checkpoint import open_run_folder
+from .branch_decision import decisions_still_due
 from .config import RunSummary, TrainConfig
 from .controls import Control, ControlChannel, Pause, Resume, Step, Stop
 from .emitter import RunEmitter
@@ -102,6 +103,7 @@ class Trainer:
         self.text_optimizer = TextOptimizer(models.optimizer, style=optimizer_style(models),
                                             pass_threshold=self.selection_threshold)
         self.demo_optimizer = DemoOptimizer(self.config.num_demos, seed=self.config.seed)
+        self.forced_decisions: dict = {}  # proposal id -> the Decision a branch takes on it (training/branching.py)
         self.run_state = RunState(self.params, demo_pool=self.demo_optimizer.pool)
         self._emit = RunEmitter(self.bus, self.run_state)
         self.meter = RunMeter(models, teacher, self.config, self.run_state)
@@ -124,6 +126,7 @@ class Trainer:
             self.teaching.recover(self.store)  # feedback given after that checkpoint
             self._saved = copy.deepcopy(saved)
             self.resumed_from = self.step
+            self.forced_decisions.update(decisions_still_due(self.store.config(), self.step))  # a branch resumed
         self.run_id = self._emit.run_id = self.store.run_id
         self._build_parts()
         self.bus.subscribe(self.store.on_event, critical=True)
@@ -146,7 +149,7 @@ class Trainer:
                                       leak_check=self.leak_check, approval=self.approval, desk=self.desk,
                                       gates=self.gates, evaluator=self.evaluator, faults=self.faults,
                                       controls=self.controls, selection_threshold=self.selection_threshold, emit=emit,
-                                      teaching=self.teaching)
+                                      teaching=self.teaching, forced_decisions=self.forced_decisions)
         self.training_step = TrainingStep(state=state, schedule=self.schedule, pipeline=self.pipeline,
                                           splits=(self.train, self.val, self.test), config=cfg,
                                           evaluator=self.evaluator, backward_engine=self.backward_engine,

@@ -52,6 +52,24 @@ class Workbench(ipywidgets.Box):
                                    width="100%", overflow="visible")
         super().__init__(children=shown, layout=layout, **kwargs)
         self.add_class("wb-dashboard")
+        self.funnel.on_branch = self._branch_clicked
+
+    def all_views(self) -> list[Any]:
+        return [getattr(self, name) for name in VIEWS]
+
+    # -- branches -----------------------------------------------------------------------------------
+    def branch(self, proposal_id: str | None = None, decision: str | None = None, *, at_step: int | None = None,
+               start: bool = True, **settings: Any) -> Any:
+        """Branch this run and show the branch here (with both curves together); what "branch from here"
+        in the review history does. Arguments as `workbench.branch`. Returns the branch's trainer."""
+        from .branching import branch_and_follow
+        return branch_and_follow(self, proposal_id, decision, at_step=at_step, start=start, **settings)
+
+    def _branch_clicked(self, proposal_id: str, decision: str, step: int | None = None) -> str:
+        if not decision:  # "decide again from step k+1": a person answers every proposal of the branch
+            from .branching import deciding_again
+            return self.branch(at_step=step, approval=deciding_again(self.trainer.approval)).run_id
+        return self.branch(proposal_id, decision).run_id
 
     # -- the run ----------------------------------------------------------------------------------
     def start(self) -> Any:
@@ -93,6 +111,6 @@ class Workbench(ipywidgets.Box):
 
     def close(self) -> None:
         self.funnel.close()
-        for name in VIEWS:
-            getattr(self, name).close()
+        for view in self.all_views():
+            view.close()
         super().close()

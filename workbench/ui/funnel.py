@@ -60,6 +60,7 @@ class Funnel:
         self.views: list["View"] = []
         self.pushes = 0                      # how many throttled pushes happened (tests, diagnostics)
         self.future: Any = None              # trainer.start()'s Future, once started here
+        self.on_branch: Callable[[str, str, int | None], str] | None = None  # "branch from here" (ui/branching.py)
         self._queue: deque[Event] = deque()
         self._lock = threading.RLock()
         self._wake = threading.Event()
@@ -200,6 +201,11 @@ class Funnel:
                            ok=ok, reason=reason)
             elif kind == "feedback":  # a person's feedback (issue 16): answered ok / refused with why
                 view.reply(**send_feedback(self.trainer, msg))
+            elif kind == "branch":
+                step = msg.get("step")
+                ok, reason = self.request_branch(str(msg.get("proposal_id") or ""), str(msg.get("decision") or ""),
+                                                 step if isinstance(step, int) and not isinstance(step, bool) else None)
+                view.reply(type="branch_result", proposal_id=msg.get("proposal_id"), ok=ok, reason=reason)
             elif kind == "auto":
                 self.set_auto_approve(bool(msg.get("value")))
             elif kind == "control":
@@ -244,6 +250,16 @@ class Funnel:
         if not ok:
             return False, f"proposal {proposal_id} is no longer waiting for a decision"
         return True, ""
+
+    def request_branch(self, proposal_id: str, decision: str, step: int | None = None) -> tuple[bool, str]:
+        """A branch that takes `decision` on `proposal_id`, or (no decision) one from after `step` where a
+        person decides again; (False, why) when it cannot be made."""
+        if self.on_branch is None:
+            return False, "branching needs the dashboard (Workbench) that shows this run"
+        try:
+            return True, f"branch {self.on_branch(proposal_id, decision, step)} started"
+        except WorkbenchError as exc:
+            return False, str(exc)
 
     def set_auto_approve(self, value: bool) -> None:
         """Switch the approval policy's auto-approve (a control into the run; a person decides only when

@@ -1,0 +1,320 @@
+"""Branching a run: a child from step k of a 4-step run, over HTTP to our test server.
+
+The parent rejects every proposal of step 3 that reaches a person; the branch goes on from step 2
+and accepts p3-7. It must end exactly where an uninterrupted run that accepted p3-7 ends, send the
+server only requests of the steps after 2 (and fewer: the parent's evaluations are reused), and
+leave the parent's folder byte-identical. Every reply is a function of the messages (cli_task.py).
+"""
+import json
+import warnings
+from collections import Counter
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import cli_task
+from scripted_tasks import Shout, same_text
+from workbench.errors import BadArgumentError, ConfigError
+from workbench.llm.models import Models
+from workbench.records.family import branch_record, family_of
+from workbench.records.store import RunStore
+from workbench.testing import OpenAITestServer
+from workbench.training.approval import CallbackApproval, Decision
+from workbench.training.branching import branch
+from workbench.training.trainer import TrainConfig, Trainer
+
+TRAIN = cli_task.sample(8, 0)
+VAL = [cli_task.Example(f"v-{w}", {"word": w}, w.upper(), {}) for w in cli_task.WORDS[12:16]]
+TEST = [cli_task.Example(f"t-{w}", {"word": w}, w.upper(), {}) for w in cli_task.WORDS[16:20]]
+CONFIG = TrainConfig(max_steps=4, batch_size=2, concurrency=4)
+
+
+def rejects_step_3(pending):
+    """The parent's person: rejects whatever reaches them in step 3, accepts the rest (validation decides)."""
+    return Decision("reject" if pending.proposal_id.startswith("p3-") else "accept", "person")
+
+
+def accepts_p3_7(pending):
+    """The uninterrupted run a branch must equal: the same person, except that they accept p3-7."""
+    return Decision("accept", "person") if pending.proposal_id == "p3-7" else rejects_step_3(pending)
+
+
+def models_for(server, model="test-model"):
+    return Models.from_endpoint(server.base_url, model, api_key="k", cache=None, max_concurrency=4, max_retries=1)
+
+
+def snapshot(folder: Path) -> dict:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def comparable(state):
+    return {k: v for k, v in state.items() if k not in ("written", "usage")}
+
+
+def outcome(summary):
+    return {k: summary[k] for k in ("status", "steps", "baseline", "final", "best_val", "best_step", "parameters")}
+
+
+def canonical(body):
+    return json.dumps(body, sort_keys=True)
+
+
+def requests_after_step(trainer, server, step):
+    """Start counting the server's requests once `trainer` has checkpointed `step`."""
+    mark = {}
+    trainer.bus.subscribe(lambda e: mark.setdefault("at", len(server.requests)) if e.step == step else None,
+                          {"checkpoint"})
+    return mark
+
+
+@pytest.fixture
+def parent(tmp_path):
+    with OpenAITestServer(responder=cli_task.respond) as server:
+        models = models_for(server)
+        trainer = Trainer(Shout(), TRAIN, VAL, TEST, same_text, models, config=CONFIG,
+                          approval=CallbackApproval(rejects_step_3), run_dir=tmp_path / "runs" / "parent")
+        summary = trainer.fit()
+        yield server, models, trainer, summary
+
+
+def test_a_branch_pays_only_after_its_step_and_ends_where_the_same_decisions_end(parent, tmp_path):
+    server, models, trainer, summary = parent
+    parent_dir = trainer.store.path
+    before = snapshot(parent_dir)
+    assert summary.status == "completed" and summary.steps == 4
+
+    served = len(server.requests)
+    child = branch(parent_dir, proposal="p3-7", decision="accept", pipeline=Shout(), train=TRAIN, val=VAL, test=TEST,
+                   eval_fn=same_text, models=models, approval=CallbackApproval(rejects_step_3))
+    assert child.step == 2 and child.store.path.parent == parent_dir.parent
+    result = child.fit()
+    child_requests = Counter(canonical(b) for b in server.requests[served:])
+
+    reference = Trainer(Shout(), TRAIN, VAL, TEST, same_text, models, config=CONFIG,
+                        approval=CallbackApproval(accepts_p3_7), run_dir=tmp_path / "elsewhere" / "reference")
+    mark = requests_after_step(reference, server, 2)
+    expected = reference.fit()
+    reference_after_2 = Counter(canonical(b) for b in server.requests[mark["at"]:])
+
+    # the same decisions, the same run: every checkpoint after the branch point and the outcome
+    assert outcome(result.to_dict()) == outcome(expected.to_dict())
+    assert result.parameters != summary.parameters  # accepting p3-7 changed where the run went
+    for step in (2, 3, 4):
+        mine = json.loads((child.store.path / "checkpoints" / f"step-{step:04d}.json").read_text())
+        theirs = json.loads((reference.store.path / "checkpoints" / f"step-{step:04d}.json").read_text())
+        assert comparable(mine) == comparable(theirs), step
+    # the branch sent only requests of the steps after 2, and fewer: the parent's evaluations were reused
+    assert 0 < sum(child_requests.values()) < sum(reference_after_2.values())
+    assert not child_requests - reference_after_2
+    assert sum(u["calls"] for u in result.usage.values()) == sum(child_requests.values())
+    # the parent is byte-identical; the branch names it
+    assert snapshot(parent_dir) == before
+    record = branch_record(child.store.path)
+    assert record["parent"] == "parent" and record["step"] == 2
+    assert record["decision"] == {"proposal_id": "p3-7", "action": "accept", "text": None}
+    assert [m.run_id for m in family_of(parent_dir)] == ["parent", child.run_id]
+
+
+def test_a_branch_of_a_finished_run_at_its_last_step_makes_no_call(parent):
+    server, models, trainer, summary = parent
+    served = server.request_count
+    child = branch(trainer)  # a finished trainer lends its pipeline (copied), data, models and approval
+    result = child.fit()
+    assert server.request_count == served
+    assert outcome(result.to_dict()) == outcome(summary.to_dict())
+    assert sum(u.get("calls", 0) for u in result.usage.values()) == 0
+    assert trainer.params["shout.instruction"] is not child.params["shout.instruction"]
+
+
+def test_a_branch_killed_before_its_changed_step_takes_the_decision_when_resumed(parent, tmp_path):
+    server, models, trainer, _ = parent
+    first = branch(trainer, proposal="p3-7", decision="accept", run_dir=tmp_path / "runs" / "first")
+    finished = first.fit()
+    made = branch(trainer, proposal="p3-7", decision="accept", run_dir=tmp_path / "runs" / "second")
+    del made  # "killed" before it trained: its folder holds the branch point and the decision
+    resumed = Trainer(Shout(), TRAIN, VAL, TEST, same_text, models, config=CONFIG,
+                      approval=CallbackApproval(rejects_step_3), run_dir=tmp_path / "runs" / "second", resume=True)
+    assert resumed.resumed_from == 2 and set(resumed.forced_decisions) == {"p3-7"}
+    assert outcome(resumed.fit().to_dict()) == outcome(finished.to_dict())
+
+
+def test_settings_and_models_change_and_another_model_reuses_no_reply(parent):
+    server, models, trainer, summary = parent
+    served = len(server.requests)
+    other = models_for(server, "other-model")
+    child = branch(trainer.store.path, at_step=4, max_steps=5, epochs=2, pipeline=Shout(), train=TRAIN, val=VAL,
+                   test=TEST, eval_fn=same_text, models=other, train_only=["shout.instruction"])
+    changed = branch_record(child.store.path)["changed"]
+    assert changed["max_steps"] == [4, 5] and changed["epochs"] == [1, 2]
+    assert changed["models"]["task"] == ["test-model", "other-model"]
+    child.fit()
+    sent = server.requests[served:]
+    assert sent and {b["model"] for b in sent} == {"other-model"}  # nothing paid by test-model was reused
+
+
+def test_what_a_branch_refuses(parent, tmp_path):
+    server, models, trainer, _ = parent
+    folder = trainer.store.path
+    with pytest.raises(ConfigError, match="no checkpoint of step 9"):
+        branch(trainer, at_step=9)
+    with pytest.raises(ConfigError, match="proposal of step 3"):
+        branch(trainer, at_step=1, proposal="p3-7", decision="accept")
+    with pytest.raises(ConfigError, match="no proposal p3-99"):
+        branch(trainer, proposal="p3-99", decision="accept")
+    with pytest.raises(ConfigError, match="kept in parent already"):
+        branch(trainer, proposal="p2-5", decision="accept")
+    with pytest.raises(BadArgumentError, match="needs the edited text"):
+        branch(trainer, proposal="p3-7", decision="edit")
+    with pytest.raises(ConfigError, match="needs pipeline, train, val, test, eval_fn, models"):
+        branch(folder, at_step=2)
+    with pytest.raises(ConfigError, match="unknown settings"):
+        branch(trainer, at_step=2, max_stepz=3)
+    with pytest.raises(ConfigError, match="differs from what parent was trained on"):
+        branch(folder, at_step=2, pipeline=Shout(), train=TRAIN[:4], val=VAL, test=TEST, eval_fn=same_text,
+               models=models)
+    assert [p.name for p in folder.parent.iterdir()] == ["parent"]  # a refused branch leaves no folder
+
+
+def test_an_edited_text_is_kept_as_written(parent):
+    server, models, trainer, _ = parent
+    text = "Rule 1: use capitals. Rule 2: use capitals. Rule 3: use capitals. <b>bold</b>\u202e"
+    child = branch(trainer, proposal="p3-6", decision="edit", text=text, max_steps=3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the decision was taken: no warning that it was not
+        child.fit()
+    assert child.params["shout.instruction"].value == text
+
+
+def test_compare_the_family_curves_prompts_and_the_runs_table(parent):
+    import workbench
+    from workbench.records.results import open_run, runs
+
+    server, models, trainer, summary = parent
+    accepted = branch(trainer, proposal="p3-7", decision="accept", run_dir=trainer.store.path.parent / "accepted")
+    accepted.fit()
+    same = branch(trainer, at_step=4, run_dir=trainer.store.path.parent / "same")
+    same.fit()
+    fam = open_run(trainer.store.path).family
+    assert fam.run_ids == ["parent", "accepted", "same"] == workbench.compare(same).run_ids
+    curves = fam.curves
+    branch_curve = curves[curves.run_id == "accepted"]
+    assert list(branch_curve.step) == [0, 1, 2, 3, 4] and list(branch_curve.inherited) == [True] * 3 + [False] * 2
+    parent_curve = curves[curves.run_id == "parent"]
+    assert list(branch_curve.best_val)[:3] == list(parent_curve.best_val)[:3]  # the shared path
+    spec = fam.spec()
+    lines = [t for t in spec["data"] if t.get("showlegend", True)]
+    assert [t["name"] for t in lines] == ["parent", "accepted", "same"]
+    assert lines[1]["x"][0] == 2 and lines[2]["x"] == [4]  # a branch's line starts where it left its parent
+    prompts = fam.prompts
+    assert list(prompts.columns) == ["parent", "accepted", "same"]
+    assert prompts.loc["shout.instruction", "same"] == prompts.loc["shout.instruction", "parent"]
+    diffs = fam.diffs.set_index("run_id")
+    assert not diffs.loc["accepted", "same"] and diffs.loc["same", "same"]
+    assert any(op != "=" for op, _ in diffs.loc["accepted", "diff"])
+    table = fam.runs.set_index("run_id")
+    assert table.loc["accepted", "decision"] == "accept p3-7" and table.loc["accepted", "branch_step"] == 2
+    listed = runs(trainer.store.path.parent).set_index("run_id")
+    assert listed.loc["accepted", "parent"] == "parent" and listed.loc["accepted", "branch_step"] == 2
+    assert pd.isna(listed.loc["parent", "parent"])
+
+
+def test_a_branch_mirrored_to_mlflow_names_its_parent(parent, tmp_path):
+    mlflow = pytest.importorskip("mlflow", reason="mlflow is not installed (pip install 'workbench[mlflow]')")
+    from workbench.records.sinks.mlflow import MLflowSink, log_run
+
+    server, models, trainer, _ = parent
+    store = tmp_path / "mlruns"
+    parent_sink = log_run(trainer.store.path, store, experiment="branches")  # the parent, after the fact
+    child = branch(trainer, proposal="p3-7", decision="accept")
+    sink = MLflowSink(store, experiment="branches")
+    sink.attach(child)
+    child.fit()
+    client = mlflow.MlflowClient(tracking_uri=sink.tracking_uri)
+    tags = client.get_run(sink.mlflow_run_id).data.tags
+    assert tags["workbench.parent_run_id"] == "parent" and tags["workbench.branch_step"] == "2"
+    assert tags["mlflow.parentRunId"] == parent_sink.mlflow_run_id  # nested under the parent in MLflow's UI
+    steps = [m.step for m in client.get_metric_history(sink.mlflow_run_id, "minibatch_score")]
+    assert steps == [3, 4]  # the steps the branch trained
+
+
+def test_reports_and_exports_of_a_family(parent, tmp_path):
+    from workbench.records.export import export_prompts
+    from workbench.records.report import render_report
+    from workbench.records.results import open_run
+
+    server, models, trainer, _ = parent
+    child = branch(trainer, proposal="p3-7", decision="accept", run_dir=trainer.store.path.parent / "b<i>x&amp;")
+    child.fit()
+    page = render_report(open_run(trainer.store.path))
+    assert "b&lt;i&gt;x&amp;amp; (after step 2)" in page and "<i>x" not in page  # a hostile name is text
+    page = render_report(open_run(child.store.path))
+    assert "branched from" in page and "parent after step 2, accept p3-7" in page
+    out = export_prompts(child.store.path, tmp_path / "prompts.json")
+    exported = json.loads(Path(out).read_text())
+    assert json.dumps(exported).count(child.params["shout.instruction"].value.replace('"', '\\"')) >= 1
+
+
+def test_a_worse_text_is_kept_anyway_and_its_score_is_the_branch_s(parent):
+    from workbench.records.results import open_run
+
+    server, models, trainer, _ = parent
+    child = branch(trainer, proposal="p3-6", decision="edit", text="Say it in French.", max_steps=3)
+    result = child.fit()
+    assert child.params["shout.instruction"].value == "Say it in French."
+    row = open_run(child).proposals.set_index("proposal_id").loc["p3-6"]
+    assert bool(row.kept) and "kept anyway" in row.reason and row.validation_complete
+    assert result.best_val == row.validation == 0.0  # every French word is reversed: the kept value's own score
+
+
+def test_damaged_and_missing_family_members(parent, tmp_path):
+    import shutil
+
+    from workbench.records.compare import compare
+    from workbench.records.family import in_tree_order
+    from workbench.records.store import list_runs
+
+    server, models, trainer, summary = parent
+    folder = trainer.store.path
+    child = branch(trainer, at_step=4, run_dir=folder.parent / "child")
+    child.fit()
+    # a damaged checkpoint of the step asked for is refused, naming it; the parent is not touched
+    copy = tmp_path / "copy" / "parent"
+    shutil.copytree(folder, copy)
+    (copy / "checkpoints" / "step-0002.json").write_bytes(b"\x00{not json")
+    with pytest.raises(ConfigError, match="checkpoint of step 2 of parent cannot be branched from"):
+        branch(copy, at_step=2, pipeline=Shout(), train=TRAIN, val=VAL, test=TEST, eval_fn=same_text, models=models)
+    # configs edited by hand into a cycle: every run is still listed, once
+    grand = branch(child, at_step=4, run_dir=folder.parent / "grand")
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, "branch": {"parent": "grand", "step": 4}}))
+    ordered = [row["run_id"] for _, row in in_tree_order(list_runs(folder.parent))]
+    assert sorted(ordered) == ["child", "grand", "parent"]
+    assert sorted(compare(folder).run_ids) == ["child", "grand", "parent"]
+    (folder / "config.json").write_text(json.dumps(config))
+    # a parent deleted later: the branch is a root of its own, and still resumes and compares
+    del grand
+    shutil.rmtree(folder)
+    assert compare(folder.parent / "child").run_ids == ["child", "grand"]
+    resumed = Trainer(Shout(), TRAIN, VAL, TEST, same_text, models, config=CONFIG,
+                      approval=CallbackApproval(rejects_step_3), run_dir=folder.parent / "grand", resume=True)
+    assert resumed.fit().parameters == summary.parameters
+
+
+def test_a_branch_stopped_in_its_changed_step_takes_the_decision_when_fit_again(parent):
+    server, models, trainer, _ = parent
+    expected = branch(trainer, proposal="p3-7", decision="accept").fit()
+    child = branch(trainer, proposal="p3-7", decision="accept")
+    unsubscribe = child.bus.subscribe(lambda e: child.stop() if e.data.get("proposal_id") == "p3-7" else None,
+                                      {"proposal"})
+    assert child.fit().status == "stopped" and child.step == 2  # back to the branch point
+    unsubscribe()
+    assert outcome(child.fit().to_dict()) == outcome(expected.to_dict())
+
+
+def test_a_decision_that_never_comes_up_again_is_a_warning(parent):
+    server, models, trainer, _ = parent
+    child = branch(trainer, proposal="p3-10", decision="accept", max_proposals=2)  # p3-10 was the 5th attempt
+    with pytest.warns(UserWarning, match="p3-10 did not come up again in step 3"):
+        child.fit()
+    assert child.forced_decisions == {}
