@@ -17,7 +17,7 @@ Then it measures what a person does with such a run:
                 peak RSS of this process (resource.getrusage)
     open_run    time of `workbench.open_run(folder)` and of building each DataFrame
     report      time and size of `workbench report` (the HTML file), and of the same without plotly.js
-    runs        `workbench.runs(root)` and `workbench runs` (store.list_runs) on a folder of --copies runs
+    runs        `workbench.runs(root)` and `workbench runs` (run_list.list_runs) on a folder of --copies runs
     dashboard   the Funnel (workbench/ui/funnel.py) with its reducers, headless (a view that records
                 traits, no browser): every event of the log applied with a flush after each, the cost
                 per event in the first and the last tenth of the log (equal means linear overall)
@@ -190,9 +190,9 @@ def runs_numbers(folder: Path, root: Path, copies: int) -> None:
         shutil.copytree(folder, many / f"{folder.name}-{k:03d}", ignore=shutil.ignore_patterns("eval_memo.jsonl"))
     frame, t = timed(workbench.runs, many)
     print(f"workbench.runs() on {copies} runs: {t:.2f} s ({t / copies * 1000:.0f} ms per run), {len(frame)} rows")
-    from workbench.records.store import list_runs
+    from workbench.records.run_list import list_runs
     rows, t = timed(list_runs, many)
-    print(f"store.list_runs() (behind `workbench runs`) on {copies} runs: {t:.2f} s ({t / copies * 1000:.0f} ms per run)")
+    print(f"run_list.list_runs() (behind `workbench runs`) on {copies} runs: {t:.2f} s ({t / copies * 1000:.0f} ms per run)")
     started = time.perf_counter()
     proc = subprocess.run([sys.executable, "-m", "workbench", "runs", "--runs-dir", str(many)], capture_output=True, text=True)
     print(f"`workbench runs` (CLI, new process): {time.perf_counter() - started:.2f} s, exit {proc.returncode}")

@@ -272,7 +272,7 @@ def test_damaged_and_missing_family_members(parent, tmp_path):
 
     from workbench.records.compare import compare
     from workbench.records.family import in_tree_order
-    from workbench.records.store import list_runs
+    from workbench.records.run_list import list_runs
 
     server, models, trainer, summary = parent
     folder = trainer.store.path

@@ -103,3 +103,18 @@ def test_a_named_key_variable_is_used_and_registered(monkeypatch):
         assert models.task.complete(user("hi")).text == "ok"
         assert redact("leaked provider-key-31415926") == f"leaked {MASK}"
         models.close()
+
+
+def test_a_401_from_an_endpoint_asked_for_its_model_is_an_authentication_failure(monkeypatch):
+    """Without --model the endpoint is asked which model it serves (GET /models); its 401 is a refused key,
+    reported as with --model (HTTP 401, the key masked), never as "unreachable"."""
+    wrong = "sk-wrong-key-for-models-2718"
+    with OpenAITestServer(api_key="the-right-key-000") as server:
+        monkeypatch.setenv("H21_KEY", wrong)
+        with pytest.raises(LLMCallError) as caught:
+            Models.from_env(None, base_url=server.base_url, api_key_env="H21_KEY", fold_system=False)
+        assert Models.from_env(None, base_url=server.base_url, api_key="the-right-key-000",
+                               fold_system=False).task.model == "test-model"
+    message = str(caught.value)
+    assert caught.value.status == 401 and "authentication refused (check the API key)" in message
+    assert "unreachable" not in message and wrong not in message and "Incorrect API key provided" in message

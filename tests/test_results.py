@@ -222,7 +222,9 @@ def test_runs_lists_every_folder_and_damaged_ones_as_rows(tmp_path, finished):
     assert good.calls == sum(u["calls"] for u in summary.usage.values()) and good.tokens > 0
     assert good.wall_time_s > 0
     assert table.loc["bad-config", "status"] == "damaged" and "config.json is damaged" in table.loc["bad-config", "error"]
-    assert table.loc["no-events", "status"] == "damaged" and "events.jsonl" in table.loc["no-events", "error"]
+    # config.json and no event: a kill before the run started (issue 21), which --resume starts again
+    assert table.loc["no-events", "status"] == "incomplete start"
+    assert "with the same flags and --run-dir" in table.loc["no-events", "error"]  # no cli.json to --resume from
     torn_row = table.loc["torn"]
     assert (torn_row.status, torn_row.steps, torn_row.calls, torn_row.wall_time_s) == \
         ("running or interrupted", 1, 3, 2.0)
@@ -234,7 +236,7 @@ def test_the_python_table_and_the_cli_listing_agree_on_every_damaged_folder(tmp_
     "completed" in one and damaged in the other; a binary events.jsonl the other way round."""
     import warnings
 
-    from workbench.records.store import list_runs
+    from workbench.records.run_list import list_runs
     trainer, _ = finished
     root = tmp_path / "runs"
     damage = {"good": None, "torn-summary": ("summary.json", b'{"status": "comp'),
@@ -253,11 +255,13 @@ def test_the_python_table_and_the_cli_listing_agree_on_every_damaged_folder(tmp_
     assert set(table.index) == set(listed) == set(damage) | {"no-events"}
     for name in listed:
         assert table.loc[name, "status"] == listed[name]["status"], name
-        assert (listed[name]["status"] == "damaged") == (name != "good"), name
-        if name != "good":
+        assert (listed[name]["status"] == "damaged") == (name not in ("good", "no-events")), name
+        if name not in ("good", "no-events"):
             assert listed[name]["damaged"] == table.loc[name, "error"], name
     assert "summary.json is damaged" in listed["torn-summary"]["damaged"]
-    assert "events.jsonl" in listed["binary-events"]["damaged"] and "events.jsonl" in listed["no-events"]["damaged"]
+    assert "events.jsonl" in listed["binary-events"]["damaged"]
+    # only config.json: killed before the run started, which is no damage (issue 21)
+    assert listed["no-events"]["status"] == "incomplete start" and listed["no-events"]["note"] == table.loc["no-events", "error"]
 
 
 def test_a_run_whose_event_log_is_lost_reads_its_status_from_summary_json(tmp_path, finished):

@@ -7,7 +7,8 @@ import pytest
 
 from workbench.errors import DamagedFileWarning, WorkbenchError
 from workbench.records.events import Event
-from workbench.records.store import RunStore, json_bytes, list_runs, remove_temp_files, write_json_atomic
+from workbench.records.store import RunStore, json_bytes, remove_temp_files, write_json_atomic
+from workbench.records.run_list import list_runs
 
 LONE = "caf\udce9 \ud800 end"  # lone surrogates: what a bytes-decoded-with-surrogateescape string holds
 

@@ -9,7 +9,8 @@ from hypothesis import strategies as st
 
 from workbench.errors import DamagedFileWarning
 from workbench.records.events import Event
-from workbench.records.store import RunStore, list_runs
+from workbench.records.store import RunStore
+from workbench.records.run_list import list_runs
 
 SETTINGS = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

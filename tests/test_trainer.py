@@ -6,7 +6,8 @@ import pytest
 from workbench.training.approval import HumanApproval
 from workbench.errors import ConfigError, WorkbenchError
 from workbench.llm.models import Models
-from workbench.records.store import RunStore, list_runs
+from workbench.records.store import RunStore
+from workbench.records.run_list import list_runs
 from workbench.training.trainer import TrainConfig, Trainer
 
 from scripted_tasks import TEST, TRAIN, VAL, Optimizer, Shout, backward, same_text, task

@@ -106,7 +106,7 @@ RUNS_HEADER = f"{'run':<40} {'task':<14} {'status':<22} {'steps':>5} {'baseline'
 def cmd_runs(args: argparse.Namespace) -> int:
     """Every run under --runs-dir; a damaged folder is one row that says so, and the others still show."""
     from ..records.family import branch_record, in_tree_order
-    from ..records.store import list_runs
+    from ..records.run_list import list_runs
 
     root = Path(args.runs_dir)
     if root.exists() and not root.is_dir():
@@ -128,6 +128,9 @@ def cmd_runs(args: argparse.Namespace) -> int:
         if damage or r.get("status") == "damaged":
             reason = damage if isinstance(damage, str) else "unreadable files"
             print(redact(f"{run_id:<40} {'-':<14} {'damaged':<22} {reason}"))
+            continue
+        if r.get("note"):
+            print(redact(f"{run_id:<40} {'-':<14} {r.get('status'):<22} {r['note']}"))
             continue
         print(redact(f"{run_id:<40} {r.get('task') or '-':<14} {r.get('status') or '?':<22} {r.get('steps', 0):>5} "
                      f"{fmt_score(r.get('baseline_val')):>9} {fmt_score(r.get('best_val')):>9} "

@@ -30,8 +30,9 @@ def print_report(store, data: str, exports: list[Path], seconds: float, out: Tex
     lines = [
         f"data        {data}",
         f"validation  baseline {fmt_score(baseline.get('val'))}  final {fmt_score(final.get('val'))}"
-        f"  (best at step {summary.get('best_step')})",
-        f"test        baseline {fmt_score(baseline.get('test'))}  final {fmt_score(final.get('test'))}",
+        f"  (best at step {summary.get('best_step')})" + _baseline_subset(summary.get("baseline_errored") or {}, "val"),
+        f"test        baseline {fmt_score(baseline.get('test'))}  final {fmt_score(final.get('test'))}"
+        + _baseline_subset(summary.get("baseline_errored") or {}, "test"),
         f"usage       {'role':<10} {'calls':>7} {'prompt tokens':>14} {'completion tokens':>18} {'cache hits':>11}",
     ]
     extra = sorted(r for r in set(usage) - set(ROLES) if (usage[r] or {}).get("calls"))  # e.g. the endpoint probe
@@ -47,6 +48,12 @@ def print_report(store, data: str, exports: list[Path], seconds: float, out: Tex
               f"prompts     {', '.join(str(p) for p in exports) or NO_EXPORTS}",
               f"run folder  {store.path}"]
     _print(lines, out)
+
+
+def _baseline_subset(errored: dict, split: str) -> str:
+    """Says so when the baseline's score leaves out samples the endpoint never answered (the final one does not)."""
+    n = errored.get(split)
+    return f"  (baseline without {n} sample{'' if n == 1 else 's'} the endpoint could not answer)" if n else ""
 
 
 def proposal_stories(events) -> tuple[list[str], dict[str, int]]:

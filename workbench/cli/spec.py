@@ -231,6 +231,11 @@ def load_spec(run_dir: Path) -> RunSpec:
         raise ConfigError(f"{run_dir} has no {CLI_FILE}: "
                           f"{'it is a file, not a run folder' if run_dir.exists() else 'there is no such folder'}")
     if not cli_file.is_file():
+        from ..records.store import RunStore
+        if RunStore(run_dir).never_started():
+            raise ConfigError(f"{run_dir} was stopped before training started and before it recorded how "
+                              f"`workbench train` was called, so nothing was trained in it: start it again "
+                              f"with the same flags and --run-dir {run_dir}")
         raise ConfigError(f"{run_dir} has no {CLI_FILE}: it was not started by `workbench train` "
                           f"(resume it from Python with Trainer(..., run_dir=..., resume=True))")
     try:

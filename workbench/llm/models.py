@@ -6,11 +6,12 @@ import json
 import logging
 import os
 import threading
+import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from workbench.errors import ConfigError, EndpointUnreachableError
+from workbench.errors import ConfigError, EndpointUnreachableError, LLMCallError
 from workbench.llm.budget import Budget
 from workbench.llm.cache import ResponseCache
 from workbench.llm.client import LLMClient
@@ -58,6 +59,9 @@ def _first_served_model(base_url: str, api_key: str | None, timeout: float = 10.
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             payload = json.loads(response.read())
+    except urllib.error.HTTPError as exc:  # it answered: a refusal (401: the key) is not "unreachable"
+        raise LLMCallError(display_url(base_url), redact(f"GET /models {_refusal(exc.code)}: {_error_text(exc)}"),
+                           status=exc.code) from None
     except OSError as exc:
         raise EndpointUnreachableError(display_url(base_url), redact(f"GET /models failed: {exc}")) from None
     except ValueError:
@@ -67,6 +71,20 @@ def _first_served_model(base_url: str, api_key: str | None, timeout: float = 10.
     if not isinstance(first, dict) or not first.get("id"):
         raise ConfigError(f"{display_url(base_url)}/models lists no model; set WORKBENCH_TASK_MODEL")
     return str(first["id"])
+
+
+def _refusal(status: int) -> str:
+    return "failed: authentication refused (check the API key)" if status in (401, 403) else "failed"
+
+
+def _error_text(exc: "urllib.error.HTTPError") -> str:
+    """The endpoint's own message (OpenAI's `{"error": {"message": ...}}`), else the HTTP reason."""
+    try:
+        body = json.loads(exc.read() or b"{}")
+        message = body.get("error", {}).get("message") if isinstance(body, dict) else None
+    except (OSError, ValueError, AttributeError):
+        message = None
+    return str(message or exc.reason)
 
 
 @dataclass

@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import threading
 from dataclasses import asdict, dataclass
+from typing import Callable
+
+# what a listener is told of each counted answer: (role, kind "call" or "cache_hit", prompt tokens,
+# completion tokens, latency in seconds)
+UsageListener = Callable[[str, str, int, int, float], None]
 
 
 @dataclass
@@ -26,6 +31,25 @@ class UsageMeter:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._by_role: dict[str, _RoleUsage] = {}
+        self._listeners: list[UsageListener] = []
+
+    def listen(self, listener: UsageListener) -> Callable[[], None]:
+        """Tell `listener` of every call and cache hit counted from now on (a run's ledger of paid
+        calls, which outlives a kill); returns the function that stops it."""
+        with self._lock:
+            self._listeners.append(listener)
+
+        def stop() -> None:
+            with self._lock:
+                if listener in self._listeners:
+                    self._listeners.remove(listener)
+        return stop
+
+    def _tell(self, *what) -> None:
+        with self._lock:
+            listeners = list(self._listeners)
+        for listener in listeners:
+            listener(*what)
 
     def record_call(self, role: str, prompt_tokens: int, completion_tokens: int, latency_s: float) -> None:
         """Record one request answered by the server."""
@@ -35,11 +59,13 @@ class UsageMeter:
             usage.prompt_tokens += int(prompt_tokens)
             usage.completion_tokens += int(completion_tokens)
             usage.latency_s += float(latency_s)
+        self._tell(role, "call", int(prompt_tokens), int(completion_tokens), float(latency_s))
 
     def record_cache_hit(self, role: str) -> None:
         """Record one answer served from the response cache (no tokens are charged)."""
         with self._lock:
             self._by_role.setdefault(role, _RoleUsage()).cache_hits += 1
+        self._tell(role, "cache_hit", 0, 0, 0.0)
 
     def snapshot(self) -> dict[str, dict]:
         """Counters per role, as plain dicts (a copy; safe to keep)."""

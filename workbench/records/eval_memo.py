@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 from ..errors import ConfigError
+from .blobs import LARGE_TEXT, externalize, internalize
 from ..engine.graph import Graph
 from ..engine.runner import BatchResult, SampleResult, run_batch
 
@@ -116,9 +117,12 @@ class EvalMemo:
             self._entries[key] = (dataclasses.replace(result, graph=None), graph)
             if self.path is not None:
                 line = {"key": key, "result": {k: v for k, v in result.summary().items()}, "graph": graph}
+                text = json.dumps(line)
+                if len(text) > LARGE_TEXT:  # a large sample's text is stored once, in blobs/
+                    text = json.dumps(externalize(line, self.path.parent))
                 with self.path.open("ab+") as f:
                     fresh_line = "\n" if _ends_mid_line(f) else ""  # else the torn line would swallow this one
-                    f.write((fresh_line + json.dumps(line) + "\n").encode("utf-8"))
+                    f.write((fresh_line + text + "\n").encode("utf-8"))
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -126,7 +130,7 @@ class EvalMemo:
     def _load(self, path: Path) -> None:
         for number, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
             try:
-                row = json.loads(line)
+                row = internalize(json.loads(line), self.path.parent)
                 r = row["result"]
                 Graph.from_dict(row["graph"])  # it must read back
                 result = SampleResult(r["sample_id"], r["inputs"], r["target"], r["prediction"], r["score"],

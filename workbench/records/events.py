@@ -317,6 +317,14 @@ class EndpointProbe(EventData):
     source: Literal["probe", "config"]
 
 
+@defines("large_inputs")
+class LargeInputs(EventData):
+    """Once per run: samples whose inputs pass `limit` characters (each such text is stored once, in blobs/)."""
+    samples: list[str] = doc("ids of the samples")
+    largest_chars: int = doc("characters of the largest sample's inputs")
+    limit: int = doc("the size above which a text is large (records/blobs.py LARGE_TEXT)")
+
+
 @defines("run_finished")
 class RunFinished(EventData):
     """Once, at the end (`RunSummary.to_dict()` without the parameters)."""
@@ -331,6 +339,8 @@ class RunFinished(EventData):
     run_dir: str | None
     error: str | None
     errored_samples: int = doc("sample runs whose calls failed after retries", 0)
+    baseline_errored: dict = doc("`{split: n}`: baseline samples the endpoint could not answer, also when a resume "
+                                 "retried them (so the baseline's mean is on fewer samples than the final one)", {})
 
 
 # -- docs/EVENTS.md ---------------------------------------------------------------------------------------

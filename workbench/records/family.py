@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .eval_memo import MEMO_FILE
-from .store import read_events, run_folders
+from .run_list import run_folders
+from .store import read_events
 
 BRANCH_KEY = "branch"  # the key of the branch record in config.json
 

@@ -75,7 +75,8 @@ class RunFold:
         for key in self.proposals:
             self._proposal_keys.setdefault(key[0], []).append(key)
         self.gradients = [r for r in self.gradients if r["step"] <= step]
-        self.samples = [r for r in self.samples if r["step"] <= step]
+        # the final test runs after its step's checkpoint: a pass a kill cut short is run again in full
+        self.samples = [r for r in self.samples if r["step"] < step or (r["step"] == step and r["phase"] != "final")]
         self.usage_points = [u for u in self.usage_points if u[0] <= step]
         self._selection = {k: v for k, v in self._selection.items() if k[0] <= step}
         self.notices = [r for r in self.notices if r["step"] <= step]

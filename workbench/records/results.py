@@ -29,8 +29,10 @@ from .events import Event
 from .contributions import CONTRIBUTION_COLUMNS
 from .fold import CURVE_COLUMNS, NOTICE_COLUMNS, PROPOSAL_COLUMNS, RunFold
 from .frames import TextFrame
+from .blobs import expand_line
 from .report import write_report
-from .store import RunStore, folder_problems, read_events, run_folders
+from .run_list import INCOMPLETE_START, folder_problems, restart_note, run_folders
+from .store import RunStore, read_events
 
 if TYPE_CHECKING:
     from .live import LiveRun
@@ -111,7 +113,7 @@ class Run:
             complete = chunk.rfind(b"\n") + 1  # a line still being written waits for its end
             for line in chunk[:complete].splitlines():
                 if line.strip():
-                    self._tables.fold_line(line)
+                    self._tables.fold_line(expand_line(line, self.path))
             self._offset += complete
         return self._tables
 
@@ -276,6 +278,8 @@ def runs(root: str | os.PathLike = "runs") -> pd.DataFrame:
 def _run_row(folder: Path) -> dict:
     row: dict[str, Any] = {c: None for c in RUNS_COLUMNS} | {"run_id": folder.name, "path": str(folder)}
     problems = folder_problems(folder)  # the same verdict as `workbench runs`
+    if not problems and RunStore(folder).never_started():
+        return row | {"status": INCOMPLETE_START, "error": restart_note(folder)}
     try:
         config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
         row["task"] = config.get("task") or None

@@ -7,6 +7,8 @@
     runs/<run_id>/summary.json       the outcome, written when the run ends
     runs/<run_id>/cli.json           how `workbench train` was called (written by the CLI, for --resume)
     runs/<run_id>/eval_memo.jsonl    every evaluation's score, so a resume never pays twice (eval_memo.py)
+    runs/<run_id>/calls.jsonl        every paid call as it is counted, so a resume counts them (call_ledger.py)
+    runs/<run_id>/blobs/             texts over 64,000 characters, stored once (blobs.py)
 
 Files other than the event log are written atomically (temp file, fsync, rename), so a crash at any
 moment leaves the last complete checkpoint readable; temp files a crash left behind are removed when
@@ -32,6 +34,8 @@ from typing import Any, Callable, Iterator
 
 from ..errors import DamagedFileWarning, WorkbenchError
 from .events import Event
+from .blobs import LARGE_TEXT, expand_line, externalize
+from .kill_points import kill_point
 from ..file_modes import normal_mode
 from ..redact import redact, redact_obj
 from .checkpoint_file import (CHECKPOINT_SCHEMA_VERSION, READABLE_VERSIONS, REQUIRED_KEYS,  # noqa: F401 (re-exported)
@@ -131,11 +135,24 @@ class RunStore:
     def create(cls, path: str | os.PathLike, config: dict) -> "RunStore":
         store = cls(path)
         if (store.path / "config.json").exists():
-            raise WorkbenchError(f"run folder {store.path} already holds a run; resume it or pick a new folder")
+            if not store.never_started():
+                raise WorkbenchError(f"run folder {store.path} already holds a run; resume it or pick a new folder")
+            store.restart(config)  # a kill before its first event: nothing ran, so it starts here again
+            return store
         store.path.mkdir(parents=True, exist_ok=True)
         store._begin_writing()
         write_json_atomic(store.path / "config.json", config)
+        kill_point("run.config")
         return store
+
+    def never_started(self) -> bool:
+        """Killed between creating the folder and logging `run_started` (an *incomplete start*): no
+        checkpoint, no summary, no started run in the log. Nothing was trained, so it may start again here."""
+        if self.checkpoints() or any((self.path / n).exists() for n in ("latest.json", "summary.json")):
+            return False
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DamagedFileWarning)
+            return not any(e.type == "run_started" for e in self.events())
 
     def ended_before_its_baseline(self) -> bool:
         """A run folder whose run stopped (budget, Ctrl-C, a crash) before its first checkpoint: there is
@@ -176,13 +193,17 @@ class RunStore:
 
     def on_event(self, event: Event) -> None:
         line = json_bytes(event.to_dict()) + b"\n"
+        if len(line) > LARGE_TEXT:  # a large text (a 2 MB sample) goes to blobs/ once, the line refers to it
+            line = json_bytes(externalize(event.to_dict(), self.path)) + b"\n"
         with self._lock:
             self._begin_writing()
             with open(self.path / "events.jsonl", "ab") as f:
+                kill_point(f"mid_event:{event.type}", lambda: (f.write(line[:len(line) // 2]), f.flush()))
                 f.write(line)
                 if event.type in ("checkpoint", "run_finished", "step_finished"):
                     f.flush()
                     os.fsync(f.fileno())
+        kill_point(f"after_event:{event.type}")
 
     def write_checkpoint(self, step: int, state: dict) -> Path:
         with self._lock:
@@ -190,6 +211,7 @@ class RunStore:
         path = self.path / "checkpoints" / f"step-{step:04d}.json"
         data = json_bytes({**state, "step": step, "written": time.time()}, indent=1)
         write_bytes_atomic(path, data)
+        kill_point("checkpoint.step_file")
         write_bytes_atomic(self.path / "latest.json", data)
         return path
 
@@ -290,82 +312,8 @@ def read_events(path: str | os.PathLike) -> Iterator[Event]:
         for number, raw in enumerate(f, start=1):
             if not raw.strip():
                 continue
-            event, problem = parse_event_line(raw)
+            event, problem = parse_event_line(expand_line(raw, path.parent))
             if event is None:
                 _damaged(f"{path}, line {number}: skipped a damaged event line: {problem}")
             else:
                 yield event
-
-
-RUN_FILES = ("config.json", "events.jsonl", "latest.json")  # a folder holding any of these is a run
-
-
-def run_folders(root: str | os.PathLike) -> list[Path]:
-    """The run folders directly under `root` (other folders, such as exports, are not runs)."""
-    if not Path(root).is_dir():
-        return []
-    return sorted(p for p in Path(root).iterdir() if p.is_dir() and any((p / n).exists() for n in RUN_FILES))
-
-
-def folder_problems(folder: str | os.PathLike) -> list[str]:
-    """Why a run folder is damaged (empty when it is not): the one check behind `workbench runs`,
-    `list_runs()` and `workbench.runs()`, so they never disagree about a folder.
-
-    Damaged means a file the run is read from cannot be read: `config.json` missing or not a JSON
-    object, a torn `summary.json` or `cli.json`, or an `events.jsonl` with no readable `run_started`.
-    A damaged checkpoint is not listed here: resume walks back past it (with a warning).
-    """
-    store = RunStore(folder)
-    problems = []
-    for name, required in (("config.json", True), ("summary.json", False), ("cli.json", False)):
-        if not (store.path / name).exists():
-            if required:
-                problems.append(f"{name} is missing")
-            continue
-        try:
-            store._read(name)  # the store's own reader: a JSON object, or why not
-        except WorkbenchError as exc:
-            problems.append(str(exc))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DamagedFileWarning)  # the reason is reported here instead
-        if not any(e.type == "run_started" for e in read_events(store.path / "events.jsonl")):
-            problems.append("events.jsonl is missing or holds no run_started event")
-    return problems
-
-
-def list_runs(root: str | os.PathLike = "runs") -> list[dict]:
-    """One row per run folder under `root`, newest first. A damaged folder (see `folder_problems`)
-    is a row with status `damaged` and the reasons in `damaged`; it never hides the others."""
-    rows = []
-    for folder in run_folders(root):
-        store = RunStore(folder)
-        try:
-            created = (folder / "config.json").stat().st_mtime
-        except OSError:
-            created = 0.0
-        problems = folder_problems(folder)
-        if not problems:
-            try:
-                rows.append(_run_row(store, created))
-                continue
-            except (WorkbenchError, OSError, AttributeError, TypeError) as exc:
-                problems = [str(exc)]
-        rows.append({"run_id": store.run_id, "path": str(store.path), "task": "", "status": "damaged",
-                     "damaged": "; ".join(problems), "steps": None, "baseline_val": None, "best_val": None,
-                     "test": None, "created": created})
-    return sorted(rows, key=lambda r: -r["created"])
-
-
-def _run_row(store: RunStore, created: float) -> dict:
-    config = store.config()
-    summary = store.summary() or {}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DamagedFileWarning)  # a skipped checkpoint is not a damaged run
-        latest = store.latest_checkpoint() or {}
-    return {"run_id": store.run_id, "path": str(store.path), "task": config.get("task", ""),
-            "status": summary.get("status", "running or interrupted"),
-            "steps": summary.get("steps", latest.get("step", 0)),
-            "baseline_val": (summary.get("baseline") or latest.get("baseline") or {}).get("val"),
-            "best_val": summary.get("best_val", latest.get("best_val")),
-            "test": (summary.get("final") or {}).get("test"),
-            "created": created}

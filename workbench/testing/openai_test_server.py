@@ -332,6 +332,12 @@ def _make_handler(server: OpenAITestServer) -> type[BaseHTTPRequestHandler]:
 
         def do_GET(self) -> None:
             if self.path.rstrip("/") in ("/v1/models", "/models"):
+                auth = self.headers.get("Authorization") or ""
+                if server.api_key is not None and auth != f"Bearer {server.api_key}":  # as real endpoints do
+                    sent = auth.removeprefix("Bearer ")
+                    self._send_json(401, {"error": {"message": f"Incorrect API key provided: {sent}",
+                                                    "code": "invalid_api_key"}})
+                    return
                 self._send_json(200, server._models())
             elif self.path.rstrip("/") == "/_stats":
                 self._send_json(200, server.stats())

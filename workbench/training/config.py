@@ -4,7 +4,7 @@ from __future__ import annotations
 import math
 
 import warnings
-from dataclasses import InitVar, asdict, dataclass, fields
+from dataclasses import InitVar, asdict, dataclass, field, fields
 
 from ..errors import ConfigError
 
@@ -117,6 +117,7 @@ class RunSummary:
     parameters: dict[str, str]
     error: str | None = None
     errored_samples: int = 0  # sample runs whose calls failed after retries: kept out of every score
+    baseline_errored: dict = field(default_factory=dict)  # {split: n} baseline samples still errored after a resume's retry
 
     def to_dict(self) -> dict:
         return asdict(self)

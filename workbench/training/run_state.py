@@ -3,7 +3,7 @@
 Everything a resumed run needs to continue exactly where this one was: the parameters' values and
 histories, the step, the best validation score and its step, the baseline, the curve (whose last
 point carries the failed samples to the next step), the usage a resumed run spent before, the
-proposal id sequence, the stale-step count, errored samples, the optimizer's memory, the demo pool,
+proposal id sequence, the stale-step count, errored samples (and the baseline's, which a resume retries), the optimizer's memory, the demo pool,
 the samples a person pinned or excluded, and the person's feedback (`FeedbackInbox`: pending or used).
 
 The trainer's parts read and write it through its fields and methods; no part keeps a copy of any
@@ -53,6 +53,7 @@ class RunState:
     proposal_counter: int = 0
     stale_steps: int = 0
     errored_samples: int = 0
+    baseline_errored: dict[str, list[str]] = field(default_factory=dict)  # split -> baseline samples not answered
     pinned: set[str] = field(default_factory=set)
     excluded: set[str] = field(default_factory=set)
     person_feedback: FeedbackInbox = field(default_factory=FeedbackInbox)  # locked itself: any thread adds to it
@@ -97,6 +98,7 @@ class RunState:
                 "baseline": self.baseline, "curve": self.curve, "usage": usage,
                 "proposal_counter": self.proposal_counter, "stale_steps": self.stale_steps,
                 "errored_samples": self.errored_samples,
+                **({"baseline_errored": self.baseline_errored} if any(self.baseline_errored.values()) else {}),
                 "parameters": {n: p.to_dict() for n, p in self.params.items()},
                 "memory": {n: m.to_dict() for n, m in self.memory.items()},
                 "demo_pool": {n: [asdict(d) for d in pool.values()] for n, pool in self.demo_pool.items()},
@@ -133,6 +135,8 @@ class RunState:
         self.proposal_counter = checkpoint.get("proposal_counter", 0)
         self.stale_steps = checkpoint.get("stale_steps", 0)
         self.errored_samples = checkpoint.get("errored_samples", 0)
+        self.baseline_errored = {split: list(ids) for split, ids in checkpoint.get("baseline_errored", {}).items()
+                                 if isinstance(ids, list)}  # (counts in checkpoints of an older version: unknown ids)
         with self._lock:
             self.pinned, self.excluded = set(checkpoint.get("pinned", [])), set(checkpoint.get("excluded", []))
         self.person_feedback.restore(checkpoint.get("person_feedback", []))  # keeps feedback given after it, pending

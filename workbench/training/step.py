@@ -45,7 +45,7 @@ class TrainingStep:
                  evaluator: "Evaluator", backward_engine: BackwardEngine, proposals: ProposalLoop,
                  demo_optimizer: DemoOptimizer, teacher: Any, faults: "FaultReporter", controls: "ControlChannel",
                  meter: "RunMeter", selection_threshold: float, emit: "RunEmitter",
-                 checkpoint: Callable[[], None], teaching: Teaching) -> None:
+                 checkpoint: Callable[..., None], teaching: Teaching) -> None:
         self._state, self._schedule, self._pipeline, self._config = state, schedule, pipeline, config
         self._train, self._val, self._test = (list(split) for split in splits)
         self._evaluator, self._backward_engine, self._proposals = evaluator, backward_engine, proposals
@@ -62,6 +62,8 @@ class TrainingStep:
         self._warn_of_parameters_no_node_uses(val)
         test = self._evaluator.evaluate(self._test, split="test", phase="baseline") if self._test else None
         state.baseline = {"val": val.mean_score, "test": test.mean_score if test else None}
+        state.baseline_errored = {"val": [r.sample_id for r in val.errored],
+                                  "test": [r.sample_id for r in test.errored] if test else []}
         state.best_val, state.best_step = val.mean_score, 0
         for name, p in state.params.items():  # the optimizer's history starts with the initial value
             if p.trainable:
@@ -113,10 +115,10 @@ class TrainingStep:
         point = {"step": step, "train": batch.mean_score, "val": state.best_val,
                  "accepted": accepted, "rejected": rejected, "carried": self._to_carry(chosen, bool(accepted))}
         state.curve.append(point)
-        self._emit(StepFinished(epoch=epoch, train_score=batch.mean_score, val_score=state.best_val,
-                                best_val=state.best_val, accepted=accepted, rejected=rejected,
-                                optimized=[p.name for p in optimized], mode=cfg.optimize, usage=self._meter.usage()))
-        self._checkpoint()
+        self._checkpoint(StepFinished(epoch=epoch, train_score=batch.mean_score, val_score=state.best_val,
+                                      best_val=state.best_val, accepted=accepted, rejected=rejected,
+                                      optimized=[p.name for p in optimized], mode=cfg.optimize,
+                                      usage=self._meter.usage()))  # the checkpoint first, then this event
 
     def _select(self, everything: BatchResult, step: int) -> list[SampleResult]:
         """The samples to back-propagate: failed first (carried ones included, capped), a few passing."""

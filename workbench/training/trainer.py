@@ -34,23 +34,27 @@ from ..engine.backward_completion import backward_style
 from ..errors import BudgetExceeded, ConfigError, DamagedFileWarning, RunStopped, WorkbenchError
 from ..records.eval_memo import check_unique_ids
 from ..records.events import (CheckpointSkipped, CheckpointWritten, EndpointProbe, EventBus, RunFinished, RunStarted,
-                              Update)
+                              StepFinished)
 from ..engine.loss import EvalFn, get_eval_fn
 from ..optim import DemoOptimizer, LeakCheck, TextOptimizer
 from ..optim.person_feedback import PersonFeedback
 from ..redact import redact
 from ..optim.optimizer_completion import optimizer_style
 from ..records.store import new_run_id
-from .checkpoint import open_run_folder
 from .branch_decision import decisions_still_due
+from .checkpoint import back_to_checkpoint, open_run_folder
 from .config import RunSummary, TrainConfig
 from .controls import Control, ControlChannel, Pause, Resume, Step, Stop
 from .emitter import RunEmitter
 from .evaluation import Evaluator
 from .faults import FaultReporter
 from .gate_runs import GateRuns
+from .baseline_retry import retry_errored_baseline
+from .large_inputs import warn_of_large_inputs
 from .lifecycle import RunThread, wants_progress_bar
+from .paid_calls import usage_paid_before
 from .proposals import ProposalLoop
+from .resume_record import checkpoint_then_events, log_missing_events
 from .run_state import RunState
 from .schedule import Schedule
 from .step import TrainingStep
@@ -121,12 +125,15 @@ class Trainer:
         run_dir = Path(run_dir) if run_dir else Path(runs_root) / new_run_id(task or "run")
         self.store, saved, skipped = open_run_folder(run_dir, resume, self._config_record())
         self.resumed_from: int | None = None
+        self._resumed_state = saved  # whose missing events (a kill right after its file) fit() logs
         if saved is not None:
             self.run_state.from_checkpoint(saved)
             self.teaching.recover(self.store)  # feedback given after that checkpoint
             self._saved = copy.deepcopy(saved)
             self.resumed_from = self.step
             self.forced_decisions.update(decisions_still_due(self.store.config(), self.step))  # a branch resumed
+        if resume:  # the calls paid after the checkpoint (or before a start again) count too
+            self.run_state.usage_before = usage_paid_before(self.store.path, self.run_state.usage_before)
         self.run_id = self._emit.run_id = self.store.run_id
         self._build_parts()
         self.bus.subscribe(self.store.on_event, critical=True)
@@ -291,6 +298,10 @@ class Trainer:
                               splits={"train": len(self.train), "val": len(self.val), "test": len(self.test)},
                               resumed_from=self.step if self.baseline else None))
         self._announce_probes()
+        log_missing_events(self.store.path, self._resumed_state, self._emit)
+        self._resumed_state = None
+        if not self.baseline:  # once per run: its first fit() (or the start again of one that had no baseline)
+            warn_of_large_inputs((self.train, self.val, self.test), self._emit)
         try:
             self._open_run()
             status, error = self._train_until_done()
@@ -310,6 +321,9 @@ class Trainer:
         try:
             if not self.baseline:
                 self.training_step.baseline()
+            else:  # an outage during the baseline: the same samples before and after
+                retry_errored_baseline(self.run_state, self.evaluator, self.models.task,
+                                       {"val": self.val, "test": self.test}, self.store, self._emit)
             while self.step < self.total_steps:
                 self.controls.obey()
                 self.training_step.run(self.step + 1)
@@ -329,7 +343,7 @@ class Trainer:
                 self._emit(EndpointProbe(**notice))
 
     def _finish(self, status: str, error: str | None, *, run_test: bool) -> RunSummary:
-        self._back_to_last_checkpoint()
+        back_to_checkpoint(self.run_state, self._saved, self._emit)  # a step left unfinished is reverted
         final = {"val": self.best_val, "test": None}
         if run_test and self.test:
             try:
@@ -339,7 +353,8 @@ class Trainer:
         error = redact(error) if error else error  # an endpoint may echo a key in its error message
         summary = RunSummary(self.run_id, status, self.step, self.baseline, final, self.best_val, self.best_step,
                              self.usage(), str(self.store.path), {n: p.value for n, p in self.params.items()}, error,
-                             self.errored_samples)
+                             self.errored_samples,
+                             {split: len(ids) for split, ids in self.run_state.baseline_errored.items() if ids})
         self.store.write_summary(summary.to_dict())
         self._emit(RunFinished(**{k: v for k, v in summary.to_dict().items() if k != "parameters"}))
         return summary
@@ -349,7 +364,7 @@ class Trainer:
         """At the start of each `fit()`: the run applies controls, counts usage, has one budget."""
         self.controls.open()  # a stopped run continues when fit() is called again
         self.schedule.warn_if_epochs_end_first()
-        self.meter.open()
+        self.meter.open(self.store.path)
         if hasattr(self.models, "set_concurrency"):
             self.concurrency_applied = self.models.set_concurrency(self.config.concurrency)
         if wants_progress_bar(self.progress, self.has_dashboard):
@@ -375,26 +390,6 @@ class Trainer:
         """The checkpoint of the run as it is now (`RunState.to_checkpoint`, run_state.py)."""
         return self.run_state.to_checkpoint(self.usage())
 
-    def _checkpoint(self) -> None:
-        state = self.state()
-        path = self.store.write_checkpoint(self.step, state)
-        self._saved = copy.deepcopy(state)
-        self._emit(CheckpointWritten(path=str(path)))
-
-    def _back_to_last_checkpoint(self) -> None:
-        """A run that ends in the middle of a step (stop, budget, error) goes back to its last checkpoint.
-
-        So the summary, the checkpoint, `workbench runs` and an export name the same step, and the best
-        score is one the exported values earned. What the unfinished step kept is reverted, with an
-        `update` event each; a resume redoes the step (from the response cache where it was paid for).
-        """
-        if self._saved is None or self._saved["step"] == self.step:
-            return
-        unfinished = self.step
-        before = {name: p.value for name, p in self.params.items()}
-        self.run_state.from_checkpoint(self._saved, keep_usage=True)
-        for name, p in self.params.items():
-            if p.value != before[name]:
-                self._emit(Update(proposal_id=f"step-{unfinished}-unfinished", parameter=name, accepted=False,
-                                  value=p.value, reason=f"step {unfinished} did not finish; back to the checkpoint "
-                                                        f"of step {self.step}"))
+    def _checkpoint(self, finished: StepFinished | None = None) -> None:
+        """The state as this step's checkpoint, then the step's events (in that order: resume_record.py)."""
+        self._saved = checkpoint_then_events(self.store, self.step, self.state(), finished, self._emit)

@@ -7,10 +7,12 @@ run spent before), never what the same `Models` did earlier in the notebook.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
 
 from ..llm.budget import Budget
 from ..records import usage_totals
+from .paid_calls import keep_ledger
 
 if TYPE_CHECKING:
     from .config import TrainConfig
@@ -24,17 +26,23 @@ class RunMeter:
         self._models, self._teacher, self._config, self._state = models, teacher, config, state
         self._origin: dict[str, dict] | None = None
         self._budget: Budget | None = None
+        self._stop_ledger: Callable[[], None] | None = None
 
-    def open(self) -> None:
-        """At the start of each `fit()`: count usage from here, attach one budget to every role."""
+    def open(self, run_dir: Path) -> None:
+        """At the start of each `fit()`: count usage from here, attach one budget to every role, and
+        append every counted answer to the run's ledger (paid_calls.py: usage that survives a kill)."""
         if self._origin is None:  # the first fit(): what the same Models did before is not ours
             self._origin = self._meters()
+        self._stop_ledger = keep_ledger(run_dir, self._models.usage, getattr(self._teacher, "usage", None))
         self._budget = self._new_budget()
         self._models.use_budget(self._budget)
         if self._teacher is not None:
             self._teacher.budget = self._budget
 
     def close(self) -> None:
+        if self._stop_ledger is not None:
+            self._stop_ledger()
+            self._stop_ledger = None
         self._models.use_budget(None)
         if self._teacher is not None:
             self._teacher.budget = None

@@ -23,10 +23,11 @@ import shlex
 import tempfile
 import threading
 import time
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-from ...errors import ConfigError
+from ...errors import ConfigError, DamagedFileWarning
 from ..events import Event
 from ..fold import RunFold
 from ...redact import redact
@@ -142,11 +143,13 @@ class MLflowSink:
         self.registered: dict[str, int] = {}  # prompt name -> version registered by this run
         self.fold = RunFold(keep_rows=False)  # the run's numbers, as every other reader has them
         self._lock = threading.Lock()
+        self._live = False
 
     # -- wiring ------------------------------------------------------------------------------------
     def attach(self, trainer: "LiveRun") -> Callable[[], None]:
         """Subscribe to `trainer`'s events; returns the function that unsubscribes."""
         self.run_folder = Path(trainer.store.path)
+        self._live = True  # a resumed run's missing steps are caught up from its folder (not so in log_run)
         return trainer.bus.subscribe(self.on_event, {"run_started", "step_finished", "run_finished"})
 
     def on_event(self, event: Event) -> None:
@@ -158,8 +161,12 @@ class MLflowSink:
 
     # -- events ------------------------------------------------------------------------------------
     def _on_run_started(self, event: Event, data: dict) -> None:
-        if self.mlflow_run_id is not None:  # a resumed run continues the same MLflow run
-            return
+        if self.mlflow_run_id is None:  # else a resumed run continues the same MLflow run
+            self._create_run(event, data)
+        if data.get("resumed_from") is not None:
+            self._catch_up()
+
+    def _create_run(self, event: Event, data: dict) -> None:
         config = self._folder_config()
         experiment = self.client.get_experiment_by_name(self.experiment)
         experiment_id = experiment.experiment_id if experiment else \
@@ -174,6 +181,23 @@ class MLflowSink:
         params |= {"task": config.get("task") or "", "pipeline": config.get("pipeline") or ""}
         params |= _flat("models", config.get("models") or {})
         self._log(params=params)
+
+    def _catch_up(self) -> None:
+        """A resumed run: fold the run folder's whole log (this process saw only its own events), and
+        log the steps it finished that this MLflow run lacks (a kill can fall after the store wrote
+        `step_finished` and before this mirror got it). A step is logged once, never twice."""
+        if self.run_folder is None or not self._live:
+            return
+        from ..store import read_events
+        logged = {m.step for m in self.client.get_metric_history(self.mlflow_run_id, "accepted")}
+        self.fold = RunFold(keep_rows=False)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DamagedFileWarning)  # the resume reports a torn line its own way
+            for event in read_events(self.run_folder / "events.jsonl"):  # this run_started included
+                self.fold.apply(event)
+                if event.type == "step_finished" and event.step not in logged:
+                    logged.add(event.step)
+                    self._on_step_finished(event, event.data or {})
 
     def _on_step_finished(self, event: Event, data: dict) -> None:
         metrics = {"minibatch_score": data.get("train_score"), "val_score": data.get("val_score"),
