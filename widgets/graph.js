@@ -1,6 +1,8 @@
 // Graph view: the pipeline as Graphviz SVG (laid out by the kernel, inserted once per layout), node
-// colours for live status (only classes change on updates), and a side panel for the clicked node.
-import { h, s, clear, safeSvg, pre, watch, coalesce, fmtScore, statusClass, bidi, named, showControls, parameterHead } from "./util.js";
+// colours for live status (only classes change on updates), and a side panel for the clicked node,
+// where a person can write feedback on that node's output for the selected sample (issue 16).
+import { h, s, clear, safeSvg, pre, watch, coalesce, fmtScore, statusClass, bidi, named, showControls, parameterHead,
+  feedbackBox, personBadge, personNotes, keepFocus } from "./util.js";
 
 const STATES = ["waiting", "running", "done", "failed", "gradient"];
 const STATE_LABEL = { waiting: "waiting", running: "running", done: "done", failed: "failed", gradient: "receiving gradient" };
@@ -16,7 +18,10 @@ function render({ model, el }) {
   const fitBtn = h("button", { class: "wb-btn wb-small", type: "button", title: "fit the graph into the view, or show it at full size" }, "full size");
   const head = h("div", { class: "wb-head" }, h("span", { class: "wb-title" }, "Graph"), caption, h("span", { class: "wb-spacer" }), legend, fitBtn);
   const canvas = h("div", { class: "wb-graph-canvas wb-fit" });
-  const panel = h("aside", { class: "wb-panel", "aria-label": "node details" });
+  const panelBody = h("div", { class: "wb-panel-body" });
+  // the feedback box outlives the panel's redraws: what a person is writing is never rebuilt away
+  const feedback = feedbackBox(model, { placeholder: "What is wrong with this output, and what should it have been?", cls: "wb-node-feedback" });
+  const panel = h("aside", { class: "wb-panel", "aria-label": "node details" }, panelBody, feedback.el);
   panel.hidden = true;
   const body = h("div", { class: "wb-graph-body" }, canvas, panel);
   el.append(h("div", { class: "wb-card" }, head, body));
@@ -139,17 +144,22 @@ function render({ model, el }) {
   }
 
   function drawPanel() {
+    keepFocus(panel, fillPanel);
+  }
+
+  function fillPanel() {
     const p = model.get("panel") || {};
     const scroll = panel.scrollTop;
-    clear(panel);
+    clear(panelBody);
     if (!p.node_id) {
       panel.hidden = true;
+      feedback.follow(null, "");
       return;
     }
     panel.hidden = false;
     const close = h("button", { class: "wb-btn wb-small wb-close", type: "button", title: "close", "aria-label": "close" }, "×");
     close.addEventListener("click", () => select(""));
-    panel.append(h("div", { class: "wb-panel-head" },
+    panelBody.append(h("div", { class: "wb-panel-head" },
       h("strong", { class: "wb-panel-title" }, named(p.node_id)),
       h("span", { class: "wb-kind" }, p.kind || ""), h("span", { class: "wb-spacer" }), close));
 
@@ -160,12 +170,12 @@ function render({ model, el }) {
     for (const id of ids) picker.append(h("option", { value: id }, showControls(id)));
     picker.value = p.sample_id || "";
     picker.addEventListener("change", () => model.send({ type: "select_sample", sample_id: picker.value }));
-    panel.append(h("label", { class: "wb-row-label" }, "sample ", picker));
-    if (p.note) panel.append(h("p", { class: "wb-note" }, named(p.note)));
-    if (p.broken) panel.append(h("p", { class: "wb-error wb-broken" }, named(p.broken)));
+    panelBody.append(h("label", { class: "wb-row-label" }, "sample ", picker));
+    if (p.note) panelBody.append(h("p", { class: "wb-note" }, named(p.note)));
+    if (p.broken) panelBody.append(h("p", { class: "wb-error wb-broken" }, named(p.broken)));
 
     if ((p.parameters || []).length) {
-      panel.append(section("Parameters (current value)", ...(p.parameters || []).map((q) =>
+      panelBody.append(section("Parameters (current value)", ...(p.parameters || []).map((q) =>
         h("div", { class: "wb-param", dataset: { param: q.name } },
           parameterHead(q),
           pre(q.value, "wb-param-value")))));
@@ -188,14 +198,21 @@ function render({ model, el }) {
         box.append(h("p", { class: "wb-note" }, "none yet"));
       }
       for (const g of call.gradients || []) {
-        box.append(h("div", { class: "wb-grad", dataset: { sample: g.sample_id } },
-          h("div", { class: "wb-grad-meta" }, "sample ", named(g.sample_id), " · from ", named(g.from), " · ",
+        const person = g.source === "person";
+        box.append(h("div", { class: "wb-grad" + (person ? " wb-grad-person" : ""), dataset: { sample: g.sample_id, source: g.source || "" } },
+          h("div", { class: "wb-grad-meta" }, person ? [personBadge(), " "] : null, "sample ", named(g.sample_id),
+            person ? " · written by a person" : [" · from ", named(g.from)], " · ",
             g.kind === "parameter" ? ["on parameter ", named(g.target)] : "on its output",
             g.score !== null && g.score !== undefined ? " · score " + fmtScore(g.score) : ""),
           pre(g.text, "wb-grad-text")));
       }
-      panel.append(box);
+      if ((call.person || []).length) box.append(h("div", { class: "wb-sub" }, "Your feedback on this output"), personNotes(call.person, false));
+      panelBody.append(box);
     }
+    const target = (p.calls || []).find((c) => c.current) || (p.calls || [])[0];
+    feedback.el.hidden = p.kind === "loss"; // the loss's "output" is the score: say what is wrong on the sample's row
+    feedback.follow(p.sample_id && target ? { sample_id: p.sample_id, node: target.node_id } : null,
+      target ? target.node_id + "'s output for sample " + p.sample_id : "");
     const current = panel.querySelector(".wb-call.wb-current");
     if (p.node_id !== panelNode && current && p.multi_call) {
       panel.scrollTop = Math.max(0, current.offsetTop - 4); // a loop's clicked call, not call 1
@@ -228,7 +245,10 @@ function render({ model, el }) {
     watch(model, ["selected_node"], onSelected),
     watch(model, ["caption"], onCaption),
   ];
-  return () => cleanups.forEach((c) => c());
+  return () => {
+    cleanups.forEach((c) => c());
+    feedback.cleanup();
+  };
 }
 
 export default { render };

@@ -1,7 +1,10 @@
 // Review view: the pending proposal as a word diff against the current value, with the gradient
 // summary that motivated it and its scores; Accept / Reject / Edit; auto-approve; decision history.
 // Every button carries the id of the proposal it was drawn for; the kernel ignores stale ids.
-import { h, clear, watch, coalesce, fmtScore, pre, diffView, statusClass, named, parameterHead } from "./util.js";
+// A person teaches here too (issue 16): a reason sent with the decision, feedback on a parameter, and
+// every text a person wrote is marked as theirs (history, gradient summaries, "Your feedback").
+import { h, clear, watch, coalesce, fmtScore, pre, diffView, statusClass, named, bidi, parameterHead,
+  feedbackBox, personBadge, personNotes, summaryView, keepFocus, showControls } from "./util.js";
 
 const MAX_HISTORY_SHOWN = 200;
 
@@ -26,17 +29,35 @@ function render({ model, el }) {
   const activity = h("div", { class: "wb-activity", role: "status" });
   const paramsBox = h("details", { class: "wb-params" });
   const historyBox = h("div", { class: "wb-history" });
-  el.append(h("div", { class: "wb-card" }, head, notice, pendingBox, activity, paramsBox,
+  // feedback on a parameter: goes to its optimizer from the next call (the box is never redrawn)
+  const paramPicker = h("select", { class: "wb-feedback-param", "aria-label": "parameter to give feedback on" });
+  let paramPicked = false; // the person chose a parameter: the pending proposal no longer moves the box
+  paramPicker.addEventListener("change", () => {
+    paramPicked = true;
+    followParam();
+  });
+  const paramFeedback = feedbackBox(model, { placeholder: "What should this prompt say or stop saying? The optimizer reads it.",
+    cls: "wb-param-feedback" });
+  const teachBox = h("details", { class: "wb-teach" }, h("summary", {}, "Teach: feedback on a parameter"),
+    h("label", { class: "wb-row-label" }, "parameter ", paramPicker), paramFeedback.el);
+  const mineBox = h("div", { class: "wb-mine" });
+  el.append(h("div", { class: "wb-card" }, head, notice, pendingBox, activity, teachBox, mineBox, paramsBox,
     h("h4", { class: "wb-h" }, "History"), historyBox));
 
   let drawnFor = null; // the proposal id the current buttons belong to
   let drawnKey = null;
   let editing = null; // {id, text} while the person edits
+  let reasonDraft = null; // {id, text}: the reason typed for the pending proposal survives redraws
   const openIds = new Set();
   let paramsTouched = false; // the person opened or closed the parameter list: leave it so
   paramsBox.addEventListener("click", (e) => { if (e.target.closest("summary")) paramsTouched = true; });
 
   function drawPending() {
+    keepFocus(pendingBox, fillPending);
+    followParam();
+  }
+
+  function fillPending() {
     const p = model.get("pending") || {};
     const key = JSON.stringify(p);
     if (key === drawnKey) return;
@@ -45,19 +66,30 @@ function render({ model, el }) {
     if (!p.proposal_id) {
       drawnFor = null;
       editing = null;
+      reasonDraft = null;
       pendingBox.append(h("p", { class: "wb-note" }, "No proposal is waiting for you."));
       return;
     }
     const pid = p.proposal_id;
-    if (drawnFor !== pid) editing = null;
+    if (drawnFor !== pid) {
+      editing = null;
+      reasonDraft = null;
+    }
     drawnFor = pid;
     const status = h("div", { class: "wb-action-status", role: "status" });
     const buttons = [];
+    // why: optional, never in the way of a one-click decision; sent with whichever button is pressed
+    const reason = h("input", { type: "text", class: "wb-reason-text", placeholder: "why? (optional; the optimizer reads it)",
+      "aria-label": "reason for your decision", dataset: { focusKey: "reason-" + pid } });
+    reason.value = reasonDraft && reasonDraft.id === pid ? reasonDraft.text : "";
+    reason.addEventListener("input", () => (reasonDraft = { id: pid, text: reason.value }));
     const send = (action, text) => {
       buttons.forEach((b) => (b.disabled = true));
       status.textContent = action === "reject" ? "rejecting…" : "sending…";
       // the id is the one this card was drawn for, never "whatever is pending now"
-      model.send({ type: "decide", proposal_id: pid, action, text: text === undefined ? null : text });
+      const msg = { type: "decide", proposal_id: pid, action, text: text === undefined ? null : text };
+      if (reason.value.trim()) msg.reason = reason.value;
+      model.send(msg);
     };
     const button = (label, action, cls) => {
       const b = h("button", { type: "button", class: "wb-btn " + cls, dataset: { action, proposal: pid } }, label);
@@ -72,7 +104,7 @@ function render({ model, el }) {
     const mainActions = h("div", { class: "wb-actions wb-main-actions" }, accept, reject, edit);
 
     // the edit box starts from the FULL proposed text (the kernel never clips `new`)
-    const area = h("textarea", { class: "wb-edit-text", rows: "6", "aria-label": "edited value" });
+    const area = h("textarea", { class: "wb-edit-text", rows: "6", "aria-label": "edited value", dataset: { focusKey: "edit-" + pid } });
     area.value = editing && editing.id === pid ? editing.text : p.new || "";
     area.addEventListener("input", () => (editing = { id: pid, text: area.value }));
     const acceptEdited = button("Accept edited", "edit", "wb-accept");
@@ -111,8 +143,9 @@ function render({ model, el }) {
         p.validation === null || p.validation === undefined ? " · validated after your decision" : ""),
       h("div", { class: "wb-sub" }, "Change against the current value"),
       diffView(p.diff),
-      p.gradient_summary ? h("details", { class: "wb-gradsum", open: true }, h("summary", {}, "Gradient summary that motivated it"), pre(p.gradient_summary)) : null,
-      mainActions, editBox, status));
+      p.gradient_summary ? h("details", { class: "wb-gradsum", open: true }, h("summary", {}, "Gradient summary that motivated it"),
+        summaryView(p.gradient_parts, p.gradient_summary)) : null,
+      h("label", { class: "wb-reason-row" }, "Reason ", reason), mainActions, editBox, status));
   }
 
   function drawParams() {
@@ -146,17 +179,48 @@ function render({ model, el }) {
       const by = p.action ? p.action + (p.by ? " by " + p.by : "") : "";
       d.append(h("summary", {},
         h("span", { class: "wb-kind" }, "step " + p.step), " ", h("b", {}, named(p.proposal_id)), " ", h("code", {}, named(p.parameter)),
-        " ", h("span", { class: statusClass(p.status) }, p.status), by ? [" ", named(by)] : "", " ", h("span", { class: "wb-scores" }, scoreLine(p))));
+        " ", h("span", { class: statusClass(p.status) }, p.status), by ? [" ", named(by)] : "",
+        p.decision_reason ? [" ", personBadge()] : null, " ", h("span", { class: "wb-scores" }, scoreLine(p))));
       if (p.diff) d.append(h("div", { class: "wb-sub" }, "Proposed change"), diffView(p.diff));
-      if (p.edited_diff) d.append(h("div", { class: "wb-sub" }, "As edited"), diffView(p.edited_diff));
+      if (p.edited_diff) d.append(h("div", { class: "wb-sub" }, personBadge(), " As edited (the optimizer's text above, yours here)"), diffView(p.edited_diff));
+      if (p.decision_reason) d.append(h("div", { class: "wb-person-reason" }, personBadge(), " reason: ", bidi(p.decision_reason, "wb-person-said")));
       if (p.reason) d.append(h("div", { class: "wb-reason" }, named(p.reason)));
-      if (p.gradient_summary) d.append(h("div", { class: "wb-sub" }, "Gradient summary"), pre(p.gradient_summary));
+      if (p.gradient_summary) d.append(h("div", { class: "wb-sub" }, "Gradient summary"), summaryView(p.gradient_parts, p.gradient_summary));
       if (!p.diff && !p.gradient_summary) d.append(h("p", { class: "wb-note" },
         "An older proposal: its change and feedback are in open_run(...).proposals and the report."));
       if (p.accepted === true || p.accepted === false) d.append(branchButtons(p));
       historyBox.append(d);
     }
     if (items.length > MAX_HISTORY_SHOWN) historyBox.append(h("p", { class: "wb-note" }, (items.length - MAX_HISTORY_SHOWN) + " older proposals not shown"));
+  }
+
+  // the parameter the feedback box is on: the person's choice, else the pending proposal's, else the first
+  function followParam() {
+    const names = (model.get("parameters") || []).filter((q) => q.trainable !== false).map((q) => q.name);
+    const pendingParam = ((model.get("pending") || {}).parameter || "").split("+")[0];
+    const have = [...paramPicker.options].map((o) => o.value);
+    if (have.join("\n") !== names.join("\n")) {
+      const keep = paramPicker.value;
+      clear(paramPicker);
+      for (const n of names) paramPicker.append(h("option", { value: n }, showControls(n)));
+      if (names.includes(keep)) paramPicker.value = keep;
+    }
+    if (!paramPicked && names.includes(pendingParam)) paramPicker.value = pendingParam;
+    const name = paramPicker.value;
+    teachBox.hidden = !names.length;
+    paramFeedback.follow(name ? { parameter: name } : null, name ? "parameter " + name : "");
+  }
+
+  // everything the person wrote in this run: feedback (with what became of it); reasons are in the history
+  function drawMine() {
+    const items = model.get("feedback") || [];
+    clear(mineBox);
+    if (!items.length) {
+      mineBox.hidden = true;
+      return;
+    }
+    mineBox.hidden = false;
+    mineBox.append(h("h4", { class: "wb-h" }, "Your feedback (" + items.length + ")"), personNotes(items));
   }
 
   // "branch from here": a new run from the step before this proposal, taking the other decision on it,
@@ -228,11 +292,17 @@ function render({ model, el }) {
   drawAuto();
   drawNotice();
   drawActivity();
+  drawMine();
+  followParam();
   model.on("msg:custom", onMessage);
   const cleanups = [
     watch(model, ["pending"], redrawPending),
     watch(model, ["history"], redrawHistory),
-    watch(model, ["parameters"], redrawParams),
+    watch(model, ["parameters"], () => {
+      redrawParams();
+      followParam();
+    }),
+    watch(model, ["feedback"], coalesce(drawMine)),
     watch(model, ["auto_approve", "can_decide"], drawAuto),
     watch(model, ["notice"], () => drawNotice()),
     watch(model, ["activity"], drawActivity),
@@ -240,6 +310,7 @@ function render({ model, el }) {
   return () => {
     model.off("msg:custom", onMessage);
     cleanups.forEach((c) => c());
+    paramFeedback.cleanup();
   };
 }
 

@@ -1,6 +1,7 @@
 // Samples view: the current batch as a table. Marks the samples chosen for backward (and why);
 // pin / exclude a sample for the next steps; click a row to show that sample in the graph panel.
-import { h, clear, watch, coalesce, fmtScore, statusClass, bidi, named, showControls } from "./util.js";
+// Under the table, the person's feedback on the selected sample's output (issue 16).
+import { h, clear, watch, coalesce, fmtScore, statusClass, bidi, named, showControls, feedbackBox, personNotes } from "./util.js";
 
 function render({ model, el }) {
   el.classList.add("wb-view", "wb-samples-view");
@@ -13,7 +14,8 @@ function render({ model, el }) {
       h("th", {}, "prediction"), h("th", {}, "target"), h("th", {}, "score"), h("th", {}, "next steps"))),
     tbody);
   const scroller = h("div", { class: "wb-table-scroll" }, table);
-  el.append(h("div", { class: "wb-card" }, head, scroller));
+  const feedback = feedbackBox(model, { placeholder: "What is wrong with this output, and what would be right?", cls: "wb-sample-feedback" });
+  el.append(h("div", { class: "wb-card" }, head, scroller, feedback.el));
 
   function toggle(label, on, title, onClick) {
     const b = h("button", { type: "button", class: "wb-btn wb-small wb-toggle" + (on ? " wb-on" : ""), "aria-pressed": on ? "true" : "false", title }, label);
@@ -30,6 +32,8 @@ function render({ model, el }) {
     clear(caption);
     caption.append(named(model.get("caption") || ""));
     clear(tbody);
+    const picked = rows.find((r) => r.sample_id === selected);
+    feedback.follow(picked ? { sample_id: picked.sample_id } : null, picked ? "the output of sample " + picked.sample_id : "");
     if (!rows.length) {
       tbody.append(h("tr", {}, h("td", { colspan: "7", class: "wb-empty" }, "The batch appears when a step starts.")));
       return;
@@ -45,7 +49,7 @@ function render({ model, el }) {
         h("td", { class: "wb-id", title: showControls(r.sample_id) }, named(r.sample_id)),
         h("td", { class: "wb-cell", title: r.input || "" }, h("div", { class: "wb-clip" }, bidi(r.input))),
         h("td", { class: "wb-cell wb-pred", title: r.error || r.prediction || "" }, h("div", { class: "wb-clip" }, bidi(r.prediction)),
-          r.error ? h("div", { class: "wb-error wb-clip" }, bidi(r.error)) : null),
+          r.error ? h("div", { class: "wb-error wb-clip" }, bidi(r.error)) : null, personNotes(r.feedback, false)),
         h("td", { class: "wb-cell", title: r.target || "" }, h("div", { class: "wb-clip" }, bidi(r.target))),
         h("td", { class: "wb-score" }, fmtScore(r.score), " ", h("span", { class: statusClass(r.status) }, r.status || "")),
         h("td", { class: "wb-flags" },
@@ -64,7 +68,11 @@ function render({ model, el }) {
 
   const redraw = coalesce(draw);
   draw();
-  return watch(model, ["rows", "selected_sample", "caption"], redraw);
+  const unwatch = watch(model, ["rows", "selected_sample", "caption"], redraw);
+  return () => {
+    unwatch();
+    feedback.cleanup();
+  };
 }
 
 export default { render };

@@ -193,3 +193,138 @@ export function watch(model, names, fn) {
 export function statusClass(status) {
   return "wb-badge wb-badge-" + String(status || "none").replace(/[^a-z0-9_-]/gi, "-");
 }
+
+// ---- what a person teaches (issue 16): a person's words are marked as theirs wherever they show ----
+
+// The badge that marks a person's text (a reason, feedback, a gradient written by a person).
+export function personBadge() {
+  return h("span", { class: "wb-person-badge", title: "written by a person, not by a model" }, "person");
+}
+
+// A gradient summary as segments [[source, text], ...] (the kernel marks the person's texts, source
+// "person"): the person's parts get the badge and their own style, the rest is plain text.
+export function summaryView(parts, fallback) {
+  const box = h("pre", { class: "wb-pre wb-gradsum-text" });
+  const segs = parts && parts.length ? parts : [["", fallback || ""]];
+  for (const [source, text] of segs) {
+    if (source === "person") box.append(h("mark", { class: "wb-person-text" }, personBadge(), " ", bidi(text)));
+    else box.append(bidi(text));
+  }
+  return box;
+}
+
+// A person's feedback items [{text, status, label, where, reason}] (a sample's row, a node's call,
+// the review's list) in one box: each with the badge, what became of it, and the text as text; where it
+// was given only when the place does not say (`showWhere`).
+export function personNotes(items, showWhere = true) {
+  if (!(items || []).length) return null;
+  return h("div", { class: "wb-person-notes" }, items.map((f) => h("div", { class: "wb-person-note", dataset: { status: f.status || "" } },
+    personBadge(), " ", h("span", { class: statusClass(f.status) }, f.label || f.status || ""),
+    showWhere && f.where ? [" ", h("span", { class: "wb-kind" }, named(f.where))] : null, " ", bidi(f.text, "wb-person-said"),
+    f.reason ? h("div", { class: "wb-error" }, named(f.reason)) : null)));
+}
+
+// Run fn (which may rebuild part of `box`) and give the focus and the caret back to the text box the
+// person was typing in: the same element if fn kept it, else its rebuilt twin (same data-focus-key).
+// A live update must never take the keyboard away.
+export function keepFocus(box, fn) {
+  const active = document.activeElement;
+  const inside = active && box.contains(active) && (active.localName === "textarea" || active.localName === "input");
+  const start = inside ? active.selectionStart : null;
+  const end = inside ? active.selectionEnd : null;
+  const key = inside ? active.dataset.focusKey : null;
+  fn();
+  if (!inside) return;
+  const again = active.isConnected ? active : key ? box.querySelector(`[data-focus-key="${CSS.escape(key)}"]`) : null;
+  if (again && document.activeElement !== again) {
+    again.focus();
+    try { again.setSelectionRange(start, end); } catch (e) { /* not a text input */ }
+  }
+}
+
+let feedbackSeq = 0;
+
+// A small feedback box: a text area and "Send feedback". It follows the target the view gives it
+// (`follow(target, label)`) until the person starts typing; from then on it stays on that target until
+// the text is sent or cleared, so a live update never moves a person's words to another sample.
+// Sends {type: "feedback", request_id, text, sample_id, node, parameter}; the kernel answers with
+// {type: "feedback_result", request_id, ok, reason}; a refusal is shown and the text is kept.
+export function feedbackBox(model, { placeholder, cls }) {
+  const label = h("div", { class: "wb-feedback-label" });
+  const area = h("textarea", { class: "wb-feedback-text", rows: "2", placeholder: placeholder || "What is wrong, and what should change?",
+    "aria-label": "your feedback" });
+  const send = h("button", { type: "button", class: "wb-btn wb-small wb-send-feedback" }, "Send feedback");
+  const status = h("div", { class: "wb-feedback-status", role: "status" });
+  const el = h("div", { class: "wb-feedback" + (cls ? " " + cls : "") }, label, area,
+    h("div", { class: "wb-actions" }, send, status));
+  let target = null;
+  let targetLabel = "";
+  let offered = [null, ""]; // the view's latest target, taken up again once the box is free
+  let locked = false;
+  let waiting = null; // the request id of the feedback in flight
+  const drawLabel = () => {
+    clear(label);
+    if (!target) label.append(h("span", { class: "wb-note" }, "nothing to give feedback on yet"));
+    else append(label, ["Your feedback on ", named(targetLabel), locked ? h("span", { class: "wb-kind" }, "kept while you write") : null]);
+    send.disabled = !target || !!waiting;
+    area.disabled = !target && !locked;
+  };
+  const free = () => {
+    locked = false;
+    [target, targetLabel] = offered;
+  };
+  area.addEventListener("input", () => {
+    if (!waiting) clear(status); // an earlier answer is about an earlier text
+    locked = area.value.trim() !== "";
+    if (!locked && !waiting) free();
+    drawLabel();
+  });
+  area.addEventListener("keydown", (e) => {
+    if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) {
+      e.preventDefault();
+      send.click(); // Ctrl+Enter sends, as in a notebook cell
+    }
+  });
+  send.addEventListener("click", () => {
+    const text = area.value;
+    if (!target) return;
+    if (!text.trim()) {
+      status.className = "wb-feedback-status wb-error";
+      status.textContent = "write something first";
+      return;
+    }
+    waiting = "fb" + (++feedbackSeq) + "-" + Math.random().toString(36).slice(2, 8);
+    status.className = "wb-feedback-status";
+    status.textContent = "sending…";
+    drawLabel();
+    model.send(Object.assign({ type: "feedback", request_id: waiting, text }, target));
+  });
+  const onMessage = (msg) => {
+    if (!msg || msg.type !== "feedback_result" || msg.request_id !== waiting) return;
+    waiting = null;
+    clear(status);
+    if (msg.ok) {
+      status.className = "wb-feedback-status wb-ok";
+      append(status, ["Sent", msg.where ? [" ", named(msg.where)] : "", ": the next backward or optimizer call reads it."]);
+      area.value = "";
+      free();
+    } else {
+      status.className = "wb-feedback-status wb-error";
+      append(status, ["Refused: ", named(msg.reason || "the run did not take it")]);
+    }
+    drawLabel();
+  };
+  model.on("msg:custom", onMessage);
+  drawLabel();
+  return {
+    el,
+    // point the box at a target ({sample_id, node, parameter}, or null), unless the person is writing
+    follow(next, text) {
+      offered = [next, text || ""];
+      if (locked || waiting) return;
+      free();
+      drawLabel();
+    },
+    cleanup() { model.off("msg:custom", onMessage); },
+  };
+}

@@ -128,7 +128,7 @@ class CurveData:
             p = self.proposals[pid] = {"proposal_id": pid, "step": step, "parameter": "", "source": "",
                                        "outcome": "open", "validation": None, "complete": None, "gain": "",
                                        "minibatch_before": None, "minibatch_after": None, "decision": "",
-                                       "by": "", "reason": ""}
+                                       "by": "", "reason": "", "person_reason": ""}
         return p
 
     def _on_proposal(self, step: int, d: dict) -> bool:
@@ -147,6 +147,7 @@ class CurveData:
     def _on_decision(self, step: int, d: dict) -> bool:
         p = self._proposal(step, d.get("proposal_id", ""))
         p["decision"], p["by"] = d.get("action", ""), d.get("by", "")
+        p["person_reason"] = d.get("reason") or ""  # the person's why, typed with the decision (issue 16)
         return False
 
     def _on_validation(self, step: int, d: dict) -> bool:
@@ -238,6 +239,8 @@ def _proposal_hover(p: dict) -> str:
         bits.append(f"minibatch: {_fmt(p['minibatch_before'])} → {_fmt(p['minibatch_after'])}")
     if p["reason"]:
         bits.append("reason: " + esc(p["reason"], 200))
+    if p.get("person_reason"):
+        bits.append("the person's reason: " + esc(p["person_reason"], 200))
     return "<br>".join(bits)
 
 

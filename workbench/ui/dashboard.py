@@ -93,9 +93,9 @@ class Workbench(ipywidgets.Box):
     def export(self, path: str = "tuned_prompts.json", fmt: str = "json") -> str:
         return self.funnel.export(path, fmt)
 
-    def decide(self, proposal_id: str, action: str, text: str | None = None) -> bool:
-        """What the Review buttons do, from Python."""
-        return self.funnel.decide(proposal_id, action, text)[0]
+    def decide(self, proposal_id: str, action: str, text: str | None = None, *, reason: str | None = None) -> bool:
+        """What the Review buttons do, from Python (`reason`: the text of the box beside them)."""
+        return self.funnel.decide(proposal_id, action, text, reason=reason)[0]
 
     @property
     def auto_approve(self) -> bool:

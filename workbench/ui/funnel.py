@@ -26,6 +26,7 @@ from ..redact import redact_obj, secrets_known
 from ..training.controls import AutoApprove, Exclude, Pause, Pin, Resume, Step, Stop
 from .reducers import ALL_PARTS, CONTROLS, PANEL, REVIEW, SAMPLES
 from .state import RunState
+from .teaching import decision_reason, send_feedback
 
 if TYPE_CHECKING:
     from .widgets import View
@@ -84,6 +85,9 @@ class Funnel:
         st.samples.pinned = set(getattr(tr, "pinned", set()) or set())
         st.samples.excluded = set(getattr(tr, "excluded", set()) or set())
         st.review.auto_approve = bool(getattr(getattr(tr, "approval", None), "auto", True))
+        inbox = getattr(getattr(tr, "teaching", None), "inbox", None)  # a resumed run's feedback, queued or used
+        if inbox is not None:
+            st.person.restore(item.to_dict() for item in inbox.items())
         st.run.run_id = str(getattr(tr, "run_id", "") or "")
         store_path = getattr(getattr(tr, "store", None), "path", None)  # the run folder
         st.run.run_dir = str(store_path) if store_path else ""
@@ -192,9 +196,11 @@ class Funnel:
                 self.set_sample_flag(str(msg.get("sample_id") or ""), kind, bool(msg.get("value")))
             elif kind == "decide":
                 ok, reason = self.decide(str(msg.get("proposal_id") or ""), str(msg.get("action") or ""),
-                                         msg.get("text"))
+                                         msg.get("text"), reason=decision_reason(msg))
                 view.reply(type="decision_result", proposal_id=msg.get("proposal_id"), action=msg.get("action"),
                            ok=ok, reason=reason)
+            elif kind == "feedback":  # a person's feedback (issue 16): answered ok / refused with why
+                view.reply(**send_feedback(self.trainer, msg))
             elif kind == "branch":
                 step = msg.get("step")
                 ok, reason = self.request_branch(str(msg.get("proposal_id") or ""), str(msg.get("decision") or ""),
@@ -230,15 +236,17 @@ class Funnel:
             self.trainer.control(Pin(sample_id, value) if flag == "pin" else Exclude(sample_id, value))
         self.flush()
 
-    def decide(self, proposal_id: str, action: str, text: Any = None) -> tuple[bool, str]:
-        """Answer the pending proposal. False (with a reason) for a stale or unknown proposal id."""
+    def decide(self, proposal_id: str, action: str, text: Any = None, *, reason: str | None = None) -> tuple[bool, str]:
+        """Answer the pending proposal (with the person's `reason`, if any). False (with why) for a
+        stale or unknown proposal id."""
         if action not in DECIDE_ACTIONS:
             return False, f"unknown action {action!r}"
         if action == "edit" and (not isinstance(text, str) or not text.strip()):
             return False, "an edit needs non-empty text"
         if self.trainer is None:
             return False, "no trainer"
-        ok = bool(self.trainer.decide(proposal_id, action, text=text if action == "edit" else None, by="person"))
+        why = {"reason": reason} if reason else {}  # a trainer without reasons still takes a plain decision
+        ok = bool(self.trainer.decide(proposal_id, action, text=text if action == "edit" else None, by="person", **why))
         if not ok:
             return False, f"proposal {proposal_id} is no longer waiting for a decision"
         return True, ""

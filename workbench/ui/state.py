@@ -14,7 +14,7 @@ from typing import Any, Callable
 
 from ..records.events import Event, strict_by_default
 from ..records.fold import RunFold
-from .reducers import ALL_PARTS, CurvesPart, GraphPart, ReviewPart, RunPart, SamplesPart
+from .reducers import ALL_PARTS, CurvesPart, GraphPart, PersonPart, ReviewPart, RunPart, SamplesPart
 
 log = logging.getLogger(__name__)
 
@@ -27,11 +27,12 @@ class RunState:
         self.dirty: set[str] = set(ALL_PARTS)
         self.fold = RunFold(keep_rows=False)  # the run's numbers; the views keep only what they show
         self.run = RunPart(self, self.fold)
+        self.person = PersonPart(self)  # what a person taught: read by samples, graph panel and review
         self.samples = SamplesPart(self, self.fold)
         self.graph = GraphPart(self, svg_renderer)
         self.curves = CurvesPart(self, self.fold, prices)
         self.review = ReviewPart(self)
-        self.parts = (self.run, self.samples, self.graph, self.curves, self.review)
+        self.parts = (self.run, self.person, self.samples, self.graph, self.curves, self.review)
         self._by_view = {part.view: part for part in self.parts}
 
     def apply(self, event: Event) -> None:

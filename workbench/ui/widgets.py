@@ -98,6 +98,7 @@ class ReviewView(View):
     can_decide = t.Bool(False).tag(sync=True)          # False: the policy decides, no buttons
     notice = t.Unicode("").tag(sync=True)
     activity = t.Unicode("").tag(sync=True)            # the proposal in flight when none waits for you
+    feedback = t.List().tag(sync=True)                 # the person's feedback, newest first, with what became of it
 
 
 class ControlsView(View):

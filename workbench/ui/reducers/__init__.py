@@ -8,9 +8,10 @@ can list every field the dashboard reads and check it against the event definiti
 from .base import ALL_PARTS, CONTROLS, CURVES, LAYOUT, PANEL, REVIEW, SAMPLES, STATUS, Part, clip
 from .curves import CurvesPart
 from .graph import GraphPart
+from .person import PersonPart
 from .review import ReviewPart
 from .run import RunPart
 from .samples import SamplesPart
 
 __all__ = ["ALL_PARTS", "CONTROLS", "CURVES", "LAYOUT", "PANEL", "REVIEW", "SAMPLES", "STATUS", "CurvesPart",
-           "GraphPart", "Part", "ReviewPart", "RunPart", "SamplesPart", "clip"]
+           "GraphPart", "Part", "PersonPart", "ReviewPart", "RunPart", "SamplesPart", "clip"]

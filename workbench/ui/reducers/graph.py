@@ -203,7 +203,9 @@ class GraphPart(Part):
                 "status": n.get("status", "") if graph else "", "error": clip(n.get("error")) if graph else "",
                 "gradients": [{"sample_id": g.get("sample_id", ""), "from": g.get("node_id", ""),
                                "target": g.get("target", ""), "kind": g.get("target_kind", ""),
-                               "score": g.get("score"), "text": g.get("text", "")} for g in grads],
+                               "score": g.get("score"), "text": g.get("text", ""),
+                               "source": g.get("source") or "backward"} for g in grads],
+                "person": self.state.person.on_node(sid, n["id"]) if graph else [],
             })
         note = ""
         if not sid:

@@ -46,7 +46,8 @@ class ReviewPart(Part):
             p = {"proposal_id": pid, "step": step, "parameter": "", "role": "", "old": "", "new": "", "edited": "",
                  "source": "", "gradient_summary": "", "minibatch_before": None, "minibatch_after": None,
                  "minibatch_passed": None, "validation": None, "best": None, "gain": "", "action": "", "by": "", "text": "",
-                 "accepted": None, "reason": "", "status": CHECKING, "value": ""}
+                 "accepted": None, "reason": "", "status": CHECKING, "value": "",
+                 "decision_reason": ""}
             self.proposals[pid] = p
             while len(self.proposals) > MAX_HISTORY:
                 self.proposals.popitem(last=False)
@@ -117,7 +118,8 @@ class ReviewPart(Part):
         pid = d.get("proposal_id", "")
         p = self._proposal(pid, e.step)
         action = d.get("action", "")
-        p.update({"action": action, "by": d.get("by", ""), "text": clip(d.get("text"))})
+        p.update({"action": action, "by": d.get("by", ""), "text": clip(d.get("text")),
+                  "decision_reason": clip(d.get("reason") or "", 2000)})  # the person's why (issue 16)
         p["status"] = "rejected" if action == "reject" else VALIDATING
         if action == "edit" and d.get("text"):
             p["edited"] = d["text"]
@@ -171,7 +173,8 @@ class ReviewPart(Part):
             return {}
         p = self.proposals[self.pending_id]
         pending = {k: v for k, v in p.items() if k != "values"}
-        return dict(pending, diff=word_diff(p["old"], p["new"]), awaiting=True)
+        return dict(pending, diff=word_diff(p["old"], p["new"]), awaiting=True,
+                    gradient_parts=self.state.person.segments(p["gradient_summary"]))
 
     def activity(self) -> str:
         """What happens to the newest undecided proposal when none waits for a person."""
@@ -192,6 +195,7 @@ class ReviewPart(Part):
                                                              "gradient_summary")}
             if i < DIFF_IN_HISTORY:  # older entries keep outcome and reason; open_run/report hold the rest
                 item["gradient_summary"] = clip(p.get("gradient_summary"), 1500)
+                item["gradient_parts"] = self.state.person.segments(item["gradient_summary"])
                 item["diff"] = word_diff(clip(p["old"]), clip(p["new"]))
                 if p["edited"]:
                     item["edited_diff"] = word_diff(clip(p["old"]), clip(p["edited"]))
@@ -210,4 +214,5 @@ class ReviewPart(Part):
         if REVIEW not in parts:
             return {}
         return {"pending": self.pending(), "history": self.history(), "parameters": self.parameters(),
-                "auto_approve": self.auto_approve, "activity": self.activity()}
+                "auto_approve": self.auto_approve, "activity": self.activity(),
+                "feedback": self.state.person.everything()}

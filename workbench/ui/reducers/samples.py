@@ -96,7 +96,9 @@ class SamplesPart(Part):
         self.mark(SAMPLES, CONTROLS)
 
     def snapshot(self) -> list[dict]:
-        return [dict(row, pinned=sid in self.pinned, excluded=sid in self.excluded) for sid, row in self.rows.items()]
+        person = self.state.person
+        return [dict(row, pinned=sid in self.pinned, excluded=sid in self.excluded, feedback=person.on_sample(sid))
+                for sid, row in self.rows.items()]
 
     def traits(self, parts: set[str]) -> dict[str, Any]:
         values: dict[str, Any] = {}
