@@ -86,7 +86,7 @@ class Run:
     def __repr__(self) -> str:
         t = self.tables
         status = (t.finished or {}).get("status") or ("running" if self.is_live else "running or interrupted")
-        return f"Run({self.run_id!r}, {status}, {len(t.curve) - 1 if t.curve else 0} steps, " \
+        return f"Run({self.run_id!r}, {status}, {t.last_step} steps, " \
                f"{len(t.proposals)} proposals, path={str(self.path)!r})"
 
     @property

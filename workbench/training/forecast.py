@@ -155,6 +155,7 @@ class Protocol:
     test: int
     baseline_todo: tuple[int, int]  # (val, test) samples the memo does not hold yet, when the baseline is to run
     teacher: bool = False
+    batches_todo: Sequence[int] | None = None  # per step: its minibatch samples the memo lacks with today's values
 
 
 def forecast(probe: Probe, protocol: Protocol, *, from_step: int, prices: dict | None = None,
@@ -172,9 +173,10 @@ def forecast(probe: Probe, protocol: Protocol, *, from_step: int, prices: dict |
         task_samples += Range(n, n, n)
     attempts_e = sum((1 - prior.keep_chance) ** i for i in range(cfg.max_proposals))
     groups = p.text_groups + p.demo_groups
-    for batch, first in zip(protocol.batches, protocol.first_epoch):
+    todo = protocol.batches_todo or protocol.batches
+    for batch, first, lacking in zip(protocol.batches, protocol.first_epoch, todo):
         carried_most = min(cfg.max_carried, max(0, protocol.train - batch))
-        task_samples += Range(batch if first else 0, batch, batch + carried_most)
+        task_samples += Range(min(lacking, batch) if first else 0, batch, batch + carried_most)
         failing = min(cfg.max_failed, prior.failing_share * batch)
         chosen_e = failing + (min(cfg.max_correct, (1 - prior.failing_share) * batch) if failing else 0)
         chosen_most = min(batch + carried_most, cfg.max_failed + carried_most + cfg.max_correct)

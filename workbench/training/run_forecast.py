@@ -41,6 +41,9 @@ def forecast_run(*, pipeline: "Pipeline", train: Sequence["Example"], val: Seque
         return sum(not memo.holds(memo.key(values, models.task, eval_fn, e, config.pass_threshold)) for e in examples)
 
     todo = (0, 0) if baseline_done else (not_in_memo(val), not_in_memo(test))
+    # a step that keeps nothing runs its minibatch with today's values: what the memo (a branch's: its
+    # family's) holds of those is free, so the least a step can cost is what it lacks
     protocol = Protocol(config, [len(batch_for(s)) for s in steps], [epoch_of(s) == 0 for s in steps],
-                        len(train), len(val), len(test), todo, teacher=teacher)
+                        len(train), len(val), len(test), todo, teacher=teacher,
+                        batches_todo=[not_in_memo(batch_for(s)) for s in steps])
     return forecast(measured, protocol, from_step=done_step, prices=prices, priors=priors)
