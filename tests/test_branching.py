@@ -329,3 +329,38 @@ def test_a_branch_s_run_says_as_many_steps_as_its_summary(parent, tmp_path):
     run = open_run(child.store.path)
     assert run.summary["steps"] == 4 and run.curve["step"].min() > 0
     assert ", 4 steps," in repr(run), repr(run)
+
+
+def test_a_branch_carries_the_person_s_words_given_before_its_step_and_says_so(tmp_path):
+    """The parent's person rejected p1-2 with a reason and gave feedback before step 1; a branch from step 1
+    starts with both (its optimizer still reads the reason) and its contributions list them as the parent's;
+    a branch from step 0 uses the feedback itself and says in which of its steps."""
+    from workbench.records.results import open_run
+    reason = "No more than two rules, please."
+
+    def person(pending):
+        if pending.proposal_id == "p1-2":
+            return Decision("reject", "person", reason=reason)
+        return Decision("accept", "policy")
+
+    with OpenAITestServer(responder=cli_task.respond) as server:
+        trainer = Trainer(Shout(), TRAIN, VAL, TEST, same_text, models_for(server),
+                          config=TrainConfig(max_steps=3, batch_size=2), approval=CallbackApproval(person),
+                          run_dir=tmp_path / "runs" / "parent")
+        trainer.feedback("Capital letters, every time.", parameter="shout.instruction")
+        trainer.fit()
+        served = len(server.requests)
+        later = branch(trainer, at_step=1, run_dir=tmp_path / "runs" / "later")
+        later.fit()
+        optimizer_prompts = [canonical(b) for b in server.requests[served:] if "<CURRENT_VALUE>" in canonical(b)]
+        early = branch(trainer, at_step=0, run_dir=tmp_path / "runs" / "early")
+        early.fit()
+    assert optimizer_prompts and all(reason in p for p in optimizer_prompts)  # the reason carried
+    rows = open_run(later.store.path).contributions.set_index("kind")
+    assert set(rows.index) == {"reject", "feedback"} and set(rows["from_run"]) == {"parent"}
+    assert rows.loc["reject", "reason"] == reason and bool(rows.loc["reject", "used"])
+    assert rows.loc["feedback", "used_at_step"] == 1  # used by the parent, before the branch point
+    rows = open_run(early.store.path).contributions  # its person (the parent's, lent) rejects p1-2 again itself
+    assert rows.kind.tolist() == ["feedback", "reject"] and rows.from_run.fillna("").tolist() == ["parent", ""]
+    assert bool(rows.used.iloc[0]) and rows.used_at_step.iloc[0] == 1  # the branch's own step 1 used it
+    assert open_run(trainer.store.path).contributions.from_run.isna().all()  # the parent's own words

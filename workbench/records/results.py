@@ -26,6 +26,7 @@ from . import usage_totals
 from .compare import Comparison, compare
 from ..errors import WorkbenchError
 from .events import Event
+from .branch_contributions import inherited_contributions
 from .contributions import CONTRIBUTION_COLUMNS
 from .fold import CURVE_COLUMNS, NOTICE_COLUMNS, PROPOSAL_COLUMNS, RunFold
 from .forecast_frames import CREDIT_COLUMNS, FORECAST_COLUMNS, credit_rows, forecast_rows
@@ -81,7 +82,7 @@ class Run:
         self.path = Path(path)
         self.trainer = trainer
         self._offset = 0  # bytes of events.jsonl folded into the tables so far
-        self._tables = RunFold()
+        self._tables = self._fresh_fold()
 
     def __repr__(self) -> str:
         t = self.tables
@@ -106,7 +107,7 @@ class Run:
         except FileNotFoundError:
             size = 0
         if size < self._offset:  # the log was replaced: start over
-            self._tables, self._offset = RunFold(), 0
+            self._tables, self._offset = self._fresh_fold(), 0
         if size > self._offset:
             with open(log, "rb") as handle:
                 handle.seek(self._offset)
@@ -117,6 +118,10 @@ class Run:
                     self._tables.fold_line(expand_line(line, self.path))
             self._offset += complete
         return self._tables
+
+    def _fresh_fold(self) -> RunFold:
+        """An empty fold; a branch's starts with the person's words its parent gave before the branch point."""
+        return RunFold(contributions=inherited_contributions(self.path))
 
     def events(self) -> list[Event]:
         """The raw events, in order (optional fields filled in)."""
