@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
 
@@ -24,7 +25,7 @@ import pandas as pd
 from . import events as ev
 from . import usage_totals
 from .compare import Comparison, compare
-from ..errors import WorkbenchError
+from ..errors import DamagedFileWarning, WorkbenchError
 from .events import Event
 from .branch_contributions import inherited_contributions
 from .contributions import CONTRIBUTION_COLUMNS
@@ -87,7 +88,7 @@ class Run:
     def __repr__(self) -> str:
         t = self.tables
         status = (t.finished or {}).get("status") or ("running" if self.is_live else "running or interrupted")
-        return f"Run({self.run_id!r}, {status}, {t.last_step} steps, " \
+        return f"Run({self.run_id!r}, {status}, {self.summary.get('steps') or 0} steps, " \
                f"{len(t.proposals)} proposals, path={str(self.path)!r})"
 
     @property
@@ -227,8 +228,23 @@ class Run:
                 written = None  # damaged: `workbench runs` says so
             if written:
                 return {k: v for k, v in written.items() if k != "parameters"}
-        return {"run_id": self.run_id, "status": "running" if self.is_live else "running or interrupted",
-                "steps": t.last_step, "baseline": t.baseline, "final": t.final, "best_val": t.best_val}
+        known = {"run_id": self.run_id, "status": "running" if self.is_live else "running or interrupted",
+                 "steps": t.last_step, "baseline": t.baseline, "final": t.final, "best_val": t.best_val}
+        return known if self.is_live else known | self._checkpointed_beyond_the_log(t.last_step)
+
+    def _checkpointed_beyond_the_log(self, logged_step: int) -> dict:
+        """A kill between a step's checkpoint file and its events leaves the log a step behind; resume,
+        `workbench runs` and export go on from the checkpoint, so its step and best score are the run's."""
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DamagedFileWarning)  # damage is `workbench runs`' to report
+            try:
+                state = RunStore(self.path).latest_checkpoint() or {}
+            except WorkbenchError:
+                return {}
+        if not isinstance(state.get("step"), int) or state["step"] <= logged_step:
+            return {}
+        return {"steps": state["step"], "best_val": state.get("best_val"),
+                "final": {"val": state.get("best_val"), "test": None}}
 
     @property
     def parameters(self) -> dict[str, str]:
