@@ -86,10 +86,9 @@ class Run:
         self._tables = self._fresh_fold()
 
     def __repr__(self) -> str:
-        t = self.tables
-        status = (t.finished or {}).get("status") or ("running" if self.is_live else "running or interrupted")
-        return f"Run({self.run_id!r}, {status}, {self.summary.get('steps') or 0} steps, " \
-               f"{len(t.proposals)} proposals, path={str(self.path)!r})"
+        summary = self.summary  # the status and step open_run, runs() and `workbench runs` agree on
+        return f"Run({self.run_id!r}, {summary.get('status')}, {summary.get('steps') or 0} steps, " \
+               f"{len(self.tables.proposals)} proposals, path={str(self.path)!r})"
 
     @property
     def run_id(self) -> str:
@@ -228,7 +227,10 @@ class Run:
                 written = None  # damaged: `workbench runs` says so
             if written:
                 return {k: v for k, v in written.items() if k != "parameters"}
-        known = {"run_id": self.run_id, "status": "running" if self.is_live else "running or interrupted",
+        status = "running" if self.is_live else "running or interrupted"
+        if not self.is_live and not t.sessions and RunStore(self.path).never_started():
+            status = INCOMPLETE_START  # as `workbench runs` and runs() say
+        known = {"run_id": self.run_id, "status": status,
                  "steps": t.last_step, "baseline": t.baseline, "final": t.final, "best_val": t.best_val}
         return known if self.is_live else known | self._checkpointed_beyond_the_log(t.last_step)
 
