@@ -364,3 +364,15 @@ def test_a_branch_carries_the_person_s_words_given_before_its_step_and_says_so(t
     assert rows.kind.tolist() == ["feedback", "reject"] and rows.from_run.fillna("").tolist() == ["parent", ""]
     assert bool(rows.used.iloc[0]) and rows.used_at_step.iloc[0] == 1  # the branch's own step 1 used it
     assert open_run(trainer.store.path).contributions.from_run.isna().all()  # the parent's own words
+
+
+def test_a_branch_forecast_counts_what_the_family_memo_already_holds(parent):
+    """A branch from step 1 with the parent's settings re-walks its steps: the next minibatch is in the
+    family's memo with today's values, the later ones with the values the parent kept; so the least the task
+    can cost is what no run of the family evaluated, and the actual spend falls inside the range."""
+    server, models, trainer, _ = parent
+    child = branch(trainer, at_step=1)
+    forecast = child.forecast()
+    summary = child.fit()
+    for role, spent in summary.usage.items():
+        assert forecast.roles[role].calls.holds(spent["calls"]), (role, forecast.roles[role].calls, spent)

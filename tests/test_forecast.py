@@ -257,18 +257,3 @@ def test_priors_move_the_expected_value_only_and_are_stated(tmp_path):
     with pytest.raises(ConfigError, match="keep_chance must be in"):
         Priors(keep_chance=1.5)
 
-
-def test_a_branch_forecast_counts_what_the_family_memo_already_holds(tmp_path):
-    """A branch with nothing changed re-walks its parent's steps: every minibatch evaluation is in the
-    family's memo, so the least the task can cost is what the memo lacks (here nothing), and the actual
-    spend falls inside the range instead of below it."""
-    import workbench
-    trainer, _ = shout_trainer(tmp_path, max_proposals=2)
-    trainer.fit()
-    child = workbench.branch(trainer, at_step=1, run_dir=tmp_path / "child")
-    forecast = child.forecast()
-    summary = child.fit()
-    for role, spent in summary.usage.items():
-        assert forecast.roles[role].calls.holds(spent["calls"]), (role, forecast.roles[role].calls, spent)
-    assert all(row["inside"] for row in open_run(tmp_path / "child").forecast.to_dict("records")
-               if row["measure"] == "calls")

@@ -109,6 +109,11 @@ class EvalMemo:
         with self._lock:
             return key in self._entries
 
+    def sample_ids(self) -> set[str]:
+        """The samples evaluated under any values: what a forecast's least may count as free."""
+        with self._lock:
+            return {result.sample_id for result, _ in self._entries.values()}
+
     def put(self, key: str, result: SampleResult, *, keep_graph: bool = True) -> None:
         if result.status == "errored":
             return

@@ -41,9 +41,12 @@ def forecast_run(*, pipeline: "Pipeline", train: Sequence["Example"], val: Seque
         return sum(not memo.holds(memo.key(values, models.task, eval_fn, e, config.pass_threshold)) for e in examples)
 
     todo = (0, 0) if baseline_done else (not_in_memo(val), not_in_memo(test))
-    # a step that keeps nothing runs its minibatch with today's values: what the memo (a branch's: its
-    # family's) holds of those is free, so the least a step can cost is what it lacks
+    # the least a step's minibatch can cost is what the memo (a branch's: its family's) lacks: the next
+    # step runs it with today's values; a later one with values not known yet, which may be ones the memo
+    # holds it under (the parent's), so only a sample it holds under no values at all is sure to be paid
+    seen = memo.sample_ids()
+    lacking = [not_in_memo(batch_for(s)) if i == 0 else sum(e.id not in seen for e in batch_for(s))
+               for i, s in enumerate(steps)]
     protocol = Protocol(config, [len(batch_for(s)) for s in steps], [epoch_of(s) == 0 for s in steps],
-                        len(train), len(val), len(test), todo, teacher=teacher,
-                        batches_todo=[not_in_memo(batch_for(s)) for s in steps])
+                        len(train), len(val), len(test), todo, teacher=teacher, batches_todo=lacking)
     return forecast(measured, protocol, from_step=done_step, prices=prices, priors=priors)
