@@ -376,3 +376,28 @@ def test_a_branch_forecast_counts_what_the_family_memo_already_holds(parent):
     summary = child.fit()
     for role, spent in summary.usage.items():
         assert forecast.roles[role].calls.holds(spent["calls"]), (role, forecast.roles[role].calls, spent)
+
+
+def test_an_export_of_a_branch_names_the_run_that_kept_each_value(parent, tmp_path):
+    """A value a branch carries from its parent (kept at or before the branch point) was decided in the
+    parent: its provenance names the parent and that decision, not the branch with no decision; a value
+    the branch kept itself names the branch, and a branch of that branch at its last step names it too."""
+    from workbench.records.export import build_export
+    server, models, trainer, _ = parent
+    mine = {p["name"]: p["provenance"] for p in build_export(trainer.store.path)["parameters"]}
+    assert mine["shout.instruction"]["run_id"] == "parent" and mine["shout.instruction"]["decision"] == "accept"
+
+    same = branch(trainer, run_dir=tmp_path / "same")  # at the last step: every value is the parent's
+    same.fit()
+    carried = {p["name"]: p["provenance"] for p in build_export(same.store.path)["parameters"]}
+    assert carried == mine
+
+    child = branch(trainer, proposal="p3-7", decision="accept", run_dir=tmp_path / "child")
+    child.fit()
+    own = {p["name"]: p["provenance"] for p in build_export(child.store.path)["parameters"]}["shout.instruction"]
+    assert own["run_id"] == "child" and own["step"] > 2 and own["decision"] == "accept"
+    grandchild = branch(child.store.path, pipeline=Shout(), train=TRAIN, val=VAL, test=TEST, eval_fn=same_text,
+                        models=models, run_dir=tmp_path / "grandchild")
+    grandchild.fit()
+    assert {p["name"]: p["provenance"] for p in build_export(grandchild.store.path)["parameters"]}[
+        "shout.instruction"] == own
