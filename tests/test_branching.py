@@ -401,3 +401,25 @@ def test_an_export_of_a_branch_names_the_run_that_kept_each_value(parent, tmp_pa
     grandchild.fit()
     assert {p["name"]: p["provenance"] for p in build_export(grandchild.store.path)["parameters"]}[
         "shout.instruction"] == own
+
+
+def test_feedback_given_after_the_parent_s_last_checkpoint_goes_with_a_branch_from_it(tmp_path):
+    """A resume recovers feedback the log holds and the checkpoint does not (given after it); a branch from
+    that checkpoint carries it the same way, uses it, and its contributions say whose it was."""
+    from workbench.records.results import open_run
+    with OpenAITestServer(responder=cli_task.respond) as server:
+        trainer = Trainer(Shout(), TRAIN, VAL, TEST, same_text, models_for(server),
+                          config=TrainConfig(max_steps=2, batch_size=2), run_dir=tmp_path / "runs" / "parent")
+        trainer.fit()
+        trainer.feedback("Capital letters, every time.", parameter="shout.instruction")  # after step 2's checkpoint
+        later = trainer.feedback("And keep the word whole.", parameter="shout.instruction")
+        child = branch(trainer, at_step=1, run_dir=tmp_path / "runs" / "early")  # before it was given: not carried
+        child.fit()
+        child = branch(trainer, run_dir=tmp_path / "runs" / "child", max_steps=3)
+        child.fit()
+    assert open_run(tmp_path / "runs" / "early").contributions.empty
+    rows = open_run(child.store.path).contributions
+    assert rows.text.tolist() == ["Capital letters, every time.", later.text]
+    assert rows.used.tolist() == [True, True] and rows.used_at_step.tolist() == [3, 3]
+    assert rows.from_run.tolist() == ["parent", "parent"]
+    assert (open_run(child.store.path).gradients.source == "person").any()
