@@ -47,12 +47,18 @@ def forecast_line(forecast: dict) -> str:
             f"{_shown(most_calls)}), ~{tokens:,.0f} tokens (at most {_shown(most_tokens)})")
 
 
+def calls_before_forecast(forecast: dict | None) -> int:
+    """Calls the run had paid when its (last) forecast was made: a resumed or continued run's earlier
+    sessions, which the forecast's actual leaves out and the usage tables count."""
+    return usage_totals.totals((forecast or {}).get("spent"))["calls"]
+
+
 def spent_vs_forecast(usage: dict | None, forecast: dict | None) -> str:
     """`123 of ~150 forecast calls`: what this fit() spent since its forecast against the expected calls."""
     if not forecast:
         return ""
     expected = sum(((r.get("calls") or {}).get("expected") or 0) for r in (forecast.get("roles") or {}).values())
-    spent = usage_totals.totals(usage)["calls"] - usage_totals.totals(forecast.get("spent"))["calls"]
+    spent = usage_totals.totals(usage)["calls"] - calls_before_forecast(forecast)
     return f"{spent} of ~{expected:,.0f} forecast calls"
 
 
