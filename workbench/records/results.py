@@ -28,6 +28,7 @@ from .compare import Comparison, compare
 from ..errors import DamagedFileWarning, WorkbenchError
 from .events import Event
 from .branch_contributions import inherited_contributions
+from .call_ledger import ledger_usage, most_of
 from .contributions import CONTRIBUTION_COLUMNS
 from .fold import CURVE_COLUMNS, NOTICE_COLUMNS, PROPOSAL_COLUMNS, RunFold
 from .forecast_frames import CREDIT_COLUMNS, FORECAST_COLUMNS, credit_rows, forecast_rows
@@ -192,10 +193,15 @@ class Run:
     @property
     def usage(self) -> pd.DataFrame:
         """Calls, tokens, cache hits and latency per role and step (baseline = step 0; `final` is the
-        test run after the last step; `in progress` what a live run has spent since its last step)."""
+        test run after the last step; `in progress` what a live run has spent since its last step;
+        `unfinished` what a killed run, or one running in another process, paid after it: calls.jsonl)."""
         points = list(self.tables.usage_points)
         if self.trainer is not None and self.tables.finished is None:
             points.append((getattr(self.trainer, "step", 0), "in progress", self.trainer.usage()))
+        elif self.tables.finished is None:  # killed, or running elsewhere: calls.jsonl has what the step paid
+            last = points[-1][2] if points else self._baseline_usage()
+            step = self.tables.last_step + 1 if last is not None else 0  # (none yet: killed in its baseline)
+            points.append((step, "unfinished", most_of(last or {}, ledger_usage(self.path))))
         return _frame(usage_rows(points, self._baseline_usage()), USAGE_COLUMNS)
 
     def _baseline_usage(self) -> dict | None:
@@ -327,9 +333,9 @@ def _run_row(folder: Path) -> dict:
     try:
         summary, curve = run.summary, run.curve
         usage = run.tables.finished.get("usage") if run.tables.finished else None
-        if usage is None:
+        if usage is None:  # not finished: the ledger also holds the calls paid after the last checkpoint
             state = RunStore(folder).latest_checkpoint() or {}
-            usage = state.get("usage") or run.tables.usage
+            usage = most_of(state.get("usage") or run.tables.usage, ledger_usage(folder))
     except Exception as exc:  # a damaged folder is a row, not a crash
         problems.append(f"{type(exc).__name__}: {exc}")
         summary, curve, usage = {}, pd.DataFrame(columns=CURVE_COLUMNS), {}
