@@ -47,13 +47,22 @@ def forecast_line(forecast: dict) -> str:
             f"{_shown(most_calls)}), ~{tokens:,.0f} tokens (at most {_shown(most_tokens)})")
 
 
-def spent_vs_forecast(usage: dict | None, forecast: dict | None) -> str:
-    """`123 of ~150 forecast calls`: what this fit() spent since its forecast against the expected calls."""
+def spent_vs_forecast(usage: dict | None, forecast: dict | None, revised: dict | None = None) -> str:
+    """`123 of ~150 forecast calls`: what this fit() spent since its forecast against the expected calls of the
+    fit; with a re-estimate (`forecast_revised`), its expected calls plus what was spent before it, and when it was made."""
     if not forecast:
         return ""
-    expected = sum(((r.get("calls") or {}).get("expected") or 0) for r in (forecast.get("roles") or {}).values())
-    spent = usage_totals.totals(usage)["calls"] - usage_totals.totals(forecast.get("spent"))["calls"]
-    return f"{spent} of ~{expected:,.0f} forecast calls"
+    start = usage_totals.totals(forecast.get("spent"))["calls"]
+    spent = usage_totals.totals(usage)["calls"] - start
+    if not revised:
+        return f"{spent} of ~{expected_calls(forecast):,.0f} forecast calls"
+    expected = usage_totals.totals(revised.get("spent"))["calls"] - start + expected_calls(revised)
+    return f"{spent} of ~{expected:,.0f} forecast calls, re-estimated after {revised.get('after') or '?'}"
+
+
+def expected_calls(forecast: dict) -> float:
+    """The expected calls of a `forecast` (or `forecast_revised`) event, over all roles."""
+    return sum(((r.get("calls") or {}).get("expected") or 0) for r in (forecast.get("roles") or {}).values())
 
 
 def _sum(a: float | None, b: float | None) -> float | None:
