@@ -149,3 +149,19 @@ def test_observed_rates_blend_with_the_stated_prior():
     assert seen.keep_chance == pytest.approx((1 + 0.6) / 5) and seen.minibatch_pass == pytest.approx(3 / 5)
     assert seen.validated_share == pytest.approx((1 + 1.5) / 3)
     assert seen.source.startswith("re-estimated after step 1 from 0 of 98 samples failing")
+
+
+def test_a_re_estimate_that_fails_warns_once_and_the_run_goes_on(tmp_path):
+    from scripted_tasks import TEST, TRAIN, VAL, Optimizer, Shout, backward, same_text, task
+    trainer = Trainer(Shout(), TRAIN, VAL, TEST, same_text, Models.scripted(task, backward, Optimizer()),
+                      config=TrainConfig(max_steps=2), run_dir=tmp_path / "run")
+
+    def broken():
+        raise OSError("the memo's disk went away")
+    trainer.costs._failing_now = broken
+    with pytest.warns(UserWarning, match="not re-estimated after baseline: OSError") as caught:
+        summary = trainer.fit()
+    assert summary.status == "completed" and summary.forecast_error is not None  # the first forecast still counts
+    assert sum("not re-estimated" in str(w.message) for w in caught) == 1  # no more tries in this fit
+    types = [e.type for e in open_run(tmp_path / "run").events()]
+    assert "forecast" in types and "forecast_revised" not in types
