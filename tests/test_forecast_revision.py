@@ -9,6 +9,7 @@ from test_forecast import http_responder
 from workbench import Models, TrainConfig, Trainer, open_run
 from workbench.records.events import Event
 from workbench.records.fold import RunFold
+from workbench.records.report import render_report
 from workbench.records.forecast_frames import spent_vs_forecast
 from workbench.tasks import get_task
 from workbench.testing import OpenAITestServer
@@ -61,10 +62,19 @@ def test_re_estimates_make_no_call_hold_the_actual_and_move_toward_it(tmp_path, 
         assert observed["failing"] == 0 and observed["scored"] >= len(val) and observed["kept"] == 1
         assert "re-estimated after step 1 from 0 of" in after_step_1["assumptions"][0]
     # the fold keeps the fit's forecast (its error is measured against it) and its newest re-estimate
+    run = open_run(tmp_path / "run")
     fold = RunFold()
-    for e in open_run(tmp_path / "run").events():
+    for e in run.events():
         fold.apply(e)
     assert fold.forecast["from_step"] == 0 and fold.forecast_revised["after"] == "step 2"
+    # the DataFrame and the report: each re-estimate of the whole fit against what it spent
+    frame = run.forecast_revisions
+    assert list(dict.fromkeys(frame["after"])) == ["baseline", "step 1", "step 2"]
+    calls = frame[(frame["after"] == "step 1") & (frame["measure"] == "calls")].set_index("role")
+    for role, spent in summary.usage.items():
+        assert calls.loc[role, "actual"] == spent["calls"] and bool(calls.loc[role, "inside"])
+        assert calls.loc[role, "expected"] == pytest.approx(projected_calls(after_step_1, first)[role][1])
+    assert "Re-estimated as the run went" in render_report(run)
 
 
 def test_spent_vs_forecast_reads_the_newest_re_estimate():
