@@ -19,6 +19,7 @@ from .forecast import Forecast, Priors, forecast_error
 from .forecast_revision import OBSERVED_EVENTS, Observations, revised_priors
 from .proposals import peers_of
 from .run_forecast import forecast_run
+from ..redact import redact
 
 if TYPE_CHECKING:
     from ..engine.example import Example
@@ -73,8 +74,10 @@ class ForecastAndCredit:
             self.last = self._forecast()
         except Exception as exc:  # a pipeline or eval that fails on placeholder replies: the run goes on
             if self._config.max_cost_vs_forecast is not None:
-                raise ConfigError(f"max_cost_vs_forecast needs a forecast, which failed: {exc}") from exc
-            warnings.warn(f"no cost forecast for this run: {type(exc).__name__}: {exc}", UserWarning, stacklevel=4)
+                raise ConfigError(f"max_cost_vs_forecast needs a forecast, which failed: {redact(str(exc))}") from exc
+            # an endpoint may echo the key in its error message: the warning is shown and may be logged
+            warnings.warn(f"no cost forecast for this run: {type(exc).__name__}: {redact(str(exc))}", UserWarning,
+                          stacklevel=4)
             return None
         self._emit(ForecastMade(**self.last.to_dict(), spent=self._spent_at_forecast))
         return self.last
