@@ -94,8 +94,8 @@ class ForecastAndCredit:
             priors = revised_priors(Priors(), observed, failing, len(self._val), after)
             self.latest = self._forecast(priors=priors)
         except Exception as exc:  # the first forecast worked; a later one may meet a value it cannot render
-            warnings.warn(f"the cost forecast was not re-estimated after {after}: {type(exc).__name__}: {exc}",
-                          UserWarning, stacklevel=3)
+            warnings.warn(f"the cost forecast was not re-estimated after {after}: {type(exc).__name__}: "
+                          f"{redact(str(exc))}", UserWarning, stacklevel=3)  # an endpoint's error may echo a key
             self._revising = False
             return None
         self._emit(ForecastRevised(**self.latest.to_dict(), spent=self._meter.usage(), after=after,
