@@ -175,3 +175,21 @@ def test_a_re_estimate_that_fails_warns_once_and_the_run_goes_on(tmp_path):
     assert sum("not re-estimated" in str(w.message) for w in caught) == 1  # no more tries in this fit
     types = [e.type for e in open_run(tmp_path / "run").events()]
     assert "forecast" in types and "forecast_revised" not in types
+
+
+def test_with_patience_the_least_is_what_a_run_where_nothing_fails_pays_before_it_stops(tmp_path):
+    """Nothing fails in this task from the start: patience=1 ends the run after step 1, so step 2's forward
+    is not in the least (it was, and the range missed the actual)."""
+    from scripted_tasks import TEST, TRAIN, VAL, Optimizer, Shout, backward, same_text
+    import re
+
+    def right(messages):  # every word in capitals: every sample passes with the first prompt
+        return re.search(r"Word: (\w+)", messages[-1]["content"]).group(1).upper()
+    models = Models.scripted(right, backward, Optimizer())
+    trainer = Trainer(Shout(), TRAIN, VAL, TEST, same_text, models, config=TrainConfig(max_steps=2, patience=1),
+                      run_dir=tmp_path / "run")
+    forecast = trainer.forecast()
+    summary = trainer.fit()
+    assert summary.status == "plateau" and summary.steps == 1
+    for role, spent in summary.usage.items():
+        assert forecast.roles[role].calls.holds(spent["calls"]), (role, forecast.roles[role].calls, spent)

@@ -8,7 +8,7 @@ samples, validation when the gate passes), and the final test. Per-sample sizes 
 tokenizer where it offers one).
 
 - least: nothing needs work (no sample fails, so no backward and no proposal); the baseline and the
-  minibatch samples the memo does not hold still run. 0 where the response cache answered every probed request.
+  minibatch samples the memo does not hold still run, until `patience` stale steps stop it. 0 where the response cache answered every probed request.
 - most: every step carries `max_carried` samples and selects the most, every attempt passes the
   minibatch gate and validates in full; prompts grow by their reply caps (None: a model has no cap).
 - expected: the remaining steps walked with expected counts (forecast_expected.py): exact where the
@@ -178,7 +178,10 @@ def forecast(probe: Probe, protocol: Protocol, *, from_step: int, prices: dict |
         task_samples += Range(n, n, n)
     rem = protocol.remaining
     e = expected_counts(prior, cfg, rem, text_groups=p.text_groups, demo_groups=p.demo_groups)
-    for batch, fresh in zip(rem.batches, rem.fresh):
+    # least: nothing fails, so nothing is kept and every step is stale: `patience` ends the run early
+    surely_run = len(rem.batches) if cfg.patience is None else max(0, cfg.patience - rem.stale)
+    least_fresh = list(rem.fresh[:surely_run]) + [0] * (len(rem.fresh) - surely_run)
+    for batch, fresh in zip(rem.batches, least_fresh):
         carried_most = min(cfg.max_carried, max(0, protocol.train - batch))
         task_samples += Range(fresh, 0, batch + carried_most)
         chosen_most = min(batch + carried_most, cfg.max_failed + carried_most + cfg.max_correct)
@@ -197,7 +200,7 @@ def forecast(probe: Probe, protocol: Protocol, *, from_step: int, prices: dict |
              "backward": _calls(backward_samples, {h: p.backward.per_unit(h) for h in HOW}),
              "optimizer": proposals}
     if protocol.teacher:  # demos from the teacher on each step's minibatch, through the memo
-        teacher = Range(sum(rem.fresh), sum(rem.batches), sum(rem.batches))
+        teacher = Range(sum(least_fresh), sum(rem.batches), sum(rem.batches))
         calls["teacher"] = _calls(teacher, k)
     calls = {role: _cached(r, cache_left, everything_cached) for role, r in calls.items()}
     roles = {}
