@@ -8,7 +8,8 @@ samples, validation when the gate passes), and the final test. Per-sample sizes 
 tokenizer where it offers one).
 
 - least: nothing needs work (no sample fails, so no backward and no proposal); the baseline and the
-  minibatch samples the memo does not hold still run, until `patience` stale steps stop it. 0 where the response cache answered every probed request.
+  minibatch samples the memo does not hold still run, until `patience` stale steps stop it. 0 where
+  the response cache answered every probed request.
 - most: every step carries `max_carried` samples and selects the most, every attempt passes the
   minibatch gate and validates in full; prompts grow by their reply caps (None: a model has no cap).
 - expected: the remaining steps walked with expected counts (forecast_expected.py): exact where the
