@@ -262,7 +262,10 @@ def _forecast(run: Run) -> str:
     assumptions = "".join(f"<li>{text(a)}</li>" for a in (run.tables.forecast or {}).get("assumptions") or [])
     return (_table(run.forecast) + f"<p class=\"muted\">error = (actual - expected) / expected; "
             f"most \u2013 = unbounded (a model without a reply cap). Tokens counted by {text(why)}.</p>"
-            + (f"<ul class=\"muted\">{assumptions}</ul>" if assumptions else ""))
+            + (f"<ul class=\"muted\">{assumptions}</ul>" if assumptions else "")
+            + ("" if run.forecast_revisions.empty else "<h3>Re-estimated as the run went</h3>"
+               + _table(run.forecast_revisions) + "<p class=\"muted\">each row: the whole fit as the re-estimate "
+               "after the baseline or a step saw it (what was spent before it + its range of the rest)</p>"))
 
 
 def _credit(run: Run) -> str:
