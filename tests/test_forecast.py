@@ -264,7 +264,7 @@ def test_forecast_and_ablate_are_refused_while_the_run_trains(tmp_path):
 
 def test_priors_move_the_expected_value_only_and_are_stated(tmp_path):
     from workbench.errors import ConfigError
-    from workbench.training.forecast import Priors
+    from workbench.training.forecasting.forecast import Priors
     trainer, _ = shout_trainer(tmp_path)
     default, calm = trainer.forecast(), trainer.forecast(priors=Priors(failing_share=0.1, keep_chance=0.9))
     for role in ("backward", "optimizer"):

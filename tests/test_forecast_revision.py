@@ -13,9 +13,9 @@ from workbench.records.report import render_report
 from workbench.records.forecast_frames import spent_vs_forecast
 from workbench.tasks import get_task
 from workbench.testing import OpenAITestServer
-from workbench.training.forecast import Priors
-from workbench.training.forecast_expected import Remaining, expected_counts
-from workbench.training.forecast_revision import Observations, revised_priors
+from workbench.training.forecasting.forecast import Priors
+from workbench.training.forecasting.expected import Remaining, expected_counts
+from workbench.training.forecasting.revision import Observations, revised_priors
 
 
 def projected_calls(forecast: dict, first: dict) -> dict[str, tuple[float, float, float]]:

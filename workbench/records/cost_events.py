@@ -24,7 +24,7 @@ class ForecastMade(EventData):
 @defines("forecast_revised")
 class ForecastRevised(ForecastMade):
     """After the baseline and after each step: the forecast of what remains, re-estimated with the rates the run
-    observed (`training/forecast_revision.py`); no LLM call. `spent` is the usage when it was made."""
+    observed (`training/forecasting/revision.py`); no LLM call. `spent` is the usage when it was made."""
     after: str = doc("what the run had done when it re-estimated: `baseline` or `step N`")
     observed: dict = doc("the tallies behind the rates: `{attempts, kept, gates, gates_passed, validations, "
                          "validation_samples, fixes, failing, scored}`", {})

@@ -1,8 +1,8 @@
 """The trainer's part for knowing before and trusting after: each fit()'s cost forecast (its event, and
 its error per role at the end) and the credit per kept change (`ablate`).
 
-`ForecastAndCredit` is given what it reads in its constructor; the arithmetic is in forecast.py,
-the dry measurement in forecast_probe.py, the ablation in ablation.py.
+`ForecastAndCredit` is given what it reads in its constructor; the arithmetic is in forecasting/forecast.py,
+the dry measurement in forecasting/probe.py, the ablation in ablation.py.
 """
 from __future__ import annotations
 
@@ -15,10 +15,10 @@ from ..optim.gates import scores_by_id
 from ..optim.optimizer_completion import optimizer_style
 from ..records.events import Credit, ForecastMade, ForecastRevised
 from .ablation import ablate, kept_changes
-from .forecast import Forecast, Priors, forecast_error
-from .forecast_revision import OBSERVED_EVENTS, Observations, revised_priors
+from .forecasting.forecast import Forecast, Priors, forecast_error
+from .forecasting.revision import OBSERVED_EVENTS, Observations, revised_priors
 from .proposals import peers_of
-from .run_forecast import forecast_run
+from .forecasting.run import forecast_run
 from ..redact import redact
 
 if TYPE_CHECKING:
@@ -50,7 +50,7 @@ class ForecastAndCredit:
         emit.bus.subscribe(lambda e: self._observations.on_event(e), OBSERVED_EVENTS)
 
     def forecast(self, prices: dict | None = None, priors: Priors | None = None) -> Forecast:
-        """What the rest of the run will cost per role; makes no LLM call (run_forecast.py)."""
+        """What the rest of the run will cost per role; makes no LLM call (forecasting/run.py)."""
         self._refuse_while_training("forecast()", "its forecast is the `forecast` event (open_run(trainer).forecast)")
         return self._forecast(prices, priors)
 

@@ -3,7 +3,7 @@
 The certain parts are counted exactly from what the schedule and the memo say: the baseline still to
 run, each step's minibatch samples the memo does not hold with the current values (`fresh`: paid
 whatever happens). The uncertain parts carry the rates in `Priors` (stated or observed, see
-forecast_revision.py):
+revision.py):
 
 - a step's fresh samples fail independently with the failing share f, so P(some fail) = 1 - (1 - f)^b
   and the failed ones chosen are E[min(max_failed, Binomial(b, f))]; carried samples are chosen first;

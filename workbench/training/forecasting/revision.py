@@ -16,7 +16,7 @@ from __future__ import annotations
 import threading
 from dataclasses import replace
 
-from ..records.events import Event
+from ...records.events import Event
 from .forecast import Priors
 
 PRIOR_WEIGHT = 2.0

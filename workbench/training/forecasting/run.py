@@ -7,17 +7,17 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
-from ..records.eval_memo import EvalMemo
+from ...records.eval_memo import EvalMemo
 from .forecast import Forecast, Priors, Protocol, forecast
-from .forecast_expected import Remaining
-from .forecast_probe import probe
+from .expected import Remaining
+from .probe import probe
 
 if TYPE_CHECKING:
-    from ..engine.example import Example
-    from ..engine.parameter import Parameter
-    from ..engine.pipeline import Pipeline
-    from ..optim import ParameterMemory
-    from .config import TrainConfig
+    from ...engine.example import Example
+    from ...engine.parameter import Parameter
+    from ...engine.pipeline import Pipeline
+    from ...optim import ParameterMemory
+    from ..config import TrainConfig
 
 PROBED_PER_SPLIT = 4
 

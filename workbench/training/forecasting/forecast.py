@@ -4,7 +4,7 @@ The counts follow the protocol (`TrainConfig`): the baseline on validation and t
 the minibatch forward (plus carried samples), backward on the selected samples, up to
 `max_proposals` attempts per parameter group (an optimizer call, the minibatch gate on the selected
 samples, validation when the gate passes), and the final test. Per-sample sizes come from
-`forecast_probe.py` (the real prompts, rendered without a call, tokens counted with the endpoint's
+`probe.py` (the real prompts, rendered without a call, tokens counted with the endpoint's
 tokenizer where it offers one).
 
 - least: nothing needs work (no sample fails, so no backward and no proposal); the baseline and the
@@ -12,12 +12,12 @@ tokenizer where it offers one).
   the response cache answered every probed request.
 - most: every step carries `max_carried` samples and selects the most, every attempt passes the
   minibatch gate and validates in full; prompts grow by their reply caps (None: a model has no cap).
-- expected: the remaining steps walked with expected counts (forecast_expected.py): exact where the
+- expected: the remaining steps walked with expected counts (expected.py): exact where the
   schedule and the memo make it so, `Priors` for the rest (by default half the samples fail, an
   attempt is kept with probability 0.3, half the attempts pass the minibatch gate, a validation runs
   on 3/4 of the split, a kept change fixes half the failing samples), replies as long as the targets
   (task), 100 tokens (backward) or the current value (optimizer). After the baseline and after each
-  step the run re-estimates with the rates it observed (forecast_revision.py). All stated in
+  step the run re-estimates with the rates it observed (revision.py). All stated in
   `Forecast.assumptions`.
 
 Evaluations the run's memo holds (a resumed run's baseline) are not counted, and the share of
@@ -29,10 +29,10 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any, Sequence
 
-from ..errors import ConfigError
-from ..records.usage_totals import cost_usd
-from .forecast_expected import Remaining, expected_counts
-from .forecast_probe import Probe
+from ...errors import ConfigError
+from ...records.usage_totals import cost_usd
+from .expected import Remaining, expected_counts
+from .probe import Probe
 
 HOW = ("least", "expected", "most")
 FORMAT_TOKENS = 3  # a task or optimizer reply's wrapping ("Answer: ", tags) beyond its value
@@ -156,7 +156,7 @@ def _usd(x: float | None) -> str:
 class Protocol:
     """The parts of a run the counts depend on (given by the trainer)."""
     config: Any  # TrainConfig
-    remaining: Remaining  # the steps still to run, as the memo sees them (forecast_expected.py)
+    remaining: Remaining  # the steps still to run, as the memo sees them (expected.py)
     train: int
     val: int
     test: int
