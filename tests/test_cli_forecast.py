@@ -28,9 +28,12 @@ def test_max_cost_relative_to_the_forecast_stops_the_run_and_step_lines_show_spe
         full = workbench("train", *ARGS, "--base-url", server.base_url, "--fold-system", "off", cwd=tmp_path,
                          cache_dir=tmp_path / "c1")
         assert full.returncode == 0, full.stderr
-        step = re.search(r"^step 1/2: .* \((\d+) of ~([\d,]+) forecast calls\)$", full.stdout, re.M)
-        assert step, full.stdout
-        assert "forecast: ~" in full.stderr
+        # against the newest re-estimate: after the baseline at step 1
+        step = re.search(r"^step 1/2: .* \((\d+) of ~([\d,]+) forecast calls, re-estimated after baseline\)$",
+                         full.stdout, re.M)
+        assert step, full.stdout + full.stderr
+        first = re.search(r"forecast: ~([\d,]+) calls", full.stderr)
+        assert first, full.stderr
         # the last screen: each role's calls against the forecast
         assert re.search(r"^forecast\s+task\s+\d+ calls of [\d.]+ / [\d.]+ / [\d.]+ forecast .* inside the range$",
                          full.stdout, re.M), full.stdout
@@ -40,6 +43,6 @@ def test_max_cost_relative_to_the_forecast_stops_the_run_and_step_lines_show_spe
                           cwd=tmp_path, cache_dir=tmp_path / "c2")
         assert tight.returncode == 0, tight.stderr
         assert "budget" in tight.stderr
-        expected = int(step.group(2).replace(",", ""))
+        expected = int(first.group(1).replace(",", ""))  # the budget is relative to the fit's first forecast
         # at most 0.2 x the expected calls (the printed expected value is rounded: half a call either way)
         assert 0 < server.served_count - served <= math.ceil((expected + 0.5) * 0.2)

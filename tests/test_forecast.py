@@ -8,6 +8,8 @@ from shared_data import hotpotqa_or_skip
 from test_pipelines_train import PRECISE, scripted_models
 
 from workbench import Models, TrainConfig, Trainer, open_run
+from workbench.engine.backward import BACKWARD_SYSTEM
+from workbench.optim.text_optimizer import OPTIMIZER_SYSTEM
 from workbench.llm.token_count import APPROXIMATION, token_counter
 from workbench.records.report import render_report
 from workbench.tasks import get_task
@@ -24,6 +26,21 @@ def stubborn_optimizer(useless: int):
         calls.append(1)
         return f"<PROPOSAL>{current} {'Be vague.' if len(calls) <= useless else PRECISE}</PROPOSAL>"
     return optimizer
+
+
+def http_responder(targets, useless):
+    """For the HTTP test server: the scripted task, backward and optimizer models above, told apart by their
+    system prompts (`useless`: the stubborn optimizer's)."""
+    scripted, optimizer = scripted_models(targets), stubborn_optimizer(useless)
+
+    def respond(messages):
+        system = messages[0]["content"] if messages and messages[0]["role"] == "system" else ""
+        if system.startswith(BACKWARD_SYSTEM[:40]):
+            return scripted.backward.respond(messages)
+        if system.startswith(OPTIMIZER_SYSTEM[:40]):
+            return optimizer(messages)
+        return scripted.task.respond(messages)
+    return respond
 
 
 READY = [("classification", (12, 12, 12)), ("counting", (8, 8, 8)), ("multihop", (8, 8, 8)), ("agent", (8, 8, 8)),
@@ -247,7 +264,7 @@ def test_forecast_and_ablate_are_refused_while_the_run_trains(tmp_path):
 
 def test_priors_move_the_expected_value_only_and_are_stated(tmp_path):
     from workbench.errors import ConfigError
-    from workbench.training.forecast import Priors
+    from workbench.training.forecasting.forecast import Priors
     trainer, _ = shout_trainer(tmp_path)
     default, calm = trainer.forecast(), trainer.forecast(priors=Priors(failing_share=0.1, keep_chance=0.9))
     for role in ("backward", "optimizer"):

@@ -2,6 +2,8 @@
 the run; a parameter that cannot learn is reported once per step, never silently."""
 import re
 
+import warnings
+
 import pytest
 
 from workbench import LLMCall, Models, Parameter, Pipeline, TrainConfig, Trainer
@@ -154,10 +156,14 @@ def test_a_failed_runs_error_reaches_subscribers_without_the_key(tmp_path):
                       run_dir=tmp_path / "run")
     finished = []
     trainer.bus.subscribe(finished.append, {"run_finished"})
-    with pytest.raises(ConfigError):
+    with pytest.raises(ConfigError), warnings.catch_warnings(record=True) as shown:
+        warnings.simplefilter("always")
         trainer.fit()
     assert finished[0].data["status"] == "failed" and "endpoint refused key" in finished[0].data["error"]
     assert SECRET not in finished[0].data["error"]
+    # the forecast at the start of fit() meets the same error first: its warning must not show the key either
+    assert any("no cost forecast" in str(w.message) for w in shown)
+    assert not [str(w.message) for w in shown if SECRET in str(w.message)]
 
 
 class Router(Pipeline):

@@ -863,6 +863,19 @@ def test_the_run_folder_and_descriptions_are_shown_and_prices_come_from_the_dash
         wb.close()
 
 
+def test_a_reply_to_the_browser_masks_a_registered_key():
+    """A refusal's reason may quote an endpoint's error with the key in it; replies are masked like traits."""
+    from workbench.redact import register_secret
+    secret = "sk-reply-0123456789abcdefghij"
+    register_secret(secret)
+    view = ReviewView()
+    sent = []
+    view.send = lambda content, buffers=None: sent.append(content)
+    view.reply(type="branch_result", ok=False, reason=f"endpoint refused key {secret}", notes=[secret])
+    assert sent == [{"type": "branch_result", "ok": False, "reason": "endpoint refused key <redacted>",
+                     "notes": ["<redacted>"]}]
+
+
 def test_curves_view_sends_plotly_js_from_the_installed_package():
     view = CurvesView()
     sent = []

@@ -1,5 +1,6 @@
-"""The event definitions about money and credit: the forecast made before a fit() and the credit of each
-kept change. Kept apart from events.py only for its length; `workbench.records.events` re-exports them.
+"""The event definitions about money and credit: the forecast made before a fit(), its re-estimates as the run
+goes, and the credit of each kept change. Kept apart from events.py only for its length;
+`workbench.records.events` re-exports them.
 """
 from __future__ import annotations
 
@@ -18,6 +19,15 @@ class ForecastMade(EventData):
     assumptions: list[str] = doc("the priors of the expected value and the bounds, in words")
     samples_probed: int = doc("samples whose real prompts were rendered (no call) to measure them", 0)
     spent: dict = doc("`{role: usage}` of the run when the forecast was made (what a resumed run spent before)", {})
+
+
+@defines("forecast_revised")
+class ForecastRevised(ForecastMade):
+    """After the baseline and after each step: the forecast of what remains, re-estimated with the rates the run
+    observed (`training/forecasting/revision.py`); no LLM call. `spent` is the usage when it was made."""
+    after: str = doc("what the run had done when it re-estimated: `baseline` or `step N`")
+    observed: dict = doc("the tallies behind the rates: `{attempts, kept, gates, gates_passed, validations, "
+                         "validation_samples, fixes, failing, scored}`", {})
 
 
 @defines("credit")

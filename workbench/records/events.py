@@ -354,7 +354,7 @@ class RunFinished(EventData):
 
 
 # what a run will cost and what each kept change earned (defined in cost_events, registered here in order)
-from .cost_events import Credit, ForecastMade  # noqa: E402,F401
+from .cost_events import Credit, ForecastMade, ForecastRevised  # noqa: E402,F401
 
 
 # -- docs/EVENTS.md ---------------------------------------------------------------------------------------

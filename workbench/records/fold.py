@@ -62,6 +62,7 @@ class RunFold:
     curves: CurveData = field(default_factory=CurveData)  # the dashboard's and the report's chart data
     contributions: Contributions = field(default_factory=Contributions)  # the person's reasons, edits, feedback
     forecast: dict | None = None  # the last fit()'s `forecast` event data
+    forecast_revisions: list[dict] = field(default_factory=list)  # its `forecast_revised` events (what remains)
     credits: list[dict] = field(default_factory=list)  # `credit` events: what each kept change earned
     _proposal_now: str | None = None
     _selection: dict[tuple[int, str], tuple[bool, str]] = field(default_factory=dict)
@@ -154,9 +155,15 @@ class RunFold:
         """Calls, tokens and (with prices) cost of the newest usage (or of `usage`, a live snapshot)."""
         return usage_totals.totals(self.usage if usage is None else usage, prices)
 
+    @property
+    def forecast_revised(self) -> dict | None:
+        """The newest re-estimate of this fit's forecast, or None."""
+        return self.forecast_revisions[-1] if self.forecast_revisions else None
+
     def spent_vs_forecast(self, usage: dict | None = None) -> str:
-        """`12 of ~40 forecast calls` (this fit() since its forecast), or "" without a forecast."""
-        return forecast_frames.spent_vs_forecast(self.usage if usage is None else usage, self.forecast)
+        """`12 of ~40 forecast calls` (this fit() since its forecast, against its newest re-estimate), or ""."""
+        return forecast_frames.spent_vs_forecast(self.usage if usage is None else usage, self.forecast,
+                                                 self.forecast_revised)
 
     @property
     def wall_time_s(self) -> float:
@@ -334,7 +341,10 @@ class RunFold:
         self._notice(e, stage="resume", text=f"{d.path}: {d.reason}")
 
     def _on_forecast(self, e: Event, d: ev.ForecastMade) -> None:
-        self.forecast = dataclass_dict(d)
+        self.forecast, self.forecast_revisions = dataclass_dict(d), []
+
+    def _on_forecast_revised(self, e: Event, d: ev.ForecastRevised) -> None:
+        self.forecast_revisions.append(dataclass_dict(d))
 
     def _on_credit(self, e: Event, d: ev.Credit) -> None:
         self.credits = [c for c in self.credits if c["proposal_id"] != d.proposal_id] + [dataclass_dict(d)]

@@ -266,7 +266,10 @@ def _forecast(run: Run) -> str:
              "not here (the run was resumed or continued)." if before else "")
     return (_table(run.forecast) + f"<p class=\"muted\">error = (actual - expected) / expected; "
             f"most \u2013 = unbounded (a model without a reply cap). Tokens counted by {text(why)}.{since}</p>"
-            + (f"<ul class=\"muted\">{assumptions}</ul>" if assumptions else ""))
+            + (f"<ul class=\"muted\">{assumptions}</ul>" if assumptions else "")
+            + ("" if run.forecast_revisions.empty else "<h3>Re-estimated as the run went</h3>"
+               + _table(run.forecast_revisions) + "<p class=\"muted\">each row: the whole fit as the re-estimate "
+               "after the baseline or a step saw it (what was spent before it + its range of the rest)</p>"))
 
 
 def _credit(run: Run) -> str:

@@ -31,7 +31,8 @@ from .branch_contributions import inherited_contributions
 from .call_ledger import ledger_usage, most_of
 from .contributions import CONTRIBUTION_COLUMNS
 from .fold import CURVE_COLUMNS, NOTICE_COLUMNS, PROPOSAL_COLUMNS, RunFold
-from .forecast_frames import CREDIT_COLUMNS, FORECAST_COLUMNS, credit_rows, forecast_rows
+from .forecast_frames import (CREDIT_COLUMNS, FORECAST_COLUMNS, REVISION_COLUMNS, credit_rows, forecast_rows,
+                              revision_rows)
 from .frames import TextFrame
 from .blobs import expand_line
 from .report import write_report
@@ -184,6 +185,14 @@ class Run:
         the actual spend, the expected value's relative error and whether the actual fell inside."""
         finished = self.tables.finished or {}
         return _frame(forecast_rows(self.tables.forecast, finished.get("forecast_error")), FORECAST_COLUMNS)
+
+    @property
+    def forecast_revisions(self) -> pd.DataFrame:
+        """The last fit()'s re-estimates (after the baseline, after each step) per role, calls and tokens: the
+        whole fit as each saw it (spent before it + its range of the rest) and, once it ended, the actual spend."""
+        finished = self.tables.finished or {}
+        return _frame(revision_rows(self.tables.forecast, self.tables.forecast_revisions,
+                                    finished.get("usage") if finished else None), REVISION_COLUMNS)
 
     @property
     def credit(self) -> pd.DataFrame:

@@ -128,7 +128,7 @@ class RunSummary:
     error: str | None = None
     errored_samples: int = 0  # sample runs whose calls failed after retries: kept out of every score
     baseline_errored: dict = field(default_factory=dict)  # {split: n} baseline samples still errored after a resume's retry
-    forecast_error: dict | None = None  # per role: the forecast's range vs what this fit() spent (forecast.py)
+    forecast_error: dict | None = None  # per role: the forecast's range vs what this fit() spent (forecasting/forecast.py)
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -1,8 +1,8 @@
 """The trainer's part for knowing before and trusting after: each fit()'s cost forecast (its event, and
 its error per role at the end) and the credit per kept change (`ablate`).
 
-`ForecastAndCredit` is given what it reads in its constructor; the arithmetic is in forecast.py,
-the dry measurement in forecast_probe.py, the ablation in ablation.py.
+`ForecastAndCredit` is given what it reads in its constructor; the arithmetic is in forecasting/forecast.py,
+the dry measurement in forecasting/probe.py, the ablation in ablation.py.
 """
 from __future__ import annotations
 
@@ -13,11 +13,13 @@ from ..engine.backward_completion import backward_style
 from ..errors import BudgetExceeded, ConfigError, RunStopped, WorkbenchError
 from ..optim.gates import scores_by_id
 from ..optim.optimizer_completion import optimizer_style
-from ..records.events import Credit, ForecastMade
+from ..records.events import Credit, ForecastMade, ForecastRevised
 from .ablation import ablate, kept_changes
-from .forecast import Forecast, Priors, forecast_error
+from .forecasting.forecast import Forecast, Priors, forecast_error
+from .forecasting.revision import OBSERVED_EVENTS, Observations, revised_priors
 from .proposals import peers_of
-from .run_forecast import forecast_run
+from .forecasting.run import forecast_run
+from ..redact import redact
 
 if TYPE_CHECKING:
     from ..engine.example import Example
@@ -41,11 +43,14 @@ class ForecastAndCredit:
         self._schedule, self._evaluator, self._meter, self._emit = schedule, evaluator, meter, emit
         self._styles, self._teacher = (backward_style(models), optimizer_style(models)), teacher
         self._training_elsewhere = training_elsewhere  # fit() is running: a step may be under way
-        self.last: Forecast | None = None
+        self.last: Forecast | None = None  # this fit()'s forecast, the one its error and a relative budget use
+        self.latest: Forecast | None = None  # its newest re-estimate (`revise`)
         self._spent_at_forecast: dict[str, dict] = {}
+        self._observations, self._revising = Observations(), True
+        emit.bus.subscribe(lambda e: self._observations.on_event(e), OBSERVED_EVENTS)
 
     def forecast(self, prices: dict | None = None, priors: Priors | None = None) -> Forecast:
-        """What the rest of the run will cost per role; makes no LLM call (run_forecast.py)."""
+        """What the rest of the run will cost per role; makes no LLM call (forecasting/run.py)."""
         self._refuse_while_training("forecast()", "its forecast is the `forecast` event (open_run(trainer).forecast)")
         return self._forecast(prices, priors)
 
@@ -56,22 +61,59 @@ class ForecastAndCredit:
                             memory=state.memory, memo=self._evaluator.memo, values=state.values(),
                             done_step=state.step, total_steps=schedule.total_steps,
                             baseline_done=bool(state.baseline), batch_for=schedule.batch_for,
-                            epoch_of=schedule.epoch_of, peers_of=lambda p: peers_of(self._pipeline, p),
+                            peers_of=lambda p: peers_of(self._pipeline, p),
                             backward_style=self._styles[0], optimizer_style=self._styles[1], teacher=self._teacher,
-                            prices=prices, priors=priors)
+                            prices=prices, priors=priors, carried=len(state.carried_samples()),
+                            stale=state.stale_steps, best_val=state.best_val if state.baseline else None)
 
     def announce(self) -> Forecast | None:
         """This fit()'s `forecast` event; a forecast that fails costs a warning, unless a budget needs it."""
-        self.last, self._spent_at_forecast = None, self._meter.usage()
+        self.last, self.latest, self._spent_at_forecast = None, None, self._meter.usage()
+        self._observations, self._revising = Observations(), True  # this fit()'s outcomes feed its re-estimates
         try:
             self.last = self._forecast()
         except Exception as exc:  # a pipeline or eval that fails on placeholder replies: the run goes on
             if self._config.max_cost_vs_forecast is not None:
-                raise ConfigError(f"max_cost_vs_forecast needs a forecast, which failed: {exc}") from exc
-            warnings.warn(f"no cost forecast for this run: {type(exc).__name__}: {exc}", UserWarning, stacklevel=4)
+                raise ConfigError(f"max_cost_vs_forecast needs a forecast, which failed: {redact(str(exc))}") from exc
+            # an endpoint may echo the key in its error message: the warning is shown and may be logged
+            warnings.warn(f"no cost forecast for this run: {type(exc).__name__}: {redact(str(exc))}", UserWarning,
+                          stacklevel=4)
             return None
         self._emit(ForecastMade(**self.last.to_dict(), spent=self._spent_at_forecast))
         return self.last
+
+    def revise(self, after: str) -> Forecast | None:
+        """After the baseline or a step: what remains, re-estimated from the rates observed (forecast_revision.py),
+        as a `forecast_revised` event; no LLM call. Nothing when no steps remain or this fit() has no forecast;
+        a re-estimate that fails costs a warning and no more re-estimates in this fit(), never the run."""
+        if self.last is None or not self._revising or self._state.step >= self._schedule.total_steps:
+            return None
+        observed = self._observations.to_dict()
+        try:
+            failing = self._failing_now()
+            priors = revised_priors(Priors(), observed, failing, len(self._val), after)
+            self.latest = self._forecast(priors=priors)
+        except Exception as exc:  # the first forecast worked; a later one may meet a value it cannot render
+            warnings.warn(f"the cost forecast was not re-estimated after {after}: {type(exc).__name__}: "
+                          f"{redact(str(exc))}", UserWarning, stacklevel=3)  # an endpoint's error may echo a key
+            self._revising = False
+            return None
+        self._emit(ForecastRevised(**self.latest.to_dict(), spent=self._meter.usage(), after=after,
+                                   observed={**observed, "failing": failing[0], "scored": failing[1]}))
+        return self.latest
+
+    def _failing_now(self) -> tuple[int, int]:
+        """(failing, scored) validation and training samples of the current values, as the memo holds them (the
+        baseline, a step's forward, a kept change's gates scored them); no call."""
+        memo, values, cfg = self._evaluator.memo, self._state.values(), self._config
+        threshold = min(cfg.pass_threshold, cfg.backprop_threshold)
+        failing = scored = 0
+        for e in [*self._val, *self._train]:
+            r = memo.get(memo.key(values, self._models.task, self._eval_fn, e, cfg.pass_threshold), need_graph=False)
+            if r is not None and r.status != "errored":
+                scored += 1
+                failing += (r.score or 0.0) < threshold or r.error is not None
+        return failing, scored
 
     def error(self) -> dict | None:
         """Per role: the forecast's range against what this fit() spent since it."""

@@ -327,12 +327,14 @@ class Trainer:
         try:
             if not self.baseline:
                 self.training_step.baseline()
+                self.costs.revise("baseline")  # the forecast of what remains, from the baseline's scores
             else:  # an outage during the baseline: the same samples before and after
                 retry_errored_baseline(self.run_state, self.evaluator, self.models.task,
                                        {"val": self.val, "test": self.test}, self.store, self._emit)
             while self.step < self.total_steps:
                 self.controls.obey()
                 self.training_step.run(self.step + 1)
+                self.costs.revise(f"step {self.step}")  # ... and from what each step observed
                 if self.config.patience is not None and self.run_state.stale_steps >= self.config.patience:
                     return "plateau", None
                 self.controls.step_ended()

@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING, Any, Callable
 from ..llm.budget import Budget
 from ..records import usage_totals
 from .paid_calls import keep_ledger
-from .forecast import budget_limits, limit
+from .forecasting.forecast import budget_limits, limit
 
 if TYPE_CHECKING:
-    from .forecast import Forecast
+    from .forecasting.forecast import Forecast
     from .config import TrainConfig
     from .run_state import RunState
 

@@ -12,6 +12,7 @@ import anywidget
 import traitlets as t
 
 from . import assets
+from ..redact import redact_obj
 
 if TYPE_CHECKING:
     from .funnel import Funnel
@@ -35,8 +36,9 @@ class View(anywidget.AnyWidget):
             self.funnel.handle(self, content)
 
     def reply(self, **content: Any) -> None:
-        """A one-off answer to the browser (e.g. `decision_result`); state goes through traits."""
-        self.send(content)
+        """A one-off answer to the browser (e.g. `decision_result`); state goes through traits.
+        Masked like the traits: a refusal's reason may quote an endpoint's error, key included."""
+        self.send(redact_obj(content))
 
 
 class GraphView(View):

@@ -126,7 +126,7 @@ class ReActAgent(Pipeline):
     def __init__(self, documents: Sequence[dict], max_steps: int = 6, instruction: str = DEFAULT_INSTRUCTION,
                  output_format: str = DEFAULT_OUTPUT_FORMAT) -> None:
         self.max_steps = max_steps
-        self.max_calls_per_sample = max_steps  # the cost forecast's bound (training/forecast_probe.py)
+        self.max_calls_per_sample = max_steps  # the cost forecast's bound (training/forecasting/probe.py)
         self.documents = list(documents)
         self.index = BM25(self.documents)
         self.instruction = Parameter(

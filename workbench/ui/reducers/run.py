@@ -161,6 +161,9 @@ class RunPart(Part):
     def _on_forecast(self, e: Event, d: dict) -> None:
         self.mark(CONTROLS)
 
+    def _on_forecast_revised(self, e: Event, d: dict) -> None:  # the header's spend against the newest estimate
+        self.mark(CONTROLS)
+
     def _on_step_finished(self, e: Event, d: dict) -> None:
         self.phase = f"step {e.step} finished"
         self.mark(CONTROLS)

@@ -4,17 +4,21 @@ The counts follow the protocol (`TrainConfig`): the baseline on validation and t
 the minibatch forward (plus carried samples), backward on the selected samples, up to
 `max_proposals` attempts per parameter group (an optimizer call, the minibatch gate on the selected
 samples, validation when the gate passes), and the final test. Per-sample sizes come from
-`forecast_probe.py` (the real prompts, rendered without a call, tokens counted with the endpoint's
+`probe.py` (the real prompts, rendered without a call, tokens counted with the endpoint's
 tokenizer where it offers one).
 
-- least: nothing needs work (no sample fails, so no backward and no proposal); the first epoch's
-  forwards and the baseline still run. 0 where the response cache answered every probed request.
+- least: nothing needs work (no sample fails, so no backward and no proposal); the baseline and the
+  minibatch samples the memo does not hold still run, until `patience` stale steps stop it. 0 where
+  the response cache answered every probed request.
 - most: every step carries `max_carried` samples and selects the most, every attempt passes the
   minibatch gate and validates in full; prompts grow by their reply caps (None: a model has no cap).
-- expected: `Priors` (by default half the samples fail, an attempt is kept with probability 0.3 so
-  the loop stops early, half the attempts pass the minibatch gate, a validation runs on 3/4 of the
-  split before it wins or stops early) and replies as long as the targets (task), 100 tokens
-  (backward) or the current value (optimizer). They are stated in `Forecast.assumptions`.
+- expected: the remaining steps walked with expected counts (expected.py): exact where the
+  schedule and the memo make it so, `Priors` for the rest (by default half the samples fail, an
+  attempt is kept with probability 0.3, half the attempts pass the minibatch gate, a validation runs
+  on 3/4 of the split, a kept change fixes half the failing samples), replies as long as the targets
+  (task), 100 tokens (backward) or the current value (optimizer). After the baseline and after each
+  step the run re-estimates with the rates it observed (revision.py). All stated in
+  `Forecast.assumptions`.
 
 Evaluations the run's memo holds (a resumed run's baseline) are not counted, and the share of
 probed requests the response cache holds lowers every expected count.
@@ -25,9 +29,10 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any, Sequence
 
-from ..errors import ConfigError
-from ..records.usage_totals import cost_usd
-from .forecast_probe import Probe
+from ...errors import ConfigError
+from ...records.usage_totals import cost_usd
+from .expected import Remaining, expected_counts
+from .probe import Probe
 
 HOW = ("least", "expected", "most")
 FORMAT_TOKENS = 3  # a task or optimizer reply's wrapping ("Answer: ", tags) beyond its value
@@ -43,16 +48,19 @@ class Priors:
     minibatch_pass: float = 0.5  # share of attempts that pass the minibatch gate (and are validated)
     validated_share: float = 0.75  # of the validation split a candidate runs on before it wins or stops early
     backward_reply: int = 100  # tokens of a backward reply
+    fix_share: float = 0.5  # of the failing samples a kept change fixes
+    source: str = "stated"  # where the rates come from: "stated", or what a re-estimate observed
 
     def __post_init__(self) -> None:
-        for name in ("failing_share", "keep_chance", "minibatch_pass", "validated_share"):
+        for name in ("failing_share", "keep_chance", "minibatch_pass", "validated_share", "fix_share"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ConfigError(f"Priors {name} must be in [0, 1], not {getattr(self, name)!r}")
 
     def describe(self) -> str:
         return (f"expected: {self.failing_share:.0%} of samples fail; an attempt is kept with probability "
-                f"{self.keep_chance:g}; {self.minibatch_pass:.0%} of attempts pass the minibatch gate; a validation "
-                f"runs on {self.validated_share:.0%} of the split; replies as long as the target + {FORMAT_TOKENS} "
+                f"{self.keep_chance:.2g}; {self.minibatch_pass:.0%} of attempts pass the minibatch gate; a validation "
+                f"runs on {self.validated_share:.0%} of the split; a kept change fixes {self.fix_share:.0%} of the "
+                f"failing samples ({self.source}); replies as long as the target + {FORMAT_TOKENS} "
                 f"(task), {self.backward_reply} tokens (backward), the current value + {FORMAT_TOKENS} (optimizer)")
 
 
@@ -148,14 +156,12 @@ def _usd(x: float | None) -> str:
 class Protocol:
     """The parts of a run the counts depend on (given by the trainer)."""
     config: Any  # TrainConfig
-    batches: Sequence[int]  # the minibatch size of each step still to run
-    first_epoch: Sequence[bool]  # per step still to run: whether it is in the first epoch
+    remaining: Remaining  # the steps still to run, as the memo sees them (expected.py)
     train: int
     val: int
     test: int
     baseline_todo: tuple[int, int]  # (val, test) samples the memo does not hold yet, when the baseline is to run
     teacher: bool = False
-    batches_todo: Sequence[int] | None = None  # per step: its minibatch samples the memo lacks with today's values
 
 
 def forecast(probe: Probe, protocol: Protocol, *, from_step: int, prices: dict | None = None,
@@ -171,39 +177,39 @@ def forecast(probe: Probe, protocol: Protocol, *, from_step: int, prices: dict |
     if baseline_val or baseline_test:
         n = baseline_val + baseline_test
         task_samples += Range(n, n, n)
-    attempts_e = sum((1 - prior.keep_chance) ** i for i in range(cfg.max_proposals))
-    groups = p.text_groups + p.demo_groups
-    todo = protocol.batches_todo or protocol.batches
-    for batch, first, lacking in zip(protocol.batches, protocol.first_epoch, todo):
+    rem = protocol.remaining
+    e = expected_counts(prior, cfg, rem, text_groups=p.text_groups, demo_groups=p.demo_groups)
+    # least: nothing fails, so nothing is kept and every step is stale: `patience` ends the run early
+    surely_run = len(rem.batches) if cfg.patience is None else max(0, cfg.patience - rem.stale)
+    sure = list(rem.fresh if rem.sure is None else rem.sure)  # paid on every path, the one keeping nothing included
+    least_fresh = sure[:surely_run] + [0] * (len(sure) - surely_run)
+    for batch, fresh in zip(rem.batches, least_fresh):
         carried_most = min(cfg.max_carried, max(0, protocol.train - batch))
-        task_samples += Range(min(lacking, batch) if first else 0, batch, batch + carried_most)
-        failing = min(cfg.max_failed, prior.failing_share * batch)
-        chosen_e = failing + (min(cfg.max_correct, (1 - prior.failing_share) * batch) if failing else 0)
+        task_samples += Range(fresh, 0, batch + carried_most)
         chosen_most = min(batch + carried_most, cfg.max_failed + carried_most + cfg.max_correct)
-        backward_samples += Range(0, chosen_e, chosen_most)
-        text_attempts = Range(0, p.text_groups * attempts_e, p.text_groups * cfg.max_proposals)
-        all_attempts = text_attempts + Range(0, p.demo_groups, p.demo_groups)
+        backward_samples += Range(0, 0, chosen_most)
+        text_attempts = Range(0, 0, p.text_groups * cfg.max_proposals)
+        all_attempts = text_attempts + Range(0, 0, p.demo_groups)
         proposals += text_attempts
-        minibatch_samples += Range(0, all_attempts.expected * chosen_e, all_attempts.most * chosen_most)
-        validation_samples += Range(0, all_attempts.expected * prior.minibatch_pass * prior.validated_share *
-                                    protocol.val,
-                                    all_attempts.most * protocol.val)
-    if protocol.test and protocol.batches and groups:  # the final test runs the kept values
-        task_samples += Range(0, protocol.test, protocol.test)
+        minibatch_samples += Range(0, 0, all_attempts.most * chosen_most)
+        validation_samples += Range(0, 0, all_attempts.most * protocol.val)
+    task_samples += Range(0, 0, protocol.test)  # the final test (the memo answers it when nothing changed)
     task_samples += minibatch_samples + validation_samples
+    task_samples = Range(task_samples.least, task_samples.expected + e.task_samples, task_samples.most)
+    backward_samples = Range(0, e.backward_samples, backward_samples.most)
+    proposals = Range(0, e.optimizer_calls, proposals.most)
     calls = {"task": _calls(task_samples, k),
              "backward": _calls(backward_samples, {h: p.backward.per_unit(h) for h in HOW}),
              "optimizer": proposals}
-    if protocol.teacher:
-        teacher = Range(sum(b for b, f in zip(protocol.batches, protocol.first_epoch) if f),
-                        sum(protocol.batches), sum(protocol.batches))
+    if protocol.teacher:  # demos from the teacher on each step's minibatch, through the memo
+        teacher = Range(sum(least_fresh), sum(rem.batches), sum(rem.batches))
         calls["teacher"] = _calls(teacher, k)
     calls = {role: _cached(r, cache_left, everything_cached) for role, r in calls.items()}
     roles = {}
     for role, c in calls.items():
         prompt, reply = _tokens(role, c, p, prior)
         roles[role] = RoleForecast(c, prompt, reply, _cost(prices, role, prompt, reply))
-    return Forecast(roles, len(protocol.batches), from_step, bool(baseline_val or baseline_test),
+    return Forecast(roles, len(rem.batches), from_step, bool(baseline_val or baseline_test),
                     dict(p.counting), (prior.describe(), *BOUNDS), samples_probed=len(p.task.counts))
 
 

@@ -13,17 +13,17 @@ from dataclasses import dataclass, field
 from statistics import mean
 from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
-from ..engine.backward import BackwardEngine
-from ..engine.nodes import LLMCall
-from ..engine.parameter import Parameter, Role
-from ..engine.runner import SampleResult, run_example
-from ..llm.dry_run import DryCall, DryModel
-from ..llm.token_count import token_counter
-from ..optim import ParameterMemory, TextOptimizer
+from ...engine.backward import BackwardEngine
+from ...engine.nodes import LLMCall
+from ...engine.parameter import Parameter, Role
+from ...engine.runner import SampleResult, run_example
+from ...llm.dry_run import DryCall, DryModel
+from ...llm.token_count import token_counter
+from ...optim import ParameterMemory, TextOptimizer
 
 if TYPE_CHECKING:
-    from ..engine.example import Example
-    from ..engine.pipeline import Pipeline
+    from ...engine.example import Example
+    from ...engine.pipeline import Pipeline
 
 
 @dataclass
