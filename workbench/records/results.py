@@ -25,9 +25,10 @@ import pandas as pd
 from . import events as ev
 from . import usage_totals
 from .compare import Comparison, compare
+from .family import branch_record
 from ..errors import DamagedFileWarning, WorkbenchError
 from .events import Event
-from .branch_contributions import inherited_contributions
+from .branch_contributions import contributions_of
 from .call_ledger import ledger_usage, most_of
 from .contributions import CONTRIBUTION_COLUMNS
 from .fold import CURVE_COLUMNS, NOTICE_COLUMNS, PROPOSAL_COLUMNS, RunFold
@@ -85,7 +86,7 @@ class Run:
         self.path = Path(path)
         self.trainer = trainer
         self._offset = 0  # bytes of events.jsonl folded into the tables so far
-        self._tables = self._fresh_fold()
+        self._tables = RunFold()
 
     def __repr__(self) -> str:
         summary = self.summary  # the status and step open_run, runs() and `workbench runs` agree on
@@ -109,7 +110,7 @@ class Run:
         except FileNotFoundError:
             size = 0
         if size < self._offset:  # the log was replaced: start over
-            self._tables, self._offset = self._fresh_fold(), 0
+            self._tables, self._offset = RunFold(), 0
         if size > self._offset:
             with open(log, "rb") as handle:
                 handle.seek(self._offset)
@@ -120,10 +121,6 @@ class Run:
                     self._tables.fold_line(expand_line(line, self.path))
             self._offset += complete
         return self._tables
-
-    def _fresh_fold(self) -> RunFold:
-        """An empty fold; a branch's starts with the person's words its parent gave before the branch point."""
-        return RunFold(contributions=inherited_contributions(self.path))
 
     def events(self) -> list[Event]:
         """The raw events, in order (optional fields filled in)."""
@@ -153,7 +150,8 @@ class Run:
     def contributions(self) -> pd.DataFrame:
         """What the person contributed (records/contributions.py): reasons, edits and feedback, each
         with its step, what it was about, whether it was accepted, and whether the run used it."""
-        frame = _frame(self.tables.contributions.rows, CONTRIBUTION_COLUMNS)
+        own = branch_record(self.path) is None  # a branch's include what its parent's person gave before it
+        frame = _frame((self.tables.contributions if own else contributions_of(self.path)).rows, CONTRIBUTION_COLUMNS)
         frame["used_at_step"] = frame["used_at_step"].astype("Int64")  # a step, not 1.0 beside a missing one
         return frame
 
