@@ -423,3 +423,15 @@ def test_feedback_given_after_the_parent_s_last_checkpoint_goes_with_a_branch_fr
     assert rows.used.tolist() == [True, True] and rows.used_at_step.tolist() == [3, 3]
     assert rows.from_run.tolist() == ["parent", "parent"]
     assert (open_run(child.store.path).gradients.source == "person").any()
+
+
+def test_workbench_runs_names_the_parent_of_a_branch_listed_without_it(parent, tmp_path, capsys):
+    """A branch whose parent is in another runs folder is listed at the top level: it says whose branch it is."""
+    import argparse
+
+    from workbench.cli.commands import cmd_runs
+    server, models, trainer, _ = parent
+    branch(trainer, at_step=2, run_dir=tmp_path / "elsewhere" / "x").fit()
+    assert cmd_runs(argparse.Namespace(runs_dir=str(tmp_path / "elsewhere"))) == 0
+    line = capsys.readouterr().out.splitlines()[1]
+    assert line.startswith("x (branch of parent @2)"), line
