@@ -318,3 +318,120 @@ def test_a_decision_that_never_comes_up_again_is_a_warning(parent):
     with pytest.warns(UserWarning, match="p3-10 did not come up again in step 3"):
         child.fit()
     assert child.forced_decisions == {}
+
+
+def test_a_branch_s_run_says_as_many_steps_as_its_summary(parent, tmp_path):
+    """A branch's curve starts at its branch point (no baseline row); its Run still names the run's step."""
+    from workbench.records.results import open_run
+    server, models, trainer, _ = parent
+    child = branch(trainer, at_step=2, run_dir=tmp_path / "runs" / "child")
+    child.fit()
+    run = open_run(child.store.path)
+    assert run.summary["steps"] == 4 and run.curve["step"].min() > 0
+    assert ", 4 steps," in repr(run), repr(run)
+
+
+def test_a_branch_carries_the_person_s_words_given_before_its_step_and_says_so(tmp_path):
+    """The parent's person rejected p1-2 with a reason and gave feedback before step 1; a branch from step 1
+    starts with both (its optimizer still reads the reason) and its contributions list them as the parent's;
+    a branch from step 0 uses the feedback itself and says in which of its steps."""
+    from workbench.records.results import open_run
+    reason = "No more than two rules, please."
+
+    def person(pending):
+        if pending.proposal_id == "p1-2":
+            return Decision("reject", "person", reason=reason)
+        return Decision("accept", "policy")
+
+    with OpenAITestServer(responder=cli_task.respond) as server:
+        trainer = Trainer(Shout(), TRAIN, VAL, TEST, same_text, models_for(server),
+                          config=TrainConfig(max_steps=3, batch_size=2), approval=CallbackApproval(person),
+                          run_dir=tmp_path / "runs" / "parent")
+        trainer.feedback("Capital letters, every time.", parameter="shout.instruction")
+        trainer.fit()
+        served = len(server.requests)
+        later = branch(trainer, at_step=1, run_dir=tmp_path / "runs" / "later")
+        later.fit()
+        optimizer_prompts = [canonical(b) for b in server.requests[served:] if "<CURRENT_VALUE>" in canonical(b)]
+        early = branch(trainer, at_step=0, run_dir=tmp_path / "runs" / "early")
+        early.fit()
+    assert optimizer_prompts and all(reason in p for p in optimizer_prompts)  # the reason carried
+    rows = open_run(later.store.path).contributions.set_index("kind")
+    assert set(rows.index) == {"reject", "feedback"} and set(rows["from_run"]) == {"parent"}
+    assert rows.loc["reject", "reason"] == reason and bool(rows.loc["reject", "used"])
+    assert rows.loc["feedback", "used_at_step"] == 1  # used by the parent, before the branch point
+    rows = open_run(early.store.path).contributions  # its person (the parent's, lent) rejects p1-2 again itself
+    assert rows.kind.tolist() == ["feedback", "reject"] and rows.from_run.fillna("").tolist() == ["parent", ""]
+    assert bool(rows.used.iloc[0]) and rows.used_at_step.iloc[0] == 1  # the branch's own step 1 used it
+    assert open_run(trainer.store.path).contributions.from_run.isna().all()  # the parent's own words
+
+
+def test_a_branch_forecast_counts_what_the_family_memo_already_holds(parent):
+    """A branch from step 1 with the parent's settings re-walks its steps: the next minibatch is in the
+    family's memo with today's values, the later ones with the values the parent kept; so the least the task
+    can cost is what no run of the family evaluated, and the actual spend falls inside the range."""
+    server, models, trainer, _ = parent
+    child = branch(trainer, at_step=1)
+    forecast = child.forecast()
+    summary = child.fit()
+    for role, spent in summary.usage.items():
+        assert forecast.roles[role].calls.holds(spent["calls"]), (role, forecast.roles[role].calls, spent)
+
+
+def test_an_export_of_a_branch_names_the_run_that_kept_each_value(parent, tmp_path):
+    """A value a branch carries from its parent (kept at or before the branch point) was decided in the
+    parent: its provenance names the parent and that decision, not the branch with no decision; a value
+    the branch kept itself names the branch, and a branch of that branch at its last step names it too."""
+    from workbench.records.export import build_export
+    server, models, trainer, _ = parent
+    mine = {p["name"]: p["provenance"] for p in build_export(trainer.store.path)["parameters"]}
+    assert mine["shout.instruction"]["run_id"] == "parent" and mine["shout.instruction"]["decision"] == "accept"
+
+    same = branch(trainer, run_dir=tmp_path / "same")  # at the last step: every value is the parent's
+    same.fit()
+    carried = {p["name"]: p["provenance"] for p in build_export(same.store.path)["parameters"]}
+    assert carried == mine
+
+    child = branch(trainer, proposal="p3-7", decision="accept", run_dir=tmp_path / "child")
+    child.fit()
+    own = {p["name"]: p["provenance"] for p in build_export(child.store.path)["parameters"]}["shout.instruction"]
+    assert own["run_id"] == "child" and own["step"] > 2 and own["decision"] == "accept"
+    grandchild = branch(child.store.path, pipeline=Shout(), train=TRAIN, val=VAL, test=TEST, eval_fn=same_text,
+                        models=models, run_dir=tmp_path / "grandchild")
+    grandchild.fit()
+    assert {p["name"]: p["provenance"] for p in build_export(grandchild.store.path)["parameters"]}[
+        "shout.instruction"] == own
+
+
+def test_feedback_given_after_the_parent_s_last_checkpoint_goes_with_a_branch_from_it(tmp_path):
+    """A resume recovers feedback the log holds and the checkpoint does not (given after it); a branch from
+    that checkpoint carries it the same way, uses it, and its contributions say whose it was."""
+    from workbench.records.results import open_run
+    with OpenAITestServer(responder=cli_task.respond) as server:
+        trainer = Trainer(Shout(), TRAIN, VAL, TEST, same_text, models_for(server),
+                          config=TrainConfig(max_steps=2, batch_size=2), run_dir=tmp_path / "runs" / "parent")
+        trainer.fit()
+        trainer.feedback("Capital letters, every time.", parameter="shout.instruction")  # after step 2's checkpoint
+        later = trainer.feedback("And keep the word whole.", parameter="shout.instruction")
+        child = branch(trainer, at_step=1, run_dir=tmp_path / "runs" / "early")  # before it was given: not carried
+        child.fit()
+        child = branch(trainer, run_dir=tmp_path / "runs" / "child", max_steps=3)
+        child.fit()
+    assert open_run(tmp_path / "runs" / "early").contributions.empty
+    rows = open_run(child.store.path).contributions
+    assert rows.text.tolist() == ["Capital letters, every time.", later.text]
+    assert rows.used.tolist() == [True, True] and rows.used_at_step.tolist() == [3, 3]
+    assert rows.from_run.tolist() == ["parent", "parent"]
+    assert (open_run(child.store.path).gradients.source == "person").any()
+
+
+def test_workbench_runs_names_the_parent_of_a_branch_listed_without_it(parent, tmp_path, capsys):
+    """A branch whose parent is in another runs folder is listed at the top level: it says whose branch it is."""
+    import argparse
+
+    from workbench.cli.commands import cmd_runs
+    server, models, trainer, _ = parent
+    branch(trainer, at_step=2, run_dir=tmp_path / "elsewhere" / "x").fit()
+    assert cmd_runs(argparse.Namespace(runs_dir=str(tmp_path / "elsewhere"))) == 0
+    line = capsys.readouterr().out.splitlines()[1]
+    assert line.startswith("x (branch of parent @2)"), line

@@ -101,3 +101,12 @@ def test_where_to_look_next_names_the_run():
     print_next(Folder([], path="runs/demo-7"), out)
     assert "workbench report runs/demo-7 -o report.html" in out.getvalue()
     assert "notebooks/01_quickstart.ipynb" in out.getvalue()
+
+
+def test_a_resumed_run_s_forecast_line_says_it_compares_only_the_calls_since_the_resume():
+    from workbench.cli.last_screen import forecast_lines
+    error = {"backward": {"calls": {"least": 0, "expected": 6, "most": 18, "actual": 2, "error": -0.67, "inside": True}}}
+    fresh = forecast_lines(error, {"backward": {"calls": 2}, "probe": {"calls": 1}})
+    assert len(fresh) == 1 and "2 calls of 0 / 6 / 18" in fresh[0]
+    resumed = forecast_lines(error, {"backward": {"calls": 4}})
+    assert resumed[:1] == fresh and "also counts the 2 paid before it" in resumed[1]

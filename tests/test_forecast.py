@@ -273,3 +273,20 @@ def test_priors_move_the_expected_value_only_and_are_stated(tmp_path):
     assert calm.assumptions[0].startswith("expected: 10% of samples fail; an attempt is kept with probability 0.9")
     with pytest.raises(ConfigError, match="keep_chance must be in"):
         Priors(keep_chance=1.5)
+
+
+
+def test_a_continued_run_s_report_says_its_forecast_counts_only_the_calls_since_it(tmp_path):
+    """fit() again (or a resume) forecasts what remains: the report's actual is the spend since that
+    forecast, while its usage table counts every session; the report says which and how many came before."""
+    trainer, _ = shout_trainer(tmp_path)
+    trainer.config.max_steps = 1
+    first = trainer.fit()
+    before = sum(u["calls"] for u in first.usage.values())
+    trainer.config.max_steps = 2
+    trainer.fit()
+    html = render_report(open_run(tmp_path / "run"))
+    assert f"the {before} calls paid before it are in Usage" in html
+    fresh, _ = shout_trainer(tmp_path / "fresh")
+    fresh.fit()
+    assert "paid before it" not in render_report(open_run(tmp_path / "fresh" / "run"))

@@ -80,3 +80,19 @@ def test_a_blob_reference_outside_blobs_is_not_read(tmp_path, reference):
     (tmp_path / "config.json").write_text("secret")
     text = internalize({"$blob": reference, "chars": 6}, tmp_path)
     assert "not read" in text and "secret" not in text
+
+
+def test_a_branch_reads_its_parent_s_memo_with_the_parent_s_blobs(tmp_path):
+    """The family's memos are read by a branch: a blob reference in the parent's memo names the parent's
+    blobs/ folder, not the branch's, so the branch's samples (and the graphs its backward pass reads) hold
+    the text, not a note that it cannot be read."""
+    from workbench import branch
+    fit(tmp_path)
+    child = branch(tmp_path / "run", at_step=0, pipeline=Shout(), train=[BIG, *TRAIN[:3]], val=VAL, test=TEST,
+                   eval_fn=same_text, models=Models.scripted(big_task, backward, Optimizer()),
+                   run_dir=tmp_path / "child")
+    held = [r.inputs["word"] for r, _ in child.eval_memo._entries.values() if r.sample_id == "tr-huge"]
+    assert held and all(text == HUGE for text in held)
+    child.fit()
+    rows = open_run(tmp_path / "child").samples
+    assert all(inputs == {"word": HUGE} for inputs in rows[rows.sample_id == "tr-huge"].inputs)

@@ -262,6 +262,7 @@ def test_the_python_table_and_the_cli_listing_agree_on_every_damaged_folder(tmp_
     assert "events.jsonl" in listed["binary-events"]["damaged"]
     # only config.json: killed before the run started, which is no damage (issue 21)
     assert listed["no-events"]["status"] == "incomplete start" and listed["no-events"]["note"] == table.loc["no-events", "error"]
+    assert open_run(root / "no-events").summary["status"] == "incomplete start"  # its report says so too
 
 
 def test_a_run_whose_event_log_is_lost_reads_its_status_from_summary_json(tmp_path, finished):

@@ -45,3 +45,58 @@ def test_export_and_report_to_a_folder_are_one_clear_error(run_dir, tmp_path):
     with pytest.raises(ConfigError, match="out.json is a folder"):
         write_report(open_run(run_dir), folder)
     assert list(tmp_path.iterdir()) == [folder] and not list(folder.iterdir())  # no temp file left behind
+
+
+def test_a_run_killed_between_a_step_s_checkpoint_and_its_events_reads_as_that_checkpoint(tmp_path):
+    """Killed after step 1's checkpoint file, before its step_finished event: resume, `workbench runs` and
+    export take step 1 as done, so open_run and runs() must say step 1 and its best score, never the
+    baseline's score beside step 1's prompt."""
+    import json
+    import shutil
+
+    from workbench.records.results import runs
+    from workbench.records.run_list import list_runs
+    folder = tmp_path / "runs" / "run"
+    Trainer(Shout(), TRAIN, VAL, TEST, same_text, Models.scripted(task, backward, Optimizer()),
+            config=TrainConfig(max_steps=2, batch_size=4, concurrency=2), run_dir=folder, task="shout").fit()
+    lines = (folder / "events.jsonl").read_text().splitlines(keepends=True)
+    cut = next(i for i, line in enumerate(lines) if json.loads(line)["type"] == "step_finished")
+    (folder / "events.jsonl").write_text("".join(lines[:cut]))
+    (folder / "summary.json").unlink()
+    (folder / "checkpoints" / "step-0002.json").unlink()
+    shutil.copy(folder / "checkpoints" / "step-0000.json", folder / "latest.json")
+    checkpoint = json.loads((folder / "checkpoints" / "step-0001.json").read_text())
+    assert checkpoint["best_val"] != checkpoint["baseline"]["val"]  # the case under test: step 1 kept a change
+
+    run = open_run(folder)
+    assert run.summary["steps"] == 1 and run.summary["best_val"] == checkpoint["best_val"]
+    assert ", 1 steps," in repr(run)
+    listed = runs(tmp_path / "runs").iloc[0]
+    cli_row = list_runs(tmp_path / "runs")[0]
+    assert (listed.steps, listed.best_val) == (cli_row["steps"], cli_row["best_val"]) == (1, checkpoint["best_val"])
+
+
+def test_a_killed_run_s_usage_counts_the_calls_its_ledger_holds_after_the_last_checkpoint(tmp_path):
+    """Killed in step 2: calls.jsonl holds every call paid, the checkpoint only those up to step 1. runs()
+    and open_run(...).usage count them all (the unfinished step's as `unfinished`), as its resume will."""
+    import json
+
+    from workbench.records.call_ledger import ledger_usage
+    from workbench.records.results import runs
+    folder = tmp_path / "runs" / "run"
+    Trainer(Shout(), TRAIN, VAL, TEST, same_text, Models.scripted(task, backward, Optimizer()),
+            config=TrainConfig(max_steps=2, batch_size=4, concurrency=2), run_dir=folder, task="shout").fit()
+    lines = (folder / "events.jsonl").read_text().splitlines(keepends=True)
+    cut = next(i for i, line in enumerate(lines) if json.loads(line)["type"] == "step_started"
+               and json.loads(line)["step"] == 2) + 3
+    (folder / "events.jsonl").write_text("".join(lines[:cut]))
+    (folder / "summary.json").unlink()
+    (folder / "checkpoints" / "step-0002.json").unlink()
+    paid = sum(u["calls"] for u in ledger_usage(folder).values())
+    checkpointed = sum(u["calls"] for u in json.loads((folder / "checkpoints" / "step-0001.json").read_text())
+                       ["usage"].values())
+    assert paid > checkpointed  # the case under test: calls paid after the last checkpoint
+
+    assert runs(tmp_path / "runs").calls.iloc[0] == paid
+    usage = open_run(folder).usage
+    assert usage.calls.sum() == paid and set(usage[usage.stage == "unfinished"].step) == {2}

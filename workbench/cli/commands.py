@@ -122,9 +122,11 @@ def cmd_runs(args: argparse.Namespace) -> int:
     print(RUNS_HEADER)
     for depth, r in in_tree_order(rows):  # a branch under its parent, indented, with the step it started after
         run_id = r.get("run_id") or Path(str(r.get("path", "?"))).name
-        record = branch_record(r["path"]) if depth else None
+        record = branch_record(r["path"])
         if depth:
             run_id = f"{'  ' * (depth - 1)}└ {run_id} @{(record or {}).get('step', '?')}"
+        elif record is not None:  # its parent is not in this folder
+            run_id = f"{run_id} (branch of {record['parent']} @{record.get('step', '?')})"
         damage = r.get("damaged") or r.get("error")
         if damage or r.get("status") == "damaged":
             reason = damage if isinstance(damage, str) else "unreadable files"

@@ -41,7 +41,7 @@ def print_report(store, data: str, exports: list[Path], seconds: float, out: Tex
         u = usage[role]
         lines.append(f"            {role:<10} {u.get('calls', 0):>7} {u.get('prompt_tokens', 0):>14} "
                      f"{u.get('completion_tokens', 0):>18} {u.get('cache_hits', 0):>11}")
-    lines += forecast_lines(summary.get("forecast_error"))
+    lines += forecast_lines(summary.get("forecast_error"), usage)
     status = f"{summary.get('status', 'unknown')} after {_steps(summary.get('steps'))} in {_duration(seconds)}"
     if summary.get("errored_samples"):
         n = summary["errored_samples"]
@@ -58,9 +58,13 @@ def _baseline_subset(errored: dict, split: str) -> str:
     return f"  (baseline without {n} sample{'' if n == 1 else 's'} the endpoint could not answer)" if n else ""
 
 
-def forecast_lines(error: dict | None) -> list[str]:
-    """Per role: the calls spent against the forecast (least / expected / most) and the expected value's error."""
+def forecast_lines(error: dict | None, usage: dict | None = None) -> list[str]:
+    """Per role: the calls spent against the forecast (least / expected / most) and the expected value's error.
+    A resumed run's forecast covers only its last session, so when `usage` (the whole run's) holds more
+    calls than the forecast was measured against, a last line says whose calls were compared."""
     lines = []
+    earlier = sum(((usage or {}).get(role) or {}).get("calls", 0) - (m.get("calls") or {}).get("actual", 0)
+                  for role, m in (error or {}).items())
     for role, measures in (error or {}).items():
         calls = measures.get("calls")
         if not calls:
@@ -70,6 +74,9 @@ def forecast_lines(error: dict | None) -> list[str]:
         lines.append(f"{'forecast' if not lines else '':<11} {role:<10} {calls['actual']:.0f} calls of "
                      f"{calls['least']:.0f} / {calls['expected']:.0f} / {most} forecast (least / expected / most): "
                      f"{off}, {'inside' if calls['inside'] else 'OUTSIDE'} the range")
+    if lines and earlier > 0:
+        lines.append(f"{'':<11} (calls since this session's forecast; the usage above also counts the "
+                     f"{earlier:.0f} paid before it)")
     return lines
 
 

@@ -11,13 +11,17 @@ sees it); feedback once a backward pass or an optimizer call took it (`feedback_
 A resumed run replays the step it was killed in: decisions recorded after the checkpoint it resumed
 from are dropped (the replay asks again), and feedback used in that lost step counts as pending again,
 as the trainer treats it.
+
+A branch starts with what its parent's person gave up to the branch point (the optimizer's memory and the
+pending feedback are in the checkpoint it starts from): those rows come first, `from_run` naming the run
+they were given in (records/branch_contributions.py); the branch's own rows have none.
 """
 from __future__ import annotations
 
 from .events import Event
 
 CONTRIBUTION_COLUMNS = ["step", "kind", "target_kind", "parameter", "sample_id", "node_id", "proposal_id", "text",
-                        "reason", "proposed", "accepted", "refused", "used", "used_at_step", "outcome", "time"]
+                        "reason", "proposed", "accepted", "refused", "used", "used_at_step", "outcome", "from_run", "time"]
 CONTRIBUTION_TYPES = frozenset({"run_started", "proposal", "decision", "update", "feedback", "feedback_used"})
 
 
@@ -62,6 +66,12 @@ class Contributions:
             applied = data.get("applied", True)
             self._feedback[data["feedback_id"]].update({"used": applied, "used_at_step": event.step,
                                                         "outcome": data.get("note") or data["used_in"]})
+
+    def given_in(self, run_id: str) -> "Contributions":
+        """These contributions as a branch inherits them: each row not already marked names `run_id`."""
+        for row in self.rows:
+            row["from_run"] = row["from_run"] or run_id
+        return self
 
     def _mark_reasons_used(self, parameter: str, proposal_id: str, source: str, step: int) -> None:
         """An optimizer's proposal for `parameter` after a person's words on it: those words were in its prompt."""

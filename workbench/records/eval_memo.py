@@ -109,6 +109,11 @@ class EvalMemo:
         with self._lock:
             return key in self._entries
 
+    def sample_ids(self) -> set[str]:
+        """The samples evaluated under any values: what a forecast's least may count as free."""
+        with self._lock:
+            return {result.sample_id for result, _ in self._entries.values()}
+
     def put(self, key: str, result: SampleResult, *, keep_graph: bool = True) -> None:
         if result.status == "errored":
             return
@@ -135,7 +140,7 @@ class EvalMemo:
     def _load(self, path: Path) -> None:
         for number, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
             try:
-                row = internalize(json.loads(line), self.path.parent)
+                row = internalize(json.loads(line), path.parent)  # a family memo's blobs are in its own folder
                 r = row["result"]
                 Graph.from_dict(row["graph"])  # it must read back
                 result = SampleResult(r["sample_id"], r["inputs"], r["target"], r["prediction"], r["score"],

@@ -17,17 +17,16 @@ import re
 from dataclasses import asdict
 from pathlib import Path
 import warnings
-from typing import TYPE_CHECKING, Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Callable
 
-from ..errors import ConfigError, DamagedFileWarning, EventContractError, WorkbenchError
-from .events import DecisionMade
+from ..errors import ConfigError, DamagedFileWarning, WorkbenchError
 from ..engine.pipeline import Pipeline
 from ..redact import redact_obj
 from .live import is_live_run
 from .store import RunStore, write_text_atomic
+from .value_makers import Maker, maker_of, makers_of
 
 if TYPE_CHECKING:
-    from .events import Event
     from .live import LiveRun
 
 FORMAT_VERSION = "workbench-prompts/1"
@@ -44,7 +43,7 @@ def build_export(source: "LiveRun | RunStore | Pipeline | str | os.PathLike") ->
     if is_live_run(source):
         doc = _from_trainer(source)
     elif isinstance(source, Pipeline):
-        doc = _document(None, [p.to_dict() for p in source.parameters()], {})
+        doc = _document(None, [p.to_dict() for p in source.parameters()], [])
     elif isinstance(source, (RunStore, str, os.PathLike)):
         doc = _from_store(source if isinstance(source, RunStore) else RunStore(source))
     else:
@@ -63,7 +62,7 @@ def _from_trainer(trainer: "LiveRun") -> dict:
              "best_step": trainer.best_step}
     run = _run_info(trainer.store, trainer.store.config(), state, trainer.store.summary())
     run["config"] = asdict(trainer.config)
-    return _document(run, params, _decisions(trainer.store.events()))
+    return _document(run, params, makers_of(trainer.store))
 
 
 def _from_store(store: RunStore) -> dict:
@@ -76,7 +75,7 @@ def _from_store(store: RunStore) -> dict:
     params = [{**p, "name": p.get("name", name)} for name, p in state["parameters"].items()]
     config = _unless_damaged(store.config) or {}
     summary = _unless_damaged(store.summary, {"status": "unknown (summary.json is damaged)"})
-    return _document(_run_info(store, config, state, summary), params, _decisions(store.events()))
+    return _document(_run_info(store, config, state, summary), params, makers_of(store))
 
 
 def _unless_damaged(read: Callable[[], dict | None], instead: dict | None = None) -> dict | None:
@@ -103,31 +102,18 @@ def _run_info(store: RunStore, config: dict, state: dict, summary: dict | None) 
             "config": config.get("config", {})}
 
 
-def _decisions(events: Iterable["Event"]) -> dict[str, DecisionMade]:
-    """The decision on each proposal id; a resumed run may replay a step, and the last word counts.
-    A decision line that lacks a required field (a damaged or foreign log) is passed over."""
-    decisions = {}
-    for e in events:
-        if e.type == "decision":
-            try:
-                decision = DecisionMade.of(e)
-            except EventContractError:
-                continue
-            decisions[decision.proposal_id] = decision
-    return decisions
-
-
-def _document(run: dict | None, params: list[dict], decisions: dict[str, DecisionMade]) -> dict:
-    run_id = run["run_id"] if run else None
+def _document(run: dict | None, params: list[dict], makers: list[Maker]) -> dict:
     return {"format": FORMAT_VERSION, "exported_at": _iso(None), "run": run,
-            "parameters": [_parameter(p, run_id, decisions) for p in params]}
+            "parameters": [_parameter(p, run["run_id"] if run else None, makers) for p in params]}
 
 
-def _parameter(p: dict, run_id: str | None, decisions: dict[str, DecisionMade]) -> dict:
+def _parameter(p: dict, run_id: str | None, makers: list[Maker]) -> dict:
     history = p.get("history") or []
     last = history[-1] if history else {}
     if last and last.get("value") != p["value"]:
         last = {}  # the value was set directly, bypassing the history: its origin is unknown
+    maker = maker_of(last.get("step"), makers) if last else (makers[0] if makers else None)
+    run_id, decisions = (maker[1], maker[2]) if maker else (run_id, {})
     proposal_id = last.get("note") or None
     decision = decisions.get(proposal_id) if proposal_id else None
     provenance = {"run_id": run_id, "step": last.get("step"), "source": last.get("source", "unknown"),

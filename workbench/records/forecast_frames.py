@@ -73,12 +73,18 @@ def forecast_line(forecast: dict) -> str:
             f"{_shown(most_calls)}), ~{tokens:,.0f} tokens (at most {_shown(most_tokens)})")
 
 
+def calls_before_forecast(forecast: dict | None) -> int:
+    """Calls the run had paid when its (first) forecast of this fit was made: a resumed or continued run's
+    earlier sessions, which the forecast's actual leaves out and the usage tables count."""
+    return usage_totals.totals((forecast or {}).get("spent"))["calls"]
+
+
 def spent_vs_forecast(usage: dict | None, forecast: dict | None, revised: dict | None = None) -> str:
     """`123 of ~150 forecast calls`: what this fit() spent since its forecast against the expected calls of the
     fit; with a re-estimate (`forecast_revised`), its expected calls plus what was spent before it, and when it was made."""
     if not forecast:
         return ""
-    start = usage_totals.totals(forecast.get("spent"))["calls"]
+    start = calls_before_forecast(forecast)
     spent = usage_totals.totals(usage)["calls"] - start
     if not revised:
         return f"{spent} of ~{expected_calls(forecast):,.0f} forecast calls"

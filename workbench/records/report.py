@@ -24,6 +24,7 @@ from ..plain_text import CONTROL_CSS, html_name, html_shown, html_text, show_con
 from ..errors import WrongTypeError
 from ..redact import redact
 from .family import branch_record, family_of
+from .forecast_frames import calls_before_forecast
 from .charts import cost_figure, score_figure
 from .diff import word_diff
 
@@ -260,8 +261,11 @@ def _forecast(run: Run) -> str:
     why = "; ".join(f"{role}: {how}" for role, how in sorted(((run.tables.forecast or {}).get("token_counting")
                                                              or {}).items()))
     assumptions = "".join(f"<li>{text(a)}</li>" for a in (run.tables.forecast or {}).get("assumptions") or [])
+    before = calls_before_forecast(run.tables.forecast)
+    since = (f" actual = what the run spent since this forecast; the {before} calls paid before it are in Usage, "
+             "not here (the run was resumed or continued)." if before else "")
     return (_table(run.forecast) + f"<p class=\"muted\">error = (actual - expected) / expected; "
-            f"most \u2013 = unbounded (a model without a reply cap). Tokens counted by {text(why)}.</p>"
+            f"most \u2013 = unbounded (a model without a reply cap). Tokens counted by {text(why)}.{since}</p>"
             + (f"<ul class=\"muted\">{assumptions}</ul>" if assumptions else "")
             + ("" if run.forecast_revisions.empty else "<h3>Re-estimated as the run went</h3>"
                + _table(run.forecast_revisions) + "<p class=\"muted\">each row: the whole fit as the re-estimate "

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
 
@@ -24,8 +25,11 @@ import pandas as pd
 from . import events as ev
 from . import usage_totals
 from .compare import Comparison, compare
-from ..errors import WorkbenchError
+from .family import branch_record
+from ..errors import DamagedFileWarning, WorkbenchError
 from .events import Event
+from .branch_contributions import contributions_of
+from .call_ledger import ledger_usage, most_of
 from .contributions import CONTRIBUTION_COLUMNS
 from .fold import CURVE_COLUMNS, NOTICE_COLUMNS, PROPOSAL_COLUMNS, RunFold
 from .forecast_frames import (CREDIT_COLUMNS, FORECAST_COLUMNS, REVISION_COLUMNS, credit_rows, forecast_rows,
@@ -85,10 +89,9 @@ class Run:
         self._tables = RunFold()
 
     def __repr__(self) -> str:
-        t = self.tables
-        status = (t.finished or {}).get("status") or ("running" if self.is_live else "running or interrupted")
-        return f"Run({self.run_id!r}, {status}, {len(t.curve) - 1 if t.curve else 0} steps, " \
-               f"{len(t.proposals)} proposals, path={str(self.path)!r})"
+        summary = self.summary  # the status and step open_run, runs() and `workbench runs` agree on
+        return f"Run({self.run_id!r}, {summary.get('status')}, {summary.get('steps') or 0} steps, " \
+               f"{len(self.tables.proposals)} proposals, path={str(self.path)!r})"
 
     @property
     def run_id(self) -> str:
@@ -147,7 +150,8 @@ class Run:
     def contributions(self) -> pd.DataFrame:
         """What the person contributed (records/contributions.py): reasons, edits and feedback, each
         with its step, what it was about, whether it was accepted, and whether the run used it."""
-        frame = _frame(self.tables.contributions.rows, CONTRIBUTION_COLUMNS)
+        own = branch_record(self.path) is None  # a branch's include what its parent's person gave before it
+        frame = _frame((self.tables.contributions if own else contributions_of(self.path)).rows, CONTRIBUTION_COLUMNS)
         frame["used_at_step"] = frame["used_at_step"].astype("Int64")  # a step, not 1.0 beside a missing one
         return frame
 
@@ -196,10 +200,15 @@ class Run:
     @property
     def usage(self) -> pd.DataFrame:
         """Calls, tokens, cache hits and latency per role and step (baseline = step 0; `final` is the
-        test run after the last step; `in progress` what a live run has spent since its last step)."""
+        test run after the last step; `in progress` what a live run has spent since its last step;
+        `unfinished` what a killed run, or one running in another process, paid after it: calls.jsonl)."""
         points = list(self.tables.usage_points)
         if self.trainer is not None and self.tables.finished is None:
             points.append((getattr(self.trainer, "step", 0), "in progress", self.trainer.usage()))
+        elif self.tables.finished is None:  # killed, or running elsewhere: calls.jsonl has what the step paid
+            last = points[-1][2] if points else self._baseline_usage()
+            step = self.tables.last_step + 1 if last is not None else 0  # (none yet: killed in its baseline)
+            points.append((step, "unfinished", most_of(last or {}, ledger_usage(self.path))))
         return _frame(usage_rows(points, self._baseline_usage()), USAGE_COLUMNS)
 
     def _baseline_usage(self) -> dict | None:
@@ -231,8 +240,26 @@ class Run:
                 written = None  # damaged: `workbench runs` says so
             if written:
                 return {k: v for k, v in written.items() if k != "parameters"}
-        return {"run_id": self.run_id, "status": "running" if self.is_live else "running or interrupted",
-                "steps": t.last_step, "baseline": t.baseline, "final": t.final, "best_val": t.best_val}
+        status = "running" if self.is_live else "running or interrupted"
+        if not self.is_live and not t.sessions and RunStore(self.path).never_started():
+            status = INCOMPLETE_START  # as `workbench runs` and runs() say
+        known = {"run_id": self.run_id, "status": status,
+                 "steps": t.last_step, "baseline": t.baseline, "final": t.final, "best_val": t.best_val}
+        return known if self.is_live else known | self._checkpointed_beyond_the_log(t.last_step)
+
+    def _checkpointed_beyond_the_log(self, logged_step: int) -> dict:
+        """A kill between a step's checkpoint file and its events leaves the log a step behind; resume,
+        `workbench runs` and export go on from the checkpoint, so its step and best score are the run's."""
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DamagedFileWarning)  # damage is `workbench runs`' to report
+            try:
+                state = RunStore(self.path).latest_checkpoint() or {}
+            except WorkbenchError:
+                return {}
+        if not isinstance(state.get("step"), int) or state["step"] <= logged_step:
+            return {}
+        return {"steps": state["step"], "best_val": state.get("best_val"),
+                "final": {"val": state.get("best_val"), "test": None}}
 
     @property
     def parameters(self) -> dict[str, str]:
@@ -313,9 +340,9 @@ def _run_row(folder: Path) -> dict:
     try:
         summary, curve = run.summary, run.curve
         usage = run.tables.finished.get("usage") if run.tables.finished else None
-        if usage is None:
+        if usage is None:  # not finished: the ledger also holds the calls paid after the last checkpoint
             state = RunStore(folder).latest_checkpoint() or {}
-            usage = state.get("usage") or run.tables.usage
+            usage = most_of(state.get("usage") or run.tables.usage, ledger_usage(folder))
     except Exception as exc:  # a damaged folder is a row, not a crash
         problems.append(f"{type(exc).__name__}: {exc}")
         summary, curve, usage = {}, pd.DataFrame(columns=CURVE_COLUMNS), {}

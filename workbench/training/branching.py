@@ -28,6 +28,7 @@ from ..records.family import BRANCH_KEY, proposals_of_step, read_config
 from ..records.store import RunStore, checkpoint_problem, new_run_id, write_json_atomic
 from .branch_decision import check_against_parent, decision_record, step_of_proposal
 from .config import TrainConfig
+from .teaching import given_after_checkpoint
 from .trainer import Trainer
 
 if TYPE_CHECKING:
@@ -96,11 +97,21 @@ def branch(run: Any, at_step: int | None = None, *, proposal: str | None = None,
     # record and the parent's state after the step as the folder's checkpoint, which the branch resumes from
     made = Trainer(*arguments, **options, bus=EventBus())
     write_json_atomic(made.store.path / "config.json", {**made.store.config(), BRANCH_KEY: record_of_branch})
-    made.store.write_checkpoint(at_step, {**state, "usage": {}})  # its usage is what it pays itself
+    carried = {**state, "usage": {}, **_feedback_to_carry(parent_dir, state)}  # its usage is what it pays itself
+    made.store.write_checkpoint(at_step, carried)
     trainer = Trainer(*arguments, **options, bus=bus, resume=True)  # (takes a decision due: branch_decision.py)
     if record is not None:
         _warn_if_not_taken(trainer, record["proposal_id"], at_step + 1)
     return trainer
+
+
+def _feedback_to_carry(parent_dir: Path, state: dict) -> dict:
+    """The checkpoint's feedback and, as a resume of the parent would, the feedback its log holds from
+    after that checkpoint (given before the next step began), pending."""
+    held = list(state.get("person_feedback") or [])
+    later = given_after_checkpoint(RunStore(parent_dir), {d["feedback_id"] for d in held}, state["step"])
+    items = held + [item.to_dict() for item in later]
+    return {"person_feedback": items} if items else {}
 
 
 def _source_of(run: Any) -> dict:

@@ -100,19 +100,7 @@ class Teaching:
     def recover(self, store: "RunStore") -> list[PersonFeedback]:
         """On resume: accepted feedback of the run's log that the checkpoint does not hold (given after
         it), pending again; returns what was recovered."""
-        known = {i.feedback_id for i in self.inbox.items()}
-        found = []
-        with warnings.catch_warnings():  # a torn line is reported where the log is read for results
-            warnings.simplefilter("ignore", DamagedFileWarning)
-            events = list(store.events())
-        for e in events:
-            if e.type != FeedbackGiven.TYPE:
-                continue
-            given = FeedbackGiven.of(e)
-            if given.accepted and given.feedback_id not in known:
-                known.add(given.feedback_id)
-                found.append(PersonFeedback(given.feedback_id, given.text, given.target_kind, given.sample_id,
-                                            given.node_id, given.parameter, given_at_step=e.step))
+        found = given_after_checkpoint(store, {i.feedback_id for i in self.inbox.items()})
         for item in found:
             self.inbox.add(item)
         return found
@@ -177,3 +165,21 @@ def person_judgement(decision: "Decision") -> dict[str, str | None]:
 def rejection_reason(decision: "Decision") -> str:
     """Why a rejected proposal was rejected, in the update event and the history: who, and their words."""
     return f"rejected by {decision.by}" + (f": {decision.reason}" if decision.reason else "")
+
+
+def given_after_checkpoint(store: "RunStore", known: set[str], up_to_step: int | None = None) -> list[PersonFeedback]:
+    """Accepted feedback of `store`'s log whose id is not in `known` (a checkpoint's), given at or before
+    `up_to_step`: what a resume (or a branch from that checkpoint) carries, pending."""
+    with warnings.catch_warnings():  # a torn line is reported where the log is read for results
+        warnings.simplefilter("ignore", DamagedFileWarning)
+        events = list(store.events())
+    found, known = [], set(known)
+    for e in events:
+        if e.type != FeedbackGiven.TYPE or (up_to_step is not None and e.step > up_to_step):
+            continue
+        given = FeedbackGiven.of(e)
+        if given.accepted and given.feedback_id not in known:
+            known.add(given.feedback_id)
+            found.append(PersonFeedback(given.feedback_id, given.text, given.target_kind, given.sample_id,
+                                        given.node_id, given.parameter, given_at_step=e.step))
+    return found

@@ -36,6 +36,8 @@ class Remaining:
     carried: int = 0  # samples carried now
     stale: int = 0  # steps in a row that kept nothing, now
     can_win: bool = True  # False: the best validation score is such that no candidate can beat it (no validation runs)
+    sure: Sequence[int] | None = None  # per step: of its fresh samples, those no run the memo reads evaluated under
+    # any values (a branch's later step may run the values its parent kept, which the family memo answers); None: all
 
 
 @dataclass(frozen=True)

@@ -181,7 +181,8 @@ def forecast(probe: Probe, protocol: Protocol, *, from_step: int, prices: dict |
     e = expected_counts(prior, cfg, rem, text_groups=p.text_groups, demo_groups=p.demo_groups)
     # least: nothing fails, so nothing is kept and every step is stale: `patience` ends the run early
     surely_run = len(rem.batches) if cfg.patience is None else max(0, cfg.patience - rem.stale)
-    least_fresh = list(rem.fresh[:surely_run]) + [0] * (len(rem.fresh) - surely_run)
+    sure = list(rem.fresh if rem.sure is None else rem.sure)  # paid on every path, the one keeping nothing included
+    least_fresh = sure[:surely_run] + [0] * (len(sure) - surely_run)
     for batch, fresh in zip(rem.batches, least_fresh):
         carried_most = min(cfg.max_carried, max(0, protocol.train - batch))
         task_samples += Range(fresh, 0, batch + carried_most)

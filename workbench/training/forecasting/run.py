@@ -45,13 +45,15 @@ def forecast_run(*, pipeline: "Pipeline", train: Sequence["Example"], val: Seque
     todo = (0, 0) if baseline_done else (sum(not held(e) for e in val), sum(not held(e) for e in test))
     batches = [batch_for(s) for s in steps]
     fresh, repeats, last_ran = [], [], {e.id: -1 for b in batches for e in b if held(e)}
+    seen, sure = memo.sample_ids(), []  # evaluated under any values: a later step may run those values again
     for i, batch in enumerate(batches):  # a sample run again is paid only if a change was kept since
         fresh.append(sum(e.id not in last_ran for e in batch))
+        sure.append(fresh[-1] if i == 0 else sum(e.id not in last_ran and e.id not in seen for e in batch))
         repeats.append([last_ran[e.id] for e in batch if e.id in last_ran])
         last_ran.update({e.id: i for e in batch})
     test_held = len(test) if not baseline_done else sum(held(e) for e in test)
     remaining = Remaining([len(b) for b in batches], fresh, repeats, len(val), len(test), test_held,
-                          carried=carried, stale=stale, can_win=can_win(config, best_val))
+                          carried=carried, stale=stale, can_win=can_win(config, best_val), sure=sure)
     protocol = Protocol(config, remaining, len(train), len(val), len(test), todo, teacher=teacher)
     return forecast(measured, protocol, from_step=done_step, prices=prices, priors=priors)
 
