@@ -97,3 +97,22 @@ def test_a_candidate_is_in_place_only_inside_the_block_even_when_it_raises():
             assert p.value == "candidate"
             raise RuntimeError("the pipeline broke")
     assert p.value == "current" and [r.value for r in p.history] == ["current"]
+
+
+def test_a_candidate_is_seen_only_by_the_evaluating_context_never_by_another_thread():
+    """While a gate scores a candidate, a dashboard or an export on another thread reads the committed
+    value; the runner's workers, which run in a copy of the evaluating context, read the candidate."""
+    import contextvars
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+    p = Parameter("a.instruction", "current")
+    other = []
+    with trying_values({"a.instruction": p}, {"a.instruction": "candidate"}):
+        reader = threading.Thread(target=lambda: other.append(p.value))
+        reader.start()
+        reader.join()
+        with ThreadPoolExecutor(2) as pool:  # as engine/runner.py submits each sample
+            workers = [pool.submit(contextvars.copy_context().run, lambda: p.value).result() for _ in range(2)]
+        assert p.value == "candidate" and p.to_dict()["value"] == "candidate"
+    assert other == ["current"] and workers == ["candidate", "candidate"]
+    assert p.value == "current" and [r.value for r in p.history] == ["current"]

@@ -7,6 +7,7 @@ backward engine and the optimizer reason about *what the text is for*, not only 
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import copy
 import re
 import threading
@@ -18,6 +19,11 @@ from ..errors import DuplicateParameterError, WorkbenchError
 from .graph import Gradient
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*$")
+
+# Candidate values being tried (`trying_values`), per context: the thread that evaluates a candidate (and
+# the runner's workers, which copy its context) read them; every other thread (a dashboard, an export)
+# keeps reading the committed value.
+_TRYING: contextvars.ContextVar[Mapping["Parameter", str]] = contextvars.ContextVar("workbench_trying", default={})
 
 
 class Role(str, Enum):
@@ -125,19 +131,33 @@ class Parameter:
         return self.value
 
 
+def _value(self: Parameter) -> str:
+    """The candidate this context is trying, else the committed value."""
+    tried = _TRYING.get()
+    return tried[self] if self in tried else self.__dict__["_committed"]
+
+
+def _commit(self: Parameter, value: str) -> None:
+    self.__dict__["_committed"] = value
+
+
+# `value` is a dataclass field (Parameter("name", "text")) read through the context's candidates
+Parameter.value = property(_value, _commit, doc="the text: the committed value, or the candidate this context tries")
+
+
 @contextlib.contextmanager
 def trying_values(params: Mapping[str, Parameter], values: Mapping[str, str]) -> Iterator[None]:
-    """Run the pipeline with candidate `values` in place of the current ones, and put the current ones
-    back whatever happens (an exception, a stop). The one place a value is set only for a while: a
-    kept value is committed with `Parameter.update`, a checkpoint's with `Parameter.load`."""
-    old = {name: params[name].value for name in values}
+    """Run the pipeline with candidate `values` in place of the current ones, in this context only: the
+    thread that evaluates (and the runner's workers, which copy its context) reads them, every other
+    thread reads the committed values, which nothing here changes. The one place a value is set only
+    for a while: a kept value is committed with `Parameter.update`, a checkpoint's with `Parameter.load`."""
+    tried = dict(_TRYING.get())
+    tried.update({params[name]: str.__str__(value) for name, value in values.items()})
+    token = _TRYING.set(tried)
     try:
-        for name, value in values.items():
-            params[name].value = value
         yield
     finally:
-        for name, value in old.items():
-            params[name].value = value
+        _TRYING.reset(token)
 
 
 def check_unique(parameters: Iterable[Parameter]) -> dict[str, Parameter]:

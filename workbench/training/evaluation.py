@@ -2,8 +2,9 @@
 
 Every evaluation goes through the run's `EvalMemo`, so the same values on the same sample are never
 paid for twice (a final test pass of a run that kept nothing reuses the baseline's results, a gate
-pays only for the candidate). A candidate is evaluated with `trying(values)`: its values are in
-place only inside the block and the current ones are back afterwards, whatever happens.
+pays only for the candidate). A candidate is evaluated with `trying(values)`: its values are seen only
+inside the block and only by the evaluating thread and the runner's workers (a context variable,
+engine/parameter.py); a dashboard or an export reading the parameters meanwhile sees the committed values.
 """
 from __future__ import annotations
 
@@ -51,7 +52,7 @@ class Evaluator:
 
     @contextlib.contextmanager
     def trying(self, values: dict[str, str]) -> Iterator[None]:
-        """Evaluate with candidate values in place; the current values are back afterwards, always."""
+        """Evaluate with candidate values, seen by this context only; nothing is written to the parameters."""
         with trying_values(self._state.params, values):
             yield
 
