@@ -435,3 +435,18 @@ def test_workbench_runs_names_the_parent_of_a_branch_listed_without_it(parent, t
     assert cmd_runs(argparse.Namespace(runs_dir=str(tmp_path / "elsewhere"))) == 0
     line = capsys.readouterr().out.splitlines()[1]
     assert line.startswith("x (branch of parent @2)"), line
+
+
+def test_a_branch_s_credit_names_the_run_that_kept_each_change(parent, tmp_path):
+    """A branch's kept changes include those its parent kept up to the branch point: each credit row names the
+    run that kept it (the parent before the branch point, the branch after), as the export's provenance does."""
+    from workbench.records.results import open_run
+    server, models, trainer, _ = parent
+    child = branch(trainer, proposal="p3-7", decision="accept", run_dir=tmp_path / "child")
+    child.fit()
+    credits = child.ablate()
+    frame = open_run(child.store.path).credit
+    assert len(frame) == len(credits) and frame["step"].min() <= 2 < frame["step"].max()
+    assert [("parent" if step <= 2 else "child") for step in frame["step"]] == list(frame["kept_by"])
+    trainer.ablate()
+    assert set(open_run(trainer.store.path).credit["kept_by"]) == {"parent"}

@@ -39,6 +39,7 @@ from .blobs import expand_line
 from .report import write_report
 from .run_list import INCOMPLETE_START, folder_problems, restart_note, run_folders
 from .store import RunStore, read_events
+from .value_makers import maker_of, makers_of
 
 if TYPE_CHECKING:
     from .live import LiveRun
@@ -194,8 +195,11 @@ class Run:
 
     @property
     def credit(self) -> pd.DataFrame:
-        """What each kept change earned: validation with and without it (`Trainer.ablate`)."""
-        return _frame(credit_rows(self.tables.credits), CREDIT_COLUMNS)
+        """What each kept change earned: validation with and without it (`Trainer.ablate`), and the run that
+        kept it (`kept_by`: on a branch, its parent for the changes before the branch point)."""
+        credits = self.tables.credits
+        makers = makers_of(RunStore(self.path)) if credits else []
+        return _frame(credit_rows(credits, lambda step: (maker_of(step, makers) or (None, None))[1]), CREDIT_COLUMNS)
 
     @property
     def usage(self) -> pd.DataFrame:
