@@ -29,6 +29,7 @@ from .family import branch_record
 from ..errors import DamagedFileWarning, WorkbenchError
 from .events import Event
 from .branch_contributions import contributions_of
+from .branch_curve import with_inherited
 from .call_ledger import ledger_usage, most_of
 from .contributions import CONTRIBUTION_COLUMNS
 from .fold import CURVE_COLUMNS, NOTICE_COLUMNS, PROPOSAL_COLUMNS, RunFold
@@ -131,9 +132,12 @@ class Run:
     @property
     def curve(self) -> pd.DataFrame:
         """One row per step (0 = baseline): minibatch score, validation score and best so far, test
-        (baseline at step 0, final at the last step), proposals accepted and rejected, unix time."""
+        (baseline at step 0, final at the last step), proposals accepted and rejected, unix time. A branch's
+        starts with the rows it inherits up to its branch point, `from_run` naming the run that made them."""
         rows = sorted(self.tables.curve, key=lambda r: r["step"])
-        return _frame(rows, CURVE_COLUMNS)
+        if branch_record(self.path) is not None:
+            rows = with_inherited(self.path, rows)
+        return _frame(rows, [*CURVE_COLUMNS, "from_run"])
 
     @property
     def proposals(self) -> pd.DataFrame:
