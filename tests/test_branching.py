@@ -321,13 +321,15 @@ def test_a_decision_that_never_comes_up_again_is_a_warning(parent):
 
 
 def test_a_branch_s_run_says_as_many_steps_as_its_summary(parent, tmp_path):
-    """A branch's curve starts at its branch point (no baseline row); its Run still names the run's step."""
+    """A branch's curve starts at the baseline it inherits (rows up to its branch point are the parent's);
+    its Run names the run's step."""
     from workbench.records.results import open_run
     server, models, trainer, _ = parent
     child = branch(trainer, at_step=2, run_dir=tmp_path / "runs" / "child")
     child.fit()
     run = open_run(child.store.path)
-    assert run.summary["steps"] == 4 and run.curve["step"].min() > 0
+    assert run.summary["steps"] == 4 and run.curve["step"].tolist() == [0, 1, 2, 3, 4]
+    assert run.curve["from_run"].tolist()[:3] == ["parent"] * 3
     assert ", 4 steps," in repr(run), repr(run)
 
 

@@ -346,7 +346,8 @@ def _run_row(folder: Path) -> dict:
         pass  # already among the problems
     run = Run(folder)
     try:
-        summary, curve = run.summary, run.curve
+        summary = run.summary  # the run's own curve rows (a branch's inherited ones would read its parent's log)
+        curve = _frame(run.tables.curve, CURVE_COLUMNS)
         usage = run.tables.finished.get("usage") if run.tables.finished else None
         if usage is None:  # not finished: the ledger also holds the calls paid after the last checkpoint
             state = RunStore(folder).latest_checkpoint() or {}
