@@ -321,13 +321,15 @@ def test_a_decision_that_never_comes_up_again_is_a_warning(parent):
 
 
 def test_a_branch_s_run_says_as_many_steps_as_its_summary(parent, tmp_path):
-    """A branch's curve starts at its branch point (no baseline row); its Run still names the run's step."""
+    """A branch's curve starts at the baseline it inherits (rows up to its branch point are the parent's);
+    its Run names the run's step."""
     from workbench.records.results import open_run
     server, models, trainer, _ = parent
     child = branch(trainer, at_step=2, run_dir=tmp_path / "runs" / "child")
     child.fit()
     run = open_run(child.store.path)
-    assert run.summary["steps"] == 4 and run.curve["step"].min() > 0
+    assert run.summary["steps"] == 4 and run.curve["step"].tolist() == [0, 1, 2, 3, 4]
+    assert run.curve["from_run"].tolist()[:3] == ["parent"] * 3
     assert ", 4 steps," in repr(run), repr(run)
 
 
@@ -435,3 +437,47 @@ def test_workbench_runs_names_the_parent_of_a_branch_listed_without_it(parent, t
     assert cmd_runs(argparse.Namespace(runs_dir=str(tmp_path / "elsewhere"))) == 0
     line = capsys.readouterr().out.splitlines()[1]
     assert line.startswith("x (branch of parent @2)"), line
+
+
+def test_a_branch_s_credit_names_the_run_that_kept_each_change(parent, tmp_path):
+    """A branch's kept changes include those its parent kept up to the branch point: each credit row names the
+    run that kept it (the parent before the branch point, the branch after), as the export's provenance does."""
+    from workbench.records.results import open_run
+    server, models, trainer, _ = parent
+    child = branch(trainer, proposal="p3-7", decision="accept", run_dir=tmp_path / "child")
+    child.fit()
+    credits = child.ablate()
+    frame = open_run(child.store.path).credit
+    assert len(frame) == len(credits) and frame["step"].min() <= 2 < frame["step"].max()
+    assert [("parent" if step <= 2 else "child") for step in frame["step"]] == list(frame["kept_by"])
+    trainer.ablate()
+    assert set(open_run(trainer.store.path).credit["kept_by"]) == {"parent"}
+
+
+def test_a_branch_s_curve_and_report_chart_start_at_the_baseline_it_inherits(parent, tmp_path):
+    """A branch's own log starts after its branch point; its curve table and its report's score chart hold the
+    path that led there (the baseline included), each inherited row naming the run that made it; a branch of a
+    branch inherits its parent's inheritance too."""
+    from workbench.records.branch_curve import lineage_chart
+    from workbench.records.results import open_run
+    server, models, trainer, _ = parent
+    child = branch(trainer, proposal="p3-7", decision="accept", run_dir=tmp_path / "child")
+    child.fit()
+    mine, theirs = open_run(child.store.path).curve, open_run(trainer.store.path).curve
+    assert list(mine["step"]) == list(range(0, int(mine["step"].max()) + 1))
+    inherited = mine[mine["step"] <= 2]
+    assert list(inherited["from_run"]) == ["parent"] * 3 and mine[mine["step"] > 2]["from_run"].isna().all()
+    columns = ["step", "minibatch", "val", "best_val", "accepted", "rejected"]
+    assert inherited[columns].reset_index(drop=True).equals(theirs[theirs["step"] <= 2][columns].reset_index(drop=True))
+    chart = lineage_chart(child.store.path)
+    assert [p["step"] for p in chart.steps.values()] == list(mine["step"])
+    assert chart.baseline["val"] == theirs["val"][0]
+    assert theirs["from_run"].isna().all() and lineage_chart(trainer.store.path).steps.keys() == \
+        open_run(trainer.store.path).tables.curves.steps.keys()
+
+    last = int(mine["step"].max())
+    grandchild = branch(child.store.path, pipeline=Shout(), train=TRAIN, val=VAL, test=TEST, eval_fn=same_text,
+                        models=models, run_dir=tmp_path / "grandchild")
+    grandchild.fit()
+    rows = open_run(grandchild.store.path).curve
+    assert list(rows["from_run"]) == ["parent"] * 3 + ["child"] * (last - 2)

@@ -78,3 +78,38 @@ def test_branch_before_a_step_to_decide_again(tmp_path):
     wb.funnel.future.result(timeout=60)
     wb.flush()
     assert "deciding again" in wb.controls.message
+
+
+def test_the_dashboard_on_a_branch_shows_the_words_it_inherits_marked_as_inherited(tmp_path):
+    """The parent's person rejected p1-2 with a reason and gave feedback; a branch after step 1 carries both
+    (its optimizer still reads them). The dashboard following the branch shows them, marked with the parent,
+    its live fold holds them as open_run does, and a person's text in a gradient summary is marked."""
+    from workbench.records.results import open_run
+    from workbench.ui.branching import follow
+    from workbench.training.branching import branch
+    reason = "Keep it <b>short</b>, please."
+
+    def rejects_with_reason(pending):
+        if pending.proposal_id == "p1-2":
+            return Decision("reject", "person", reason=reason)
+        return Decision("accept", "policy")
+
+    trainer = Trainer(Shout(), TRAIN, VAL, TEST, same_text, Models.scripted(task, backward, Optimizer()),
+                      config=TrainConfig(max_steps=2, batch_size=4, concurrency=2),
+                      approval=CallbackApproval(rejects_with_reason), run_dir=tmp_path / "runs" / "parent")
+    trainer.feedback("Capital letters, every time.", parameter="shout.instruction")
+    wb = Workbench(trainer)
+    wb.start().result()
+    wb.flush()
+    child = branch(trainer, at_step=1, run_dir=tmp_path / "runs" / "child")
+    follow(wb, child)
+    wb.flush()
+    shown = {f["text"]: f for f in wb.review.feedback}
+    assert set(shown) == {reason, "Capital letters, every time."}
+    assert all(f["from_run"] == "parent" and "inherited from parent" in f["label"] for f in shown.values())
+    assert "reject p1-2" in shown[reason]["where"]
+    assert wb.funnel.state.person.segments(f"- {reason}")[-1] == ["person", reason]
+    live = wb.funnel.state.fold.contributions.rows
+    stored = open_run(child.store.path).contributions
+    assert [(r["kind"], r["text"] or "", r["reason"] or "", r["from_run"]) for r in live] == \
+        list(zip(stored["kind"], stored["text"].fillna(""), stored["reason"].fillna(""), stored["from_run"]))

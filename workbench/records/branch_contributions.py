@@ -29,6 +29,12 @@ def contributions_of(folder: str | os.PathLike, up_to_step: int | None = None,
     return carried
 
 
+def inherited(folder: str | os.PathLike) -> Contributions:
+    """Only what a branch inherits (its parent's person up to the branch point, each row's `from_run` set):
+    the dashboard's live fold starts from it and folds the branch's own events on top."""
+    return _inherited(Path(folder), frozenset())
+
+
 def _inherited(folder: Path, seen: frozenset) -> Contributions:
     """What the checkpoint a branch starts from holds of its parent's person (none for a run started from
     scratch or a lost parent)."""

@@ -67,6 +67,18 @@ class Contributions:
             self._feedback[data["feedback_id"]].update({"used": applied, "used_at_step": event.step,
                                                         "outcome": data.get("note") or data["used_in"]})
 
+    def feedback_rows(self) -> dict[str, dict]:
+        """Feedback id -> its row (a live reader matches them with the feedback it already shows)."""
+        return dict(self._feedback)
+
+    def inherit(self, carried: "Contributions") -> None:
+        """Put what a branch inherits (`branch_contributions.inherited`) before this fold's own rows, so its
+        own `feedback_used` events go on to mark the inherited feedback, as `contributions_of` reads them."""
+        self.rows[:0] = carried.rows
+        self._feedback = {**carried._feedback, **self._feedback}
+        self._decisions = {**carried._decisions, **self._decisions}
+        self._proposals = {**carried._proposals, **self._proposals}
+
     def given_in(self, run_id: str) -> "Contributions":
         """These contributions as a branch inherits them: each row not already marked names `run_id`."""
         for row in self.rows:

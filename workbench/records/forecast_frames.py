@@ -2,12 +2,14 @@
 `credit` events), shared by the DataFrames and the report."""
 from __future__ import annotations
 
+from typing import Any, Callable
+
 from . import usage_totals
 
 FORECAST_COLUMNS = ["role", "measure", "least", "expected", "most", "actual", "error", "inside"]
 REVISION_COLUMNS = ["after", "role", "measure", "least", "expected", "most", "actual", "error", "inside"]
-CREDIT_COLUMNS = ["proposal_id", "step", "parameter", "with_change", "without_change", "earned", "samples",
-                  "new_calls", "flag"]
+CREDIT_COLUMNS = ["proposal_id", "step", "parameter", "kept_by", "with_change", "without_change", "earned",
+                  "samples", "new_calls", "flag"]
 MEASURES = ("calls", "prompt_tokens", "completion_tokens", "cost")
 COSTS_NOTHING = "removing it costs nothing"
 
@@ -53,9 +55,11 @@ def revision_rows(forecast: dict | None, revisions: list[dict], usage_at_end: di
     return rows
 
 
-def credit_rows(credits: list[dict]) -> list[dict]:
-    """One row per kept change; `flag` marks a change whose removal costs no validation score."""
-    return [dict(c, flag=COSTS_NOTHING if c.get("earned") is not None and c["earned"] <= 0 else "")
+def credit_rows(credits: list[dict], kept_by: Callable[[Any], str | None] = lambda step: None) -> list[dict]:
+    """One row per kept change; `kept_by` names the run that kept it (a branch's credit covers the changes its
+    parent kept before the branch point too); `flag` marks a change whose removal costs no validation score."""
+    return [dict(c, kept_by=kept_by(c.get("step")),
+                 flag=COSTS_NOTHING if c.get("earned") is not None and c["earned"] <= 0 else "")
             for c in credits]
 
 

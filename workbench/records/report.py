@@ -23,6 +23,7 @@ from .export import check_output, write_output
 from ..plain_text import CONTROL_CSS, html_name, html_shown, html_text, show_controls
 from ..errors import WrongTypeError
 from ..redact import redact
+from .branch_curve import lineage_chart
 from .family import branch_record, family_of
 from .forecast_frames import calls_before_forecast
 from .charts import cost_figure, score_figure
@@ -69,10 +70,13 @@ def render_report(run: "Run", *, prices: dict[str, tuple[float, float]] | None =
     if not hasattr(run, "tables") or not hasattr(run, "proposals"):
         raise WrongTypeError(f"the report reads a Run, not a {type(run).__name__}: "
                         "open_run(folder_or_trainer).report(path), or write_report(open_run(...), path)")
-    curves = run.tables.curves  # the one fold of the log, shared with the tables: the log is read once
+    # the one fold of the log, shared with the tables (the log is read once); a branch's chart starts at the
+    # baseline of its root, with the path it inherits up to its branch point, as its curve table does
+    curves = run.tables.curves
+    scores = curves if branch_record(run.path) is None else lineage_chart(run.path)  # (cost: this run's own)
     sections = [
         _header(run),
-        _section("Scores and cost", _figure_html(score_figure(curves)) + _figure_html(cost_figure(curves, prices))),
+        _section("Scores and cost", _figure_html(score_figure(scores)) + _figure_html(cost_figure(curves, prices))),
         _section("Final prompts", _final_prompts(run)),
         _section(f"Proposals ({len(run.proposals)})", _proposals(run)),
         _section("Usage", _usage(run)),

@@ -29,6 +29,7 @@ from .family import branch_record
 from ..errors import DamagedFileWarning, WorkbenchError
 from .events import Event
 from .branch_contributions import contributions_of
+from .branch_curve import with_inherited
 from .call_ledger import ledger_usage, most_of
 from .contributions import CONTRIBUTION_COLUMNS
 from .fold import CURVE_COLUMNS, NOTICE_COLUMNS, PROPOSAL_COLUMNS, RunFold
@@ -39,6 +40,7 @@ from .blobs import expand_line
 from .report import write_report
 from .run_list import INCOMPLETE_START, folder_problems, restart_note, run_folders
 from .store import RunStore, read_events
+from .value_makers import maker_of, makers_of
 
 if TYPE_CHECKING:
     from .live import LiveRun
@@ -130,9 +132,12 @@ class Run:
     @property
     def curve(self) -> pd.DataFrame:
         """One row per step (0 = baseline): minibatch score, validation score and best so far, test
-        (baseline at step 0, final at the last step), proposals accepted and rejected, unix time."""
+        (baseline at step 0, final at the last step), proposals accepted and rejected, unix time. A branch's
+        starts with the rows it inherits up to its branch point, `from_run` naming the run that made them."""
         rows = sorted(self.tables.curve, key=lambda r: r["step"])
-        return _frame(rows, CURVE_COLUMNS)
+        if branch_record(self.path) is not None:
+            rows = with_inherited(self.path, rows)
+        return _frame(rows, [*CURVE_COLUMNS, "from_run"])
 
     @property
     def proposals(self) -> pd.DataFrame:
@@ -194,8 +199,11 @@ class Run:
 
     @property
     def credit(self) -> pd.DataFrame:
-        """What each kept change earned: validation with and without it (`Trainer.ablate`)."""
-        return _frame(credit_rows(self.tables.credits), CREDIT_COLUMNS)
+        """What each kept change earned: validation with and without it (`Trainer.ablate`), and the run that
+        kept it (`kept_by`: on a branch, its parent for the changes before the branch point)."""
+        credits = self.tables.credits
+        makers = makers_of(RunStore(self.path)) if credits else []
+        return _frame(credit_rows(credits, lambda step: (maker_of(step, makers) or (None, None))[1]), CREDIT_COLUMNS)
 
     @property
     def usage(self) -> pd.DataFrame:
@@ -338,7 +346,8 @@ def _run_row(folder: Path) -> dict:
         pass  # already among the problems
     run = Run(folder)
     try:
-        summary, curve = run.summary, run.curve
+        summary = run.summary  # the run's own curve rows (a branch's inherited ones would read its parent's log)
+        curve = _frame(run.tables.curve, CURVE_COLUMNS)
         usage = run.tables.finished.get("usage") if run.tables.finished else None
         if usage is None:  # not finished: the ledger also holds the calls paid after the last checkpoint
             state = RunStore(folder).latest_checkpoint() or {}

@@ -21,7 +21,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from ..errors import WorkbenchError
+from ..records.branch_contributions import inherited
 from ..records.events import Event, EventBus
+from ..records.family import branch_record
 from ..redact import redact_obj, secrets_known
 from ..training.controls import AutoApprove, Exclude, Pause, Pin, Resume, Step, Stop
 from .reducers import ALL_PARTS, CONTROLS, PANEL, REVIEW, SAMPLES
@@ -90,6 +92,10 @@ class Funnel:
             st.person.restore(item.to_dict() for item in inbox.items())
         st.run.run_id = str(getattr(tr, "run_id", "") or "")
         store_path = getattr(getattr(tr, "store", None), "path", None)  # the run folder
+        if store_path and branch_record(store_path) is not None:  # what the branch's optimizer still reads
+            carried = inherited(store_path)
+            st.fold.contributions.inherit(carried)
+            st.person.inherit(carried)
         st.run.run_dir = str(store_path) if store_path else ""
 
     @property

@@ -212,9 +212,11 @@ class MLflowSink:
         if self.mlflow_run_id is None:
             return
         fold = self.fold
-        self._log(metrics={"baseline_val": fold.baseline["val"], "baseline_test": fold.baseline["test"],
-                           "final_val": fold.final["val"], "final_test": fold.final["test"],
-                           "best_val": fold.best_val}, step=event.step, at=event.time)
+        metrics = {"baseline_val": fold.baseline["val"], "baseline_test": fold.baseline["test"],
+                   "final_val": fold.final["val"], "final_test": fold.final["test"]}
+        if not self._has_metric_at("best_val", event.step):  # a finished step logged it already
+            metrics["best_val"] = fold.best_val
+        self._log(metrics=metrics, step=event.step, at=event.time)
         self.client.set_tag(self.mlflow_run_id, "workbench.status", fold.status)
         if self.run_folder is not None:
             self._log_artifacts(self.run_folder)
@@ -224,6 +226,11 @@ class MLflowSink:
         self.client.set_terminated(self.mlflow_run_id, status, end_time=int(event.time * 1000))
 
     # -- helpers -----------------------------------------------------------------------------------
+    def _has_metric_at(self, key: str, step: int | None) -> bool:
+        """Whether this MLflow run holds `key` at `step` (asked of MLflow: the step may have been logged
+        by the process a kill ended, before this resume)."""
+        return any(m.step == step for m in self.client.get_metric_history(self.mlflow_run_id, key))
+
     def _branch_tags(self, experiment_id: str, branch: Any) -> dict[str, str]:
         """A branch names its parent run and step; when the parent is mirrored in the same experiment,
         MLflow's own parent tag nests the branch under it in the UI (best effort, like the sink)."""

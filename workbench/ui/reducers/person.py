@@ -76,11 +76,12 @@ class PersonPart(Part):
 
     # -- events ----------------------------------------------------------------------------------
     def _keep(self, fid: str, text: Any, kind: str, sample_id: str | None, node_id: str | None,
-              parameter: str | None, *, status: str, reason: Any = "", step: int = 0, used_in: str = "") -> None:
+              parameter: str | None, *, status: str, reason: Any = "", step: int = 0, used_in: str = "",
+              from_run: str = "") -> None:
         self.feedback[fid] = {
             "feedback_id": fid, "text": clip(text, 2000), "target_kind": kind, "sample_id": sample_id or "",
             "node_id": node_id or "", "parameter": parameter or "", "where": where(kind, sample_id, node_id, parameter),
-            "status": status, "reason": clip(reason, 600), "step": step, "used_in": used_in}
+            "status": status, "reason": clip(reason, 600), "step": step, "used_in": used_in, "from_run": from_run}
         while len(self.feedback) > MAX_FEEDBACK:
             self.feedback.popitem(last=False)
         if status != REFUSED:
@@ -103,6 +104,30 @@ class PersonPart(Part):
                            item.get("sample_id"), item.get("node_id"), item.get("parameter"),
                            status=QUEUED if used is None else USED, step=item.get("given_at_step") or 0,
                            used_in="" if used is None else f"step {used}")
+
+    def inherit(self, carried: Any) -> None:
+        """What a branch inherits of its parent's person (`records.branch_contributions.inherited`): its
+        feedback (matched with what the checkpoint's inbox restored) and its reasons and edits, each marked
+        with the run it was given in, so the branch's views show the words its optimizer still reads."""
+        for fid, row in carried.feedback_rows().items():
+            item = self.feedback.get(fid)
+            if item is not None:
+                item["from_run"] = row["from_run"] or ""
+                continue
+            used = row["used_at_step"]
+            status = REFUSED if not row["accepted"] else USED if row["used"] else QUEUED
+            self._keep(fid, row["text"], row["target_kind"] or "sample", row["sample_id"], row["node_id"],
+                       row["parameter"], status=status, reason=row["refused"] or "", step=row["step"] or 0,
+                       used_in="" if used is None else f"step {used}", from_run=row["from_run"] or "")
+        for row in carried.rows:
+            if row["kind"] == "feedback":
+                continue
+            said = row["reason"] or row["text"]  # a reason, or an edit's text
+            self._keep(f"{row['from_run']}:{row['proposal_id']}", said, "parameter", None, None, row["parameter"],
+                       status=USED if row["used"] else QUEUED, step=row["step"] or 0,
+                       used_in="" if row["used_at_step"] is None else f"step {row['used_at_step']}",
+                       from_run=row["from_run"] or "")
+            self.feedback[f"{row['from_run']}:{row['proposal_id']}"]["where"] += f" ({row['kind']} {row['proposal_id']})"
 
     def _on_feedback_used(self, e: Event, d: dict) -> None:
         item = self.feedback.get(d.get("feedback_id", ""))
@@ -130,8 +155,11 @@ class PersonPart(Part):
     @staticmethod
     def _shown(item: dict) -> dict:
         status = item["status"] + (f" ({item['used_in']})" if item["status"] == USED and item.get("used_in") else "")
+        if item.get("from_run"):
+            status += f", inherited from {item['from_run']}"
         return {"feedback_id": item["feedback_id"], "text": item["text"], "status": item["status"], "label": status,
-                "where": item["where"], "reason": item["reason"], "step": item["step"]}
+                "where": item["where"], "reason": item["reason"], "step": item["step"],
+                "from_run": item.get("from_run", "")}
 
     def on_sample(self, sample_id: str) -> list[dict]:
         """Feedback on the sample's final output."""
