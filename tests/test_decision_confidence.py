@@ -10,7 +10,7 @@ from workbench.errors import ConfigError
 from workbench.optim.paired_bootstrap import paired_interval
 from workbench.records.report import render_report
 from workbench.tasks.datasets import Example
-from workbench import LLMCall, Pipeline
+from scripted_tasks import Shout, same_text  # the shared one-node pipeline and its case-exact eval
 
 TRAIN_WORDS = ["apple", "river", "stone", "cloud"]
 VAL_WORDS = [f"val{i}" for i in range(20)]
@@ -54,19 +54,6 @@ def test_confidence_and_accept_are_checked():
 
 
 # -- a run whose candidate wins on exactly one validation sample of twenty -------------------------
-
-class Shout(Pipeline):
-    def __init__(self):
-        self.instruction = Parameter("shout.instruction", "Repeat the word.")
-        self.node = LLMCall("shout", "{{instruction}}\nWord: {{word}}", [self.instruction])
-
-    def forward(self, word):
-        return self.node(word=word)
-
-
-def same_text(prediction, target):
-    return float(str(prediction).strip() == target)
-
 
 def task(messages):
     text = messages[-1]["content"]

@@ -248,11 +248,16 @@ def wait_for_pending(trainer, seen=(), timeout=30.0):
     return None
 
 
+def one_step_waiting_for_a_person(tmp_path, prompts: list[str]) -> Trainer:
+    """One step whose proposals wait for a person's decision; the optimizer records its prompts."""
+    return Trainer(Shout(), TRAIN, VAL, TEST, same_text, Models.scripted(task, backward, reject_optimizer(prompts)),
+                   approval=HumanApproval(timeout=60), run_dir=tmp_path / "run",
+                   config=TrainConfig(max_steps=1, batch_size=4, concurrency=1))
+
+
 def test_a_rejects_reason_reaches_the_next_attempt_and_every_later_optimizer_call(tmp_path):
     prompts: list[str] = []
-    trainer = Trainer(Shout(), TRAIN, VAL, TEST, same_text, Models.scripted(task, backward, reject_optimizer(prompts)),
-                      approval=HumanApproval(timeout=60), run_dir=tmp_path / "run",
-                      config=TrainConfig(max_steps=1, batch_size=4, concurrency=1))
+    trainer = one_step_waiting_for_a_person(tmp_path, prompts)
     future = trainer.start()
     first = wait_for_pending(trainer)
     assert first.new == FRENCH
@@ -359,9 +364,7 @@ def test_terminal_approval_asks_why_on_reject_and_an_empty_answer_is_no_reason(t
 
 def test_feedback_given_while_the_run_waits_for_a_decision_reaches_the_next_attempt(tmp_path):
     prompts: list[str] = []
-    trainer = Trainer(Shout(), TRAIN, VAL, TEST, same_text, Models.scripted(task, backward, reject_optimizer(prompts)),
-                      approval=HumanApproval(timeout=60), run_dir=tmp_path / "run",
-                      config=TrainConfig(max_steps=1, batch_size=4, concurrency=1))
+    trainer = one_step_waiting_for_a_person(tmp_path, prompts)
     future = trainer.start()
     first = wait_for_pending(trainer)
     given = trainer.feedback(WHY, parameter="shout.instruction")  # from another thread, mid-decision
